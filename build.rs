@@ -1,0 +1,26 @@
+//! Compiles `proto/` with protox (a pure-Rust protobuf compiler), so no
+//! system `protoc` is needed, and keeps the encoded descriptor set for
+//! server reflection.
+use std::{env, path::PathBuf};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let files = [
+        "proto/signet/v1/common.proto",
+        "proto/signet/v1/signer.proto",
+        "proto/signet/v1/key_admin.proto",
+    ];
+    for f in &files {
+        println!("cargo:rerun-if-changed={f}");
+    }
+    let fds = protox::compile(files, ["proto"])?;
+    let out = PathBuf::from(env::var("OUT_DIR")?);
+    std::fs::write(
+        out.join("signet_descriptor.bin"),
+        prost::Message::encode_to_vec(&fds),
+    )?;
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .compile_fds(fds)?;
+    Ok(())
+}

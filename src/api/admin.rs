@@ -1,0 +1,229 @@
+//! `signet.v1.KeyAdmin`: what key custodians call.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+use tonic::{Request, Response, Status};
+
+use super::convert;
+use super::pb::{self, key_admin_server::KeyAdmin};
+use super::{new_request_id, respond};
+use crate::error::{Error, Result};
+use crate::keys::registry::Registry;
+use crate::keys::validate_name;
+
+/// Largest import material accepted, in bytes (a 4096-bit RSA PKCS#8 PEM is
+/// about 3.3 KiB).
+pub const MAX_MATERIAL_BYTES: usize = 64 * 1024;
+
+/// The KeyAdmin service.
+#[derive(Clone, Debug)]
+pub struct KeyAdminService {
+    registry: Arc<Registry>,
+}
+
+impl KeyAdminService {
+    /// A service over `registry`.
+    pub fn new(registry: Arc<Registry>) -> Self {
+        Self { registry }
+    }
+}
+
+fn labels(m: std::collections::HashMap<String, String>) -> BTreeMap<String, String> {
+    m.into_iter().collect()
+}
+
+fn page_token(after: &str) -> String {
+    URL_SAFE_NO_PAD.encode(after)
+}
+
+fn parse_page_token(t: &str) -> Result<Option<String>> {
+    if t.is_empty() {
+        return Ok(None);
+    }
+    URL_SAFE_NO_PAD
+        .decode(t)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .map(Some)
+        .ok_or_else(|| Error::invalid("invalid page_token"))
+}
+
+impl KeyAdminService {
+    async fn create(&self, r: pb::CreateKeyRequest) -> Result<pb::Key> {
+        validate_name("key", &r.name)?;
+        let alg = convert::algorithm(r.algorithm)?;
+        let policy = r
+            .rotation_policy
+            .as_ref()
+            .map(convert::policy)
+            .transpose()?;
+        let v = self
+            .registry
+            .create_key(&r.name, alg, labels(r.labels), policy)
+            .await?;
+        tracing::info!(key = %r.name, algorithm = %alg, "key created");
+        Ok(convert::key_pb(&v))
+    }
+
+    async fn import(&self, r: pb::ImportKeyRequest) -> Result<pb::Key> {
+        validate_name("key", &r.name)?;
+        let alg = convert::algorithm(r.algorithm)?;
+        if r.material.len() > MAX_MATERIAL_BYTES {
+            return Err(Error::invalid(format!(
+                "material is larger than {MAX_MATERIAL_BYTES} bytes"
+            )));
+        }
+        let material = zeroize::Zeroizing::new(r.material);
+        let v = self
+            .registry
+            .import_key(&r.name, alg, &material, r.as_new_version, labels(r.labels))
+            .await?;
+        tracing::info!(key = %r.name, algorithm = %alg, new_version = r.as_new_version, "key imported");
+        Ok(convert::key_pb(&v))
+    }
+
+    async fn rotate(&self, r: pb::RotateKeyRequest) -> Result<pb::RotateKeyResponse> {
+        validate_name("key", &r.name)?;
+        let grace = convert::opt_duration("grace_period", r.grace_period.as_ref())?;
+        let (view, version) = self.registry.rotate(&r.name, r.promote, grace).await?;
+        tracing::info!(key = %r.name, version, promote = r.promote, "key rotated");
+        Ok(pb::RotateKeyResponse {
+            version: convert::key_version_pb(&view, version),
+            key: Some(convert::key_pb(&view)),
+        })
+    }
+}
+
+macro_rules! version_op {
+    ($req:ident, $what:literal, |$r:ident, $name:ident, $v:ident| $call:expr) => {{
+        let rid = new_request_id();
+        let $r = $req.into_inner();
+        let res = async {
+            validate_name("key", &$r.name)?;
+            let $v = convert::required_version($r.version)?;
+            let $name = $r.name.as_str();
+            let view = $call?;
+            tracing::info!(key = %$r.name, version = $v, concat!("key version ", $what));
+            Ok(convert::key_pb(&view))
+        }
+        .await;
+        respond(&rid, res)
+    }};
+}
+
+#[tonic::async_trait]
+impl KeyAdmin for KeyAdminService {
+    async fn create_key(
+        &self,
+        request: Request<pb::CreateKeyRequest>,
+    ) -> Result<Response<pb::Key>, Status> {
+        let rid = new_request_id();
+        respond(&rid, self.create(request.into_inner()).await)
+    }
+
+    async fn import_key(
+        &self,
+        request: Request<pb::ImportKeyRequest>,
+    ) -> Result<Response<pb::Key>, Status> {
+        let rid = new_request_id();
+        respond(&rid, self.import(request.into_inner()).await)
+    }
+
+    async fn rotate_key(
+        &self,
+        request: Request<pb::RotateKeyRequest>,
+    ) -> Result<Response<pb::RotateKeyResponse>, Status> {
+        let rid = new_request_id();
+        respond(&rid, self.rotate(request.into_inner()).await)
+    }
+
+    async fn promote_key_version(
+        &self,
+        request: Request<pb::PromoteKeyVersionRequest>,
+    ) -> Result<Response<pb::Key>, Status> {
+        version_op!(request, "promoted", |r, name, v| {
+            let grace = convert::opt_duration("grace_period", r.grace_period.as_ref())?;
+            self.registry.promote(name, v, grace).await
+        })
+    }
+
+    async fn disable_key_version(
+        &self,
+        request: Request<pb::DisableKeyVersionRequest>,
+    ) -> Result<Response<pb::Key>, Status> {
+        version_op!(request, "disabled", |_r, name, v| self
+            .registry
+            .disable(name, v)
+            .await)
+    }
+
+    async fn enable_key_version(
+        &self,
+        request: Request<pb::EnableKeyVersionRequest>,
+    ) -> Result<Response<pb::Key>, Status> {
+        version_op!(request, "enabled", |r, name, v| {
+            let grace = convert::opt_duration("grace_period", r.grace_period.as_ref())?;
+            self.registry.enable(name, v, grace).await
+        })
+    }
+
+    async fn destroy_key_version(
+        &self,
+        request: Request<pb::DestroyKeyVersionRequest>,
+    ) -> Result<Response<pb::Key>, Status> {
+        version_op!(request, "scheduled for destruction", |_r, name, v| self
+            .registry
+            .destroy(name, v)
+            .await)
+    }
+
+    async fn restore_key_version(
+        &self,
+        request: Request<pb::RestoreKeyVersionRequest>,
+    ) -> Result<Response<pb::Key>, Status> {
+        version_op!(request, "restored", |_r, name, v| self
+            .registry
+            .restore(name, v)
+            .await)
+    }
+
+    async fn get_key(
+        &self,
+        request: Request<pb::GetKeyRequest>,
+    ) -> Result<Response<pb::Key>, Status> {
+        let rid = new_request_id();
+        let r = request.into_inner();
+        let res = validate_name("key", &r.name)
+            .and_then(|_| self.registry.get(&r.name))
+            .map(|v| convert::key_pb(&v));
+        respond(&rid, res)
+    }
+
+    async fn list_keys(
+        &self,
+        request: Request<pb::ListKeysRequest>,
+    ) -> Result<Response<pb::ListKeysResponse>, Status> {
+        let rid = new_request_id();
+        let r = request.into_inner();
+        let res = (|| {
+            let size = match r.page_size {
+                0 => 100,
+                n @ 1..=1000 => n as usize,
+                _ => return Err(Error::invalid("page_size must be at most 1000")),
+            };
+            let after = parse_page_token(&r.page_token)?;
+            let (views, more) = self.registry.list(after.as_deref(), size);
+            let next = match (more, views.last()) {
+                (true, Some(last)) => page_token(&last.record.name),
+                _ => String::new(),
+            };
+            Ok(pb::ListKeysResponse {
+                keys: views.iter().map(convert::key_pb).collect(),
+                next_page_token: next,
+            })
+        })();
+        respond(&rid, res)
+    }
+}

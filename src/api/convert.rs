@@ -1,0 +1,192 @@
+//! Conversions between the proto types and the domain types.
+
+use std::time::{Duration, SystemTime};
+
+use super::pb;
+use crate::error::{Error, Result};
+use crate::keys::ecdsa_sig::SignatureFormat;
+use crate::keys::record::{RotationPolicy, VersionRecord, VersionState};
+use crate::keys::registry::{Input, KeyView};
+use crate::keys::{Algorithm, ProtectionLevel};
+
+/// proto → domain algorithm; unspecified or unknown is `INVALID_ARGUMENT`.
+pub fn algorithm(v: i32) -> Result<Algorithm> {
+    use pb::Algorithm as P;
+    let p = P::try_from(v).map_err(|_| Error::invalid(format!("unknown algorithm {v}")))?;
+    Ok(match p {
+        P::Unspecified => return Err(Error::invalid("algorithm is required")),
+        P::HmacSha256 => Algorithm::HmacSha256,
+        P::HmacSha384 => Algorithm::HmacSha384,
+        P::HmacSha512 => Algorithm::HmacSha512,
+        P::RsaPkcs12048Sha256 => Algorithm::RsaPkcs1_2048Sha256,
+        P::RsaPkcs13072Sha256 => Algorithm::RsaPkcs1_3072Sha256,
+        P::RsaPkcs14096Sha256 => Algorithm::RsaPkcs1_4096Sha256,
+        P::RsaPkcs14096Sha512 => Algorithm::RsaPkcs1_4096Sha512,
+        P::RsaPss2048Sha256 => Algorithm::RsaPss2048Sha256,
+        P::RsaPss3072Sha256 => Algorithm::RsaPss3072Sha256,
+        P::RsaPss4096Sha256 => Algorithm::RsaPss4096Sha256,
+        P::RsaPss4096Sha512 => Algorithm::RsaPss4096Sha512,
+        P::EcdsaP256Sha256 => Algorithm::EcdsaP256Sha256,
+        P::EcdsaP384Sha384 => Algorithm::EcdsaP384Sha384,
+        P::Ed25519 => Algorithm::Ed25519,
+    })
+}
+
+/// domain → proto algorithm.
+pub fn algorithm_pb(a: Algorithm) -> pb::Algorithm {
+    pb::Algorithm::from_str_name(a.name()).expect("proto and domain names agree")
+}
+
+/// domain → proto state.
+pub fn state_pb(s: VersionState) -> pb::KeyVersionState {
+    pb::KeyVersionState::from_str_name(s.name()).expect("proto and domain names agree")
+}
+
+/// proto → domain ECDSA signature format.
+pub fn signature_format(v: i32) -> Result<SignatureFormat> {
+    match pb::SignatureFormat::try_from(v) {
+        Ok(pb::SignatureFormat::Unspecified | pb::SignatureFormat::Der) => Ok(SignatureFormat::Der),
+        Ok(pb::SignatureFormat::Raw) => Ok(SignatureFormat::Raw),
+        Err(_) => Err(Error::invalid(format!("unknown signature_format {v}"))),
+    }
+}
+
+/// A version number: 0 means "not given".
+pub fn version(v: u32) -> Option<u32> {
+    (v != 0).then_some(v)
+}
+
+/// A required version number.
+pub fn required_version(v: u32) -> Result<u32> {
+    version(v).ok_or_else(|| Error::invalid("version is required (1, 2, ...)"))
+}
+
+/// proto Duration → std; negative or out-of-range is `INVALID_ARGUMENT`.
+pub fn duration(field: &str, d: &prost_types::Duration) -> Result<Duration> {
+    if d.seconds < 0 || d.nanos < 0 || d.nanos >= 1_000_000_000 {
+        return Err(Error::invalid(format!(
+            "{field} must be a non-negative duration"
+        )));
+    }
+    // Cap at 100 years so that time arithmetic cannot overflow.
+    if d.seconds > 100 * 366 * 24 * 3600 {
+        return Err(Error::invalid(format!("{field} is too long")));
+    }
+    Ok(Duration::new(d.seconds as u64, d.nanos as u32))
+}
+
+/// Optional proto Duration → std.
+pub fn opt_duration(field: &str, d: Option<&prost_types::Duration>) -> Result<Option<Duration>> {
+    d.map(|d| duration(field, d)).transpose()
+}
+
+fn duration_pb(d: Duration) -> prost_types::Duration {
+    prost_types::Duration {
+        seconds: d.as_secs() as i64,
+        nanos: d.subsec_nanos() as i32,
+    }
+}
+
+/// std time → proto Timestamp.
+pub fn timestamp(t: SystemTime) -> prost_types::Timestamp {
+    prost_types::Timestamp::from(t)
+}
+
+/// proto policy → domain (validated).
+pub fn policy(p: &pb::RotationPolicy) -> Result<RotationPolicy> {
+    let rotation_period = p
+        .rotation_period
+        .as_ref()
+        .ok_or_else(|| Error::invalid("rotation_policy.rotation_period is required"))
+        .and_then(|d| duration("rotation_policy.rotation_period", d))?;
+    let policy = RotationPolicy {
+        rotation_period,
+        pending_period: opt_duration("rotation_policy.pending_period", p.pending_period.as_ref())?
+            .unwrap_or_default(),
+        grace_period: opt_duration("rotation_policy.grace_period", p.grace_period.as_ref())?,
+    };
+    policy.validate()?;
+    Ok(policy)
+}
+
+/// Sign/Verify input from the request's oneof.
+pub fn input(message: Option<Vec<u8>>, digest: Option<Vec<u8>>) -> Result<Input> {
+    match (message, digest) {
+        (Some(m), _) => Ok(Input::Message(m)),
+        (None, Some(d)) => Ok(Input::Digest(d)),
+        (None, None) => Err(Error::invalid("message or digest is required")),
+    }
+}
+
+fn version_pb(name: &str, v: &VersionRecord) -> pb::KeyVersion {
+    pb::KeyVersion {
+        version: v.version,
+        state: state_pb(v.state) as i32,
+        key_version_id: format!("{name}:v{}", v.version),
+        create_time: Some(timestamp(v.create_time)),
+        activate_time: v.activate_time.map(timestamp),
+        verify_until: v.verify_until.map(timestamp),
+        disable_time: v.disable_time.map(timestamp),
+        destroy_time: v.destroy_time.map(timestamp),
+        public_key_only: v.public_only(),
+    }
+}
+
+/// One version of a key view.
+pub fn key_version_pb(view: &KeyView, v: u32) -> Option<pb::KeyVersion> {
+    view.record
+        .versions
+        .iter()
+        .find(|r| r.version == v)
+        .map(|r| version_pb(&view.record.name, r))
+}
+
+/// A key view → proto Key.
+pub fn key_pb(view: &KeyView) -> pb::Key {
+    let r = &view.record;
+    pb::Key {
+        name: r.name.clone(),
+        algorithm: algorithm_pb(r.algorithm) as i32,
+        protection_level: match view.protection {
+            ProtectionLevel::Software => pb::ProtectionLevel::Software,
+            ProtectionLevel::Hsm => pb::ProtectionLevel::Hsm,
+        } as i32,
+        labels: r.labels.clone().into_iter().collect(),
+        rotation_policy: r.policy.map(|p| pb::RotationPolicy {
+            rotation_period: Some(duration_pb(p.rotation_period)),
+            pending_period: Some(duration_pb(p.pending_period)),
+            grace_period: p.grace_period.map(duration_pb),
+        }),
+        versions: r.versions.iter().map(|v| version_pb(&r.name, v)).collect(),
+        active_version: view.active_version(),
+        create_time: Some(timestamp(r.create_time)),
+        next_rotation_time: view.next_rotation.map(timestamp),
+        verify_only: r.verify_only,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_algorithm_converts_both_ways() {
+        for a in Algorithm::ALL {
+            assert_eq!(algorithm(algorithm_pb(a) as i32).unwrap(), a);
+        }
+        assert!(algorithm(0).is_err());
+        assert!(algorithm(999).is_err());
+    }
+
+    #[test]
+    fn durations_are_checked() {
+        let d = |s, n| prost_types::Duration {
+            seconds: s,
+            nanos: n,
+        };
+        assert_eq!(duration("x", &d(5, 0)).unwrap(), Duration::from_secs(5));
+        assert!(duration("x", &d(-1, 0)).is_err());
+        assert!(duration("x", &d(1, -1)).is_err());
+        assert!(duration("x", &d(i64::MAX, 0)).is_err());
+    }
+}

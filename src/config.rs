@@ -1,0 +1,256 @@
+//! The TOML configuration: strict (`deny_unknown_fields`) and validated
+//! before the listener binds. Every field is documented in
+//! `examples/signet.toml`.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// The whole configuration file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The gRPC listener.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// Where keys live.
+    #[serde(default)]
+    pub backend: BackendConfig,
+    /// Key lifecycle defaults.
+    #[serde(default)]
+    pub keys: KeysConfig,
+    /// Logging.
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+/// `[server]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Largest message `Sign`/`Verify` accept, in bytes.
+    #[serde(default = "default_max_message_bytes")]
+    pub max_message_bytes: usize,
+    /// How long a shutdown waits for in-flight calls before exiting.
+    #[serde(default = "default_shutdown_timeout", with = "duration")]
+    pub shutdown_timeout: Duration,
+    /// Most concurrent streams per HTTP/2 connection.
+    #[serde(default = "default_max_streams")]
+    pub max_concurrent_streams: u32,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            max_message_bytes: default_max_message_bytes(),
+            shutdown_timeout: default_shutdown_timeout(),
+            max_concurrent_streams: default_max_streams(),
+        }
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    "127.0.0.1:50051".parse().expect("valid literal")
+}
+fn default_max_message_bytes() -> usize {
+    1024 * 1024
+}
+fn default_shutdown_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_max_streams() -> u32 {
+    256
+}
+
+/// `[backend]`, tagged by `type`.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum BackendConfig {
+    /// Keys in process memory; lost on restart.
+    Memory {
+        /// Create the demo keys at start-up.
+        #[serde(default)]
+        demo_keys: bool,
+    },
+}
+
+impl Default for BackendConfig {
+    fn default() -> Self {
+        BackendConfig::Memory { demo_keys: false }
+    }
+}
+
+/// `[keys]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeysConfig {
+    /// Grace for the previous ACTIVE version when a promotion names none.
+    #[serde(default = "default_grace", with = "duration")]
+    pub default_grace_period: Duration,
+    /// Delay between DestroyKeyVersion and the material's destruction.
+    #[serde(default = "default_destroy_delay", with = "duration")]
+    pub destroy_delay: Duration,
+    /// How often time-driven transitions are applied.
+    #[serde(default = "default_tick", with = "duration")]
+    pub tick_interval: Duration,
+}
+
+impl Default for KeysConfig {
+    fn default() -> Self {
+        Self {
+            default_grace_period: default_grace(),
+            destroy_delay: default_destroy_delay(),
+            tick_interval: default_tick(),
+        }
+    }
+}
+
+fn default_grace() -> Duration {
+    Duration::from_secs(7 * 24 * 3600)
+}
+fn default_destroy_delay() -> Duration {
+    Duration::from_secs(24 * 3600)
+}
+fn default_tick() -> Duration {
+    Duration::from_secs(1)
+}
+
+/// `[log]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// A `tracing` filter, e.g. `info` or `signet=debug,info`. `RUST_LOG` wins.
+    #[serde(default = "default_level")]
+    pub level: String,
+    /// `text` or `json`.
+    #[serde(default)]
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: default_level(),
+            format: LogFormat::default(),
+        }
+    }
+}
+
+fn default_level() -> String {
+    "info".into()
+}
+
+/// Log line format.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl Config {
+    /// Reads and validates a file.
+    pub fn load(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read config {}: {e}", path.display()))?;
+        Self::parse(&text).map_err(|e| format!("config {}: {e}", path.display()))
+    }
+
+    /// Parses and validates TOML text.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let c: Config = toml::from_str(text).map_err(|e| e.to_string())?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// The built-in demo configuration: memory backend with demo keys.
+    pub fn demo() -> Self {
+        Config {
+            backend: BackendConfig::Memory { demo_keys: true },
+            ..Default::default()
+        }
+    }
+
+    /// Checks values that the types alone do not; messages name the field.
+    pub fn validate(&self) -> Result<(), String> {
+        let s = &self.server;
+        if !(1..=64 * 1024 * 1024).contains(&s.max_message_bytes) {
+            return Err("server.max_message_bytes must be between 1 and 67108864".into());
+        }
+        if s.max_concurrent_streams == 0 {
+            return Err("server.max_concurrent_streams must be at least 1".into());
+        }
+        let k = &self.keys;
+        if k.default_grace_period < Duration::from_secs(1) {
+            return Err("keys.default_grace_period must be at least 1s".into());
+        }
+        if k.tick_interval < Duration::from_millis(10) || k.tick_interval > Duration::from_secs(60)
+        {
+            return Err("keys.tick_interval must be between 10ms and 60s".into());
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            return Err(format!("log.level: invalid filter {:?}", self.log.level));
+        }
+        Ok(())
+    }
+}
+
+/// Durations written as humantime strings: "30s", "7d", "1h 30m".
+mod duration {
+    use serde::{Deserialize, Deserializer};
+    use std::time::Duration;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s).map_err(|e| serde::de::Error::custom(format!("{s:?}: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_config_parses() {
+        let text = include_str!("../examples/signet.toml");
+        let c = Config::parse(text).unwrap();
+        assert_eq!(c.keys.default_grace_period, Duration::from_secs(7 * 86400));
+    }
+
+    #[test]
+    fn empty_config_is_defaults() {
+        let c = Config::parse("").unwrap();
+        assert_eq!(c.server.listen, default_listen());
+        assert!(matches!(
+            c.backend,
+            BackendConfig::Memory { demo_keys: false }
+        ));
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let e = Config::parse("[server]\nlisten = \"127.0.0.1:1\"\nlisen = 1\n").unwrap_err();
+        assert!(e.contains("lisen"), "{e}");
+        let e = Config::parse("[backend]\ntype = \"floppy\"\n").unwrap_err();
+        assert!(e.contains("floppy"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_name_the_field() {
+        let e = Config::parse("[keys]\ndefault_grace_period = \"0s\"\n").unwrap_err();
+        assert!(e.contains("keys.default_grace_period"), "{e}");
+        let e = Config::parse("[keys]\ndestroy_delay = \"soon\"\n").unwrap_err();
+        assert!(e.contains("soon"), "{e}");
+        let e = Config::parse("[server]\nmax_message_bytes = 0\n").unwrap_err();
+        assert!(e.contains("server.max_message_bytes"), "{e}");
+    }
+}

@@ -1,0 +1,157 @@
+//! The one error type of signet and the one place it becomes a `tonic::Status`.
+//!
+//! Every error carries a kind (which gRPC code it maps to), a short public
+//! message written by us (safe to send to the caller: it never contains key
+//! material, PINs, or text from a library), and optionally a boxed source
+//! that only goes to the server log.
+
+use std::borrow::Cow;
+use std::fmt;
+
+/// What went wrong, as far as the caller is concerned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// No such key, version or profile.
+    NotFound,
+    /// Malformed input, wrong digest length, bad algorithm for the operation.
+    InvalidArgument,
+    /// The version's state forbids the operation.
+    FailedPrecondition,
+    /// The name is taken.
+    AlreadyExists,
+    /// No or bad credentials.
+    Unauthenticated,
+    /// Not allowed.
+    PermissionDenied,
+    /// Rate limit or overload.
+    ResourceExhausted,
+    /// The backend cannot be reached.
+    Unavailable,
+    /// Anything else: the caller sees only "internal error" and a request id.
+    Internal,
+}
+
+/// signet's error: a kind, a public message and an optional private cause.
+pub struct Error {
+    kind: ErrorKind,
+    message: Cow<'static, str>,
+    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+/// Shorthand for results in signet.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// An error with a public message. The message must never contain secrets.
+    pub fn new(kind: ErrorKind, message: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// Attaches a cause that is logged on the server but never sent.
+    pub fn with_source(
+        mut self,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    ) -> Self {
+        self.source = Some(source.into());
+        self
+    }
+
+    /// `NOT_FOUND`.
+    pub fn not_found(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorKind::NotFound, message)
+    }
+    /// `INVALID_ARGUMENT`.
+    pub fn invalid(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorKind::InvalidArgument, message)
+    }
+    /// `FAILED_PRECONDITION`.
+    pub fn precondition(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorKind::FailedPrecondition, message)
+    }
+    /// `ALREADY_EXISTS`.
+    pub fn exists(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorKind::AlreadyExists, message)
+    }
+    /// `UNAVAILABLE`.
+    pub fn unavailable(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorKind::Unavailable, message)
+    }
+    /// `INTERNAL`, with a cause for the log.
+    pub fn internal(source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>) -> Self {
+        Self::new(ErrorKind::Internal, "internal error").with_source(source)
+    }
+
+    /// The kind.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The public message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// Converts to a gRPC status, logging the full cause with the request id.
+    /// `INTERNAL` errors send only the fixed text and the request id.
+    pub fn into_status(self, request_id: &str) -> tonic::Status {
+        use tonic::Code;
+        let code = match self.kind {
+            ErrorKind::NotFound => Code::NotFound,
+            ErrorKind::InvalidArgument => Code::InvalidArgument,
+            ErrorKind::FailedPrecondition => Code::FailedPrecondition,
+            ErrorKind::AlreadyExists => Code::AlreadyExists,
+            ErrorKind::Unauthenticated => Code::Unauthenticated,
+            ErrorKind::PermissionDenied => Code::PermissionDenied,
+            ErrorKind::ResourceExhausted => Code::ResourceExhausted,
+            ErrorKind::Unavailable => Code::Unavailable,
+            ErrorKind::Internal => Code::Internal,
+        };
+        match (&self.kind, &self.source) {
+            (ErrorKind::Internal, _) | (ErrorKind::Unavailable, Some(_)) => {
+                tracing::error!(request_id, error = %self, "request failed")
+            }
+            _ => tracing::debug!(request_id, error = %self, "request refused"),
+        }
+        let text = match self.kind {
+            ErrorKind::Internal => format!("internal error (request id {request_id})"),
+            _ => self.message.into_owned(),
+        };
+        let mut status = tonic::Status::new(code, text);
+        if let Ok(v) = request_id.parse() {
+            status.metadata_mut().insert("x-request-id", v);
+        }
+        status
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)?;
+        if let Some(src) = &self.source {
+            write!(f, ": {src}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Error")
+            .field("kind", &self.kind)
+            .field("message", &self.message)
+            .field("source", &self.source.as_ref().map(|s| s.to_string()))
+            .finish()
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|s| s as &(dyn std::error::Error + 'static))
+    }
+}

@@ -1,0 +1,424 @@
+//! Keys: algorithms, the backend trait, the registry of versions and their
+//! lifecycle, and the in-memory backend.
+
+pub mod clock;
+pub mod ecdsa_sig;
+pub mod jwk;
+pub mod material;
+pub mod memory;
+pub mod public;
+pub mod record;
+pub mod registry;
+pub mod secret;
+pub mod store;
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+pub use public::PublicKey;
+pub use secret::SecretBytes;
+
+/// A key's algorithm, for its whole life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Algorithm {
+    HmacSha256,
+    HmacSha384,
+    HmacSha512,
+    RsaPkcs1_2048Sha256,
+    RsaPkcs1_3072Sha256,
+    RsaPkcs1_4096Sha256,
+    RsaPkcs1_4096Sha512,
+    RsaPss2048Sha256,
+    RsaPss3072Sha256,
+    RsaPss4096Sha256,
+    RsaPss4096Sha512,
+    EcdsaP256Sha256,
+    EcdsaP384Sha384,
+    Ed25519,
+}
+
+/// The hash an algorithm uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hash {
+    Sha256,
+    Sha384,
+    Sha512,
+}
+
+impl Hash {
+    /// Digest length in bytes.
+    pub fn output_len(self) -> usize {
+        match self {
+            Hash::Sha256 => 32,
+            Hash::Sha384 => 48,
+            Hash::Sha512 => 64,
+        }
+    }
+
+    /// Hashes `data`.
+    pub fn digest(self, data: &[u8]) -> Vec<u8> {
+        use sha2::Digest;
+        match self {
+            Hash::Sha256 => sha2::Sha256::digest(data).to_vec(),
+            Hash::Sha384 => sha2::Sha384::digest(data).to_vec(),
+            Hash::Sha512 => sha2::Sha512::digest(data).to_vec(),
+        }
+    }
+
+    /// The JOSE / openssl name: "SHA256" etc.
+    pub fn name(self) -> &'static str {
+        match self {
+            Hash::Sha256 => "SHA256",
+            Hash::Sha384 => "SHA384",
+            Hash::Sha512 => "SHA512",
+        }
+    }
+}
+
+/// The broad family of an algorithm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    Hmac,
+    RsaPkcs1,
+    RsaPss,
+    Ecdsa,
+    Ed25519,
+}
+
+/// An elliptic curve.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Curve {
+    P256,
+    P384,
+}
+
+impl Curve {
+    /// Size of one coordinate / scalar in bytes.
+    pub fn size(self) -> usize {
+        match self {
+            Curve::P256 => 32,
+            Curve::P384 => 48,
+        }
+    }
+}
+
+impl Algorithm {
+    /// Every algorithm, in proto order.
+    pub const ALL: [Algorithm; 14] = [
+        Algorithm::HmacSha256,
+        Algorithm::HmacSha384,
+        Algorithm::HmacSha512,
+        Algorithm::RsaPkcs1_2048Sha256,
+        Algorithm::RsaPkcs1_3072Sha256,
+        Algorithm::RsaPkcs1_4096Sha256,
+        Algorithm::RsaPkcs1_4096Sha512,
+        Algorithm::RsaPss2048Sha256,
+        Algorithm::RsaPss3072Sha256,
+        Algorithm::RsaPss4096Sha256,
+        Algorithm::RsaPss4096Sha512,
+        Algorithm::EcdsaP256Sha256,
+        Algorithm::EcdsaP384Sha384,
+        Algorithm::Ed25519,
+    ];
+
+    /// The family.
+    pub fn family(self) -> Family {
+        use Algorithm::*;
+        match self {
+            HmacSha256 | HmacSha384 | HmacSha512 => Family::Hmac,
+            RsaPkcs1_2048Sha256 | RsaPkcs1_3072Sha256 | RsaPkcs1_4096Sha256
+            | RsaPkcs1_4096Sha512 => Family::RsaPkcs1,
+            RsaPss2048Sha256 | RsaPss3072Sha256 | RsaPss4096Sha256 | RsaPss4096Sha512 => {
+                Family::RsaPss
+            }
+            EcdsaP256Sha256 | EcdsaP384Sha384 => Family::Ecdsa,
+            Ed25519 => Family::Ed25519,
+        }
+    }
+
+    /// The hash; `None` for Ed25519 (pure, no prehash).
+    pub fn hash(self) -> Option<Hash> {
+        use Algorithm::*;
+        match self {
+            HmacSha256 | RsaPkcs1_2048Sha256 | RsaPkcs1_3072Sha256 | RsaPkcs1_4096Sha256
+            | RsaPss2048Sha256 | RsaPss3072Sha256 | RsaPss4096Sha256 | EcdsaP256Sha256 => {
+                Some(Hash::Sha256)
+            }
+            HmacSha384 | EcdsaP384Sha384 => Some(Hash::Sha384),
+            HmacSha512 | RsaPkcs1_4096Sha512 | RsaPss4096Sha512 => Some(Hash::Sha512),
+            Ed25519 => None,
+        }
+    }
+
+    /// RSA modulus size in bits, for RSA algorithms.
+    pub fn rsa_bits(self) -> Option<usize> {
+        use Algorithm::*;
+        match self {
+            RsaPkcs1_2048Sha256 | RsaPss2048Sha256 => Some(2048),
+            RsaPkcs1_3072Sha256 | RsaPss3072Sha256 => Some(3072),
+            RsaPkcs1_4096Sha256 | RsaPkcs1_4096Sha512 | RsaPss4096Sha256 | RsaPss4096Sha512 => {
+                Some(4096)
+            }
+            _ => None,
+        }
+    }
+
+    /// The curve, for ECDSA.
+    pub fn curve(self) -> Option<Curve> {
+        match self {
+            Algorithm::EcdsaP256Sha256 => Some(Curve::P256),
+            Algorithm::EcdsaP384Sha384 => Some(Curve::P384),
+            _ => None,
+        }
+    }
+
+    /// True for HMAC (symmetric) algorithms.
+    pub fn is_symmetric(self) -> bool {
+        self.family() == Family::Hmac
+    }
+
+    /// Whether `Sign`/`Verify` accept a precomputed digest for this algorithm.
+    pub fn accepts_digest(self) -> bool {
+        !matches!(self.family(), Family::Hmac | Family::Ed25519)
+    }
+
+    /// The JOSE `alg` (RFC 7518 / RFC 8037).
+    pub fn jose_alg(self) -> &'static str {
+        use Algorithm::*;
+        match self {
+            HmacSha256 => "HS256",
+            HmacSha384 => "HS384",
+            HmacSha512 => "HS512",
+            RsaPkcs1_2048Sha256 | RsaPkcs1_3072Sha256 | RsaPkcs1_4096Sha256 => "RS256",
+            RsaPkcs1_4096Sha512 => "RS512",
+            RsaPss2048Sha256 | RsaPss3072Sha256 | RsaPss4096Sha256 => "PS256",
+            RsaPss4096Sha512 => "PS512",
+            EcdsaP256Sha256 => "ES256",
+            EcdsaP384Sha384 => "ES384",
+            Ed25519 => "EdDSA",
+        }
+    }
+
+    /// The proto / config name, e.g. `RSA_PKCS1_2048_SHA256`.
+    pub fn name(self) -> &'static str {
+        use Algorithm::*;
+        match self {
+            HmacSha256 => "HMAC_SHA256",
+            HmacSha384 => "HMAC_SHA384",
+            HmacSha512 => "HMAC_SHA512",
+            RsaPkcs1_2048Sha256 => "RSA_PKCS1_2048_SHA256",
+            RsaPkcs1_3072Sha256 => "RSA_PKCS1_3072_SHA256",
+            RsaPkcs1_4096Sha256 => "RSA_PKCS1_4096_SHA256",
+            RsaPkcs1_4096Sha512 => "RSA_PKCS1_4096_SHA512",
+            RsaPss2048Sha256 => "RSA_PSS_2048_SHA256",
+            RsaPss3072Sha256 => "RSA_PSS_3072_SHA256",
+            RsaPss4096Sha256 => "RSA_PSS_4096_SHA256",
+            RsaPss4096Sha512 => "RSA_PSS_4096_SHA512",
+            EcdsaP256Sha256 => "ECDSA_P256_SHA256",
+            EcdsaP384Sha384 => "ECDSA_P384_SHA384",
+            Ed25519 => "ED25519",
+        }
+    }
+
+    /// Parses a proto / config name (case-insensitive).
+    pub fn from_name(s: &str) -> Option<Algorithm> {
+        Self::ALL
+            .into_iter()
+            .find(|a| a.name().eq_ignore_ascii_case(s))
+    }
+}
+
+impl fmt::Display for Algorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What to sign or verify: the message, or its digest with the key's hash.
+#[derive(Clone, Copy)]
+pub enum SignInput<'a> {
+    /// The message bytes.
+    Message(&'a [u8]),
+    /// A digest computed by the caller with the algorithm's hash.
+    Digest(&'a [u8]),
+}
+
+impl fmt::Debug for SignInput<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Lengths only: messages may be confidential.
+        match self {
+            SignInput::Message(m) => write!(f, "Message({} bytes)", m.len()),
+            SignInput::Digest(d) => write!(f, "Digest({} bytes)", d.len()),
+        }
+    }
+}
+
+impl SignInput<'_> {
+    /// Checks the input is acceptable for `alg`: digests only where the
+    /// algorithm has a prehash form, and of exactly the hash's length.
+    pub fn check(&self, alg: Algorithm) -> Result<()> {
+        if let SignInput::Digest(d) = self {
+            if !alg.accepts_digest() {
+                return Err(Error::invalid(format!(
+                    "{alg} keys sign messages, not digests"
+                )));
+            }
+            let want = alg.hash().map(Hash::output_len).unwrap_or(0);
+            if d.len() != want {
+                return Err(Error::invalid(format!(
+                    "digest must be {want} bytes for {alg}, got {}",
+                    d.len()
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Private or secret material handed to a backend on import. Never printed.
+pub enum ImportMaterial {
+    /// A raw HMAC secret.
+    HmacSecret(SecretBytes),
+    /// A private key as PKCS#8 DER (v1 or v2).
+    Pkcs8(SecretBytes),
+}
+
+impl fmt::Debug for ImportMaterial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ImportMaterial::HmacSecret(_) => f.write_str("HmacSecret(REDACTED)"),
+            ImportMaterial::Pkcs8(_) => f.write_str("Pkcs8(REDACTED)"),
+        }
+    }
+}
+
+/// Where key material lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProtectionLevel {
+    /// In process memory.
+    Software,
+    /// In an HSM.
+    Hsm,
+}
+
+/// A key backend: where secret material is generated, held and used.
+///
+/// Narrow and synchronous on purpose (calls may block on an HSM; the
+/// registry bridges them to async in one place). Material is named by a
+/// `label` the registry chooses (unique per key version) and used through
+/// the [`KeyHandle`] the backend returns, so the signing path never looks
+/// anything up in the backend.
+pub trait KeyBackend: Send + Sync + fmt::Debug {
+    /// Where this backend keeps material.
+    fn protection_level(&self) -> ProtectionLevel;
+
+    /// Refuses (`INVALID_ARGUMENT`, naming the algorithm) what this backend
+    /// cannot generate or use, before anything is created.
+    fn check_algorithm(&self, alg: Algorithm) -> Result<()>;
+
+    /// Generates new material for `alg` under `label`.
+    fn generate(&self, label: &str, alg: Algorithm) -> Result<Arc<dyn KeyHandle>>;
+
+    /// Imports private or secret material for `alg` under `label`.
+    fn import(
+        &self,
+        label: &str,
+        alg: Algorithm,
+        material: ImportMaterial,
+    ) -> Result<Arc<dyn KeyHandle>>;
+
+    /// Opens existing material under `label` (for backends that persist it).
+    fn open(&self, label: &str, alg: Algorithm) -> Result<Arc<dyn KeyHandle>>;
+
+    /// Destroys the material under `label` for good. Destroying what is not
+    /// there is not an error.
+    fn destroy(&self, label: &str) -> Result<()>;
+
+    /// Answers `Ok` when the backend can serve requests.
+    fn health(&self) -> Result<()>;
+
+    /// True when calls may block on I/O (an HSM): the registry then runs them
+    /// on the blocking thread pool. CPU-only backends answer false and are
+    /// called inline.
+    fn blocking(&self) -> bool {
+        false
+    }
+}
+
+/// One version's usable material inside a backend.
+pub trait KeyHandle: Send + Sync + fmt::Debug {
+    /// The algorithm.
+    fn algorithm(&self) -> Algorithm;
+
+    /// The public key (asymmetric algorithms), built once.
+    fn public_key(&self) -> Option<&PublicKey>;
+
+    /// Signs. Input has been checked with [`SignInput::check`]. ECDSA
+    /// signatures come back raw (r‖s, fixed width); callers convert to DER.
+    fn sign(&self, input: SignInput<'_>) -> Result<Vec<u8>>;
+
+    /// Checks an HMAC tag in constant time (HMAC algorithms only; asymmetric
+    /// verification is done in software from [`KeyHandle::public_key`]).
+    fn verify_mac(&self, input: SignInput<'_>, tag: &[u8]) -> Result<bool>;
+}
+
+/// Validates a key name: `[a-z0-9][a-z0-9._-]{0,63}`.
+pub fn validate_name(kind: &str, name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && name.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!(
+            "invalid {kind} name: must match [a-z0-9][a-z0-9._-]{{0,63}}"
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for a in Algorithm::ALL {
+            assert_eq!(Algorithm::from_name(a.name()), Some(a));
+        }
+        assert_eq!(Algorithm::from_name("nope"), None);
+    }
+
+    #[test]
+    fn name_validation() {
+        for good in ["a", "0", "pay-2024.v1_x", &"a".repeat(64)] {
+            validate_name("key", good).unwrap();
+        }
+        for bad in ["", "A", "-a", ".a", "a b", "é", &"a".repeat(65), "a/b"] {
+            assert!(validate_name("key", bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn digest_checks() {
+        let d32 = [0u8; 32];
+        SignInput::Digest(&d32)
+            .check(Algorithm::EcdsaP256Sha256)
+            .unwrap();
+        assert!(SignInput::Digest(&d32)
+            .check(Algorithm::EcdsaP384Sha384)
+            .is_err());
+        assert!(SignInput::Digest(&d32).check(Algorithm::Ed25519).is_err());
+        assert!(SignInput::Digest(&d32)
+            .check(Algorithm::HmacSha256)
+            .is_err());
+        SignInput::Message(b"x").check(Algorithm::Ed25519).unwrap();
+    }
+}

@@ -1,0 +1,456 @@
+//! Key and version records and their lifecycle, as pure functions of the
+//! record and the time. The registry persists these records and applies the
+//! transitions; everything that decides *whether* a transition is allowed
+//! lives here, so it is tested without any backend.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+use super::Algorithm;
+use crate::error::{Error, Result};
+
+/// The lifecycle state of a key version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum VersionState {
+    /// Published, not yet signing or verifying.
+    Pending,
+    /// Signs and verifies; at most one per key.
+    Active,
+    /// Verifies until `verify_until`.
+    Retiring,
+    /// Does nothing; can be enabled again.
+    Disabled,
+    /// Will be destroyed at `destroy_time` unless restored.
+    DestroyScheduled,
+    /// Material gone.
+    Destroyed,
+}
+
+impl VersionState {
+    /// Upper-case name as in the proto.
+    pub fn name(self) -> &'static str {
+        match self {
+            VersionState::Pending => "PENDING",
+            VersionState::Active => "ACTIVE",
+            VersionState::Retiring => "RETIRING",
+            VersionState::Disabled => "DISABLED",
+            VersionState::DestroyScheduled => "DESTROY_SCHEDULED",
+            VersionState::Destroyed => "DESTROYED",
+        }
+    }
+
+    /// True for the states in which a version verifies.
+    pub fn verifies(self) -> bool {
+        matches!(self, VersionState::Active | VersionState::Retiring)
+    }
+
+    /// True for the states whose public key is published (JWKS).
+    pub fn published(self) -> bool {
+        matches!(
+            self,
+            VersionState::Pending | VersionState::Active | VersionState::Retiring
+        )
+    }
+}
+
+/// Automatic rotation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RotationPolicy {
+    /// Time from one promotion to the next.
+    pub rotation_period: Duration,
+    /// How long before its promotion a version is created (PENDING).
+    pub pending_period: Duration,
+    /// Grace for the previous version after an automatic promotion.
+    pub grace_period: Option<Duration>,
+}
+
+impl RotationPolicy {
+    /// Checks the periods make sense.
+    pub fn validate(&self) -> Result<()> {
+        if self.rotation_period < Duration::from_secs(1) {
+            return Err(Error::invalid("rotation_period must be at least 1s"));
+        }
+        if self.pending_period >= self.rotation_period {
+            return Err(Error::invalid(
+                "pending_period must be shorter than rotation_period",
+            ));
+        }
+        if let Some(g) = self.grace_period {
+            check_grace(g)?;
+        }
+        Ok(())
+    }
+}
+
+/// Grace periods are at least one second.
+pub fn check_grace(grace: Duration) -> Result<()> {
+    if grace < Duration::from_secs(1) {
+        Err(Error::invalid("grace_period must be at least 1s"))
+    } else {
+        Ok(())
+    }
+}
+
+/// One version's metadata.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionRecord {
+    /// 1, 2, 3, ...
+    pub version: u32,
+    /// Stored state (see [`VersionRecord::effective_state`] for the state now).
+    pub state: VersionState,
+    /// The backend label of the material.
+    pub label: String,
+    /// Created or imported.
+    pub create_time: SystemTime,
+    /// Last became ACTIVE.
+    pub activate_time: Option<SystemTime>,
+    /// RETIRING until then.
+    pub verify_until: Option<SystemTime>,
+    /// Last disabled.
+    pub disable_time: Option<SystemTime>,
+    /// Scheduled or actual destruction.
+    pub destroy_time: Option<SystemTime>,
+    /// SubjectPublicKeyInfo DER for public-key-only versions; the backend
+    /// holds no material for them.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_b64")]
+    pub public_spki: Option<Vec<u8>>,
+}
+
+impl VersionRecord {
+    /// A new version in `state`, created now.
+    pub fn new(version: u32, state: VersionState, label: String, now: SystemTime) -> Self {
+        Self {
+            version,
+            state,
+            label,
+            create_time: now,
+            activate_time: (state == VersionState::Active).then_some(now),
+            verify_until: None,
+            disable_time: None,
+            destroy_time: None,
+            public_spki: None,
+        }
+    }
+
+    /// The state at `now`: a RETIRING version past its `verify_until` is
+    /// DISABLED, a DESTROY_SCHEDULED one past its `destroy_time` is
+    /// DESTROYED, even before the registry has written that down.
+    pub fn effective_state(&self, now: SystemTime) -> VersionState {
+        match self.state {
+            VersionState::Retiring if self.verify_until.is_some_and(|t| now >= t) => {
+                VersionState::Disabled
+            }
+            VersionState::DestroyScheduled if self.destroy_time.is_some_and(|t| now >= t) => {
+                VersionState::Destroyed
+            }
+            s => s,
+        }
+    }
+
+    /// True when only the public key is held.
+    pub fn public_only(&self) -> bool {
+        self.public_spki.is_some()
+    }
+}
+
+/// A key's metadata: everything but the material.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRecord {
+    /// Name.
+    pub name: String,
+    /// Algorithm.
+    pub algorithm: Algorithm,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// Rotation policy.
+    pub policy: Option<RotationPolicy>,
+    /// Created.
+    pub create_time: SystemTime,
+    /// True when every version is public-key-only.
+    pub verify_only: bool,
+    /// Versions, oldest first; numbers are 1..=len in order.
+    pub versions: Vec<VersionRecord>,
+}
+
+/// What the periodic tick must do for a key.
+#[derive(Debug, PartialEq, Eq)]
+pub enum PolicyAction {
+    /// Create a PENDING version now.
+    CreatePending,
+    /// Promote this PENDING version now.
+    Promote(u32),
+    /// Create a version and promote it at once.
+    CreateAndPromote,
+}
+
+impl KeyRecord {
+    /// `NAME:vN`.
+    pub fn version_id(&self, v: u32) -> String {
+        format!("{}:v{}", self.name, v)
+    }
+
+    /// The version numbered `v`, or `NOT_FOUND`.
+    pub fn version(&self, v: u32) -> Result<&VersionRecord> {
+        self.versions
+            .iter()
+            .find(|r| r.version == v)
+            .ok_or_else(|| Error::not_found(format!("key {} has no version {v}", self.name)))
+    }
+
+    fn version_mut(&mut self, v: u32) -> Result<&mut VersionRecord> {
+        let name = self.name.clone();
+        self.versions
+            .iter_mut()
+            .find(|r| r.version == v)
+            .ok_or_else(|| Error::not_found(format!("key {name} has no version {v}")))
+    }
+
+    /// The ACTIVE version, if any.
+    pub fn active(&self) -> Option<&VersionRecord> {
+        self.versions
+            .iter()
+            .find(|r| r.state == VersionState::Active)
+    }
+
+    /// The next version number.
+    pub fn next_version(&self) -> u32 {
+        self.versions.iter().map(|r| r.version).max().unwrap_or(0) + 1
+    }
+
+    /// Makes PENDING version `v` ACTIVE; the previous ACTIVE one becomes
+    /// RETIRING until `now + grace`.
+    pub fn promote(&mut self, v: u32, grace: Duration, now: SystemTime) -> Result<()> {
+        check_grace(grace)?;
+        let state = self.version(v)?.effective_state(now);
+        if state != VersionState::Pending {
+            return Err(Error::precondition(format!(
+                "only a PENDING version can be promoted; version {v} is {}",
+                state.name()
+            )));
+        }
+        for r in &mut self.versions {
+            if r.state == VersionState::Active {
+                r.state = VersionState::Retiring;
+                r.verify_until = Some(now + grace);
+            }
+        }
+        let r = self.version_mut(v)?;
+        r.state = VersionState::Active;
+        r.activate_time = Some(now);
+        r.verify_until = None;
+        Ok(())
+    }
+
+    /// PENDING or RETIRING → DISABLED.
+    pub fn disable(&mut self, v: u32, now: SystemTime) -> Result<()> {
+        let r = self.version_mut(v)?;
+        match r.effective_state(now) {
+            VersionState::Pending | VersionState::Retiring => {
+                r.state = VersionState::Disabled;
+                r.disable_time = Some(now);
+                r.verify_until = None;
+                Ok(())
+            }
+            VersionState::Active => Err(Error::precondition(format!(
+                "version {v} is ACTIVE: promote another version before disabling it"
+            ))),
+            VersionState::Disabled => Err(Error::precondition(format!(
+                "version {v} is already DISABLED"
+            ))),
+            s => Err(Error::precondition(format!(
+                "version {v} is {} and cannot be disabled",
+                s.name()
+            ))),
+        }
+    }
+
+    /// DISABLED → RETIRING, verifying again until `now + grace`.
+    pub fn enable(&mut self, v: u32, grace: Duration, now: SystemTime) -> Result<()> {
+        check_grace(grace)?;
+        let r = self.version_mut(v)?;
+        match r.effective_state(now) {
+            VersionState::Disabled => {
+                r.state = VersionState::Retiring;
+                r.verify_until = Some(now + grace);
+                r.disable_time = None;
+                Ok(())
+            }
+            s => Err(Error::precondition(format!(
+                "only a DISABLED version can be enabled; version {v} is {}",
+                s.name()
+            ))),
+        }
+    }
+
+    /// DISABLED → DESTROY_SCHEDULED, destroyed at `now + delay`.
+    pub fn schedule_destroy(&mut self, v: u32, delay: Duration, now: SystemTime) -> Result<()> {
+        let r = self.version_mut(v)?;
+        match r.effective_state(now) {
+            VersionState::Disabled => {
+                // Pin a RETIRING-past-grace version to DISABLED first.
+                if r.state == VersionState::Retiring {
+                    r.disable_time = r.verify_until;
+                    r.verify_until = None;
+                }
+                r.state = VersionState::DestroyScheduled;
+                r.destroy_time = Some(now + delay);
+                Ok(())
+            }
+            s => Err(Error::precondition(format!(
+                "only a DISABLED version can be destroyed; version {v} is {}",
+                s.name()
+            ))),
+        }
+    }
+
+    /// DESTROY_SCHEDULED → DISABLED.
+    pub fn restore(&mut self, v: u32, now: SystemTime) -> Result<()> {
+        let r = self.version_mut(v)?;
+        match r.effective_state(now) {
+            VersionState::DestroyScheduled => {
+                r.state = VersionState::Disabled;
+                r.destroy_time = None;
+                Ok(())
+            }
+            VersionState::Destroyed => Err(Error::precondition(format!(
+                "version {v} is already DESTROYED and cannot be restored"
+            ))),
+            s => Err(Error::precondition(format!(
+                "only a DESTROY_SCHEDULED version can be restored; version {v} is {}",
+                s.name()
+            ))),
+        }
+    }
+
+    /// Writes down the time-driven transitions that are due (RETIRING past
+    /// grace → DISABLED). Returns true when the record changed. Destruction
+    /// is not done here: it needs the backend (see [`KeyRecord::due_destroys`]).
+    pub fn expire_grace(&mut self, now: SystemTime) -> bool {
+        let mut changed = false;
+        for r in &mut self.versions {
+            if r.state == VersionState::Retiring && r.verify_until.is_some_and(|t| now >= t) {
+                r.state = VersionState::Disabled;
+                r.disable_time = r.verify_until.take();
+                changed = true;
+            }
+        }
+        changed
+    }
+
+    /// Versions whose scheduled destruction is due.
+    pub fn due_destroys(&self, now: SystemTime) -> Vec<u32> {
+        self.versions
+            .iter()
+            .filter(|r| r.state == VersionState::DestroyScheduled)
+            .filter(|r| r.destroy_time.is_some_and(|t| now >= t))
+            .map(|r| r.version)
+            .collect()
+    }
+
+    /// Marks version `v` DESTROYED (after the backend destroyed it).
+    pub fn mark_destroyed(&mut self, v: u32, now: SystemTime) -> Result<()> {
+        let r = self.version_mut(v)?;
+        r.state = VersionState::Destroyed;
+        r.destroy_time = Some(r.destroy_time.map_or(now, |t| t.min(now)));
+        Ok(())
+    }
+
+    /// When the rotation policy next acts, and what it will do then.
+    pub fn next_policy_event(&self) -> Option<(SystemTime, PolicyAction)> {
+        let policy = self.policy?;
+        let active = self.active()?;
+        let since = active.activate_time.unwrap_or(active.create_time);
+        let promote_at = since + policy.rotation_period;
+        // A PENDING version created after the active one was activated is the
+        // one the policy will promote.
+        let pending = self
+            .versions
+            .iter()
+            .filter(|r| r.state == VersionState::Pending && r.create_time >= since)
+            .map(|r| r.version)
+            .max();
+        match pending {
+            Some(v) => Some((promote_at, PolicyAction::Promote(v))),
+            None if policy.pending_period.is_zero() => {
+                Some((promote_at, PolicyAction::CreateAndPromote))
+            }
+            None => Some((
+                promote_at - policy.pending_period,
+                PolicyAction::CreatePending,
+            )),
+        }
+    }
+
+    /// The policy action due at `now`, if any.
+    pub fn due_policy_action(&self, now: SystemTime) -> Option<PolicyAction> {
+        match self.next_policy_event()? {
+            (at, action) if now >= at => Some(action),
+            _ => None,
+        }
+    }
+
+    /// The earliest time at which something changes on its own.
+    pub fn next_deadline(&self) -> Option<SystemTime> {
+        let mut times: Vec<SystemTime> = self
+            .versions
+            .iter()
+            .filter_map(|r| match r.state {
+                VersionState::Retiring => r.verify_until,
+                VersionState::DestroyScheduled => r.destroy_time,
+                _ => None,
+            })
+            .collect();
+        times.extend(self.next_policy_event().map(|(t, _)| t));
+        times.into_iter().min()
+    }
+
+    /// Checks the invariants: versions numbered 1..=n in order, at most one
+    /// ACTIVE.
+    pub fn check_invariants(&self) -> Result<()> {
+        let active = self
+            .versions
+            .iter()
+            .filter(|r| r.state == VersionState::Active)
+            .count();
+        if active > 1 {
+            return Err(Error::internal(format!(
+                "key {} has {active} ACTIVE versions",
+                self.name
+            )));
+        }
+        for (i, r) in self.versions.iter().enumerate() {
+            if r.version as usize != i + 1 {
+                return Err(Error::internal(format!(
+                    "key {} has versions out of order",
+                    self.name
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+mod opt_b64 {
+    use base64::{engine::general_purpose::STANDARD, Engine};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(b) => s.serialize_some(&STANDARD.encode(b)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
+        let s: Option<String> = Option::deserialize(d)?;
+        s.map(|s| STANDARD.decode(s).map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}
+
+#[cfg(test)]
+#[path = "record_tests.rs"]
+mod tests;

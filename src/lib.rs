@@ -1,0 +1,10 @@
+//! signet: a gRPC signing service whose callers never hold a private key or
+//! an HMAC secret. See README.md and docs/.
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod keys;
+pub mod server;
+pub mod telemetry;

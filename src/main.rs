@@ -1,0 +1,5 @@
+//! The `signet` binary: `serve` plus client sub-commands.
+
+fn main() -> std::process::ExitCode {
+    signet::cli::main()
+}

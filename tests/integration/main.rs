@@ -1,0 +1,14 @@
+//! Integration tests: a real server on 127.0.0.1:0, real gRPC clients.
+//! The conformance suite runs against every backend.
+
+mod support;
+
+#[macro_use]
+mod conformance;
+
+/// The conformance suite against the in-memory backend.
+mod memory {
+    conformance_suite!(crate::support::TestServer::memory());
+}
+
+mod server;

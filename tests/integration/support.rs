@@ -1,0 +1,166 @@
+//! Test support: a signet server on 127.0.0.1:0 with a manual clock, gRPC
+//! clients, and helpers that check results with OpenSSL's command line.
+
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use signet::api::pb::key_admin_client::KeyAdminClient;
+use signet::api::pb::signer_client::SignerClient;
+use signet::config::Config;
+use signet::keys::clock::ManualClock;
+use signet::keys::registry::Registry;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tonic::transport::Channel;
+
+/// A running server and what a test needs to drive it.
+pub struct TestServer {
+    pub endpoint: String,
+    pub registry: Arc<Registry>,
+    pub clock: ManualClock,
+    channel: Channel,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<Result<(), String>>>,
+}
+
+impl TestServer {
+    /// Starts a server with `config` (its listen address is ignored).
+    pub async fn start(mut config: Config) -> TestServer {
+        // A long tick: tests drive time-driven transitions themselves.
+        config.keys.tick_interval = Duration::from_secs(60);
+        config.server.shutdown_timeout = Duration::from_secs(10);
+        let clock = ManualClock::new(UNIX_EPOCH + Duration::from_secs(1_800_000_000));
+        let registry = signet::server::build_registry(&config, Arc::new(clock.clone()))
+            .await
+            .expect("registry");
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        let reg = registry.clone();
+        let task = tokio::spawn(async move {
+            signet::server::serve(&config, reg, listener, async {
+                let _ = rx.await;
+            })
+            .await
+        });
+        let endpoint = format!("http://{addr}");
+        let channel = Channel::from_shared(endpoint.clone())
+            .unwrap()
+            .connect()
+            .await
+            .expect("connect to test server");
+        TestServer {
+            endpoint,
+            registry,
+            clock,
+            channel,
+            shutdown: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    /// The in-memory backend, default settings.
+    pub async fn memory() -> TestServer {
+        Self::start(Config::default()).await
+    }
+
+    pub fn signer(&self) -> SignerClient<Channel> {
+        SignerClient::new(self.channel.clone())
+    }
+
+    pub fn admin(&self) -> KeyAdminClient<Channel> {
+        KeyAdminClient::new(self.channel.clone())
+    }
+
+    pub fn channel(&self) -> Channel {
+        self.channel.clone()
+    }
+
+    /// Moves the clock and applies what is due, as the ticker would.
+    pub async fn advance(&self, d: Duration) {
+        self.clock.advance(d);
+        self.registry.tick().await;
+    }
+
+    pub fn now(&self) -> SystemTime {
+        use signet::keys::clock::Clock;
+        self.clock.now()
+    }
+
+    /// Graceful stop; returns the server's result.
+    pub async fn stop(mut self) -> Result<(), String> {
+        let _ = self.shutdown.take().unwrap().send(());
+        self.task.take().unwrap().await.unwrap()
+    }
+}
+
+/// Runs `openssl` with `args` in `dir`; returns (success, stdout+stderr).
+pub fn openssl(dir: &Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl must be installed");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// The `openssl` arguments that verify a signature over `msg.bin` made with `alg`
+/// (given its SPKI PEM in `pub.pem` and the signature in `sig.bin`).
+pub fn openssl_verify_args(alg: signet::keys::Algorithm) -> Vec<&'static str> {
+    use signet::keys::{Family, Hash};
+    let hash = match alg.hash() {
+        Some(Hash::Sha256) => "-sha256",
+        Some(Hash::Sha384) => "-sha384",
+        Some(Hash::Sha512) => "-sha512",
+        None => "",
+    };
+    match alg.family() {
+        Family::Ed25519 => vec![
+            "pkeyutl", "-verify", "-pubin", "-inkey", "pub.pem", "-rawin", "-in", "msg.bin",
+            "-sigfile", "sig.bin",
+        ],
+        Family::RsaPss => {
+            let salt = if alg.hash() == Some(Hash::Sha512) {
+                "rsa_pss_saltlen:64"
+            } else {
+                "rsa_pss_saltlen:32"
+            };
+            vec![
+                "dgst",
+                hash,
+                "-verify",
+                "pub.pem",
+                "-sigopt",
+                "rsa_padding_mode:pss",
+                "-sigopt",
+                salt,
+                "-signature",
+                "sig.bin",
+                "msg.bin",
+            ]
+        }
+        _ => vec![
+            "dgst",
+            hash,
+            "-verify",
+            "pub.pem",
+            "-signature",
+            "sig.bin",
+            "msg.bin",
+        ],
+    }
+}
+
+/// The gRPC code of an error result.
+pub fn code<T: std::fmt::Debug>(r: Result<T, tonic::Status>) -> tonic::Code {
+    r.expect_err("expected an error").code()
+}
