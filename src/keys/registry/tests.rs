@@ -7,6 +7,7 @@ use super::*;
 use crate::error::ErrorKind;
 use crate::keys::clock::ManualClock;
 use crate::keys::memory::MemoryBackend;
+use crate::keys::record::RotationPolicy;
 use crate::keys::store::NullStore;
 
 fn registry() -> (Arc<Registry>, ManualClock) {

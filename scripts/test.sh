@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, Rust unit and integration tests,
+# and the Python interop tests (a client generated from proto/ with
+# grpcio-tools, checked with Python's cryptography, hmac and a JOSE library).
+# This is what CI runs (through .ci/run, which first installs what it needs).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy --all-targets -- -D warnings"
+cargo clippy --all-targets --locked -- -D warnings
+
+step "cargo test (unit, conformance and server tests)"
+cargo test --locked --all-targets
+
+step "Python interop tests"
+bash tests/python/run.sh

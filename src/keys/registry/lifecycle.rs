@@ -1,0 +1,412 @@
+//! Registry mutations: creation, import, rotation, the version lifecycle,
+//! and the time-driven transitions applied by the ticker. Every mutation
+//! holds the admin lock, works on a copy of the record, checks the
+//! invariants, persists, and only then swaps the copy in.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use parking_lot::RwLock;
+
+use super::{new_label, validate_labels, KeyEntry, KeyState, KeyView, Registry, VersionMaterial};
+use crate::error::{Error, Result};
+use crate::keys::public::{parse_material, Material};
+use crate::keys::record::{
+    self, KeyRecord, PolicyAction, RotationPolicy, VersionRecord, VersionState,
+};
+use crate::keys::{validate_name, Algorithm};
+
+impl Registry {
+    async fn persist(&self, record: &KeyRecord) -> Result<()> {
+        record.check_invariants()?;
+        let (store, rec) = (self.store.clone(), record.clone());
+        self.blocking(move || store.put(&rec)).await
+    }
+
+    fn grace_for(&self, rec: &KeyRecord, grace: Option<Duration>) -> Duration {
+        grace
+            .or_else(|| rec.policy.and_then(|p| p.grace_period))
+            .unwrap_or(self.settings.default_grace)
+    }
+
+    /// Creates a key whose version 1 the backend generates, ACTIVE.
+    pub async fn create_key(
+        &self,
+        name: &str,
+        alg: Algorithm,
+        labels: BTreeMap<String, String>,
+        policy: Option<RotationPolicy>,
+    ) -> Result<KeyView> {
+        validate_name("key", name)?;
+        validate_labels(&labels)?;
+        if let Some(p) = &policy {
+            p.validate()?;
+        }
+        self.backend.check_algorithm(alg)?;
+        let _g = self.admin.lock().await;
+        if self.keys.read().contains_key(name) {
+            return Err(Error::exists(format!("key {name} already exists")));
+        }
+        let now = self.clock.now();
+        let label = new_label(name, 1);
+        let (b, l) = (self.backend.clone(), label.clone());
+        let handle = self.blocking_admin(move || b.generate(&l, alg)).await?;
+        let record = KeyRecord {
+            name: name.to_string(),
+            algorithm: alg,
+            labels,
+            policy,
+            create_time: now,
+            verify_only: false,
+            versions: vec![VersionRecord::new(
+                1,
+                VersionState::Active,
+                label.clone(),
+                now,
+            )],
+        };
+        self.insert_new(record, VersionMaterial::Private(handle), &label)
+            .await
+    }
+
+    async fn insert_new(
+        &self,
+        record: KeyRecord,
+        material: VersionMaterial,
+        label: &str,
+    ) -> Result<KeyView> {
+        if let Err(e) = self.persist(&record).await {
+            self.discard(label, &material).await;
+            return Err(e);
+        }
+        let view = self.view(&record, self.clock.now());
+        let name = record.name.clone();
+        self.keys.write().insert(
+            name,
+            Arc::new(KeyEntry {
+                state: RwLock::new(KeyState {
+                    record,
+                    material: HashMap::from([(1, material)]),
+                }),
+            }),
+        );
+        Ok(view)
+    }
+
+    /// Destroys material that never made it into a persisted record.
+    async fn discard(&self, label: &str, material: &VersionMaterial) {
+        if let VersionMaterial::Private(_) = material {
+            let (b, l) = (self.backend.clone(), label.to_string());
+            if let Err(e) = self.blocking_admin(move || b.destroy(&l)).await {
+                tracing::error!(label, error = %e, "could not discard unrecorded key material");
+            }
+        }
+    }
+
+    /// Backend calls for admin operations always leave the async runtime:
+    /// RSA generation takes seconds even in memory.
+    async fn blocking_admin<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        match tokio::runtime::Handle::try_current() {
+            Ok(_) => tokio::task::spawn_blocking(f)
+                .await
+                .map_err(|e| Error::internal(format!("backend task failed: {e}")))?,
+            Err(_) => f(),
+        }
+    }
+
+    /// Imports material as a new key (version 1 ACTIVE) or, with
+    /// `as_new_version`, as a new PENDING version of an existing key.
+    pub async fn import_key(
+        &self,
+        name: &str,
+        alg: Algorithm,
+        material: &[u8],
+        as_new_version: bool,
+        labels: BTreeMap<String, String>,
+    ) -> Result<KeyView> {
+        validate_name("key", name)?;
+        validate_labels(&labels)?;
+        let parsed = parse_material(alg, material)?;
+        let public_only = matches!(parsed, Material::Public(_));
+        if !public_only {
+            self.backend.check_algorithm(alg)?;
+        }
+        let _g = self.admin.lock().await;
+        let now = self.clock.now();
+        let existing = self.keys.read().get(name).cloned();
+        let (version, base) = match (as_new_version, existing) {
+            (false, Some(_)) => return Err(Error::exists(format!("key {name} already exists"))),
+            (false, None) => (1, None),
+            (true, None) => return Err(Error::not_found(format!("key {name} not found"))),
+            (true, Some(e)) => {
+                let rec = e.state.read().record.clone();
+                if rec.algorithm != alg {
+                    return Err(Error::invalid(format!(
+                        "key {name} is {}, not {alg}",
+                        rec.algorithm
+                    )));
+                }
+                if rec.verify_only != public_only {
+                    return Err(Error::invalid(if rec.verify_only {
+                        format!("key {name} is verify-only: import a public key")
+                    } else {
+                        format!("key {name} signs: import private key material")
+                    }));
+                }
+                (rec.next_version(), Some((e, rec)))
+            }
+        };
+        let label = new_label(name, version);
+        let (vm, spki) = match parsed {
+            Material::Public(p) => {
+                let der = p.spki_der().to_vec();
+                (VersionMaterial::Public(Arc::new(p)), Some(der))
+            }
+            Material::Private(m) => {
+                let (b, l) = (self.backend.clone(), label.clone());
+                let h = self.blocking_admin(move || b.import(&l, alg, m)).await?;
+                (VersionMaterial::Private(h), None)
+            }
+        };
+        let state = if base.is_some() {
+            VersionState::Pending
+        } else {
+            VersionState::Active
+        };
+        let mut vrec = VersionRecord::new(version, state, label.clone(), now);
+        vrec.public_spki = spki;
+        match base {
+            None => {
+                let record = KeyRecord {
+                    name: name.to_string(),
+                    algorithm: alg,
+                    labels,
+                    policy: None,
+                    create_time: now,
+                    verify_only: public_only,
+                    versions: vec![vrec],
+                };
+                self.insert_new(record, vm, &label).await
+            }
+            Some((entry, mut rec)) => {
+                rec.versions.push(vrec);
+                self.commit_version(&entry, rec, version, vm, &label).await
+            }
+        }
+    }
+
+    async fn commit_version(
+        &self,
+        entry: &KeyEntry,
+        rec: KeyRecord,
+        version: u32,
+        vm: VersionMaterial,
+        label: &str,
+    ) -> Result<KeyView> {
+        if let Err(e) = self.persist(&rec).await {
+            self.discard(label, &vm).await;
+            return Err(e);
+        }
+        let view = self.view(&rec, self.clock.now());
+        let mut st = entry.state.write();
+        st.material.insert(version, vm);
+        st.record = rec;
+        Ok(view)
+    }
+
+    /// Generates a new version: PENDING, or ACTIVE at once with `promote`.
+    pub async fn rotate(
+        &self,
+        name: &str,
+        promote: bool,
+        grace: Option<Duration>,
+    ) -> Result<(KeyView, u32)> {
+        if let Some(g) = grace {
+            record::check_grace(g)?;
+        }
+        let _g = self.admin.lock().await;
+        self.rotate_locked(name, promote, grace).await
+    }
+
+    async fn rotate_locked(
+        &self,
+        name: &str,
+        promote: bool,
+        grace: Option<Duration>,
+    ) -> Result<(KeyView, u32)> {
+        let entry = self.entry(name)?;
+        let mut rec = entry.state.read().record.clone();
+        if rec.verify_only {
+            return Err(Error::precondition(format!(
+                "key {name} holds imported public keys only: import a new version instead"
+            )));
+        }
+        let version = rec.next_version();
+        let label = new_label(name, version);
+        let (b, l, alg) = (self.backend.clone(), label.clone(), rec.algorithm);
+        let handle = self.blocking_admin(move || b.generate(&l, alg)).await?;
+        let now = self.clock.now();
+        rec.versions.push(VersionRecord::new(
+            version,
+            VersionState::Pending,
+            label.clone(),
+            now,
+        ));
+        if promote {
+            let g = self.grace_for(&rec, grace);
+            rec.promote(version, g, now)?;
+        }
+        let view = self
+            .commit_version(
+                &entry,
+                rec,
+                version,
+                VersionMaterial::Private(handle),
+                &label,
+            )
+            .await?;
+        Ok((view, version))
+    }
+
+    async fn mutate(
+        &self,
+        name: &str,
+        f: impl FnOnce(&mut KeyRecord, SystemTime) -> Result<()>,
+    ) -> Result<KeyView> {
+        let _g = self.admin.lock().await;
+        let entry = self.entry(name)?;
+        let now = self.clock.now();
+        let mut rec = entry.state.read().record.clone();
+        f(&mut rec, now)?;
+        self.persist(&rec).await?;
+        let view = self.view(&rec, now);
+        entry.state.write().record = rec;
+        Ok(view)
+    }
+
+    /// PENDING → ACTIVE; the previous ACTIVE → RETIRING.
+    pub async fn promote(&self, name: &str, v: u32, grace: Option<Duration>) -> Result<KeyView> {
+        let default = self.settings.default_grace;
+        self.mutate(name, |r, now| {
+            let g = grace
+                .or_else(|| r.policy.and_then(|p| p.grace_period))
+                .unwrap_or(default);
+            r.promote(v, g, now)
+        })
+        .await
+    }
+
+    /// PENDING or RETIRING → DISABLED.
+    pub async fn disable(&self, name: &str, v: u32) -> Result<KeyView> {
+        self.mutate(name, |r, now| r.disable(v, now)).await
+    }
+
+    /// DISABLED → RETIRING.
+    pub async fn enable(&self, name: &str, v: u32, grace: Option<Duration>) -> Result<KeyView> {
+        let default = self.settings.default_grace;
+        self.mutate(name, |r, now| {
+            let g = grace
+                .or_else(|| r.policy.and_then(|p| p.grace_period))
+                .unwrap_or(default);
+            r.enable(v, g, now)
+        })
+        .await
+    }
+
+    /// DISABLED → DESTROY_SCHEDULED.
+    pub async fn destroy(&self, name: &str, v: u32) -> Result<KeyView> {
+        let delay = self.settings.destroy_delay;
+        self.mutate(name, |r, now| r.schedule_destroy(v, delay, now))
+            .await
+    }
+
+    /// DESTROY_SCHEDULED → DISABLED.
+    pub async fn restore(&self, name: &str, v: u32) -> Result<KeyView> {
+        self.mutate(name, |r, now| r.restore(v, now)).await
+    }
+
+    /// Applies every time-driven transition that is due: grace expiry,
+    /// scheduled destruction, and rotation policies. Errors are logged and
+    /// retried on the next tick.
+    pub async fn tick(&self) {
+        let now = self.clock.now();
+        let due: Vec<String> = self
+            .keys
+            .read()
+            .iter()
+            .filter(|(_, e)| {
+                e.state
+                    .read()
+                    .record
+                    .next_deadline()
+                    .is_some_and(|t| now >= t)
+            })
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in due {
+            if let Err(e) = self.tick_key(&name).await {
+                tracing::error!(key = %name, error = %e, "scheduled key transition failed");
+            }
+        }
+    }
+
+    async fn tick_key(&self, name: &str) -> Result<()> {
+        let _g = self.admin.lock().await;
+        let entry = self.entry(name)?;
+        let now = self.clock.now();
+        let mut rec = entry.state.read().record.clone();
+        let mut changed = rec.expire_grace(now);
+        for v in rec.due_destroys(now) {
+            let label = rec.version(v)?.label.clone();
+            let public_only = rec.version(v)?.public_only();
+            if !public_only {
+                let b = self.backend.clone();
+                self.blocking_admin(move || b.destroy(&label)).await?;
+            }
+            rec.mark_destroyed(v, now)?;
+            entry.state.write().material.remove(&v);
+            changed = true;
+            tracing::info!(key = %name, version = v, "key version destroyed");
+        }
+        if changed {
+            self.persist(&rec).await?;
+            entry.state.write().record = rec.clone();
+        }
+        match rec.due_policy_action(now) {
+            None => {}
+            Some(PolicyAction::CreatePending) => {
+                let (_, v) = self.rotate_locked(name, false, None).await?;
+                tracing::info!(key = %name, version = v, "rotation policy created a PENDING version");
+            }
+            Some(PolicyAction::CreateAndPromote) => {
+                let (_, v) = self.rotate_locked(name, true, None).await?;
+                tracing::info!(key = %name, version = v, "rotation policy created and promoted a version");
+            }
+            Some(PolicyAction::Promote(v)) => {
+                let g = self.grace_for(&rec, None);
+                rec.promote(v, g, now)?;
+                self.persist(&rec).await?;
+                entry.state.write().record = rec;
+                tracing::info!(key = %name, version = v, "rotation policy promoted a version");
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs [`Registry::tick`] every `period` until the returned handle is aborted.
+    pub fn spawn_ticker(self: &Arc<Self>, period: Duration) -> tokio::task::JoinHandle<()> {
+        let reg = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut iv = tokio::time::interval(period);
+            iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                iv.tick().await;
+                reg.tick().await;
+            }
+        })
+    }
+}
