@@ -1,4 +1,20 @@
 //! Command line: `signet serve` and the client sub-commands.
+//!
+//! Client commands talk to a running server (`--endpoint`, or the
+//! `SIGNET_ENDPOINT` environment variable). Errors go to standard error as
+//! `signet: <message>`, with the gRPC code name for server errors. Exit
+//! codes: 0 success, 1 server error or unreachable server, 2 usage or I/O
+//! error, 3 `verify` found the signature invalid.
+
+pub mod bench;
+pub mod bench_local;
+pub mod bench_report;
+pub mod bench_stats;
+pub mod client;
+pub mod keys;
+pub mod public_key;
+pub mod render;
+pub mod sign;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -7,14 +23,40 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::config::Config;
+use client::{CliError, CliResult, EXIT_USAGE};
 
 /// signet: a gRPC signing service. Keys never leave it.
 #[derive(Debug, Parser)]
-#[command(name = "signet", version, about)]
+#[command(
+    name = "signet",
+    version,
+    about,
+    after_help = "Exit codes: 0 success, 1 server error (the gRPC code is printed) or \
+        server unreachable, 2 usage or I/O error, 3 `verify`: signature invalid."
+)]
 pub struct Cli {
+    /// Options shared by the client commands.
+    #[command(flatten)]
+    pub global: Global,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// Options shared by the client commands.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Global {
+    /// The signet server to talk to.
+    #[arg(
+        long,
+        global = true,
+        env = "SIGNET_ENDPOINT",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    pub endpoint: String,
+    /// Machine-readable JSON output on standard output.
+    #[arg(long, global = true)]
+    pub json: bool,
 }
 
 /// Sub-commands.
@@ -22,6 +64,19 @@ pub struct Cli {
 pub enum Command {
     /// Run the server. With no --config: in-memory backend with demo keys.
     Serve(ServeArgs),
+    /// Create, import, rotate and inspect keys (KeyAdmin service).
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
+    /// Sign a message (or a digest) read from a file or standard input.
+    Sign(sign::SignArgs),
+    /// Verify a signature; exit code 0 when valid, 3 when invalid.
+    Verify(sign::VerifyArgs),
+    /// Export a key version's public key (PEM, PKCS#1 PEM, DER, JWK) or the
+    /// key's JWKS.
+    PublicKey(public_key::PublicKeyArgs),
+    /// Load-test Sign over gRPC (or in-process) and report throughput,
+    /// latency percentiles and CPU cost per request.
+    Bench(bench::BenchArgs),
 }
 
 /// `signet serve`.
@@ -37,7 +92,15 @@ pub struct ServeArgs {
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => e.exit(), // --help, --version
+        Err(e) => {
+            let text = e.render().to_string();
+            eprint!("signet: {}", text.trim_start_matches("error: "));
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -48,17 +111,38 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = rt.block_on(async move {
-        match cli.command {
-            Command::Serve(args) => serve(args).await,
+    // Run the command on a worker thread, not on this one: `block_on` polls
+    // its future on the calling thread, so a server run there would drive
+    // every connection from one thread while the workers idle.
+    let result = rt.block_on(async {
+        match tokio::spawn(dispatch(cli)).await {
+            Ok(r) => r,
+            Err(e) => Err(CliError::rpc(format!("command task failed: {e}"))),
         }
     });
+    // Do not wait for lingering connection tasks.
+    rt.shutdown_background();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("signet: {e}");
-            ExitCode::FAILURE
+            if !e.message.is_empty() {
+                eprintln!("signet: {}", e.message);
+            }
+            ExitCode::from(e.code)
         }
+    }
+}
+
+/// Runs one parsed command.
+pub async fn dispatch(cli: Cli) -> CliResult {
+    let g = &cli.global;
+    match cli.command {
+        Command::Serve(args) => serve(args).await.map_err(CliError::rpc),
+        Command::Keys(cmd) => keys::run(g, cmd).await,
+        Command::Sign(a) => sign::sign(g, a).await,
+        Command::Verify(a) => sign::verify(g, a).await,
+        Command::PublicKey(a) => public_key::run(g, a).await,
+        Command::Bench(a) => bench::run(g, a).await,
     }
 }
 
@@ -71,4 +155,110 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         config.server.listen = l;
     }
     crate::server::run(config, given).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("signet").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn globals_anywhere() {
+        let c = parse(&["keys", "get", "k", "--json", "--endpoint", "http://h:1"]).unwrap();
+        assert!(c.global.json);
+        assert_eq!(c.global.endpoint, "http://h:1");
+        let c = parse(&["--json", "sign", "--key", "k"]).unwrap();
+        assert!(c.global.json);
+    }
+
+    #[test]
+    fn keys_create_flags() {
+        let c = parse(&[
+            "keys",
+            "create",
+            "pay",
+            "--algorithm",
+            "ecdsa_p256_sha256",
+            "--label",
+            "a=b",
+            "--label",
+            "c=d",
+            "--rotation-period",
+            "90d",
+            "--pending-period",
+            "7d",
+        ])
+        .unwrap();
+        let Command::Keys(keys::KeysCommand::Create(a)) = c.command else {
+            panic!("not create")
+        };
+        assert_eq!(a.algorithm, crate::keys::Algorithm::EcdsaP256Sha256);
+        assert_eq!(a.labels.len(), 2);
+        assert_eq!(
+            a.rotation_period,
+            Some(std::time::Duration::from_secs(90 * 86400))
+        );
+        // A pending period without a rotation period makes no policy.
+        assert!(parse(&[
+            "keys",
+            "create",
+            "p",
+            "-a",
+            "ED25519",
+            "--pending-period",
+            "1d"
+        ])
+        .is_err());
+        assert!(parse(&["keys", "create", "p", "-a", "RSA"]).is_err());
+        assert!(parse(&["keys", "create", "p", "-a", "ED25519", "--label", "x"]).is_err());
+    }
+
+    #[test]
+    fn sign_and_verify_flags() {
+        let c = parse(&[
+            "sign",
+            "--key",
+            "k",
+            "--encoding",
+            "hex",
+            "--format",
+            "raw",
+            "--digest",
+        ])
+        .unwrap();
+        let Command::Sign(a) = c.command else {
+            panic!()
+        };
+        assert_eq!(a.encoding, Some(sign::Encoding::Hex));
+        assert_eq!(a.input.format, sign::SigFormat::Raw);
+        assert!(a.input.digest);
+        assert!(parse(&["verify", "--key", "k"]).is_err());
+        assert!(parse(&["verify", "--key", "k", "-s", "AA", "--signature-file", "f"]).is_err());
+        assert!(parse(&["verify", "--key", "k", "--signature-file", "f"]).is_ok());
+        assert!(parse(&["public-key", "--key", "k", "--format", "pem-pkcs1"]).is_ok());
+    }
+
+    #[test]
+    fn bench_flags() {
+        let c = parse(&["bench", "--key", "demo-hmac", "--duration", "3s"]).unwrap();
+        let Command::Bench(a) = c.command else {
+            panic!()
+        };
+        assert_eq!((a.concurrency, a.connections, a.message_size), (64, 4, 32));
+        assert_eq!(a.duration, std::time::Duration::from_secs(3));
+        assert_eq!(a.warmup, std::time::Duration::from_secs(1));
+        assert!(parse(&["bench"]).is_err());
+        assert!(parse(&["bench", "--in-process", "-a", "ed25519"]).is_ok());
+        assert!(parse(&["bench", "--key", "k", "-a", "ed25519"]).is_err());
+        assert!(parse(&["bench", "--in-process", "--server-pid", "1"]).is_err());
+    }
 }

@@ -1,0 +1,311 @@
+//! `signet bench`: a load generator for `Sign` over several HTTP/2
+//! connections, or (`--in-process`) straight against the in-memory backend.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use rand::RngCore;
+use tokio::task::JoinSet;
+use tonic::transport::Channel;
+
+use super::bench_report::{Progress, Report};
+use super::bench_stats::{process_cpu, Counters, Outcome};
+use super::client::{
+    code_name, connect_error, endpoint, parse_algorithm, parse_duration, print_json, status_detail,
+    status_message, write_output, CliError, CliResult,
+};
+use super::Global;
+use crate::api::pb;
+use crate::api::pb::signer_client::SignerClient;
+use crate::keys::Algorithm;
+
+/// Pause after a failed call, so a down server does not turn the bench
+/// into a busy loop.
+const ERROR_BACKOFF: Duration = Duration::from_millis(5);
+
+/// How long the one call before the run may take.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// `signet bench`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Prints the report on standard output and a progress line on \
+    standard error about once a second. Latency percentiles cover successful calls in \
+    the measured window (after --warmup). CPU µs per request divide the CPU time used \
+    in that window by the calls completed in it.\n\
+    Exit codes: 0 done with at least one success, 1 nothing succeeded (or the key \
+    cannot sign), 2 usage error."
+)]
+pub struct BenchArgs {
+    /// The key to sign with (with --in-process: demo-hmac, demo-rsa,
+    /// demo-ecdsa or demo-ed25519 imply the algorithm).
+    #[arg(long, short, required_unless_present = "in_process")]
+    pub key: Option<String>,
+    /// Concurrent requests in flight (tasks; threads with --in-process,
+    /// capped at the number of CPUs).
+    #[arg(long, short, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub concurrency: u32,
+    /// How long to measure, e.g. "10s".
+    #[arg(long, short, default_value = "10s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Separate HTTP/2 connections; tasks are spread over them round-robin.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub connections: u32,
+    /// Bytes per message (one random message, signed over and over).
+    #[arg(long, default_value_t = 32)]
+    pub message_size: usize,
+    /// Load before the measured window, excluded from every figure.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub warmup: Duration,
+    /// No RPC: sign with a freshly generated in-memory key from OS threads.
+    #[arg(long)]
+    pub in_process: bool,
+    /// With --in-process: the algorithm, by its proto name.
+    #[arg(long, short, requires = "in_process", value_parser = parse_algorithm)]
+    pub algorithm: Option<Algorithm>,
+    /// Also measure this server process's CPU time (from /proc/PID/stat).
+    #[arg(long, conflicts_with = "in_process")]
+    pub server_pid: Option<u32>,
+}
+
+/// Runs `signet bench`.
+pub async fn run(global: &Global, a: BenchArgs) -> CliResult {
+    if a.duration.is_zero() {
+        return Err(CliError::usage("--duration must be more than 0"));
+    }
+    let report = if a.in_process {
+        tokio::task::spawn_blocking(move || super::bench_local::run(a))
+            .await
+            .map_err(|e| CliError::usage(format!("bench thread failed: {e}")))??
+    } else {
+        rpc(global, a).await?
+    };
+    if global.json {
+        print_json(&report.json())?;
+    } else {
+        write_output(None, report.text().as_bytes())?;
+    }
+    if report.outcome.ok == 0 {
+        return Err(CliError::rpc(format!(
+            "no {} succeeded in the measured window",
+            report.unit
+        )));
+    }
+    Ok(())
+}
+
+/// Connects `n` separate channels (each its own HTTP/2 connection). An
+/// unreachable server gives lazy channels and a warning, so the run still
+/// ends on time and counts the failures.
+async fn channels(uri: &str, n: usize) -> CliResult<(Vec<Channel>, Option<String>)> {
+    let ep = endpoint(uri)?;
+    let mut set = JoinSet::new();
+    for i in 0..n {
+        let ep = ep.clone();
+        set.spawn(async move { (i, ep.connect().await) });
+    }
+    let mut out: Vec<Option<Channel>> = vec![None; n];
+    let mut failure = None;
+    while let Some(r) = set.join_next().await {
+        let (i, r) = r.map_err(|e| CliError::usage(format!("connect task failed: {e}")))?;
+        out[i] = Some(match r {
+            Ok(ch) => ch,
+            Err(e) => {
+                failure.get_or_insert_with(|| connect_error(uri, &e).message);
+                ep.connect_lazy()
+            }
+        });
+    }
+    Ok((out.into_iter().flatten().collect(), failure))
+}
+
+async fn rpc(global: &Global, a: BenchArgs) -> CliResult<Report> {
+    let key = a.key.clone().unwrap_or_default();
+    if let Some(pid) = a.server_pid {
+        process_cpu(Some(pid)).map_err(|e| {
+            CliError::usage(format!(
+                "--server-pid {pid}: cannot read /proc/{pid}/stat: {e}"
+            ))
+        })?;
+    }
+    let (chans, failure) = channels(&global.endpoint, a.connections as usize).await?;
+    let mut message = vec![0u8; a.message_size];
+    rand::thread_rng().fill_bytes(&mut message);
+    let request = pb::SignRequest {
+        key: key.clone(),
+        version: 0,
+        input: Some(pb::sign_request::Input::Message(message)),
+        signature_format: 0,
+    };
+
+    // One probe call: a key that cannot sign is a mistake worth stopping
+    // for; an unavailable server is what the run will measure.
+    let mut algorithm = None;
+    match &failure {
+        Some(msg) => eprintln!("signet: warning: {msg}; the run will count the failures"),
+        None => {
+            let mut client = SignerClient::new(chans[0].clone());
+            let probe = tokio::time::timeout(PROBE_TIMEOUT, client.sign(request.clone()));
+            match probe.await {
+                Ok(Ok(resp)) => {
+                    algorithm = Some(super::client::algorithm_name(resp.get_ref().algorithm))
+                }
+                Ok(Err(s)) if is_fatal(s.code()) => return Err(CliError::from(s)),
+                Ok(Err(s)) => {
+                    eprintln!("signet: warning: probe call failed: {}", status_message(&s))
+                }
+                Err(_) => eprintln!(
+                    "signet: warning: probe call timed out after {} s",
+                    PROBE_TIMEOUT.as_secs()
+                ),
+            }
+        }
+    }
+
+    let counters = Arc::new(Counters::default());
+    let start = Instant::now();
+    let measure_start = start + a.warmup;
+    let end = measure_start + a.duration;
+    let mut workers = JoinSet::new();
+    for i in 0..a.concurrency as usize {
+        let client = SignerClient::new(chans[i % chans.len()].clone());
+        workers.spawn(worker(
+            client,
+            request.clone(),
+            counters.clone(),
+            measure_start,
+            end,
+        ));
+    }
+    let progress = {
+        let counters = counters.clone();
+        let mut p = Progress::new(start, a.warmup, "requests");
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval_at(
+                (start + Duration::from_secs(1)).into(),
+                Duration::from_secs(1),
+            );
+            loop {
+                tick.tick().await;
+                p.tick(&counters);
+            }
+        })
+    };
+
+    tokio::time::sleep_until(measure_start.into()).await;
+    let server0 = a.server_pid.map(|p| process_cpu(Some(p)));
+    let client0 = process_cpu(None).ok();
+    let t0 = Instant::now();
+    tokio::time::sleep_until(end.into()).await;
+    let server1 = a.server_pid.map(|p| process_cpu(Some(p)));
+    let client1 = process_cpu(None).ok();
+    let elapsed = t0.elapsed();
+
+    let mut outcome = Outcome::new();
+    while let Some(r) = workers.join_next().await {
+        match r {
+            Ok(o) => outcome.merge(&o),
+            Err(e) => eprintln!("signet: warning: a bench task failed: {e}"),
+        }
+    }
+    progress.abort();
+    let _ = progress.await;
+    Progress::finish_line();
+
+    let server_cpu = match (server0, server1) {
+        (Some(Ok(b)), Some(Ok(e))) => Some(e.saturating_sub(b)),
+        (Some(_), Some(_)) => {
+            eprintln!(
+                "signet: warning: server process exited during the run; no server CPU figure"
+            );
+            None
+        }
+        _ => None,
+    };
+    Ok(Report {
+        mode: "rpc",
+        unit: "requests",
+        key,
+        algorithm,
+        endpoint: Some(global.endpoint.clone()),
+        connections: Some(chans.len()),
+        concurrency: a.concurrency as usize,
+        message_size: a.message_size,
+        warmup: a.warmup,
+        elapsed,
+        outcome,
+        server_cpu,
+        client_cpu: client0.zip(client1).map(|(b, e)| e.saturating_sub(b)),
+    })
+}
+
+/// Codes that mean the bench is misconfigured rather than the server
+/// overloaded or down.
+fn is_fatal(code: tonic::Code) -> bool {
+    use tonic::Code::*;
+    matches!(
+        code,
+        NotFound
+            | InvalidArgument
+            | FailedPrecondition
+            | Unauthenticated
+            | PermissionDenied
+            | Unimplemented
+    )
+}
+
+/// Signs in a loop until `end`; records what falls in the measured window.
+async fn worker(
+    mut client: SignerClient<Channel>,
+    request: pb::SignRequest,
+    counters: Arc<Counters>,
+    measure_start: Instant,
+    end: Instant,
+) -> Outcome {
+    let mut out = Outcome::new();
+    // One timer for the whole run: calls in flight at the end are dropped.
+    let deadline = tokio::time::sleep_until(end.into());
+    tokio::pin!(deadline);
+    loop {
+        let t0 = Instant::now();
+        if t0 >= end {
+            break;
+        }
+        let result = tokio::select! {
+            r = client.sign(request.clone()) => r,
+            _ = &mut deadline => {
+                // A call outstanding for the whole measured window is a
+                // stall worth reporting; others were merely cut off.
+                if t0 < measure_start {
+                    out.failure("DEADLINE_EXCEEDED", || {
+                        "no answer during the whole measured window".into()
+                    });
+                }
+                break;
+            }
+        };
+        let t1 = Instant::now();
+        let measured = t0 >= measure_start && t1 <= end;
+        match result {
+            Ok(_) => {
+                counters.ok.fetch_add(1, Ordering::Relaxed);
+                if measured {
+                    out.success(t1 - t0);
+                }
+            }
+            Err(s) => {
+                counters.err.fetch_add(1, Ordering::Relaxed);
+                if measured {
+                    out.failure(code_name(s.code()), || status_detail(&s));
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(ERROR_BACKOFF) => {}
+                    _ = &mut deadline => break,
+                }
+            }
+        }
+    }
+    out
+}

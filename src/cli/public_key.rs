@@ -1,0 +1,116 @@
+//! `signet public-key`: export a version's public key or the key's JWKS.
+
+use std::path::PathBuf;
+
+use base64::Engine as _;
+use clap::{Args, ValueEnum};
+use serde_json::json;
+
+use super::client::{algorithm_name, connect, print_json, write_output, CliError, CliResult};
+use super::render::state_name;
+use super::sign::{encode, version, Encoding};
+use super::Global;
+use crate::api::pb;
+use crate::api::pb::signer_client::SignerClient;
+
+/// Public key encodings.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum KeyFormat {
+    /// SubjectPublicKeyInfo PEM ("BEGIN PUBLIC KEY").
+    #[default]
+    Pem,
+    /// PKCS#1 PEM ("BEGIN RSA PUBLIC KEY"), RSA only.
+    PemPkcs1,
+    /// SubjectPublicKeyInfo DER: raw bytes to --out, base64 on standard output.
+    Der,
+    /// One JSON Web Key.
+    Jwk,
+    /// The key's JWKS document (PENDING, ACTIVE and RETIRING versions).
+    Jwks,
+}
+
+/// `signet public-key`.
+#[derive(Debug, Args)]
+pub struct PublicKeyArgs {
+    /// The key's name.
+    #[arg(long, short)]
+    pub key: String,
+    /// Version number; default: the ACTIVE version.
+    #[arg(long, short)]
+    pub version: Option<u32>,
+    /// Encoding of the public key.
+    #[arg(long, value_enum, default_value_t = KeyFormat::Pem)]
+    pub format: KeyFormat,
+    /// Write to this file instead of standard output.
+    #[arg(long, short)]
+    pub out: Option<PathBuf>,
+}
+
+/// Runs `signet public-key`.
+pub async fn run(global: &Global, a: PublicKeyArgs) -> CliResult {
+    let mut client = SignerClient::new(connect(&global.endpoint).await?);
+    if a.format == KeyFormat::Jwks {
+        if a.version.is_some() {
+            return Err(CliError::usage("--version does not apply to --format jwks"));
+        }
+        let resp = client
+            .get_jwks(pb::GetJwksRequest { key: a.key })
+            .await?
+            .into_inner();
+        let text = match serde_json::from_str::<serde_json::Value>(&resp.jwks) {
+            Ok(v) => serde_json::to_string_pretty(&v).unwrap_or(resp.jwks),
+            Err(_) => resp.jwks,
+        };
+        return write_output(a.out.as_ref(), format!("{}\n", text.trim_end()).as_bytes());
+    }
+    let format = match a.format {
+        KeyFormat::Pem => pb::PublicKeyFormat::Pem,
+        KeyFormat::PemPkcs1 => pb::PublicKeyFormat::PemPkcs1,
+        KeyFormat::Der => pb::PublicKeyFormat::Der,
+        KeyFormat::Jwk | KeyFormat::Jwks => pb::PublicKeyFormat::Jwk,
+    };
+    let req = pb::GetPublicKeyRequest {
+        key: a.key,
+        version: version(a.version)?,
+        format: format as i32,
+    };
+    let resp = client.get_public_key(req).await?.into_inner();
+    let binary = a.format == KeyFormat::Der;
+    if global.json {
+        let public_key = if binary {
+            base64::engine::general_purpose::STANDARD.encode(&resp.public_key)
+        } else {
+            String::from_utf8_lossy(&resp.public_key).into_owned()
+        };
+        let state = state_name(resp.state);
+        let j = json!({
+            "public_key": public_key,
+            "format": format.as_str_name(),
+            "algorithm": algorithm_name(resp.algorithm),
+            "version": resp.version,
+            "key_version_id": resp.key_version_id,
+            "state": state,
+        });
+        return print_json(&j);
+    }
+    if binary {
+        if a.out.is_some() {
+            write_output(a.out.as_ref(), &resp.public_key)
+        } else {
+            let mut b = encode(Encoding::Base64, &resp.public_key);
+            b.push(b'\n');
+            write_output(None, &b)
+        }
+    } else {
+        let mut text = resp.public_key;
+        if a.format == KeyFormat::Jwk {
+            if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&text) {
+                text = serde_json::to_vec_pretty(&v).unwrap_or(text);
+            }
+        }
+        if text.last() != Some(&b'\n') {
+            text.push(b'\n');
+        }
+        write_output(a.out.as_ref(), &text)
+    }
+}
