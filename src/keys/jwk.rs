@@ -63,6 +63,11 @@ struct JwkIn {
     e: Option<String>,
     x: Option<String>,
     y: Option<String>,
+    /// When present, must be the algorithm's JOSE name.
+    alg: Option<String>,
+    /// When present, must be "sig".
+    #[serde(rename = "use")]
+    use_: Option<String>,
     /// Present in every private JWK (RSA, EC and OKP); never read.
     d: Option<IgnoredAny>,
 }
@@ -95,6 +100,17 @@ pub(crate) fn from_jwk(alg: Algorithm, json: &[u8]) -> Result<KeyParts> {
     if jwk.d.is_some() {
         return Err(Error::invalid(
             "private JWKs are not accepted; import PKCS#8",
+        ));
+    }
+    if jwk.alg.as_deref().is_some_and(|a| a != alg.jose_alg()) {
+        return Err(Error::invalid(format!(
+            "JWK \"alg\" does not match {alg} (expected {})",
+            alg.jose_alg()
+        )));
+    }
+    if jwk.use_.as_deref().is_some_and(|u| u != "sig") {
+        return Err(Error::invalid(
+            "JWK \"use\" must be \"sig\" for a signing key",
         ));
     }
     let kty = jwk.kty.as_deref();
@@ -130,6 +146,24 @@ pub(crate) fn from_jwk(alg: Algorithm, json: &[u8]) -> Result<KeyParts> {
 mod tests {
     use super::*;
     use crate::error::ErrorKind;
+
+    #[test]
+    fn alg_and_use_must_agree_when_present() {
+        let x = URL_SAFE_NO_PAD.encode([7u8; 32]);
+        let jwk = |extra: &str| format!(r#"{{"kty":"OKP","crv":"Ed25519","x":"{x}"{extra}}}"#);
+        from_jwk(Algorithm::Ed25519, jwk("").as_bytes()).unwrap();
+        from_jwk(
+            Algorithm::Ed25519,
+            jwk(r#","alg":"EdDSA","use":"sig""#).as_bytes(),
+        )
+        .unwrap();
+        for bad in [r#","alg":"ES256""#, r#","use":"enc""#] {
+            let e = from_jwk(Algorithm::Ed25519, jwk(bad).as_bytes())
+                .err()
+                .unwrap();
+            assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{bad}");
+        }
+    }
 
     fn err(alg: Algorithm, json: &str) -> Error {
         match from_jwk(alg, json.as_bytes()) {

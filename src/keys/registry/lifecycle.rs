@@ -238,6 +238,18 @@ impl Registry {
         promote: bool,
         grace: Option<Duration>,
     ) -> Result<(KeyView, u32)> {
+        self.rotate_at(name, promote, grace, None).await
+    }
+
+    /// Rotation as of `at` (a rotation policy's scheduled time, so that a
+    /// late tick does not push the schedule back) or of now.
+    async fn rotate_at(
+        &self,
+        name: &str,
+        promote: bool,
+        grace: Option<Duration>,
+        at: Option<SystemTime>,
+    ) -> Result<(KeyView, u32)> {
         let entry = self.entry(name)?;
         let mut rec = entry.state.read().record.clone();
         if rec.verify_only {
@@ -249,7 +261,7 @@ impl Registry {
         let label = new_label(name, version);
         let (b, l, alg) = (self.backend.clone(), label.clone(), rec.algorithm);
         let handle = self.blocking_admin(move || b.generate(&l, alg)).await?;
-        let now = self.clock.now();
+        let now = at.unwrap_or_else(|| self.clock.now());
         rec.versions.push(VersionRecord::new(
             version,
             VersionState::Pending,
@@ -376,19 +388,31 @@ impl Registry {
             self.persist(&rec).await?;
             entry.state.write().record = rec.clone();
         }
-        match rec.due_policy_action(now) {
-            None => {}
-            Some(PolicyAction::CreatePending) => {
-                let (_, v) = self.rotate_locked(name, false, None).await?;
+        // Policy actions take effect at their scheduled time, not at the
+        // tick's: the next period counts from the schedule, so it never drifts.
+        let Some((at, action)) = rec.next_policy_event().filter(|(at, _)| now >= *at) else {
+            return Ok(());
+        };
+        // After a long outage, start a fresh schedule instead of replaying
+        // every missed rotation.
+        let period = rec.policy.map_or(Duration::ZERO, |p| p.rotation_period);
+        let at = if now.duration_since(at).unwrap_or_default() > period {
+            now
+        } else {
+            at
+        };
+        match action {
+            PolicyAction::CreatePending => {
+                let (_, v) = self.rotate_at(name, false, None, Some(at)).await?;
                 tracing::info!(key = %name, version = v, "rotation policy created a PENDING version");
             }
-            Some(PolicyAction::CreateAndPromote) => {
-                let (_, v) = self.rotate_locked(name, true, None).await?;
+            PolicyAction::CreateAndPromote => {
+                let (_, v) = self.rotate_at(name, true, None, Some(at)).await?;
                 tracing::info!(key = %name, version = v, "rotation policy created and promoted a version");
             }
-            Some(PolicyAction::Promote(v)) => {
+            PolicyAction::Promote(v) => {
                 let g = self.grace_for(&rec, None);
-                rec.promote(v, g, now)?;
+                rec.promote(v, g, at)?;
                 self.persist(&rec).await?;
                 entry.state.write().record = rec;
                 tracing::info!(key = %name, version = v, "rotation policy promoted a version");
