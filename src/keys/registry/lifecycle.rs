@@ -302,11 +302,8 @@ impl Registry {
 
     /// PENDING → ACTIVE; the previous ACTIVE → RETIRING.
     pub async fn promote(&self, name: &str, v: u32, grace: Option<Duration>) -> Result<KeyView> {
-        let default = self.settings.default_grace;
         self.mutate(name, |r, now| {
-            let g = grace
-                .or_else(|| r.policy.and_then(|p| p.grace_period))
-                .unwrap_or(default);
+            let g = self.grace_for(r, grace);
             r.promote(v, g, now)
         })
         .await
@@ -319,11 +316,8 @@ impl Registry {
 
     /// DISABLED → RETIRING.
     pub async fn enable(&self, name: &str, v: u32, grace: Option<Duration>) -> Result<KeyView> {
-        let default = self.settings.default_grace;
         self.mutate(name, |r, now| {
-            let g = grace
-                .or_else(|| r.policy.and_then(|p| p.grace_period))
-                .unwrap_or(default);
+            let g = self.grace_for(r, grace);
             r.enable(v, g, now)
         })
         .await

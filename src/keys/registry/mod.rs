@@ -148,6 +148,17 @@ pub struct Registry {
     admin: tokio::sync::Mutex<()>,
 }
 
+/// Public-key operations on an HMAC key are `INVALID_ARGUMENT`.
+fn refuse_symmetric(rec: &KeyRecord) -> Result<()> {
+    if rec.algorithm.is_symmetric() {
+        return Err(Error::invalid(format!(
+            "key {} is {}: HMAC keys have no public key",
+            rec.name, rec.algorithm
+        )));
+    }
+    Ok(())
+}
+
 const MAX_LABELS: usize = 32;
 const MAX_LABEL_LEN: usize = 128;
 
@@ -457,12 +468,7 @@ impl Registry {
         let now = self.clock.now();
         let st = entry.state.read();
         let rec = &st.record;
-        if rec.algorithm.is_symmetric() {
-            return Err(Error::invalid(format!(
-                "key {name} is {}: HMAC keys have no public key",
-                rec.algorithm
-            )));
-        }
+        refuse_symmetric(rec)?;
         let v = match version {
             Some(v) => v,
             None => rec
@@ -497,12 +503,7 @@ impl Registry {
         let now = self.clock.now();
         let st = entry.state.read();
         let rec = &st.record;
-        if rec.algorithm.is_symmetric() {
-            return Err(Error::invalid(format!(
-                "key {name} is {}: HMAC keys have no public key",
-                rec.algorithm
-            )));
-        }
+        refuse_symmetric(rec)?;
         let keys: Vec<serde_json::Value> = rec
             .versions
             .iter()
