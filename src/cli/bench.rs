@@ -68,6 +68,13 @@ pub struct BenchArgs {
     /// Also measure this server process's CPU time (from /proc/PID/stat).
     #[arg(long, conflicts_with = "in_process")]
     pub server_pid: Option<u32>,
+    /// Async worker threads driving the RPCs. One is the default: on a host
+    /// the server shares, a second client thread mostly adds wake-ups and
+    /// cross-thread hand-offs that take CPU from the server (measured in
+    /// docs/benchmarks.md).
+    #[arg(long, default_value_t = 1, conflicts_with = "in_process",
+          value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub client_threads: u32,
 }
 
 /// Runs `signet bench`.

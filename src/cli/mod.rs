@@ -101,10 +101,13 @@ pub fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Command::Bench(a) = &cli.command {
+        if !a.in_process {
+            builder.worker_threads(a.client_threads as usize);
+        }
+    }
+    let rt = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("signet: cannot start the async runtime: {e}");
@@ -260,5 +263,8 @@ mod tests {
         assert!(parse(&["bench", "--in-process", "-a", "ed25519"]).is_ok());
         assert!(parse(&["bench", "--key", "k", "-a", "ed25519"]).is_err());
         assert!(parse(&["bench", "--in-process", "--server-pid", "1"]).is_err());
+        assert_eq!(a.client_threads, 1);
+        assert!(parse(&["bench", "--in-process", "--client-threads", "2"]).is_err());
+        assert!(parse(&["bench", "--key", "k", "--client-threads", "0"]).is_err());
     }
 }
