@@ -78,6 +78,72 @@ pub enum BackendConfig {
         #[serde(default)]
         demo_keys: bool,
     },
+    /// Keys on a PKCS#11 token (an HSM; SoftHSM2 in development).
+    Pkcs11(Pkcs11Config),
+}
+
+/// `[backend]` with `type = "pkcs11"`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pkcs11Config {
+    /// Path of the PKCS#11 module, e.g. `/usr/lib/softhsm/libsofthsm2.so`.
+    pub module: std::path::PathBuf,
+    /// The token's label (exactly one of `token_label`, `token_serial`).
+    #[serde(default)]
+    pub token_label: Option<String>,
+    /// The token's serial number.
+    #[serde(default)]
+    pub token_serial: Option<String>,
+    /// A file whose content (trailing newline removed) is the user PIN
+    /// (exactly one of `pin_file`, `pin_env`).
+    #[serde(default)]
+    pub pin_file: Option<std::path::PathBuf>,
+    /// An environment variable holding the user PIN.
+    #[serde(default)]
+    pub pin_env: Option<String>,
+    /// Most PKCS#11 sessions open at once (one more keeps the login).
+    #[serde(default = "default_max_sessions")]
+    pub max_sessions: usize,
+}
+
+fn default_max_sessions() -> usize {
+    16
+}
+
+impl Pkcs11Config {
+    fn validate(&self) -> Result<(), String> {
+        if self.token_label.is_some() == self.token_serial.is_some() {
+            return Err(
+                "backend: set exactly one of token_label and token_serial (slot indexes are not accepted)"
+                    .into(),
+            );
+        }
+        if self.pin_file.is_some() == self.pin_env.is_some() {
+            return Err("backend: set exactly one of pin_file and pin_env".into());
+        }
+        if !(1..=1024).contains(&self.max_sessions) {
+            return Err("backend.max_sessions must be between 1 and 1024".into());
+        }
+        Ok(())
+    }
+
+    /// Reads the PIN from its file or variable. The PIN is returned as a
+    /// secret and never appears in an error.
+    pub fn read_pin(&self) -> Result<cryptoki::types::AuthPin, String> {
+        let mut pin = if let Some(path) = &self.pin_file {
+            std::fs::read_to_string(path)
+                .map_err(|e| format!("backend.pin_file {}: {}", path.display(), e.kind()))?
+        } else {
+            let var = self.pin_env.as_deref().unwrap_or_default();
+            std::env::var(var).map_err(|_| format!("backend.pin_env: variable {var} is not set"))?
+        };
+        let trimmed = pin.trim_end_matches(['\n', '\r']).to_string();
+        zeroize::Zeroize::zeroize(&mut pin);
+        if trimmed.is_empty() {
+            return Err("backend: the PIN is empty".into());
+        }
+        Ok(cryptoki::types::AuthPin::new(trimmed.into()))
+    }
 }
 
 impl Default for BackendConfig {
@@ -188,6 +254,9 @@ impl Config {
         }
         if s.max_concurrent_streams == 0 {
             return Err("server.max_concurrent_streams must be at least 1".into());
+        }
+        if let BackendConfig::Pkcs11(p) = &self.backend {
+            p.validate()?;
         }
         let k = &self.keys;
         if k.default_grace_period < Duration::from_secs(1) {

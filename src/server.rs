@@ -16,6 +16,8 @@ use crate::api::signer::{SignerLimits, SignerService};
 use crate::config::{BackendConfig, Config};
 use crate::keys::clock::{Clock, SystemClock};
 use crate::keys::memory::MemoryBackend;
+use crate::keys::pkcs11::store::TokenStore;
+use crate::keys::pkcs11::{Pkcs11Backend, TokenSelector};
 use crate::keys::registry::{Registry, RegistrySettings};
 use crate::keys::store::{NullStore, RegistryStore};
 use crate::keys::{Algorithm, KeyBackend};
@@ -40,6 +42,25 @@ pub async fn build_registry(
                 Arc::new(NullStore),
                 *demo_keys,
             ),
+            BackendConfig::Pkcs11(p) => {
+                let settings = crate::keys::pkcs11::Pkcs11Settings {
+                    module: p.module.clone(),
+                    token: match (&p.token_label, &p.token_serial) {
+                        (Some(l), _) => TokenSelector::Label(l.clone()),
+                        (None, Some(s)) => TokenSelector::Serial(s.clone()),
+                        (None, None) => return Err("backend: no token selected".into()),
+                    },
+                    pin: p.read_pin()?,
+                    max_sessions: p.max_sessions,
+                };
+                let backend = tokio::task::spawn_blocking(move || Pkcs11Backend::open(settings))
+                    .await
+                    .map_err(|e| format!("PKCS#11 start-up failed: {e}"))?
+                    .map_err(|e| format!("PKCS#11 backend: {}", e.message()))?;
+                let store = TokenStore::new(&backend);
+                tracing::info!(backend = ?backend, "PKCS#11 backend ready");
+                (Arc::new(backend), Arc::new(store), false)
+            }
         };
     let settings = RegistrySettings {
         default_grace: config.keys.default_grace_period,

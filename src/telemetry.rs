@@ -6,7 +6,11 @@ use crate::config::LogFormat;
 
 /// Installs the global subscriber. `RUST_LOG`, when set, overrides `level`.
 pub fn init(level: &str, format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        // cryptoki logs every mechanism a token lists that it has no name
+        // for at ERROR; that is noise, not a fault.
+        EnvFilter::new(format!("{level},cryptoki::mechanism=off"))
+    });
     use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -6,6 +6,7 @@ pub mod ecdsa_sig;
 pub mod jwk;
 pub mod material;
 pub mod memory;
+pub mod pkcs11;
 pub mod public;
 pub mod record;
 pub mod registry;
@@ -344,6 +345,13 @@ pub trait KeyBackend: Send + Sync + fmt::Debug {
     /// called inline.
     fn blocking(&self) -> bool {
         false
+    }
+
+    /// Labels of key material this backend holds that `referenced` (every
+    /// label a stored record names) does not: what an interrupted create or
+    /// rotation left behind. Backends that persist nothing have none.
+    fn orphan_check(&self, _referenced: &[String]) -> Result<Vec<String>> {
+        Ok(Vec::new())
     }
 }
 

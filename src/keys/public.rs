@@ -176,6 +176,11 @@ impl PublicKey {
         })
     }
 
+    /// The components (modulus and exponent, point, or Ed25519 key).
+    pub(crate) fn parts(&self) -> &KeyParts {
+        &self.parts
+    }
+
     /// The algorithm.
     pub fn algorithm(&self) -> Algorithm {
         self.alg

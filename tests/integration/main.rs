@@ -11,4 +11,5 @@ mod memory {
     conformance_suite!(crate::support::TestServer::memory());
 }
 
+mod pkcs11;
 mod server;

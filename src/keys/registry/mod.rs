@@ -209,6 +209,7 @@ impl Registry {
         let _g = self.admin.lock().await;
         let store = self.store.clone();
         let records = self.blocking(move || store.load()).await?;
+        self.reconcile(&records).await;
         let mut loaded = 0;
         for record in records {
             record.check_invariants()?;
@@ -248,6 +249,56 @@ impl Registry {
             loaded += 1;
         }
         Ok(loaded)
+    }
+
+    /// Start-up check of the backend's material against the records:
+    /// material of a DESTROYED version (a crash between the record update
+    /// and the destruction) is destroyed now; material no record names (a
+    /// crash between generation and the record write) is reported, not
+    /// removed, because another signet process on the same token may be
+    /// about to record it.
+    async fn reconcile(&self, records: &[KeyRecord]) {
+        let referenced: Vec<String> = records
+            .iter()
+            .flat_map(|r| r.versions.iter())
+            .filter(|v| v.state != VersionState::Destroyed)
+            .map(|v| v.label.clone())
+            .collect();
+        let destroyed: Vec<String> = records
+            .iter()
+            .flat_map(|r| r.versions.iter())
+            .filter(|v| v.state == VersionState::Destroyed)
+            .map(|v| v.label.clone())
+            .collect();
+        let b = self.backend.clone();
+        let orphans = match self.blocking(move || b.orphan_check(&referenced)).await {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::error!(error = %e, "start-up reconciliation could not list key material");
+                return;
+            }
+        };
+        for label in orphans {
+            if destroyed.contains(&label) {
+                let (b, l) = (self.backend.clone(), label.clone());
+                match self.blocking(move || b.destroy(&l)).await {
+                    Ok(()) => tracing::warn!(
+                        label = %label,
+                        "destroyed the material of a DESTROYED version left by an interrupted destruction"
+                    ),
+                    Err(e) => {
+                        tracing::error!(label = %label, error = %e, "cannot destroy leftover material")
+                    }
+                }
+            } else {
+                tracing::warn!(
+                    label = %label,
+                    "key material on the backend that no key record names (an interrupted create \
+                     or rotation); it is never used. Remove it with the backend's tools once no \
+                     other signet process is rotating keys"
+                );
+            }
+        }
     }
 
     /// The clock.

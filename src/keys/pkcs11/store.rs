@@ -1,0 +1,189 @@
+//! The key registry on the token: one `CKO_DATA` object per key, holding
+//! the key's record (versions, states, times) as JSON, private to the
+//! logged-in user.
+//!
+//! A record is never modified in place. `put` creates a new object with the
+//! next generation number and only then destroys the older ones: creating
+//! one object is atomic on the token (SoftHSM2 writes a new file per
+//! object), so a crash at any point leaves the old record, the new one, or
+//! both, and `load` keeps the newest readable one and removes the rest.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use cryptoki::object::{Attribute, AttributeType, ObjectClass, ObjectHandle};
+use cryptoki::session::Session;
+use serde::{Deserialize, Serialize};
+
+use super::pool::Pool;
+use super::Pkcs11Backend;
+use crate::error::Result;
+use crate::keys::record::KeyRecord;
+use crate::keys::store::RegistryStore;
+
+/// `CKA_APPLICATION` of signet's registry objects.
+const APPLICATION: &[u8] = b"signet-registry";
+const LABEL_PREFIX: &str = "signet-registry:";
+
+#[derive(Serialize, Deserialize)]
+struct Stored {
+    generation: u64,
+    record: KeyRecord,
+}
+
+/// The registry store on a PKCS#11 token.
+#[derive(Debug)]
+pub struct TokenStore {
+    pool: Arc<Pool>,
+}
+
+impl TokenStore {
+    /// The store on `backend`'s token (same sessions, same login).
+    pub fn new(backend: &Pkcs11Backend) -> Self {
+        Self {
+            pool: backend.pool.clone(),
+        }
+    }
+}
+
+/// True for labels of the form signet gives key versions: `NAME:vN:HEX`.
+pub fn is_key_label(label: &str) -> bool {
+    let mut parts = label.rsplitn(3, ':');
+    let (Some(rand), Some(version), Some(name)) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    rand.len() == 8
+        && rand.bytes().all(|b| b.is_ascii_hexdigit())
+        && version
+            .strip_prefix('v')
+            .is_some_and(|v| v.parse::<u32>().is_ok())
+        && crate::keys::validate_name("key", name).is_ok()
+}
+
+/// A registry object: its handle, label and value.
+type RegistryObject = (ObjectHandle, Option<String>, Vec<u8>);
+
+fn registry_objects(
+    s: &Session,
+    name: Option<&str>,
+) -> std::result::Result<Vec<RegistryObject>, cryptoki::error::Error> {
+    let mut template = vec![
+        Attribute::Class(ObjectClass::DATA),
+        Attribute::Token(true),
+        Attribute::Application(APPLICATION.to_vec()),
+    ];
+    if let Some(n) = name {
+        template.push(Attribute::Label(format!("{LABEL_PREFIX}{n}").into_bytes()));
+    }
+    let mut out = Vec::new();
+    for h in s.find_objects(&template)? {
+        let (mut label, mut value) = (None, Vec::new());
+        for a in s.get_attributes(h, &[AttributeType::Label, AttributeType::Value])? {
+            match a {
+                Attribute::Label(l) => label = String::from_utf8(l).ok(),
+                Attribute::Value(v) => value = v,
+                _ => {}
+            }
+        }
+        out.push((h, label, value));
+    }
+    Ok(out)
+}
+
+impl RegistryStore for TokenStore {
+    fn load(&self) -> Result<Vec<KeyRecord>> {
+        let objects = self
+            .pool
+            .with("read registry", |s| registry_objects(s, None))?;
+        // name → (generation, record, handle); everything older is stale.
+        let mut newest: HashMap<String, (u64, KeyRecord, ObjectHandle)> = HashMap::new();
+        let mut stale = Vec::new();
+        for (h, label, value) in objects {
+            let parsed = serde_json::from_slice::<Stored>(&value).ok().filter(|st| {
+                label.as_deref().and_then(|l| l.strip_prefix(LABEL_PREFIX))
+                    == Some(st.record.name.as_str())
+            });
+            let Some(st) = parsed else {
+                tracing::error!(
+                    object = %h,
+                    "unreadable registry object on the token; left in place for inspection"
+                );
+                continue;
+            };
+            match newest.get(&st.record.name) {
+                Some((g, _, _)) if *g >= st.generation => stale.push(h),
+                _ => {
+                    if let Some((_, _, old)) =
+                        newest.insert(st.record.name.clone(), (st.generation, st.record, h))
+                    {
+                        stale.push(old);
+                    }
+                }
+            }
+        }
+        if !stale.is_empty() {
+            tracing::warn!(
+                objects = stale.len(),
+                "removing superseded registry records left by an interrupted update"
+            );
+            self.pool.with("clean registry", |s| {
+                for h in &stale {
+                    let _ = s.destroy_object(*h);
+                }
+                Ok(())
+            })?;
+        }
+        let mut records: Vec<KeyRecord> = newest.into_values().map(|(_, r, _)| r).collect();
+        records.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(records)
+    }
+
+    fn put(&self, record: &KeyRecord) -> Result<()> {
+        let name = record.name.clone();
+        self.pool.with("write registry", |s| {
+            let existing = registry_objects(s, Some(&name))?;
+            let generation = existing
+                .iter()
+                .filter_map(|(_, _, v)| serde_json::from_slice::<Stored>(v).ok())
+                .map(|st| st.generation)
+                .max()
+                .unwrap_or(0)
+                + 1;
+            let value = serde_json::to_vec(&Stored {
+                generation,
+                record: record.clone(),
+            })
+            .expect("a record always serialises");
+            s.create_object(&[
+                Attribute::Class(ObjectClass::DATA),
+                Attribute::Token(true),
+                Attribute::Private(true),
+                Attribute::Modifiable(false),
+                Attribute::Application(APPLICATION.to_vec()),
+                Attribute::Label(format!("{LABEL_PREFIX}{name}").into_bytes()),
+                Attribute::Value(value),
+            ])?;
+            // The new record is durable: the old ones are now superseded.
+            for (h, _, _) in existing {
+                let _ = s.destroy_object(h);
+            }
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_key_label;
+
+    #[test]
+    fn key_labels() {
+        assert!(is_key_label("pay:v1:0a1b2c3d"));
+        assert!(is_key_label("a.b-c:v12:ffffffff"));
+        assert!(!is_key_label("signet-registry:pay"));
+        assert!(!is_key_label("pay:v1:0a1b2c3"));
+        assert!(!is_key_label("pay:x1:0a1b2c3d"));
+        assert!(!is_key_label("Pay:v1:0a1b2c3d"));
+        assert!(!is_key_label("other"));
+    }
+}
