@@ -83,7 +83,7 @@ pub enum BackendConfig {
 }
 
 /// `[backend]` with `type = "pkcs11"`.
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Pkcs11Config {
     /// Path of the PKCS#11 module, e.g. `/usr/lib/softhsm/libsofthsm2.so`.
@@ -104,6 +104,14 @@ pub struct Pkcs11Config {
     /// Most PKCS#11 sessions open at once (one more keeps the login).
     #[serde(default = "default_max_sessions")]
     pub max_sessions: usize,
+    /// How long an operation waits for a free session before failing with
+    /// `UNAVAILABLE`.
+    #[serde(default = "default_session_wait", with = "duration")]
+    pub session_wait: Duration,
+}
+
+fn default_session_wait() -> Duration {
+    Duration::from_secs(5)
 }
 
 fn default_max_sessions() -> usize {
@@ -123,6 +131,11 @@ impl Pkcs11Config {
         }
         if !(1..=1024).contains(&self.max_sessions) {
             return Err("backend.max_sessions must be between 1 and 1024".into());
+        }
+        if self.session_wait < Duration::from_millis(1)
+            || self.session_wait > Duration::from_secs(300)
+        {
+            return Err("backend.session_wait must be between 1ms and 300s".into());
         }
         Ok(())
     }

@@ -27,6 +27,8 @@ pub enum ErrorKind {
     ResourceExhausted,
     /// The backend cannot be reached.
     Unavailable,
+    /// Another signet process changed the key first; retry.
+    Aborted,
     /// Anything else: the caller sees only "internal error" and a request id.
     Internal,
 }
@@ -108,6 +110,7 @@ impl Error {
             ErrorKind::PermissionDenied => Code::PermissionDenied,
             ErrorKind::ResourceExhausted => Code::ResourceExhausted,
             ErrorKind::Unavailable => Code::Unavailable,
+            ErrorKind::Aborted => Code::Aborted,
             ErrorKind::Internal => Code::Internal,
         };
         match (&self.kind, &self.source) {

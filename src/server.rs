@@ -52,6 +52,7 @@ pub async fn build_registry(
                     },
                     pin: p.read_pin()?,
                     max_sessions: p.max_sessions,
+                    session_wait: p.session_wait,
                 };
                 let backend = tokio::task::spawn_blocking(move || Pkcs11Backend::open(settings))
                     .await

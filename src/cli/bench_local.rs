@@ -35,6 +35,7 @@ fn kind_name(k: ErrorKind) -> &'static str {
         ErrorKind::PermissionDenied => "PERMISSION_DENIED",
         ErrorKind::ResourceExhausted => "RESOURCE_EXHAUSTED",
         ErrorKind::Unavailable => "UNAVAILABLE",
+        ErrorKind::Aborted => "ABORTED",
         ErrorKind::Internal => "INTERNAL",
     }
 }

@@ -10,8 +10,16 @@ use crate::error::Result;
 pub trait RegistryStore: Send + Sync + std::fmt::Debug {
     /// Every stored record.
     fn load(&self) -> Result<Vec<KeyRecord>>;
-    /// Stores (creates or replaces) one record.
+    /// Stores (creates or replaces) one record. A shared store refuses
+    /// (`ABORTED`) to replace a record another process changed since this
+    /// one last loaded or stored it.
     fn put(&self, record: &KeyRecord) -> Result<()>;
+    /// True when other signet processes may write the same store (an HSM
+    /// token shared by replicas): the registry then re-reads it on every
+    /// tick to pick up their changes.
+    fn shared(&self) -> bool {
+        false
+    }
 }
 
 /// Stores nothing: for the in-memory backend, whose keys die with the process.

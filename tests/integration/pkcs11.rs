@@ -7,13 +7,19 @@
 //! parallel. SoftHSM2 missing is a failure, never a skip.
 
 use std::path::PathBuf;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
+use cryptoki::object::{Attribute, AttributeType, ObjectClass};
 use cryptoki::session::UserType;
 use cryptoki::types::AuthPin;
+use signet::api::pb;
 use signet::config::{BackendConfig, Config, Pkcs11Config};
+use signet::keys::clock::SystemClock;
+use signet::keys::Algorithm;
+use signet::server::build_registry;
 
-use crate::support::TestServer;
+use crate::conformance::{create, pem, sign, verify};
+use crate::support::{code, TestServer};
 
 const MODULE_CANDIDATES: &[&str] = &[
     "/usr/lib/softhsm/libsofthsm2.so",
@@ -98,6 +104,7 @@ pub fn new_token(label: &str) -> Pkcs11Config {
         pin_file: Some(pin_file),
         pin_env: None,
         max_sessions: 8,
+        session_wait: std::time::Duration::from_secs(5),
     }
 }
 
@@ -118,4 +125,263 @@ pub async fn start_fresh() -> TestServer {
 /// The conformance suite, unchanged, on SoftHSM2.
 mod conformance_on_softhsm {
     conformance_suite!(super::start_fresh());
+}
+
+fn fresh_label() -> String {
+    format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..30])
+}
+
+async fn get_key(s: &TestServer, name: &str) -> pb::Key {
+    s.admin()
+        .get_key(pb::GetKeyRequest { name: name.into() })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+async fn rotate(s: &TestServer, name: &str, promote: bool) -> Result<pb::Key, tonic::Status> {
+    s.admin()
+        .rotate_key(pb::RotateKeyRequest {
+            name: name.into(),
+            promote,
+            ..Default::default()
+        })
+        .await
+        .map(|r| r.into_inner().key.expect("key in RotateKeyResponse"))
+}
+
+/// What a restart must keep: every key, version, state and public key.
+fn summary(k: &pb::Key) -> Vec<(u32, i32, String)> {
+    k.versions
+        .iter()
+        .map(|v| (v.version, v.state, v.key_version_id.clone()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_keeps_keys_versions_and_states() {
+    let cfg = new_token(&fresh_label());
+    let algs = [
+        Algorithm::HmacSha256,
+        Algorithm::RsaPkcs1_2048Sha256,
+        Algorithm::EcdsaP256Sha256,
+        Algorithm::Ed25519,
+    ];
+    let msg = b"persist me";
+    let s = TestServer::start(config(cfg.clone())).await;
+    let mut before = Vec::new();
+    for alg in algs {
+        let name = format!("k-{}", alg.name().to_ascii_lowercase().replace('_', "-"));
+        create(&s, &name, alg).await;
+        rotate(&s, &name, true).await.unwrap();
+        rotate(&s, &name, false).await.unwrap();
+        let sig = sign(&s, &name, msg).await;
+        assert_eq!(sig.version, 2);
+        let public = if alg.is_symmetric() {
+            String::new()
+        } else {
+            pem(&s, &name, 2).await
+        };
+        before.push((
+            name.clone(),
+            summary(&get_key(&s, &name).await),
+            sig.signature,
+            public,
+        ));
+    }
+    s.stop().await.unwrap();
+
+    let s = TestServer::start(config(cfg)).await;
+    for (name, versions, sig, public) in before {
+        let k = get_key(&s, &name).await;
+        assert_eq!(summary(&k), versions, "{name}");
+        assert_eq!(k.active_version, 2, "{name}");
+        assert_eq!(k.protection_level, pb::ProtectionLevel::Hsm as i32);
+        // The signature made before the restart verifies after it, and the
+        // same key signs again.
+        assert!(verify(&s, &name, msg, &sig).await.valid, "{name}");
+        let again = sign(&s, &name, msg).await;
+        assert!(verify(&s, &name, msg, &again.signature).await.valid);
+        if !public.is_empty() {
+            assert_eq!(pem(&s, &name, 2).await, public, "{name}");
+        }
+    }
+    s.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_registries_on_one_token_agree() {
+    let cfg = new_token(&fresh_label());
+    let a = TestServer::start(config(cfg.clone())).await;
+    create(&a, "shared", Algorithm::EcdsaP256Sha256).await;
+    let b = TestServer::start(config(cfg)).await;
+    assert_eq!(get_key(&b, "shared").await.active_version, 1);
+
+    // A rotates and promotes; B sees it after its next refresh (every tick).
+    rotate(&a, "shared", true).await.unwrap();
+    b.registry.refresh().await.unwrap();
+    let kb = get_key(&b, "shared").await;
+    assert_eq!(summary(&kb), summary(&get_key(&a, "shared").await));
+    assert_eq!(kb.active_version, 2);
+    let sig = sign(&b, "shared", b"from b").await;
+    assert_eq!(sig.version, 2);
+    assert!(verify(&a, "shared", b"from b", &sig.signature).await.valid);
+
+    // B acting on a stale view is refused, not silently overwriting A.
+    rotate(&a, "shared", false).await.unwrap();
+    let r = rotate(&b, "shared", false).await;
+    assert_eq!(code(r), tonic::Code::Aborted);
+    b.registry.refresh().await.unwrap();
+    let k = rotate(&b, "shared", false).await.unwrap();
+    assert_eq!(k.versions.len(), 4);
+    a.registry.refresh().await.unwrap();
+    let ka = get_key(&a, "shared").await;
+    assert_eq!(summary(&ka), summary(&k));
+    assert_eq!(
+        ka.versions
+            .iter()
+            .filter(|v| v.state == pb::KeyVersionState::Active as i32)
+            .count(),
+        1
+    );
+    a.stop().await.unwrap();
+    b.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_pin_missing_token_and_module_are_clear_errors() {
+    let cfg = new_token(&fresh_label());
+    let clock: Arc<dyn signet::keys::clock::Clock> = Arc::new(SystemClock);
+
+    let mut wrong = cfg.clone();
+    let pin_file = env().dir.join("wrong.pin");
+    std::fs::write(&pin_file, "not-the-pin\n").unwrap();
+    wrong.pin_file = Some(pin_file);
+    let e = build_registry(&config(wrong), clock.clone())
+        .await
+        .unwrap_err();
+    assert!(e.contains("wrong PIN"), "{e}");
+    assert!(!e.contains("not-the-pin"), "the PIN leaked: {e}");
+    // One refused login does not lock the token: the right PIN still works.
+    build_registry(&config(cfg.clone()), clock.clone())
+        .await
+        .unwrap();
+
+    let mut missing = cfg.clone();
+    missing.token_label = Some("no-such-token".into());
+    let e = build_registry(&config(missing), clock.clone())
+        .await
+        .unwrap_err();
+    assert!(
+        e.contains("no PKCS#11 token with label \"no-such-token\""),
+        "{e}"
+    );
+
+    let mut no_module = cfg;
+    no_module.module = "/nonexistent/libpkcs11.so".into();
+    let e = build_registry(&config(no_module), clock).await.unwrap_err();
+    assert!(
+        e.contains("module not found: /nonexistent/libpkcs11.so"),
+        "{e}"
+    );
+}
+
+/// Keys are on the token as sensitive, never-extractable objects, as seen
+/// by OpenSC's pkcs11-tool (an independent PKCS#11 client), which also
+/// cannot read their values.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_on_token_are_sensitive_and_never_extractable() {
+    let label = fresh_label();
+    let cfg = new_token(&label);
+    let s = TestServer::start(config(cfg.clone())).await;
+    for alg in [
+        Algorithm::HmacSha256,
+        Algorithm::RsaPss2048Sha256,
+        Algorithm::EcdsaP384Sha384,
+        Algorithm::Ed25519,
+    ] {
+        let name = format!("k-{}", alg.name().to_ascii_lowercase().replace('_', "-"));
+        create(&s, &name, alg).await;
+    }
+    let pin = std::fs::read_to_string(cfg.pin_file.as_ref().unwrap()).unwrap();
+    let out = std::process::Command::new("pkcs11-tool")
+        .args(["--module"])
+        .arg(&cfg.module)
+        .args([
+            "--token-label",
+            &label,
+            "--login",
+            "--pin",
+            pin.trim(),
+            "--list-objects",
+        ])
+        .output()
+        .expect("pkcs11-tool (opensc) is required for this test");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let keys =
+        text.matches("Private Key Object").count() + text.matches("Secret Key Object").count();
+    assert_eq!(keys, 4, "{text}");
+    // Every "Access:" line of a private or secret key says sensitive and
+    // never extractable; none says extractable without "never".
+    let mut checked = 0;
+    let lines: Vec<&str> = text.lines().collect();
+    for (i, l) in lines.iter().enumerate() {
+        if l.starts_with("Private Key Object") || l.starts_with("Secret Key Object") {
+            let access = lines[i..]
+                .iter()
+                .take_while(|x| **x == *l || x.starts_with(' ') || x.starts_with('\t'))
+                .find(|x| x.trim_start().starts_with("Access:"))
+                .unwrap_or_else(|| panic!("no Access line for {l}\n{text}"));
+            assert!(access.contains("sensitive"), "{access}");
+            assert!(access.contains("never extractable"), "{access}");
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 4);
+
+    // Reading a value out is refused by the token.
+    let ctx = signet::keys::pkcs11::module_context(&cfg.module).unwrap();
+    let slot = ctx
+        .get_slots_with_token()
+        .unwrap()
+        .into_iter()
+        .find(|s| ctx.get_token_info(*s).unwrap().label().trim_end() == label)
+        .unwrap();
+    let session = ctx.open_ro_session(slot).unwrap();
+    for class in [ObjectClass::PRIVATE_KEY, ObjectClass::SECRET_KEY] {
+        for h in session.find_objects(&[Attribute::Class(class)]).unwrap() {
+            let attrs = session
+                .get_attributes(
+                    h,
+                    &[
+                        AttributeType::Sensitive,
+                        AttributeType::Extractable,
+                        AttributeType::Token,
+                        AttributeType::Private,
+                    ],
+                )
+                .unwrap();
+            for a in attrs {
+                match a {
+                    Attribute::Sensitive(v) | Attribute::Token(v) | Attribute::Private(v) => {
+                        assert!(v, "{a:?}")
+                    }
+                    Attribute::Extractable(v) => assert!(!v),
+                    _ => {}
+                }
+            }
+            let value = session.get_attributes(h, &[AttributeType::Value]);
+            assert!(
+                !matches!(value.as_deref(), Ok([Attribute::Value(_)])),
+                "a key value was readable"
+            );
+        }
+    }
+    drop(session);
+    s.stop().await.unwrap();
 }

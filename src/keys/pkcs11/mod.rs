@@ -70,6 +70,8 @@ pub struct Pkcs11Settings {
     pub pin: AuthPin,
     /// Most sessions open at once (the anchor excluded).
     pub max_sessions: usize,
+    /// How long an operation waits for a free session before `UNAVAILABLE`.
+    pub session_wait: std::time::Duration,
 }
 
 /// Keys on a PKCS#11 token.
@@ -103,7 +105,13 @@ impl Pkcs11Backend {
         let mechanisms = ctx
             .get_mechanism_list(slot)
             .map_err(|e| map_err("mechanism list", e))?;
-        let pool = Pool::new(ctx, slot, settings.pin, settings.max_sessions)?;
+        let pool = Pool::new(
+            ctx,
+            slot,
+            settings.pin,
+            settings.max_sessions,
+            settings.session_wait,
+        )?;
         Ok(Self {
             pool: Arc::new(pool),
             mechanisms,

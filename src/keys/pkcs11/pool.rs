@@ -22,6 +22,7 @@ pub(super) struct Pool {
     slot: Slot,
     pin: AuthPin,
     max: usize,
+    wait: std::time::Duration,
     state: Mutex<PoolState>,
     available: Condvar,
 }
@@ -80,7 +81,13 @@ pub(super) fn map_err(what: &'static str, e: CkError) -> Error {
 impl Pool {
     /// Opens the anchor session and logs in once. A wrong PIN is reported
     /// at once and never retried (retries could lock the token).
-    pub(super) fn new(ctx: Pkcs11, slot: Slot, pin: AuthPin, max: usize) -> Result<Self> {
+    pub(super) fn new(
+        ctx: Pkcs11,
+        slot: Slot,
+        pin: AuthPin,
+        max: usize,
+        wait: std::time::Duration,
+    ) -> Result<Self> {
         let anchor = ctx
             .open_rw_session(slot)
             .map_err(|e| map_err("open session", e))?;
@@ -90,6 +97,7 @@ impl Pool {
             slot,
             pin,
             max: max.max(1),
+            wait,
             state: Mutex::new(PoolState {
                 idle: Vec::new(),
                 open: 0,
@@ -124,6 +132,7 @@ impl Pool {
     }
 
     fn checkout(&self) -> Result<Session> {
+        let deadline = std::time::Instant::now() + self.wait;
         let mut st = self.state.lock();
         loop {
             if let Some(s) = st.idle.pop() {
@@ -142,7 +151,11 @@ impl Pool {
                     }
                 };
             }
-            self.available.wait(&mut st);
+            if self.available.wait_until(&mut st, deadline).timed_out() {
+                return Err(Error::unavailable(
+                    "HSM session pool exhausted: every session stayed busy past the wait",
+                ));
+            }
         }
     }
 

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::pool::Pool;
 use super::Pkcs11Backend;
-use crate::error::Result;
+use crate::error::{Error, ErrorKind, Result};
 use crate::keys::record::KeyRecord;
 use crate::keys::store::RegistryStore;
 
@@ -32,9 +32,15 @@ struct Stored {
 }
 
 /// The registry store on a PKCS#11 token.
+///
+/// It remembers the generation of every record it loaded or wrote, and
+/// `put` refuses to replace a record whose newest generation on the token
+/// is another (a second signet process changed it): the caller gets
+/// `ABORTED`, and the next `load` brings the other process's change in.
 #[derive(Debug)]
 pub struct TokenStore {
     pool: Arc<Pool>,
+    seen: parking_lot::Mutex<HashMap<String, u64>>,
 }
 
 impl TokenStore {
@@ -42,6 +48,7 @@ impl TokenStore {
     pub fn new(backend: &Pkcs11Backend) -> Self {
         Self {
             pool: backend.pool.clone(),
+            seen: Default::default(),
         }
     }
 }
@@ -133,6 +140,10 @@ impl RegistryStore for TokenStore {
                 Ok(())
             })?;
         }
+        let mut seen = self.seen.lock();
+        seen.clear();
+        seen.extend(newest.iter().map(|(n, (g, _, _))| (n.clone(), *g)));
+        drop(seen);
         let mut records: Vec<KeyRecord> = newest.into_values().map(|(_, r, _)| r).collect();
         records.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(records)
@@ -140,15 +151,19 @@ impl RegistryStore for TokenStore {
 
     fn put(&self, record: &KeyRecord) -> Result<()> {
         let name = record.name.clone();
-        self.pool.with("write registry", |s| {
+        let expected = self.seen.lock().get(&name).copied().unwrap_or(0);
+        let written = self.pool.with("write registry", |s| {
             let existing = registry_objects(s, Some(&name))?;
-            let generation = existing
+            let current = existing
                 .iter()
                 .filter_map(|(_, _, v)| serde_json::from_slice::<Stored>(v).ok())
                 .map(|st| st.generation)
                 .max()
-                .unwrap_or(0)
-                + 1;
+                .unwrap_or(0);
+            if current != expected {
+                return Ok(None);
+            }
+            let generation = current + 1;
             let value = serde_json::to_vec(&Stored {
                 generation,
                 record: record.clone(),
@@ -167,8 +182,22 @@ impl RegistryStore for TokenStore {
             for (h, _, _) in existing {
                 let _ = s.destroy_object(h);
             }
-            Ok(())
-        })
+            Ok(Some(generation))
+        })?;
+        match written {
+            Some(g) => {
+                self.seen.lock().insert(name, g);
+                Ok(())
+            }
+            None => Err(Error::new(
+                ErrorKind::Aborted,
+                format!("key {name} was changed by another signet process; retry"),
+            )),
+        }
+    }
+
+    fn shared(&self) -> bool {
+        true
     }
 }
 

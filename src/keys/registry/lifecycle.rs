@@ -339,6 +339,10 @@ impl Registry {
     /// scheduled destruction, and rotation policies. Errors are logged and
     /// retried on the next tick.
     pub async fn tick(&self) {
+        // Another replica may already have applied what is due here.
+        if let Err(e) = self.refresh().await {
+            tracing::error!(error = %e, "cannot re-read the shared key registry");
+        }
         let now = self.clock.now();
         let due: Vec<String> = self
             .keys

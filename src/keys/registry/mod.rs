@@ -251,6 +251,91 @@ impl Registry {
         Ok(loaded)
     }
 
+    /// Brings in changes other signet processes made to a shared store (a
+    /// token several replicas use): new keys, new versions, new states.
+    /// Material for new versions is opened once, here; versions another
+    /// process destroyed lose theirs. Called on every tick when the store
+    /// is shared; a no-op otherwise.
+    pub async fn refresh(&self) -> Result<usize> {
+        if !self.store.shared() {
+            return Ok(0);
+        }
+        let _g = self.admin.lock().await;
+        let store = self.store.clone();
+        let records = self.blocking(move || store.load()).await?;
+        let mut changed = 0;
+        for record in records {
+            if record.check_invariants().is_err() {
+                tracing::error!(key = %record.name, "stored record breaks an invariant; ignored");
+                continue;
+            }
+            let existing = self.keys.read().get(&record.name).cloned();
+            let mut material = match &existing {
+                Some(e) => {
+                    let st = e.state.read();
+                    if st.record == record {
+                        continue;
+                    }
+                    st.material.clone()
+                }
+                None => HashMap::new(),
+            };
+            for v in &record.versions {
+                if v.state == VersionState::Destroyed {
+                    material.remove(&v.version);
+                    continue;
+                }
+                if material.contains_key(&v.version) {
+                    continue;
+                }
+                let m = match &v.public_spki {
+                    Some(der) => PublicKey::from_spki_der(record.algorithm, der)
+                        .map(|p| VersionMaterial::Public(Arc::new(p))),
+                    None => {
+                        let (b, label, alg) =
+                            (self.backend.clone(), v.label.clone(), record.algorithm);
+                        self.blocking(move || b.open(&label, alg))
+                            .await
+                            .map(VersionMaterial::Private)
+                    }
+                };
+                match m {
+                    Ok(m) => {
+                        material.insert(v.version, m);
+                    }
+                    Err(e) => tracing::error!(
+                        key = %record.name, version = v.version, error = %e,
+                        "key version material cannot be opened; it will not be used"
+                    ),
+                }
+            }
+            changed += 1;
+            match existing {
+                Some(e) => {
+                    let mut st = e.state.write();
+                    st.record = record;
+                    st.material = material;
+                }
+                None => {
+                    let name = record.name.clone();
+                    self.keys.write().insert(
+                        name,
+                        Arc::new(KeyEntry {
+                            state: RwLock::new(KeyState { record, material }),
+                        }),
+                    );
+                }
+            }
+        }
+        if changed > 0 {
+            tracing::info!(
+                keys = changed,
+                "registry refreshed with changes from the shared store"
+            );
+        }
+        Ok(changed)
+    }
+
     /// Start-up check of the backend's material against the records:
     /// material of a DESTROYED version (a crash between the record update
     /// and the destruction) is destroyed now; material no record names (a
