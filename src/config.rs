@@ -108,6 +108,11 @@ pub struct Pkcs11Config {
     /// `UNAVAILABLE`.
     #[serde(default = "default_session_wait", with = "duration")]
     pub session_wait: Duration,
+    /// At start-up, destroy key objects no record names (left by a crash
+    /// between generating a version and recording it) instead of only
+    /// reporting them. Only for a token no other signet process uses.
+    #[serde(default)]
+    pub destroy_orphans: bool,
 }
 
 fn default_session_wait() -> Duration {

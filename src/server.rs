@@ -66,6 +66,7 @@ pub async fn build_registry(
     let settings = RegistrySettings {
         default_grace: config.keys.default_grace_period,
         destroy_delay: config.keys.destroy_delay,
+        destroy_orphans: matches!(&config.backend, BackendConfig::Pkcs11(p) if p.destroy_orphans),
     };
     let registry = Arc::new(Registry::new(backend, store, clock, settings));
     let loaded = registry

@@ -27,6 +27,11 @@ pub struct RegistrySettings {
     pub default_grace: Duration,
     /// Delay between DestroyKeyVersion and the material's destruction.
     pub destroy_delay: Duration,
+    /// At start-up, destroy backend material that no record names instead
+    /// of only reporting it. Safe only when no other signet process shares
+    /// the backend's store (it could be between generating a version and
+    /// recording it).
+    pub destroy_orphans: bool,
 }
 
 impl Default for RegistrySettings {
@@ -34,6 +39,7 @@ impl Default for RegistrySettings {
         Self {
             default_grace: Duration::from_secs(7 * 24 * 3600),
             destroy_delay: Duration::from_secs(24 * 3600),
+            destroy_orphans: false,
         }
     }
 }
@@ -339,9 +345,9 @@ impl Registry {
     /// Start-up check of the backend's material against the records:
     /// material of a DESTROYED version (a crash between the record update
     /// and the destruction) is destroyed now; material no record names (a
-    /// crash between generation and the record write) is reported, not
-    /// removed, because another signet process on the same token may be
-    /// about to record it.
+    /// crash between generation and the record write) is reported, and
+    /// destroyed only with `destroy_orphans`, because another signet process
+    /// on the same token may be about to record it.
     async fn reconcile(&self, records: &[KeyRecord]) {
         let referenced: Vec<String> = records
             .iter()
@@ -364,12 +370,12 @@ impl Registry {
             }
         };
         for label in orphans {
-            if destroyed.contains(&label) {
+            if destroyed.contains(&label) || self.settings.destroy_orphans {
                 let (b, l) = (self.backend.clone(), label.clone());
                 match self.blocking(move || b.destroy(&l)).await {
                     Ok(()) => tracing::warn!(
                         label = %label,
-                        "destroyed the material of a DESTROYED version left by an interrupted destruction"
+                        "destroyed key material left by an interrupted destruction, create or rotation"
                     ),
                     Err(e) => {
                         tracing::error!(label = %label, error = %e, "cannot destroy leftover material")

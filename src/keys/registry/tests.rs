@@ -19,6 +19,7 @@ fn registry() -> (Arc<Registry>, ManualClock) {
         RegistrySettings {
             default_grace: Duration::from_secs(3600),
             destroy_delay: Duration::from_secs(600),
+            destroy_orphans: false,
         },
     );
     (Arc::new(reg), clock)
