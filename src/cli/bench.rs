@@ -65,6 +65,16 @@ pub struct BenchArgs {
     /// With --in-process: the algorithm, by its proto name.
     #[arg(long, short, requires = "in_process", value_parser = parse_algorithm)]
     pub algorithm: Option<Algorithm>,
+    /// With --in-process: sign through the backend of this config file
+    /// (a PKCS#11 token) instead of a fresh in-memory key. A temporary key
+    /// is generated on the token and destroyed at the end.
+    #[arg(long, requires = "in_process")]
+    pub backend_config: Option<std::path::PathBuf>,
+    /// With --backend-config: time bare `C_Sign` calls, one session per
+    /// thread kept open, with nothing of signet in between (the token's
+    /// raw cost).
+    #[arg(long, requires = "backend_config")]
+    pub raw: bool,
     /// Also measure this server process's CPU time (from /proc/PID/stat).
     #[arg(long, conflicts_with = "in_process")]
     pub server_pid: Option<u32>,

@@ -12,8 +12,10 @@ use super::bench::BenchArgs;
 use super::bench_report::{Progress, Report};
 use super::bench_stats::{process_cpu, Counters, Outcome};
 use super::client::{CliError, CliResult};
+use crate::config::{BackendConfig, Config};
 use crate::error::ErrorKind;
 use crate::keys::memory::MemoryBackend;
+use crate::keys::pkcs11::{Pkcs11Backend, Pkcs11Settings, TokenSelector};
 use crate::keys::{Algorithm, KeyBackend, KeyHandle, SignInput};
 
 /// The algorithm implied by a demo key name, as `signet serve` creates them.
@@ -60,13 +62,11 @@ pub fn run(a: BenchArgs) -> CliResult<Report> {
         );
     }
 
-    let backend = MemoryBackend::new();
-    let handle: Arc<dyn KeyHandle> = backend
-        .generate("bench-in-process-v1", alg)
-        .map_err(|e| CliError::rpc(format!("cannot generate a {alg} key: {e}")))?;
     let mut message = vec![0u8; a.message_size];
     rand::thread_rng().fill_bytes(&mut message);
     let message = Arc::new(message);
+    let target = Target::new(&a, alg, &message)?;
+    let mode = target.mode();
 
     let counters = Arc::new(Counters::default());
     let start = Instant::now();
@@ -74,10 +74,11 @@ pub fn run(a: BenchArgs) -> CliResult<Report> {
     let end = measure_start + a.duration;
     let workers: Vec<_> = (0..threads)
         .map(|i| {
-            let (handle, message, counters) = (handle.clone(), message.clone(), counters.clone());
+            let mut sign = target.signer(&message)?;
+            let counters = counters.clone();
             std::thread::Builder::new()
                 .name(format!("bench-{i}"))
-                .spawn(move || worker(&*handle, &message, &counters, measure_start, end))
+                .spawn(move || worker(&mut *sign, &counters, measure_start, end))
                 .map_err(|e| CliError::usage(format!("cannot start a bench thread: {e}")))
         })
         .collect::<Result<_, _>>()?;
@@ -115,8 +116,9 @@ pub fn run(a: BenchArgs) -> CliResult<Report> {
         }
     }
     Progress::finish_line();
+    target.cleanup();
     Ok(Report {
-        mode: "in-process",
+        mode,
         unit: "ops",
         key,
         algorithm: Some(alg.name().to_string()),
@@ -132,10 +134,116 @@ pub fn run(a: BenchArgs) -> CliResult<Report> {
     })
 }
 
+/// One thread's signing call.
+type SignFn = Box<dyn FnMut() -> crate::error::Result<Vec<u8>> + Send>;
+
+/// What the in-process bench signs with.
+enum Target {
+    /// A fresh in-memory key.
+    Memory(Arc<dyn KeyHandle>),
+    /// A temporary key on a PKCS#11 token, through signet's backend or raw.
+    Pkcs11 {
+        backend: Arc<Pkcs11Backend>,
+        handle: Arc<dyn KeyHandle>,
+        label: String,
+        alg: Algorithm,
+        raw: bool,
+    },
+}
+
+impl Target {
+    fn new(a: &BenchArgs, alg: Algorithm, _message: &[u8]) -> CliResult<Self> {
+        let Some(path) = &a.backend_config else {
+            let handle = MemoryBackend::new()
+                .generate("bench-in-process-v1", alg)
+                .map_err(|e| CliError::rpc(format!("cannot generate a {alg} key: {e}")))?;
+            return Ok(Target::Memory(handle));
+        };
+        let config = Config::load(path).map_err(CliError::usage)?;
+        let BackendConfig::Pkcs11(p) = &config.backend else {
+            return Err(CliError::usage(
+                "--backend-config: the file's [backend] must be type = \"pkcs11\"",
+            ));
+        };
+        let token = match (&p.token_label, &p.token_serial) {
+            (Some(l), _) => TokenSelector::Label(l.clone()),
+            (None, Some(s)) => TokenSelector::Serial(s.clone()),
+            (None, None) => return Err(CliError::usage("--backend-config: no token selected")),
+        };
+        let backend = Pkcs11Backend::open(Pkcs11Settings {
+            module: p.module.clone(),
+            token,
+            pin: p.read_pin().map_err(CliError::usage)?,
+            max_sessions: p.max_sessions,
+            session_wait: p.session_wait,
+        })
+        .map_err(|e| CliError::rpc(format!("PKCS#11 backend: {}", e.message())))?;
+        let mut r = [0u8; 4];
+        rand::thread_rng().fill_bytes(&mut r);
+        let label = format!("bench-in-process:v1:{}", hex::encode(r));
+        let handle = backend
+            .generate(&label, alg)
+            .map_err(|e| CliError::rpc(format!("cannot generate a {alg} key: {e}")))?;
+        Ok(Target::Pkcs11 {
+            backend: Arc::new(backend),
+            handle,
+            label,
+            alg,
+            raw: a.raw,
+        })
+    }
+
+    fn mode(&self) -> &'static str {
+        match self {
+            Target::Memory(_) => "in-process",
+            Target::Pkcs11 { raw: false, .. } => "in-process PKCS#11 backend",
+            Target::Pkcs11 { raw: true, .. } => "raw PKCS#11 C_Sign",
+        }
+    }
+
+    fn signer(&self, message: &Arc<Vec<u8>>) -> CliResult<SignFn> {
+        let message = message.clone();
+        Ok(match self {
+            Target::Memory(h)
+            | Target::Pkcs11 {
+                handle: h,
+                raw: false,
+                ..
+            } => {
+                let h = h.clone();
+                Box::new(move || h.sign(SignInput::Message(&message)))
+            }
+            Target::Pkcs11 {
+                backend,
+                label,
+                alg,
+                raw: true,
+                ..
+            } => {
+                let raw = backend
+                    .raw_signer(label, *alg, &message)
+                    .map_err(|e| CliError::rpc(format!("raw PKCS#11 session: {}", e.message())))?;
+                Box::new(move || raw.sign())
+            }
+        })
+    }
+
+    /// Removes the temporary token key.
+    fn cleanup(&self) {
+        if let Target::Pkcs11 { backend, label, .. } = self {
+            if let Err(e) = backend.destroy(label) {
+                eprintln!(
+                    "signet: warning: could not remove bench key {label}: {}",
+                    e.message()
+                );
+            }
+        }
+    }
+}
+
 /// Signs in a loop until `end`; records what falls in the measured window.
 fn worker(
-    handle: &dyn KeyHandle,
-    message: &[u8],
+    sign: &mut (dyn FnMut() -> crate::error::Result<Vec<u8>> + Send),
     counters: &Counters,
     measure_start: Instant,
     end: Instant,
@@ -146,7 +254,7 @@ fn worker(
         if t0 >= end {
             break;
         }
-        let result = handle.sign(SignInput::Message(message));
+        let result = sign();
         let t1 = Instant::now();
         let measured = t0 >= measure_start && t1 <= end;
         match result {

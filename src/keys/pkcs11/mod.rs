@@ -324,6 +324,19 @@ fn pss_params(hash: Hash) -> PkcsPssParams {
     }
 }
 
+/// The mechanism that signs for `alg` (over the digest for RSA and ECDSA).
+fn sign_mechanism(alg: Algorithm) -> Mechanism<'static> {
+    match (alg.family(), alg.hash()) {
+        (Family::Hmac, Some(h)) => hmac_mechanism(h),
+        (Family::RsaPkcs1, _) => Mechanism::RsaPkcs,
+        (Family::RsaPss, Some(h)) => Mechanism::RsaPkcsPss(pss_params(h)),
+        (Family::Ecdsa, _) => Mechanism::Ecdsa,
+        _ => Mechanism::Eddsa(cryptoki::mechanism::eddsa::EddsaParams::new(
+            cryptoki::mechanism::eddsa::EddsaSignatureScheme::Pure,
+        )),
+    }
+}
+
 /// DER DigestInfo prefix (RFC 8017 §9.2 note 1) for PKCS#1 v1.5 over a digest.
 fn digest_info_prefix(hash: Hash) -> &'static [u8] {
     match hash {
@@ -634,6 +647,64 @@ impl KeyBackend for Pkcs11Backend {
     }
 }
 
+/// For benchmarks: a session of its own and a key's object handle, to
+/// time `C_Sign` with nothing of signet in between.
+pub struct RawSigner {
+    session: Session,
+    object: ObjectHandle,
+    alg: Algorithm,
+    data: Vec<u8>,
+}
+
+impl RawSigner {
+    /// One `C_Sign` over the prepared input.
+    pub fn sign(&self) -> Result<Vec<u8>> {
+        // Built per call, as the service does (a Mechanism is not Send).
+        self.session
+            .sign(&sign_mechanism(self.alg), self.object, &self.data)
+            .map_err(|e| map_err("sign", e))
+    }
+}
+
+impl Pkcs11Backend {
+    /// A [`RawSigner`] for the key under `label`, signing `message` (hashed
+    /// once, here, for the algorithms that sign a digest).
+    pub fn raw_signer(&self, label: &str, alg: Algorithm, message: &[u8]) -> Result<RawSigner> {
+        let ctx = self.pool.context();
+        let session = ctx
+            .open_rw_session(self.pool.slot())
+            .map_err(|e| map_err("open session", e))?;
+        let class = if alg.is_symmetric() {
+            ObjectClass::SECRET_KEY
+        } else {
+            ObjectClass::PRIVATE_KEY
+        };
+        let object = *session
+            .find_objects(&[
+                Attribute::Class(class),
+                Attribute::Label(label.as_bytes().to_vec()),
+            ])
+            .map_err(|e| map_err("find key", e))?
+            .first()
+            .ok_or_else(|| Error::not_found(format!("no key object {label}")))?;
+        let data = match (alg.family(), alg.hash()) {
+            (Family::RsaPkcs1, Some(h)) => {
+                let mut d = digest_info_prefix(h).to_vec();
+                d.extend(h.digest(message));
+                d
+            }
+            (Family::RsaPss | Family::Ecdsa, Some(h)) => h.digest(message),
+            _ => message.to_vec(),
+        };
+        Ok(RawSigner {
+            session,
+            object,
+            alg,
+            data,
+        })
+    }
+}
+
 /// Overwrites secret attribute values before the template is dropped.
 fn scrub(template: &mut [Attribute]) {
     use zeroize::Zeroize;
@@ -685,42 +756,26 @@ impl KeyHandle for Pkcs11Key {
 
     fn sign(&self, input: SignInput<'_>) -> Result<Vec<u8>> {
         input.check(self.alg)?;
-        let object = self.object;
-        match (self.alg.family(), self.alg.hash()) {
-            (Family::Hmac, Some(hash)) => {
-                let SignInput::Message(m) = input else {
-                    return Err(Error::invalid("HMAC signs the message, not a digest"));
-                };
-                self.pool
-                    .with("sign", |s| s.sign(&hmac_mechanism(hash), object, m))
+        let (object, alg) = (self.object, self.alg);
+        let data: std::borrow::Cow<'_, [u8]> = match (alg.family(), alg.hash(), input) {
+            // HMAC and Ed25519 sign the message itself.
+            (Family::Hmac | Family::Ed25519, _, SignInput::Message(m)) => m.into(),
+            (Family::Hmac | Family::Ed25519, _, SignInput::Digest(_)) => {
+                return Err(Error::invalid(format!(
+                    "{alg} signs the message, not a digest"
+                )))
             }
-            (Family::RsaPkcs1, Some(hash)) => {
-                let mut data = digest_info_prefix(hash).to_vec();
-                data.extend(self.digest(input, hash));
-                self.pool
-                    .with("sign", |s| s.sign(&Mechanism::RsaPkcs, object, &data))
+            // RSA PKCS#1 v1.5 over a digest needs the DigestInfo around it.
+            (Family::RsaPkcs1, Some(hash), input) => {
+                let mut d = digest_info_prefix(hash).to_vec();
+                d.extend(self.digest(input, hash));
+                d.into()
             }
-            (Family::RsaPss, Some(hash)) => {
-                let data = self.digest(input, hash);
-                let m = Mechanism::RsaPkcsPss(pss_params(hash));
-                self.pool.with("sign", |s| s.sign(&m, object, &data))
-            }
-            (Family::Ecdsa, Some(hash)) => {
-                let data = self.digest(input, hash);
-                self.pool
-                    .with("sign", |s| s.sign(&Mechanism::Ecdsa, object, &data))
-            }
-            (Family::Ed25519, None) => {
-                let SignInput::Message(m) = input else {
-                    return Err(Error::invalid("Ed25519 signs the message, not a digest"));
-                };
-                let m2 = Mechanism::Eddsa(cryptoki::mechanism::eddsa::EddsaParams::new(
-                    cryptoki::mechanism::eddsa::EddsaSignatureScheme::Pure,
-                ));
-                self.pool.with("sign", |s| s.sign(&m2, object, m))
-            }
-            _ => Err(mismatch(self.alg)),
-        }
+            (Family::RsaPss | Family::Ecdsa, Some(hash), input) => self.digest(input, hash).into(),
+            _ => return Err(mismatch(alg)),
+        };
+        self.pool
+            .with("sign", |s| s.sign(&sign_mechanism(alg), object, &data))
     }
 
     fn verify_mac(&self, input: SignInput<'_>, tag: &[u8]) -> Result<bool> {

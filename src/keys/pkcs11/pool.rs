@@ -177,6 +177,14 @@ impl Pool {
         Ok(s)
     }
 
+    pub(super) fn context(&self) -> &Pkcs11 {
+        &self.ctx
+    }
+
+    pub(super) fn slot(&self) -> Slot {
+        self.slot
+    }
+
     fn checkin(&self, s: Session) {
         self.state.lock().idle.push(s);
         self.available.notify_one();
