@@ -23,7 +23,7 @@ $bin --endpoint $ep keys create bench-ecdsa --algorithm ECDSA_P256_SHA256 >/dev/
 $bin --endpoint $ep keys create bench-rsa --algorithm RSA_PKCS1_2048_SHA256 >/dev/null
 $bin --endpoint $ep keys create bench-hmac --algorithm HMAC_SHA256 >/dev/null
 
-summary() { grep -E '^(mode|key|throughput|latency|server CPU|client CPU|requests)' ; }
+summary() { grep -E '^(mode|key|throughput|latency|server CPU|client CPU|CPU|requests)' ; }
 
 for k in bench-ecdsa bench-rsa bench-hmac; do
   for c in 1 8 64; do

@@ -108,6 +108,12 @@ pub struct Pkcs11Config {
     /// `UNAVAILABLE`.
     #[serde(default = "default_session_wait", with = "duration")]
     pub session_wait: Duration,
+    /// Threads making PKCS#11 calls (signing, verification, registry
+    /// reads). 0 means one per CPU, right for a CPU-bound token such as
+    /// SoftHSM2; a network HSM with more parallelism than the host has CPUs
+    /// wants more.
+    #[serde(default)]
+    pub threads: usize,
     /// At start-up, destroy key objects no record names (left by a crash
     /// between generating a version and recording it) instead of only
     /// reporting them. Only for a token no other signet process uses.
@@ -137,6 +143,9 @@ impl Pkcs11Config {
         if !(1..=1024).contains(&self.max_sessions) {
             return Err("backend.max_sessions must be between 1 and 1024".into());
         }
+        if self.threads > 1024 {
+            return Err("backend.threads must be at most 1024 (0 = one per CPU)".into());
+        }
         if self.session_wait < Duration::from_millis(1)
             || self.session_wait > Duration::from_secs(300)
         {
@@ -161,6 +170,14 @@ impl Pkcs11Config {
             return Err("backend: the PIN is empty".into());
         }
         Ok(cryptoki::types::AuthPin::new(trimmed.into()))
+    }
+
+    /// `threads`, with 0 resolved to the number of CPUs.
+    pub fn worker_threads(&self) -> usize {
+        match self.threads {
+            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            n => n,
+        }
     }
 }
 

@@ -53,6 +53,7 @@ pub async fn build_registry(
                     pin: p.read_pin()?,
                     max_sessions: p.max_sessions,
                     session_wait: p.session_wait,
+                    threads: p.worker_threads(),
                 };
                 let backend = tokio::task::spawn_blocking(move || Pkcs11Backend::open(settings))
                     .await

@@ -176,6 +176,7 @@ impl Target {
             pin: p.read_pin().map_err(CliError::usage)?,
             max_sessions: p.max_sessions,
             session_wait: p.session_wait,
+            threads: p.worker_threads(),
         })
         .map_err(|e| CliError::rpc(format!("PKCS#11 backend: {}", e.message())))?;
         let mut r = [0u8; 4];

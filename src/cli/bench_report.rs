@@ -177,8 +177,13 @@ impl Report {
                 self.concurrency, self.message_size
             ),
             _ => format!(
-                "in-process KeyHandle::sign, {} threads, {}-byte messages",
-                self.concurrency, self.message_size
+                "{}, {} threads, {}-byte messages",
+                match self.mode {
+                    "in-process" => "in-process KeyHandle::sign",
+                    other => other,
+                },
+                self.concurrency,
+                self.message_size
             ),
         };
         line("mode", mode);

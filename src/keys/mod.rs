@@ -347,6 +347,14 @@ pub trait KeyBackend: Send + Sync + fmt::Debug {
         false
     }
 
+    /// Runs `job` (a blocking backend or store call) where this backend's
+    /// blocking work belongs. Only called when [`KeyBackend::blocking`] is
+    /// true, from within the tokio runtime; the default is tokio's blocking
+    /// pool.
+    fn dispatch(&self, job: Job) {
+        drop(tokio::task::spawn_blocking(job));
+    }
+
     /// Labels of key material this backend holds that `referenced` (every
     /// label a stored record names) does not: what an interrupted create or
     /// rotation left behind. Backends that persist nothing have none.
@@ -354,6 +362,9 @@ pub trait KeyBackend: Send + Sync + fmt::Debug {
         Ok(Vec::new())
     }
 }
+
+/// A blocking call handed to [`KeyBackend::dispatch`].
+pub type Job = Box<dyn FnOnce() + Send + 'static>;
 
 /// One version's usable material inside a backend.
 pub trait KeyHandle: Send + Sync + fmt::Debug {

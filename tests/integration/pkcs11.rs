@@ -105,6 +105,7 @@ pub fn new_token(label: &str) -> Pkcs11Config {
         pin_env: None,
         max_sessions: 8,
         session_wait: std::time::Duration::from_secs(5),
+        threads: 0,
         destroy_orphans: false,
     }
 }
@@ -613,6 +614,7 @@ async fn killed_during_rotations_restarts_consistent() {
         pin: cfg.read_pin().unwrap(),
         max_sessions: 2,
         session_wait: std::time::Duration::from_secs(5),
+        threads: 1,
     })
     .unwrap();
     let store = signet::keys::pkcs11::store::TokenStore::new(&backend);

@@ -16,6 +16,7 @@
 
 mod pool;
 pub mod store;
+mod workers;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -72,11 +73,14 @@ pub struct Pkcs11Settings {
     pub max_sessions: usize,
     /// How long an operation waits for a free session before `UNAVAILABLE`.
     pub session_wait: std::time::Duration,
+    /// Threads that make the PKCS#11 calls (see `workers`).
+    pub threads: usize,
 }
 
 /// Keys on a PKCS#11 token.
 pub struct Pkcs11Backend {
     pool: Arc<Pool>,
+    workers: workers::Workers,
     mechanisms: Vec<MechanismType>,
     token: String,
 }
@@ -112,8 +116,11 @@ impl Pkcs11Backend {
             settings.max_sessions,
             settings.session_wait,
         )?;
+        let workers = workers::Workers::start(settings.threads)
+            .map_err(|e| Error::internal(format!("cannot start PKCS#11 threads: {e}")))?;
         Ok(Self {
             pool: Arc::new(pool),
+            workers,
             mechanisms,
             token: settings.token.to_string(),
         })
@@ -636,6 +643,10 @@ impl KeyBackend for Pkcs11Backend {
 
     fn blocking(&self) -> bool {
         true
+    }
+
+    fn dispatch(&self, job: crate::keys::Job) {
+        self.workers.submit(job);
     }
 
     fn orphan_check(&self, referenced: &[String]) -> Result<Vec<String>> {

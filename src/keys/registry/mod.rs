@@ -403,16 +403,20 @@ impl Registry {
         self.blocking(move || b.health()).await
     }
 
-    /// Runs a backend or store call where it belongs: on the blocking pool
-    /// for backends that block, inline for CPU-only ones.
+    /// Runs a backend or store call where it belongs: on the backend's own
+    /// threads for backends that block (see [`KeyBackend::dispatch`]),
+    /// inline for CPU-only ones.
     async fn blocking<T: Send + 'static>(
         &self,
         f: impl FnOnce() -> Result<T> + Send + 'static,
     ) -> Result<T> {
         if self.backend.blocking() {
-            tokio::task::spawn_blocking(f)
-                .await
-                .map_err(|e| Error::internal(format!("backend task failed: {e}")))?
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            self.backend.dispatch(Box::new(move || {
+                let _ = tx.send(f());
+            }));
+            rx.await
+                .map_err(|_| Error::internal("backend call ended without a result"))?
         } else {
             f()
         }

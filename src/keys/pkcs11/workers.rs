@@ -1,0 +1,107 @@
+//! The one place PKCS#11 calls run: a fixed set of threads fed by a queue.
+//!
+//! tokio's blocking pool grows a thread per waiting call (up to 512), so 64
+//! concurrent signatures meant 64 threads contending for sessions and for
+//! the module's own locks, and two thread hand-offs per call. A fixed set
+//! sized to what the token can do in parallel keeps every thread busy
+//! under load: a worker that finishes a call takes the next one from the
+//! queue without sleeping.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::keys::Job;
+
+struct Queue {
+    jobs: Mutex<(VecDeque<Job>, bool)>,
+    ready: Condvar,
+}
+
+/// A fixed set of worker threads.
+pub(super) struct Workers {
+    queue: Arc<Queue>,
+}
+
+impl std::fmt::Debug for Workers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Workers").finish_non_exhaustive()
+    }
+}
+
+impl Workers {
+    /// Starts `n` threads.
+    pub(super) fn start(n: usize) -> std::io::Result<Self> {
+        let queue = Arc::new(Queue {
+            jobs: Mutex::new((VecDeque::new(), false)),
+            ready: Condvar::new(),
+        });
+        for i in 0..n.max(1) {
+            let q = queue.clone();
+            std::thread::Builder::new()
+                .name(format!("signet-pkcs11-{i}"))
+                .spawn(move || run(&q))?;
+        }
+        Ok(Self { queue })
+    }
+
+    /// Queues a job.
+    pub(super) fn submit(&self, job: Job) {
+        self.queue.jobs.lock().0.push_back(job);
+        self.queue.ready.notify_one();
+    }
+}
+
+fn run(q: &Queue) {
+    loop {
+        let job = {
+            let mut g = q.jobs.lock();
+            loop {
+                if let Some(job) = g.0.pop_front() {
+                    break job;
+                }
+                if g.1 {
+                    return;
+                }
+                q.ready.wait(&mut g);
+            }
+        };
+        // A panicking job drops its result sender (the caller sees an
+        // error); the worker lives on.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+    }
+}
+
+impl Drop for Workers {
+    /// Lets the threads finish what is queued, then exit.
+    fn drop(&mut self) {
+        self.queue.jobs.lock().1 = true;
+        self.queue.ready.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn runs_every_job_and_survives_a_panic() {
+        let w = Workers::start(2).unwrap();
+        let done = Arc::new(AtomicUsize::new(0));
+        let (tx, rx) = std::sync::mpsc::channel();
+        w.submit(Box::new(|| panic!("job panics")));
+        for _ in 0..100 {
+            let (d, tx) = (done.clone(), tx.clone());
+            w.submit(Box::new(move || {
+                d.fetch_add(1, Ordering::Relaxed);
+                tx.send(()).unwrap();
+            }));
+        }
+        for _ in 0..100 {
+            rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap();
+        }
+        assert_eq!(done.load(Ordering::Relaxed), 100);
+    }
+}
