@@ -49,7 +49,10 @@ done
 $bin serve --listen 127.0.0.1:50073 2>/dev/null &
 mp=$!
 sleep 1
-echo "== in-memory demo-hmac concurrency 64 (the bare RPC)"
-$bin bench --endpoint http://127.0.0.1:50073 --key demo-hmac --concurrency 64 \
-  --duration ${secs}s --server-pid $mp | summary
+for c in 1 8 64; do
+  conns=$(( c < 4 ? c : 4 ))
+  echo "== in-memory demo-hmac concurrency $c (the bare RPC)"
+  $bin bench --endpoint http://127.0.0.1:50073 --key demo-hmac --concurrency $c \
+    --connections $conns --duration ${secs}s --server-pid $mp | summary
+done
 kill $mp
