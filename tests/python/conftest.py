@@ -63,7 +63,7 @@ def signet_bin() -> str:
 class SignetServer:
     """A signet process whose stderr is drained in a thread."""
 
-    def __init__(self, args: list[str], log_path: Path):
+    def __init__(self, args: list[str], log_path: Path, extra_env: dict[str, str] | None = None):
         self.args = [signet_bin(), "serve", *args]
         self.log_path = log_path
         self.lines: list[str] = []
@@ -73,6 +73,7 @@ class SignetServer:
         self.port: int | None = None
         env = dict(os.environ)
         env["RUST_LOG"] = LOG_FILTER
+        env.update(extra_env or {})
         self.proc = subprocess.Popen(
             self.args,
             stdin=subprocess.DEVNULL,
@@ -221,10 +222,13 @@ def _client(server: SignetServer) -> tuple[Client, grpc.Channel]:
     )
 
 
-def _serve(tmp_path_factory, name: str, args: list[str]):
+def _serve(tmp_path_factory, name: str, args: list[str], extra_env=None, secrets_=()):
     logdir = tmp_path_factory.mktemp(name)
-    server = SignetServer(args, logdir / "stderr.log")
+    server = SignetServer(args, logdir / "stderr.log", extra_env)
     client, channel = _client(server)
+    for text in secrets_:
+        client.secret_texts.append(text)
+        ALL_SECRET_TEXTS.append(text)
     try:
         yield client
     finally:
@@ -256,3 +260,28 @@ def grace_server(tmp_path_factory):
     )
     yield from _serve(tmp_path_factory, "grace", ["--config", str(config)])
 
+
+
+@pytest.fixture(scope="session")
+def hsm_server(tmp_path_factory):
+    """signet on a fresh SoftHSM2 token made by softhsm/make-token.sh (the
+    PKCS#11 backend). SoftHSM2 missing is a failure, not a skip."""
+    tokdir = tmp_path_factory.mktemp("softhsm")
+    out = subprocess.run(
+        ["bash", str(ROOT / "softhsm" / "make-token.sh"), str(tokdir / "token"), "py-interop"],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, f"softhsm/make-token.sh failed (is softhsm2 installed?):\n{out.stderr}"
+    info = dict(line.split("=", 1) for line in out.stdout.splitlines() if "=" in line)
+    config = Path(info["config"])
+    config.write_text(config.read_text() + '[server]\nlisten = "127.0.0.1:0"\n')
+    pin = Path(info["pin_file"]).read_text().strip()
+    so_pin = (Path(info["pin_file"]).parent / "so.pin").read_text().strip()
+    yield from _serve(
+        tmp_path_factory,
+        "hsm",
+        ["--config", str(config)],
+        extra_env={"SOFTHSM2_CONF": info["SOFTHSM2_CONF"]},
+        secrets_=[pin, so_pin],
+    )
