@@ -388,6 +388,77 @@ async fn keys_on_token_are_sensitive_and_never_extractable() {
     s.stop().await.unwrap();
 }
 
+/// Writes a config file for the token `cfg` describes, plus `extra` TOML.
+fn write_config(cfg: &Pkcs11Config, extra: &str) -> PathBuf {
+    let path = env()
+        .dir
+        .join(format!("{}.toml", uuid::Uuid::new_v4().simple()));
+    std::fs::write(
+        &path,
+        format!(
+            "[backend]\ntype = \"pkcs11\"\nmodule = \"{}\"\ntoken_label = \"{}\"\npin_file = \"{}\"\n{extra}",
+            cfg.module.display(),
+            cfg.token_label.as_deref().unwrap(),
+            cfg.pin_file.as_ref().unwrap().display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// `signet bench --in-process --backend-config` runs against a token, raw
+/// and through the backend, and leaves no key behind.
+#[test]
+fn bench_against_a_token() {
+    let cfg = new_token(&fresh_label());
+    let path = write_config(&cfg, "");
+    for raw in [false, true] {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_signet"));
+        cmd.args(["--json", "bench", "--in-process", "--backend-config"])
+            .arg(&path)
+            .args(["-a", "ECDSA_P256_SHA256", "--concurrency", "2"])
+            .args(["--duration", "300ms", "--warmup", "0s"])
+            .env("SOFTHSM2_CONF", env().dir.join("softhsm2.conf"));
+        if raw {
+            cmd.arg("--raw");
+        }
+        let out = cmd.output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        assert!(report["requests"].as_u64().unwrap() > 0, "{report}");
+        assert_eq!(report["errors"].as_u64(), Some(0), "{report}");
+        let want = if raw {
+            "raw PKCS#11 C_Sign"
+        } else {
+            "in-process PKCS#11 backend"
+        };
+        assert_eq!(report["mode"], want);
+    }
+    // The temporary bench keys are gone from the token.
+    let backend = open_backend(&cfg);
+    assert_eq!(
+        signet::keys::KeyBackend::orphan_check(&backend, &[]).unwrap(),
+        Vec::<String>::new()
+    );
+}
+
+fn open_backend(cfg: &Pkcs11Config) -> signet::keys::pkcs11::Pkcs11Backend {
+    signet::keys::pkcs11::Pkcs11Backend::open(signet::keys::pkcs11::Pkcs11Settings {
+        module: cfg.module.clone(),
+        token: signet::keys::pkcs11::TokenSelector::Label(cfg.token_label.clone().unwrap()),
+        pin: cfg.read_pin().unwrap(),
+        max_sessions: 2,
+        session_wait: std::time::Duration::from_secs(5),
+        threads: 1,
+    })
+    .unwrap()
+}
+
 /// A `signet serve` child process on a token, so a test can kill it.
 struct Child {
     proc: std::process::Child,
@@ -398,20 +469,10 @@ struct Child {
 impl Child {
     fn spawn(cfg: &Pkcs11Config) -> Child {
         use std::io::BufRead;
-        let path = env()
-            .dir
-            .join(format!("{}.toml", uuid::Uuid::new_v4().simple()));
-        std::fs::write(
-            &path,
-            format!(
-                "[backend]\ntype = \"pkcs11\"\nmodule = \"{}\"\ntoken_label = \"{}\"\npin_file = \"{}\"\n\
-                 [keys]\ntick_interval = \"100ms\"\n[log]\nlevel = \"info\"\n",
-                cfg.module.display(),
-                cfg.token_label.as_deref().unwrap(),
-                cfg.pin_file.as_ref().unwrap().display()
-            ),
-        )
-        .unwrap();
+        let path = write_config(
+            cfg,
+            "[keys]\ntick_interval = \"100ms\"\n[log]\nlevel = \"info\"\n",
+        );
         let mut proc = std::process::Command::new(env!("CARGO_BIN_EXE_signet"))
             .args(["serve", "--listen", "127.0.0.1:0", "--config"])
             .arg(&path)
@@ -608,15 +669,7 @@ async fn killed_during_rotations_restarts_consistent() {
     cleaning.destroy_orphans = true;
     let s = TestServer::start(config(cleaning)).await;
     s.stop().await.unwrap();
-    let backend = signet::keys::pkcs11::Pkcs11Backend::open(signet::keys::pkcs11::Pkcs11Settings {
-        module: cfg.module.clone(),
-        token: signet::keys::pkcs11::TokenSelector::Label(cfg.token_label.clone().unwrap()),
-        pin: cfg.read_pin().unwrap(),
-        max_sessions: 2,
-        session_wait: std::time::Duration::from_secs(5),
-        threads: 1,
-    })
-    .unwrap();
+    let backend = open_backend(&cfg);
     let store = signet::keys::pkcs11::store::TokenStore::new(&backend);
     let records = signet::keys::store::RegistryStore::load(&store).unwrap();
     let referenced: Vec<String> = records
@@ -629,4 +682,48 @@ async fn killed_during_rotations_restarts_consistent() {
         signet::keys::KeyBackend::orphan_check(&backend, &referenced).unwrap(),
         Vec::<String>::new()
     );
+}
+
+/// A token that loses signet's sessions and login (here: another client
+/// of the module logs the application out) costs no failed request: the
+/// backend reopens sessions and logs in again on its own; health stays
+/// SERVING.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recovers_from_lost_sessions_and_login() {
+    let label = fresh_label();
+    let cfg = new_token(&label);
+    let s = TestServer::start(config(cfg.clone())).await;
+    create(&s, "survivor", Algorithm::EcdsaP256Sha256).await;
+    create(&s, "survivor-mac", Algorithm::HmacSha256).await;
+    sign(&s, "survivor", b"before").await;
+
+    let ctx = signet::keys::pkcs11::module_context(&cfg.module).unwrap();
+    let slot = ctx
+        .get_slots_with_token()
+        .unwrap()
+        .into_iter()
+        .find(|sl| ctx.get_token_info(*sl).unwrap().label().trim_end() == label)
+        .unwrap();
+    let outsider = ctx.open_ro_session(slot).unwrap();
+    outsider.logout().unwrap(); // PKCS#11 logins are per application
+    drop(outsider);
+
+    for key in ["survivor", "survivor-mac"] {
+        let sig = sign(&s, key, b"after").await;
+        assert!(verify(&s, key, b"after", &sig.signature).await.valid);
+    }
+    let mut health = tonic_health::pb::health_client::HealthClient::new(s.channel());
+    let status = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .status;
+    assert_eq!(
+        status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+    s.stop().await.unwrap();
 }

@@ -21,6 +21,7 @@ mod workers;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use cryptoki::context::Function;
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsPssParams};
@@ -178,7 +179,8 @@ impl Pkcs11Backend {
         };
         Ok(Arc::new(Pkcs11Key {
             alg,
-            object: private,
+            label: label.to_string(),
+            object: parking_lot::RwLock::new(private),
             public,
             pool: self.pool.clone(),
         }))
@@ -736,7 +738,11 @@ fn scrub(template: &mut [Attribute]) {
 /// One version's key on the token: a cached object handle.
 struct Pkcs11Key {
     alg: Algorithm,
-    object: ObjectHandle,
+    label: String,
+    /// Found once; found again only if the token invalidates it (SoftHSM2
+    /// drops private-object handles on logout; a re-inserted token has new
+    /// ones).
+    object: parking_lot::RwLock<ObjectHandle>,
     public: Option<PublicKey>,
     pool: Arc<Pool>,
 }
@@ -767,7 +773,7 @@ impl KeyHandle for Pkcs11Key {
 
     fn sign(&self, input: SignInput<'_>) -> Result<Vec<u8>> {
         input.check(self.alg)?;
-        let (object, alg) = (self.object, self.alg);
+        let alg = self.alg;
         let data: std::borrow::Cow<'_, [u8]> = match (alg.family(), alg.hash(), input) {
             // HMAC and Ed25519 sign the message itself.
             (Family::Hmac | Family::Ed25519, _, SignInput::Message(m)) => m.into(),
@@ -785,8 +791,37 @@ impl KeyHandle for Pkcs11Key {
             (Family::RsaPss | Family::Ecdsa, Some(hash), input) => self.digest(input, hash).into(),
             _ => return Err(mismatch(alg)),
         };
-        self.pool
-            .with("sign", |s| s.sign(&sign_mechanism(alg), object, &data))
+        let mechanism = sign_mechanism(alg);
+        self.pool.with("sign", |s| {
+            let object = *self.object.read();
+            match s.sign(&mechanism, object, &data) {
+                Err(CkError::Pkcs11(
+                    RvError::KeyHandleInvalid | RvError::ObjectHandleInvalid,
+                    _,
+                )) => {
+                    let class = if alg.is_symmetric() {
+                        ObjectClass::SECRET_KEY
+                    } else {
+                        ObjectClass::PRIVATE_KEY
+                    };
+                    let found = s.find_objects(&[
+                        Attribute::Class(class),
+                        Attribute::Label(self.label.as_bytes().to_vec()),
+                    ])?;
+                    match found.as_slice() {
+                        [h] => {
+                            *self.object.write() = *h;
+                            s.sign(&mechanism, *h, &data)
+                        }
+                        _ => Err(CkError::Pkcs11(
+                            RvError::KeyHandleInvalid,
+                            Function::SignInit,
+                        )),
+                    }
+                }
+                r => r,
+            }
+        })
     }
 
     fn verify_mac(&self, input: SignInput<'_>, tag: &[u8]) -> Result<bool> {

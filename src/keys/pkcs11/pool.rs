@@ -107,26 +107,42 @@ impl Pool {
         })
     }
 
-    /// Runs `f` with a session. Device errors drop every session (and the
-    /// login); the next call starts over with a fresh session.
+    /// Runs `f` with a session. A device or session error, or a refusal on
+    /// a session that is no longer logged in (the application was logged
+    /// out under us), drops every session (and the login) and `f` is tried
+    /// once more on a fresh session after logging in again: a token that
+    /// was reset costs no failed request. If that fails too, the caller
+    /// gets `UNAVAILABLE`.
     pub(super) fn with<T>(
         &self,
         what: &'static str,
-        f: impl FnOnce(&Session) -> std::result::Result<T, CkError>,
+        f: impl Fn(&Session) -> std::result::Result<T, CkError>,
     ) -> Result<T> {
-        let session = self.checkout()?;
-        match f(&session) {
-            Ok(v) => {
-                self.checkin(session);
-                Ok(v)
-            }
-            Err(e) if is_device_error(&e) => {
-                self.discard(session);
-                Err(map_err(what, e))
-            }
-            Err(e) => {
-                self.checkin(session);
-                Err(map_err(what, e))
+        let mut retried = false;
+        loop {
+            let session = self.checkout()?;
+            match f(&session) {
+                Ok(v) => {
+                    self.checkin(session);
+                    return Ok(v);
+                }
+                Err(e) if is_device_error(&e) || !logged_in(&session) => {
+                    self.discard(session);
+                    if retried {
+                        return Err(if is_device_error(&e) {
+                            map_err(what, e)
+                        } else {
+                            Error::unavailable(format!("HSM login lost during {what}"))
+                                .with_source(e)
+                        });
+                    }
+                    tracing::warn!(error = %e, operation = what, "PKCS#11 session or login lost; reopening");
+                    retried = true;
+                }
+                Err(e) => {
+                    self.checkin(session);
+                    return Err(map_err(what, e));
+                }
             }
         }
     }
@@ -208,6 +224,16 @@ impl Pool {
     pub(super) fn health(&self) -> Result<()> {
         self.with("health check", |s| s.get_session_info().map(|_| ()))
     }
+}
+
+fn logged_in(session: &Session) -> bool {
+    use cryptoki::session::SessionState;
+    session.get_session_info().is_ok_and(|i| {
+        matches!(
+            i.session_state(),
+            SessionState::RoUser | SessionState::RwUser
+        )
+    })
 }
 
 fn login(session: &Session, pin: &AuthPin) -> Result<()> {
