@@ -471,7 +471,7 @@ impl Child {
         use std::io::BufRead;
         let path = write_config(
             cfg,
-            "[keys]\ntick_interval = \"100ms\"\n[log]\nlevel = \"info\"\n",
+            "[keys]\ntick_interval = \"100ms\"\ndestroy_delay = \"0s\"\n[log]\nlevel = \"info\"\n",
         );
         let mut proc = std::process::Command::new(env!("CARGO_BIN_EXE_signet"))
             .args(["serve", "--listen", "127.0.0.1:0", "--config"])
@@ -726,4 +726,104 @@ async fn recovers_from_lost_sessions_and_login() {
         tonic_health::pb::health_check_response::ServingStatus::Serving as i32
     );
     s.stop().await.unwrap();
+}
+
+/// Two `signet serve` processes on one token: a rotation on one is seen
+/// by the other within a tick, and a DESTROYED version's objects leave the
+/// token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_agree_and_destroyed_versions_leave_the_token() {
+    let cfg = new_token(&fresh_label());
+    let a = Child::spawn(&cfg);
+    let b = Child::spawn(&cfg);
+    let mut admin_a = a.admin().await;
+    let mut admin_b = b.admin().await;
+    admin_a
+        .create_key(pb::CreateKeyRequest {
+            name: "duo".into(),
+            algorithm: pb::Algorithm::from_str_name("ED25519").unwrap() as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let rotated = admin_a
+        .rotate_key(pb::RotateKeyRequest {
+            name: "duo".into(),
+            promote: true,
+            grace_period: Some(prost_types::Duration {
+                seconds: 1,
+                nanos: 0,
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .key
+        .unwrap();
+    assert_eq!(rotated.active_version, 2);
+
+    // B picks the change up on its own (tick: 100 ms) and signs with v2.
+    let mut seen = None;
+    for _ in 0..50 {
+        let k = admin_b
+            .get_key(pb::GetKeyRequest { name: "duo".into() })
+            .await
+            .map(|r| r.into_inner());
+        if let Ok(k) = k {
+            if k.active_version == 2 {
+                seen = Some(k);
+                break;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(seen.is_some(), "process B never saw the rotation");
+    let sig = b
+        .signer()
+        .await
+        .sign(pb::SignRequest {
+            key: "duo".into(),
+            input: Some(pb::sign_request::Input::Message(b"duo".to_vec())),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(sig.version, 2);
+
+    // v1's grace ends after 1 s; A then disables and destroys it (no delay).
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let v1_label = {
+        let backend = open_backend(&cfg);
+        let store = signet::keys::pkcs11::store::TokenStore::new(&backend);
+        let records = signet::keys::store::RegistryStore::load(&store).unwrap();
+        records[0].versions[0].label.clone()
+    };
+    admin_a
+        .destroy_key_version(pb::DestroyKeyVersionRequest {
+            name: "duo".into(),
+            version: 1,
+        })
+        .await
+        .unwrap();
+    let backend = open_backend(&cfg);
+    let mut gone = false;
+    for _ in 0..50 {
+        let labels = backend.key_labels().unwrap();
+        if !labels.contains(&v1_label) {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        gone,
+        "the DESTROYED version's objects are still on the token"
+    );
+    let k = admin_b
+        .get_key(pb::GetKeyRequest { name: "duo".into() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(k.versions.len(), 2);
 }
