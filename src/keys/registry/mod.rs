@@ -224,25 +224,8 @@ impl Registry {
                 if v.state == VersionState::Destroyed {
                     continue;
                 }
-                let m = match &v.public_spki {
-                    Some(der) => PublicKey::from_spki_der(record.algorithm, der)
-                        .map(|p| VersionMaterial::Public(Arc::new(p))),
-                    None => {
-                        let (b, label, alg) =
-                            (self.backend.clone(), v.label.clone(), record.algorithm);
-                        self.blocking(move || b.open(&label, alg))
-                            .await
-                            .map(VersionMaterial::Private)
-                    }
-                };
-                match m {
-                    Ok(m) => {
-                        material.insert(v.version, m);
-                    }
-                    Err(e) => tracing::error!(
-                        key = %record.name, version = v.version, error = %e,
-                        "key version material cannot be opened; it will not be used"
-                    ),
+                if let Some(m) = self.open_version(&record, v).await {
+                    material.insert(v.version, m);
                 }
             }
             let name = record.name.clone();
@@ -255,6 +238,33 @@ impl Registry {
             loaded += 1;
         }
         Ok(loaded)
+    }
+
+    /// Opens one version's material: its public key from the record, or
+    /// the backend's handle. A failure is logged and the version is left
+    /// without material (it then neither signs nor verifies).
+    async fn open_version(
+        &self,
+        record: &KeyRecord,
+        v: &super::record::VersionRecord,
+    ) -> Option<VersionMaterial> {
+        let m = match &v.public_spki {
+            Some(der) => PublicKey::from_spki_der(record.algorithm, der)
+                .map(|p| VersionMaterial::Public(Arc::new(p))),
+            None => {
+                let (b, label, alg) = (self.backend.clone(), v.label.clone(), record.algorithm);
+                self.blocking(move || b.open(&label, alg))
+                    .await
+                    .map(VersionMaterial::Private)
+            }
+        };
+        m.inspect_err(|e| {
+            tracing::error!(
+                key = %record.name, version = v.version, error = %e,
+                "key version material cannot be opened; it will not be used"
+            )
+        })
+        .ok()
     }
 
     /// Brings in changes other signet processes made to a shared store (a
@@ -294,25 +304,8 @@ impl Registry {
                 if material.contains_key(&v.version) {
                     continue;
                 }
-                let m = match &v.public_spki {
-                    Some(der) => PublicKey::from_spki_der(record.algorithm, der)
-                        .map(|p| VersionMaterial::Public(Arc::new(p))),
-                    None => {
-                        let (b, label, alg) =
-                            (self.backend.clone(), v.label.clone(), record.algorithm);
-                        self.blocking(move || b.open(&label, alg))
-                            .await
-                            .map(VersionMaterial::Private)
-                    }
-                };
-                match m {
-                    Ok(m) => {
-                        material.insert(v.version, m);
-                    }
-                    Err(e) => tracing::error!(
-                        key = %record.name, version = v.version, error = %e,
-                        "key version material cannot be opened; it will not be used"
-                    ),
+                if let Some(m) = self.open_version(&record, v).await {
+                    material.insert(v.version, m);
                 }
             }
             changed += 1;
