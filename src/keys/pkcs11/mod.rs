@@ -333,6 +333,51 @@ fn pss_params(hash: Hash) -> PkcsPssParams {
     }
 }
 
+/// The class of the object that signs for `alg`.
+fn key_class(alg: Algorithm) -> ObjectClass {
+    if alg.is_symmetric() {
+        ObjectClass::SECRET_KEY
+    } else {
+        ObjectClass::PRIVATE_KEY
+    }
+}
+
+/// The signing objects labelled `label` (one, unless the token is damaged).
+fn find_key(
+    s: &Session,
+    label: &str,
+    alg: Algorithm,
+) -> std::result::Result<Vec<ObjectHandle>, CkError> {
+    s.find_objects(&[
+        Attribute::Class(key_class(alg)),
+        Attribute::Label(label.as_bytes().to_vec()),
+    ])
+}
+
+/// What the token signs for `input`: the message for HMAC and Ed25519, the
+/// digest for ECDSA and PSS, the DigestInfo-wrapped digest for PKCS#1 v1.5.
+fn token_input(alg: Algorithm, input: SignInput<'_>) -> Result<std::borrow::Cow<'_, [u8]>> {
+    let digest = |hash: Hash| match input {
+        SignInput::Message(m) => hash.digest(m),
+        SignInput::Digest(d) => d.to_vec(),
+    };
+    Ok(match (alg.family(), alg.hash(), input) {
+        (Family::Hmac | Family::Ed25519, _, SignInput::Message(m)) => m.into(),
+        (Family::Hmac | Family::Ed25519, _, SignInput::Digest(_)) => {
+            return Err(Error::invalid(format!(
+                "{alg} signs the message, not a digest"
+            )))
+        }
+        (Family::RsaPkcs1, Some(hash), _) => {
+            let mut d = digest_info_prefix(hash).to_vec();
+            d.extend(digest(hash));
+            d.into()
+        }
+        (Family::RsaPss | Family::Ecdsa, Some(hash), _) => digest(hash).into(),
+        _ => return Err(mismatch(alg)),
+    })
+}
+
 /// The mechanism that signs for `alg` (over the digest for RSA and ECDSA).
 fn sign_mechanism(alg: Algorithm) -> Mechanism<'static> {
     match (alg.family(), alg.hash()) {
@@ -601,17 +646,7 @@ impl KeyBackend for Pkcs11Backend {
     }
 
     fn open(&self, label: &str, alg: Algorithm) -> Result<Arc<dyn KeyHandle>> {
-        let class = if alg.is_symmetric() {
-            ObjectClass::SECRET_KEY
-        } else {
-            ObjectClass::PRIVATE_KEY
-        };
-        let found = self.pool.with("find key", |s| {
-            s.find_objects(&[
-                Attribute::Class(class),
-                Attribute::Label(label.as_bytes().to_vec()),
-            ])
-        })?;
+        let found = self.pool.with("find key", |s| find_key(s, label, alg))?;
         match found.as_slice() {
             [h] => self.handle(label, alg, *h),
             [] => Err(Error::not_found(format!(
@@ -687,28 +722,11 @@ impl Pkcs11Backend {
         let session = ctx
             .open_rw_session(self.pool.slot())
             .map_err(|e| map_err("open session", e))?;
-        let class = if alg.is_symmetric() {
-            ObjectClass::SECRET_KEY
-        } else {
-            ObjectClass::PRIVATE_KEY
-        };
-        let object = *session
-            .find_objects(&[
-                Attribute::Class(class),
-                Attribute::Label(label.as_bytes().to_vec()),
-            ])
+        let object = *find_key(&session, label, alg)
             .map_err(|e| map_err("find key", e))?
             .first()
             .ok_or_else(|| Error::not_found(format!("no key object {label}")))?;
-        let data = match (alg.family(), alg.hash()) {
-            (Family::RsaPkcs1, Some(h)) => {
-                let mut d = digest_info_prefix(h).to_vec();
-                d.extend(h.digest(message));
-                d
-            }
-            (Family::RsaPss | Family::Ecdsa, Some(h)) => h.digest(message),
-            _ => message.to_vec(),
-        };
+        let data = token_input(alg, SignInput::Message(message))?.into_owned();
         Ok(RawSigner {
             session,
             object,
@@ -753,15 +771,6 @@ impl std::fmt::Debug for Pkcs11Key {
     }
 }
 
-impl Pkcs11Key {
-    fn digest(&self, input: SignInput<'_>, hash: Hash) -> Vec<u8> {
-        match input {
-            SignInput::Message(m) => hash.digest(m),
-            SignInput::Digest(d) => d.to_vec(),
-        }
-    }
-}
-
 impl KeyHandle for Pkcs11Key {
     fn algorithm(&self) -> Algorithm {
         self.alg
@@ -774,23 +783,7 @@ impl KeyHandle for Pkcs11Key {
     fn sign(&self, input: SignInput<'_>) -> Result<Vec<u8>> {
         input.check(self.alg)?;
         let alg = self.alg;
-        let data: std::borrow::Cow<'_, [u8]> = match (alg.family(), alg.hash(), input) {
-            // HMAC and Ed25519 sign the message itself.
-            (Family::Hmac | Family::Ed25519, _, SignInput::Message(m)) => m.into(),
-            (Family::Hmac | Family::Ed25519, _, SignInput::Digest(_)) => {
-                return Err(Error::invalid(format!(
-                    "{alg} signs the message, not a digest"
-                )))
-            }
-            // RSA PKCS#1 v1.5 over a digest needs the DigestInfo around it.
-            (Family::RsaPkcs1, Some(hash), input) => {
-                let mut d = digest_info_prefix(hash).to_vec();
-                d.extend(self.digest(input, hash));
-                d.into()
-            }
-            (Family::RsaPss | Family::Ecdsa, Some(hash), input) => self.digest(input, hash).into(),
-            _ => return Err(mismatch(alg)),
-        };
+        let data = token_input(alg, input)?;
         let mechanism = sign_mechanism(alg);
         self.pool.with("sign", |s| {
             let object = *self.object.read();
@@ -799,15 +792,7 @@ impl KeyHandle for Pkcs11Key {
                     RvError::KeyHandleInvalid | RvError::ObjectHandleInvalid,
                     _,
                 )) => {
-                    let class = if alg.is_symmetric() {
-                        ObjectClass::SECRET_KEY
-                    } else {
-                        ObjectClass::PRIVATE_KEY
-                    };
-                    let found = s.find_objects(&[
-                        Attribute::Class(class),
-                        Attribute::Label(self.label.as_bytes().to_vec()),
-                    ])?;
+                    let found = find_key(s, &self.label, alg)?;
                     match found.as_slice() {
                         [h] => {
                             *self.object.write() = *h;
