@@ -510,6 +510,73 @@ impl Registry {
             };
             (v, handle, rec.algorithm, rec.version_id(v))
         };
+        self.sign_with(handle, alg, v, kid, input, format).await
+    }
+
+    /// Signs with the ACTIVE version and then every PENDING one (oldest
+    /// first): for webhook formats that carry several signatures, so a
+    /// receiver that already has the next secret accepts the request too.
+    pub async fn sign_active_and_pending(
+        &self,
+        name: &str,
+        input: Input,
+        format: SignatureFormat,
+    ) -> Result<Vec<Signed>> {
+        let entry = self.entry(name)?;
+        let now = self.clock.now();
+        let (alg, signers) = {
+            let st = entry.state.read();
+            let rec = &st.record;
+            if rec.verify_only {
+                return Err(Error::precondition(format!(
+                    "key {name} holds public keys only and cannot sign"
+                )));
+            }
+            let active = rec
+                .active()
+                .map(|r| r.version)
+                .ok_or_else(|| Error::precondition(format!("key {name} has no ACTIVE version")))?;
+            let pending = rec
+                .versions
+                .iter()
+                .filter(|r| r.effective_state(now) == VersionState::Pending)
+                .map(|r| r.version);
+            let mut signers = Vec::new();
+            for v in std::iter::once(active).chain(pending) {
+                match st.material.get(&v) {
+                    Some(VersionMaterial::Private(h)) => {
+                        signers.push((v, h.clone(), rec.version_id(v)))
+                    }
+                    _ if v == active => {
+                        return Err(Error::unavailable(format!(
+                            "version {v} of key {name} is not available"
+                        )))
+                    }
+                    // A PENDING version without material cannot sign yet.
+                    _ => {}
+                }
+            }
+            (rec.algorithm, signers)
+        };
+        let mut out = Vec::with_capacity(signers.len());
+        for (v, handle, kid) in signers {
+            out.push(
+                self.sign_with(handle, alg, v, kid, input.clone(), format)
+                    .await?,
+            );
+        }
+        Ok(out)
+    }
+
+    async fn sign_with(
+        &self,
+        handle: Arc<dyn KeyHandle>,
+        alg: Algorithm,
+        v: u32,
+        kid: String,
+        input: Input,
+        format: SignatureFormat,
+    ) -> Result<Signed> {
         input.borrow().check(alg)?;
         let raw = if self.backend.blocking() {
             self.blocking(move || handle.sign(input.borrow())).await?

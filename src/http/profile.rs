@@ -1,0 +1,655 @@
+//! Profiles: the configuration (`[[profiles]]`), the presets, and the
+//! validation that turns a configuration into a [`Profile`] or an error
+//! naming the profile and the field (http-signing.md, "Profile fields",
+//! "Presets").
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use serde::Deserialize;
+
+use super::template::{Placeholder, Template};
+
+/// A field a header can carry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Field {
+    /// The signature header (the signature template's output).
+    Signature,
+    /// T.
+    Timestamp,
+    /// N.
+    Nonce,
+    /// The identity.
+    Identity,
+    /// The client id.
+    ClientId,
+    /// The merchant id.
+    MerchantId,
+}
+
+impl Field {
+    /// Header output order.
+    pub const ORDER: [Field; 6] = [
+        Field::Signature,
+        Field::Timestamp,
+        Field::Nonce,
+        Field::Identity,
+        Field::ClientId,
+        Field::MerchantId,
+    ];
+}
+
+/// A preset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Preset {
+    /// Boxo-style defaults; `client_id` required.
+    Boxo,
+    /// Stripe's `Stripe-Signature`.
+    Stripe,
+    /// Standard Webhooks (Svix).
+    StandardWebhooks,
+    /// GitHub's `X-Hub-Signature-256`.
+    Github,
+    /// Slack's `X-Slack-Signature`.
+    Slack,
+    /// Shopify's `X-Shopify-Hmac-Sha256`.
+    Shopify,
+}
+
+/// `timespec`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Timespec {
+    /// Unix seconds.
+    #[default]
+    Seconds,
+    /// Unix milliseconds.
+    Milliseconds,
+    /// Unix microseconds.
+    Microseconds,
+    /// Unix nanoseconds.
+    Nanoseconds,
+}
+
+impl Timespec {
+    /// Units per second.
+    pub fn per_second(self) -> u128 {
+        match self {
+            Timespec::Seconds => 1,
+            Timespec::Milliseconds => 1_000,
+            Timespec::Microseconds => 1_000_000,
+            Timespec::Nanoseconds => 1_000_000_000,
+        }
+    }
+}
+
+/// `request_data_encoding`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BodyEncoding {
+    /// The body bytes, UTF-8.
+    Raw,
+    /// Canonical JSON.
+    Json,
+    /// Base64 of the body.
+    Base64,
+    /// Lowercase hex of the body.
+    Hex,
+}
+
+/// `signature_payload_encoding`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PayloadEncoding {
+    /// S's UTF-8 bytes.
+    Utf8,
+    /// Base64 (padded) of S.
+    Base64,
+    /// Lowercase hex of S.
+    Hex,
+}
+
+/// `signature_encoding`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SigEncoding {
+    /// Padded base64.
+    Base64,
+    /// Unpadded base64url.
+    Base64url,
+    /// Lowercase hex.
+    Hex,
+}
+
+/// `ecdsa_format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EcdsaFormat {
+    /// ASN.1 DER.
+    Der,
+    /// r‖s.
+    Raw,
+}
+
+/// `url_form`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UrlForm {
+    /// The URL verbatim.
+    AsGiven,
+    /// Its path.
+    Path,
+    /// Path and query.
+    PathAndQuery,
+}
+
+/// One `[[profiles]]` entry, as written. Unset fields come from the preset,
+/// then from the defaults.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct ProfileConfig {
+    pub name: String,
+    pub preset: Option<Preset>,
+    pub key: Option<String>,
+    pub verify_key: Option<String>,
+    pub client_id: Option<String>,
+    pub merchant_id: Option<String>,
+    pub identity: Option<String>,
+    pub timespec: Option<Timespec>,
+    pub use_nonce: Option<bool>,
+    pub nonce_length: Option<usize>,
+    /// Replaces the preset's (or the default) map as a whole.
+    pub headers: Option<BTreeMap<Field, String>>,
+    pub payload_template: Option<String>,
+    pub signature_template: Option<String>,
+    pub request_data_encoding: Option<BodyEncoding>,
+    pub json_spaces: Option<bool>,
+    pub json_sort_keys: Option<bool>,
+    pub json_ascii: Option<bool>,
+    pub signature_payload_encoding: Option<PayloadEncoding>,
+    pub signature_encoding: Option<SigEncoding>,
+    pub ecdsa_format: Option<EcdsaFormat>,
+    pub url_form: Option<UrlForm>,
+    pub tolerance_seconds: Option<u64>,
+    pub reject_replayed_signatures: Option<bool>,
+    pub allowed_source_ips: Option<Vec<String>>,
+}
+
+/// How a preset's signature header carries signatures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SignatureHeader {
+    /// One signature, by the signature template.
+    Single,
+    /// Stripe: `t=T,v1=σ1,v1=σ2`, any element order, other schemes ignored.
+    Stripe,
+    /// Standard Webhooks: `v1,σ1 v1,σ2`.
+    StandardWebhooks,
+}
+
+/// A validated profile.
+#[derive(Clone, Debug)]
+#[allow(missing_docs)]
+pub struct Profile {
+    pub name: String,
+    pub preset: Option<Preset>,
+    pub key: Option<String>,
+    pub verify_key: Option<String>,
+    pub client_id: Option<String>,
+    pub merchant_id: Option<String>,
+    pub identity: Option<String>,
+    pub timespec: Timespec,
+    pub use_nonce: bool,
+    pub nonce_length: usize,
+    /// Generated nonces start with this (Standard Webhooks: `msg_`).
+    pub nonce_prefix: &'static str,
+    pub headers: BTreeMap<Field, String>,
+    pub payload_template: Template,
+    pub signature_template: Template,
+    pub request_data_encoding: BodyEncoding,
+    pub json_spaces: bool,
+    pub json_sort_keys: bool,
+    pub json_ascii: bool,
+    pub signature_payload_encoding: PayloadEncoding,
+    pub signature_encoding: SigEncoding,
+    pub ecdsa_format: EcdsaFormat,
+    pub url_form: UrlForm,
+    pub tolerance_seconds: u64,
+    pub reject_replayed_signatures: bool,
+    pub allowed_source_ips: Vec<Cidr>,
+    pub signature_header: SignatureHeader,
+}
+
+/// A CIDR block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cidr {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    /// Parses `a.b.c.d/n`, `x::y/n`, or a bare address (a single host).
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let (a, p) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: IpAddr = a
+            .trim()
+            .parse()
+            .map_err(|_| format!("{s:?} is not an IP address or CIDR"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match p {
+            None => max,
+            Some(p) => p
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|n| *n <= max)
+                .ok_or_else(|| format!("{s:?} has an invalid prefix length"))?,
+        };
+        Ok(Self { addr, prefix })
+    }
+
+    /// True when `ip` is inside (IPv4-mapped IPv6 addresses count as IPv4).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        // Both sides left-aligned in 128 bits, so one mask serves v4 and v6.
+        let (a, b) = match (self.addr, ip) {
+            (IpAddr::V4(a), IpAddr::V4(b)) => (
+                u128::from(u32::from(a)) << 96,
+                u128::from(u32::from(b)) << 96,
+            ),
+            (IpAddr::V6(a), IpAddr::V6(b)) => (u128::from(a), u128::from(b)),
+            _ => return false,
+        };
+        if self.prefix == 0 {
+            return true;
+        }
+        let mask = u128::MAX << (128 - u32::from(self.prefix));
+        a & mask == b & mask
+    }
+}
+
+struct Defaults {
+    headers: BTreeMap<Field, String>,
+    payload_template: &'static str,
+    signature_template: &'static str,
+    body: BodyEncoding,
+    sig: SigEncoding,
+    use_nonce: bool,
+    nonce_prefix: &'static str,
+    nonce_length: usize,
+    header: SignatureHeader,
+}
+
+fn headers(pairs: &[(Field, &str)]) -> BTreeMap<Field, String> {
+    pairs.iter().map(|(f, h)| (*f, h.to_string())).collect()
+}
+
+fn defaults(preset: Option<Preset>) -> Defaults {
+    let base = Defaults {
+        headers: headers(&[
+            (Field::Signature, "X-Signature"),
+            (Field::Timestamp, "X-Timestamp"),
+            (Field::ClientId, "X-Client-Id"),
+        ]),
+        payload_template: "{timestamp}{client_id}{request_method}{url}{payload}",
+        signature_template: "{signature}",
+        body: BodyEncoding::Json,
+        sig: SigEncoding::Base64,
+        use_nonce: false,
+        nonce_prefix: "",
+        nonce_length: 32,
+        header: SignatureHeader::Single,
+    };
+    match preset {
+        None | Some(Preset::Boxo) => base,
+        Some(Preset::Stripe) => Defaults {
+            headers: headers(&[(Field::Signature, "Stripe-Signature")]),
+            payload_template: "{timestamp}.{payload}",
+            signature_template: "t={timestamp},v1={signature}",
+            body: BodyEncoding::Raw,
+            sig: SigEncoding::Hex,
+            header: SignatureHeader::Stripe,
+            ..base
+        },
+        Some(Preset::StandardWebhooks) => Defaults {
+            headers: headers(&[
+                (Field::Signature, "webhook-signature"),
+                (Field::Timestamp, "webhook-timestamp"),
+                (Field::Nonce, "webhook-id"),
+            ]),
+            payload_template: "{nonce}.{timestamp}.{payload}",
+            signature_template: "v1,{signature}",
+            body: BodyEncoding::Raw,
+            sig: SigEncoding::Base64,
+            use_nonce: true,
+            nonce_prefix: "msg_",
+            nonce_length: 24,
+            header: SignatureHeader::StandardWebhooks,
+        },
+        Some(Preset::Github) => Defaults {
+            headers: headers(&[
+                (Field::Signature, "X-Hub-Signature-256"),
+                (Field::Nonce, "X-GitHub-Delivery"),
+            ]),
+            payload_template: "{payload}",
+            signature_template: "sha256={signature}",
+            body: BodyEncoding::Raw,
+            sig: SigEncoding::Hex,
+            use_nonce: true,
+            ..base
+        },
+        Some(Preset::Slack) => Defaults {
+            headers: headers(&[
+                (Field::Signature, "X-Slack-Signature"),
+                (Field::Timestamp, "X-Slack-Request-Timestamp"),
+            ]),
+            payload_template: "v0:{timestamp}:{payload}",
+            signature_template: "v0={signature}",
+            body: BodyEncoding::Raw,
+            sig: SigEncoding::Hex,
+            ..base
+        },
+        Some(Preset::Shopify) => Defaults {
+            headers: headers(&[
+                (Field::Signature, "X-Shopify-Hmac-Sha256"),
+                (Field::Nonce, "X-Shopify-Webhook-Id"),
+            ]),
+            payload_template: "{payload}",
+            signature_template: "{signature}",
+            body: BodyEncoding::Raw,
+            sig: SigEncoding::Base64,
+            use_nonce: true,
+            ..base
+        },
+    }
+}
+
+impl ProfileConfig {
+    /// Validates and resolves. Errors read `profile NAME: FIELD: problem`.
+    pub fn resolve(&self) -> Result<Profile, String> {
+        let name = &self.name;
+        let fail = |field: &str, msg: String| format!("profile {name:?}: {field}: {msg}");
+        crate::keys::validate_name("profile", name)
+            .map_err(|e| fail("name", e.message().to_string()))?;
+        let d = defaults(self.preset);
+        let payload_template = Template::parse(
+            self.payload_template
+                .as_deref()
+                .unwrap_or(d.payload_template),
+        )
+        .map_err(|e| fail("payload_template", e))?;
+        let signature_template = Template::parse(
+            self.signature_template
+                .as_deref()
+                .unwrap_or(d.signature_template),
+        )
+        .map_err(|e| fail("signature_template", e))?;
+        if signature_template.count(Placeholder::Signature) != 1 {
+            return Err(fail(
+                "signature_template",
+                "must contain {signature} exactly once".into(),
+            ));
+        }
+        if payload_template.uses(Placeholder::Signature) {
+            return Err(fail(
+                "payload_template",
+                "{signature} is only allowed in signature_template".into(),
+            ));
+        }
+        let use_nonce = self.use_nonce.unwrap_or(d.use_nonce);
+        let nonce_length = self.nonce_length.unwrap_or(d.nonce_length);
+        if !(8..=128).contains(&nonce_length) {
+            return Err(fail("nonce_length", "must be between 8 and 128".into()));
+        }
+        let headers = self.headers.clone().unwrap_or(d.headers);
+        if !headers.contains_key(&Field::Signature) {
+            return Err(fail("headers", "must map the signature field".into()));
+        }
+        for (f, h) in &headers {
+            let token = !h.is_empty()
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+            if !token {
+                return Err(fail(
+                    "headers",
+                    format!("{h:?} ({f:?}) is not a valid header name"),
+                ));
+            }
+        }
+        let lower: Vec<String> = headers.values().map(|h| h.to_ascii_lowercase()).collect();
+        if (1..lower.len()).any(|i| lower[..i].contains(&lower[i])) {
+            return Err(fail("headers", "two fields map to the same header".into()));
+        }
+        // Every placeholder used, and every mapped field, needs its value.
+        let configured = |p: Placeholder| -> bool {
+            match p {
+                Placeholder::Nonce => use_nonce,
+                Placeholder::Identity => self.identity.is_some(),
+                Placeholder::ClientId => self.client_id.is_some(),
+                Placeholder::MerchantId => self.merchant_id.is_some(),
+                _ => true,
+            }
+        };
+        for (field, t) in [
+            ("payload_template", &payload_template),
+            ("signature_template", &signature_template),
+        ] {
+            for part in t.parts() {
+                if let super::template::Part::Placeholder(p) = part {
+                    if !configured(*p) {
+                        let why = match p {
+                            Placeholder::Nonce => "needs use_nonce = true",
+                            _ => "has no value configured",
+                        };
+                        return Err(fail(field, format!("{p} {why}")));
+                    }
+                }
+            }
+        }
+        for f in headers.keys() {
+            let ok = match f {
+                Field::Nonce => use_nonce,
+                Field::Identity => self.identity.is_some(),
+                Field::ClientId => self.client_id.is_some(),
+                Field::MerchantId => self.merchant_id.is_some(),
+                Field::Signature | Field::Timestamp => true,
+            };
+            if !ok {
+                return Err(fail(
+                    "headers",
+                    format!("{f:?} is mapped but has no value configured"),
+                ));
+            }
+        }
+        for (p, f) in [
+            (Placeholder::Timestamp, Field::Timestamp),
+            (Placeholder::Nonce, Field::Nonce),
+        ] {
+            if payload_template.uses(p) && !headers.contains_key(&f) && !signature_template.uses(p)
+            {
+                return Err(fail(
+                    "payload_template",
+                    format!("{p} is carried by neither a header nor signature_template, so a verifier could not recover it"),
+                ));
+            }
+        }
+        if self.preset == Some(Preset::Boxo) && self.client_id.is_none() {
+            return Err(fail(
+                "client_id",
+                "the boxo preset requires client_id".into(),
+            ));
+        }
+        let tolerance_seconds = self.tolerance_seconds.unwrap_or(300);
+        if !(1..=3600).contains(&tolerance_seconds) {
+            return Err(fail(
+                "tolerance_seconds",
+                "must be between 1 and 3600".into(),
+            ));
+        }
+        for (field, v) in [
+            ("client_id", &self.client_id),
+            ("merchant_id", &self.merchant_id),
+            ("identity", &self.identity),
+        ] {
+            if let Some(v) = v {
+                if v.is_empty() || v.chars().any(char::is_control) {
+                    return Err(fail(
+                        field,
+                        "must be non-empty, without control characters".into(),
+                    ));
+                }
+            }
+        }
+        for (field, k) in [("key", &self.key), ("verify_key", &self.verify_key)] {
+            if let Some(k) = k {
+                crate::keys::validate_name("key", k)
+                    .map_err(|e| fail(field, e.message().to_string()))?;
+            }
+        }
+        if self.key.is_none() && self.verify_key.is_none() {
+            return Err(fail(
+                "key",
+                "set key (to sign) or verify_key (to verify only)".into(),
+            ));
+        }
+        let allowed_source_ips = self
+            .allowed_source_ips
+            .iter()
+            .flatten()
+            .map(|c| Cidr::parse(c).map_err(|e| fail("allowed_source_ips", e)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let signature_header = match (d.header, self.signature_template.is_some()) {
+            // An overridden template is matched as written.
+            (_, true) => SignatureHeader::Single,
+            (h, false) => h,
+        };
+        Ok(Profile {
+            name: name.clone(),
+            preset: self.preset,
+            key: self.key.clone(),
+            verify_key: self.verify_key.clone().or_else(|| self.key.clone()),
+            client_id: self.client_id.clone(),
+            merchant_id: self.merchant_id.clone(),
+            identity: self.identity.clone(),
+            timespec: self.timespec.unwrap_or_default(),
+            use_nonce,
+            nonce_length,
+            nonce_prefix: d.nonce_prefix,
+            headers,
+            payload_template,
+            signature_template,
+            request_data_encoding: self.request_data_encoding.unwrap_or(d.body),
+            json_spaces: self.json_spaces.unwrap_or(false),
+            json_sort_keys: self.json_sort_keys.unwrap_or(false),
+            json_ascii: self.json_ascii.unwrap_or(true),
+            signature_payload_encoding: self
+                .signature_payload_encoding
+                .unwrap_or(PayloadEncoding::Utf8),
+            signature_encoding: self.signature_encoding.unwrap_or(d.sig),
+            ecdsa_format: self.ecdsa_format.unwrap_or(EcdsaFormat::Der),
+            url_form: self.url_form.unwrap_or(UrlForm::AsGiven),
+            tolerance_seconds,
+            reject_replayed_signatures: self.reject_replayed_signatures.unwrap_or(true),
+            allowed_source_ips,
+            signature_header,
+        })
+    }
+}
+
+impl Profile {
+    /// Whether the profile signs with several versions (ACTIVE and PENDING)
+    /// in one header.
+    pub fn multi_signature(&self) -> bool {
+        self.signature_header != SignatureHeader::Single
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(toml_text: &str) -> Result<Profile, String> {
+        let c: ProfileConfig = toml::from_str(toml_text).map_err(|e| e.to_string())?;
+        c.resolve()
+    }
+
+    #[test]
+    fn presets_resolve() {
+        for p in ["stripe", "standard-webhooks", "github", "slack", "shopify"] {
+            let prof = cfg(&format!("name = \"p\"\npreset = \"{p}\"\nkey = \"k\"\n")).unwrap();
+            assert_eq!(prof.request_data_encoding, BodyEncoding::Raw, "{p}");
+        }
+        let b = cfg("name = \"b\"\npreset = \"boxo\"\nkey = \"k\"\nclient_id = \"c1\"\n").unwrap();
+        assert_eq!(b.request_data_encoding, BodyEncoding::Json);
+        assert_eq!(b.headers[&Field::ClientId], "X-Client-Id");
+        let s = cfg("name = \"s\"\npreset = \"standard-webhooks\"\nkey = \"k\"\n").unwrap();
+        assert!(s.use_nonce && s.multi_signature() && s.nonce_prefix == "msg_");
+    }
+
+    #[test]
+    fn errors_name_profile_and_field() {
+        let e = cfg("name = \"b\"\npreset = \"boxo\"\nkey = \"k\"\n").unwrap_err();
+        assert!(
+            e.starts_with("profile \"b\": payload_template: {client_id}"),
+            "{e}"
+        );
+        let e = cfg("name = \"x\"\nkey = \"k\"\nclient_id = \"c\"\nsignature_template = \"{signature}{signature}\"\n").unwrap_err();
+        assert_eq!(
+            e,
+            "profile \"x\": signature_template: must contain {signature} exactly once"
+        );
+        let e = cfg("name = \"x\"\nkey = \"k\"\nclient_id = \"c\"\npayload_template = \"{nonce}{payload}\"\n").unwrap_err();
+        assert!(
+            e.contains("payload_template: {nonce} needs use_nonce = true"),
+            "{e}"
+        );
+        let e =
+            cfg("name = \"x\"\nkey = \"k\"\nclient_id = \"c\"\npayload_template = \"{bogus}\"\n")
+                .unwrap_err();
+        assert!(e.contains("unknown placeholder {bogus}"), "{e}");
+        let e = cfg(
+            "name = \"x\"\nkey = \"k\"\nclient_id = \"c\"\nheaders = { signature = \"X-Sig\" }\n",
+        )
+        .unwrap_err();
+        assert!(e.contains("{timestamp} is carried by neither"), "{e}");
+        let e = cfg("name = \"x\"\nkey = \"k\"\nclient_id = \"c\"\ntolerance_seconds = 0\n")
+            .unwrap_err();
+        assert!(e.contains("tolerance_seconds"), "{e}");
+        let e = cfg("name = \"x\"\nkey = \"k\"\nclient_id = \"c\"\nallowed_source_ips = [\"10.0.0.0/33\"]\n").unwrap_err();
+        assert!(e.contains("allowed_source_ips"), "{e}");
+        let e = cfg("name = \"x\"\nclient_id = \"c\"\n").unwrap_err();
+        assert!(e.contains(": key: "), "{e}");
+        assert!(
+            cfg("name = \"x\"\nkey = \"k\"\nclient_id = \"c\"\nwhat = 1\n")
+                .unwrap_err()
+                .contains("unknown field")
+        );
+    }
+
+    #[test]
+    fn cidrs_fail_closed() {
+        let v4 = Cidr::parse("10.1.0.0/16").unwrap();
+        assert!(v4.contains("10.1.255.3".parse().unwrap()));
+        assert!(!v4.contains("10.2.0.1".parse().unwrap()));
+        assert!(v4.contains("::ffff:10.1.2.3".parse().unwrap()));
+        assert!(!v4.contains("2001:db8::1".parse().unwrap()));
+        let v6 = Cidr::parse("2001:db8::/32").unwrap();
+        assert!(v6.contains("2001:db8:ffff::1".parse().unwrap()));
+        assert!(!v6.contains("2001:db9::1".parse().unwrap()));
+        assert!(!v6.contains("10.0.0.1".parse().unwrap()));
+        let host = Cidr::parse("192.0.2.7").unwrap();
+        assert!(host.contains("192.0.2.7".parse().unwrap()));
+        assert!(!host.contains("192.0.2.8".parse().unwrap()));
+        assert!(Cidr::parse("0.0.0.0/0")
+            .unwrap()
+            .contains("8.8.8.8".parse().unwrap()));
+        for bad in ["", "10.0.0.0/", "10.0.0/8", "::/129", "x"] {
+            assert!(Cidr::parse(bad).is_err(), "{bad}");
+        }
+    }
+}
