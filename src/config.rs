@@ -24,6 +24,34 @@ pub struct Config {
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
+    /// HTTP signing settings shared by the profiles.
+    #[serde(default)]
+    pub http: HttpConfig,
+    /// HTTP request signing and webhook verification profiles.
+    #[serde(default)]
+    pub profiles: Vec<crate::http::profile::ProfileConfig>,
+}
+
+/// `[http]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Live entries the in-memory replay store holds at most; a full store
+    /// refuses (fails closed) rather than forgetting.
+    #[serde(default = "default_replay_capacity")]
+    pub replay_capacity: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            replay_capacity: default_replay_capacity(),
+        }
+    }
+}
+
+fn default_replay_capacity() -> usize {
+    1_000_000
 }
 
 /// `[server]`.
@@ -273,6 +301,19 @@ impl Config {
         Ok(c)
     }
 
+    /// The profiles, validated; names are unique.
+    pub fn resolved_profiles(&self) -> Result<Vec<crate::http::profile::Profile>, String> {
+        let mut out: Vec<crate::http::profile::Profile> = Vec::new();
+        for p in &self.profiles {
+            let r = p.resolve()?;
+            if out.iter().any(|o| o.name == r.name) {
+                return Err(format!("profile {:?}: name: defined twice", r.name));
+            }
+            out.push(r);
+        }
+        Ok(out)
+    }
+
     /// The built-in demo configuration: memory backend with demo keys.
     pub fn demo() -> Self {
         Config {
@@ -292,6 +333,10 @@ impl Config {
         }
         if let BackendConfig::Pkcs11(p) = &self.backend {
             p.validate()?;
+        }
+        self.resolved_profiles()?;
+        if self.http.replay_capacity == 0 {
+            return Err("http.replay_capacity must be at least 1".into());
         }
         let k = &self.keys;
         if k.default_grace_period < Duration::from_secs(1) {

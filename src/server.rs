@@ -127,8 +127,20 @@ pub async fn serve(
     // The transport limit leaves room for the rest of the request, so an
     // oversized message reaches the handler and gets INVALID_ARGUMENT.
     let decode_limit = config.server.max_message_bytes * 2 + 64 * 1024;
-    let signer = SignerServer::new(SignerService::new(registry.clone(), limits))
-        .max_decoding_message_size(decode_limit);
+    let profiles = config.resolved_profiles()?;
+    for p in &profiles {
+        for k in [&p.key, &p.verify_key].into_iter().flatten() {
+            if registry.get(k).is_err() {
+                tracing::warn!(profile = %p.name, key = %k, "profile names a key that does not exist yet");
+            }
+        }
+    }
+    let replay = Arc::new(crate::http::replay::MemoryReplayStore::new(
+        config.http.replay_capacity,
+    ));
+    let signer =
+        SignerServer::new(SignerService::new(registry.clone(), limits).with_http(profiles, replay))
+            .max_decoding_message_size(decode_limit);
     let admin = KeyAdminServer::new(KeyAdminService::new(registry.clone()))
         .max_decoding_message_size(decode_limit);
 

@@ -1,5 +1,6 @@
 //! `signet.v1.Signer`: what payment back-ends call.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
@@ -8,6 +9,9 @@ use super::convert;
 use super::pb::{self, signer_server::Signer};
 use super::{new_request_id, respond};
 use crate::error::{Error, Result};
+use crate::http::engine;
+use crate::http::profile::Profile;
+use crate::http::replay::{MemoryReplayStore, ReplayStore};
 use crate::keys::registry::{Input, Registry};
 use crate::keys::validate_name;
 
@@ -18,17 +22,154 @@ pub struct SignerLimits {
     pub max_message_bytes: usize,
 }
 
+/// Most headers a `VerifyHttpRequest` may carry.
+pub const MAX_HEADERS: usize = 100;
+/// Longest header (name plus value) accepted, in bytes.
+pub const MAX_HEADER_BYTES: usize = 8 * 1024;
+/// Longest URL accepted, in bytes.
+pub const MAX_URL_BYTES: usize = 8 * 1024;
+
 /// The Signer service.
 #[derive(Clone, Debug)]
 pub struct SignerService {
     registry: Arc<Registry>,
     limits: SignerLimits,
+    profiles: Arc<HashMap<String, Profile>>,
+    replay: Arc<dyn ReplayStore>,
 }
 
 impl SignerService {
-    /// A service over `registry`.
+    /// A service over `registry`, with no HTTP profiles.
     pub fn new(registry: Arc<Registry>, limits: SignerLimits) -> Self {
-        Self { registry, limits }
+        Self {
+            registry,
+            limits,
+            profiles: Arc::default(),
+            replay: Arc::new(MemoryReplayStore::new(1)),
+        }
+    }
+
+    /// Adds the HTTP profiles and the replay store they share.
+    pub fn with_http(mut self, profiles: Vec<Profile>, replay: Arc<dyn ReplayStore>) -> Self {
+        self.profiles = Arc::new(profiles.into_iter().map(|p| (p.name.clone(), p)).collect());
+        self.replay = replay;
+        self
+    }
+
+    fn profile(&self, name: &str) -> Result<&Profile> {
+        validate_name("profile", name)?;
+        self.profiles
+            .get(name)
+            .ok_or_else(|| Error::not_found(format!("profile {name} not found")))
+    }
+
+    fn check_body(&self, body: &[u8], headers: usize) -> Result<()> {
+        if body.len() > self.limits.max_message_bytes {
+            return Err(Error::invalid(format!(
+                "body is {} bytes; the limit is {}",
+                body.len(),
+                self.limits.max_message_bytes
+            )));
+        }
+        if headers > MAX_HEADERS {
+            return Err(Error::invalid(format!("at most {MAX_HEADERS} headers")));
+        }
+        Ok(())
+    }
+
+    async fn sign_http(
+        &self,
+        req: pb::SignHttpRequestRequest,
+    ) -> Result<pb::SignHttpRequestResponse> {
+        let profile = self.profile(&req.profile)?;
+        self.check_body(&req.body, 0)?;
+        if req.url.len() > MAX_URL_BYTES {
+            return Err(Error::invalid(format!(
+                "url is longer than {MAX_URL_BYTES} bytes"
+            )));
+        }
+        let nonce = (!req.nonce.is_empty()).then_some(req.nonce.as_str());
+        let out = engine::sign(
+            profile,
+            &self.registry,
+            engine::Request {
+                method: &req.method,
+                url: &req.url,
+                body: &req.body,
+            },
+            nonce,
+            self.registry.clock().now(),
+        )
+        .await?;
+        Ok(pb::SignHttpRequestResponse {
+            headers: out
+                .headers
+                .into_iter()
+                .map(|(name, value)| pb::HttpHeader { name, value })
+                .collect(),
+            timestamp: out.timestamp,
+            nonce: out.nonce,
+            version: out.version,
+            key_version_id: out.key_version_id,
+            string_to_sign: out.string_to_sign,
+        })
+    }
+
+    async fn verify_http(
+        &self,
+        req: pb::VerifyHttpRequestRequest,
+    ) -> Result<pb::VerifyHttpRequestResponse> {
+        let profile = self.profile(&req.profile)?;
+        self.check_body(&req.body, req.headers.len())?;
+        if req.url.len() > MAX_URL_BYTES {
+            return Err(Error::invalid(format!(
+                "url is longer than {MAX_URL_BYTES} bytes"
+            )));
+        }
+        if req
+            .headers
+            .iter()
+            .any(|h| h.name.len() + h.value.len() > MAX_HEADER_BYTES)
+        {
+            return Err(Error::invalid(format!(
+                "a header is longer than {MAX_HEADER_BYTES} bytes"
+            )));
+        }
+        let headers: Vec<(String, String)> =
+            req.headers.into_iter().map(|h| (h.name, h.value)).collect();
+        let v = engine::verify(
+            profile,
+            &self.registry,
+            self.replay.as_ref(),
+            engine::Request {
+                method: &req.method,
+                url: &req.url,
+                body: &req.body,
+            },
+            &headers,
+            &req.source_ip,
+            self.registry.clock().now(),
+        )
+        .await?;
+        use engine::Reason;
+        use pb::VerifyFailureReason as R;
+        let reason = match v.reason {
+            None => R::Unspecified,
+            Some(Reason::MissingHeader) => R::MissingHeader,
+            Some(Reason::MalformedHeader) => R::MalformedHeader,
+            Some(Reason::MalformedBody) => R::MalformedBody,
+            Some(Reason::SourceIpNotAllowed) => R::SourceIpNotAllowed,
+            Some(Reason::TimestampOutOfWindow) => R::TimestampOutOfWindow,
+            Some(Reason::SignatureMismatch) => R::SignatureMismatch,
+            Some(Reason::Replayed) => R::Replayed,
+        };
+        Ok(pb::VerifyHttpRequestResponse {
+            valid: v.reason.is_none(),
+            reason: reason as i32,
+            version: v.version.unwrap_or(0),
+            key_version_id: v.key_version_id.unwrap_or_default(),
+            timestamp: v.timestamp.unwrap_or_default(),
+        })
     }
 
     fn check_input(&self, input: &Input) -> Result<()> {
@@ -166,19 +307,17 @@ impl Signer for SignerService {
 
     async fn sign_http_request(
         &self,
-        _request: Request<pb::SignHttpRequestRequest>,
+        request: Request<pb::SignHttpRequestRequest>,
     ) -> Result<Response<pb::SignHttpRequestResponse>, Status> {
-        Err(Status::unimplemented(
-            "HTTP signing profiles are not implemented yet",
-        ))
+        let rid = new_request_id();
+        respond(&rid, self.sign_http(request.into_inner()).await)
     }
 
     async fn verify_http_request(
         &self,
-        _request: Request<pb::VerifyHttpRequestRequest>,
+        request: Request<pb::VerifyHttpRequestRequest>,
     ) -> Result<Response<pb::VerifyHttpRequestResponse>, Status> {
-        Err(Status::unimplemented(
-            "HTTP signing profiles are not implemented yet",
-        ))
+        let rid = new_request_id();
+        respond(&rid, self.verify_http(request.into_inner()).await)
     }
 }

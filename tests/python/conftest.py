@@ -285,3 +285,79 @@ def hsm_server(tmp_path_factory):
         extra_env={"SOFTHSM2_CONF": info["SOFTHSM2_CONF"]},
         secrets_=[pin, so_pin],
     )
+
+
+# Secrets of the HTTP profile tests: what the platforms hand out.
+STRIPE_SECRET = "whsec_" + "5WbX5kEWLlfzsGNjH64I8lOOqUB6e8FH"
+SLACK_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+SW_SECRET_B64 = "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+GITHUB_SECRET = "It's a Secret to Everybody"
+SHOPIFY_SECRET = "shpss_0123456789abcdef0123456789ab"
+BOXO_SECRET = "boxo-shared-secret-0123456789abcdef"
+
+HTTP_PROFILES = """
+[[profiles]]
+name = "stripe"
+preset = "stripe"
+key = "stripe-hook"
+
+[[profiles]]
+name = "sw"
+preset = "standard-webhooks"
+key = "sw-hook"
+
+[[profiles]]
+name = "slack"
+preset = "slack"
+key = "slack-hook"
+
+[[profiles]]
+name = "github"
+preset = "github"
+key = "github-hook"
+
+[[profiles]]
+name = "shopify"
+preset = "shopify"
+key = "shopify-hook"
+
+[[profiles]]
+name = "boxo"
+preset = "boxo"
+key = "boxo-hook"
+client_id = "merchant-app-7"
+json_sort_keys = true
+json_spaces = true
+"""
+
+
+@pytest.fixture(scope="session")
+def http_server(tmp_path_factory):
+    """signet with the preset profiles and their HMAC keys imported."""
+    import base64
+
+    from signet.v1 import common_pb2, key_admin_pb2
+
+    confdir = tmp_path_factory.mktemp("http-config")
+    config = confdir / "signet.toml"
+    config.write_text('[server]\nlisten = "127.0.0.1:0"\n' + HTTP_PROFILES)
+    secrets_ = [
+        ("stripe-hook", STRIPE_SECRET.encode()),
+        ("sw-hook", base64.b64decode(SW_SECRET_B64)),
+        ("slack-hook", SLACK_SECRET.encode()),
+        ("github-hook", GITHUB_SECRET.encode()),
+        ("shopify-hook", SHOPIFY_SECRET.encode()),
+        ("boxo-hook", BOXO_SECRET.encode()),
+    ]
+    gen = _serve(tmp_path_factory, "http", ["--config", str(config)])
+    client = next(gen)
+    for name, secret in secrets_:
+        remember_secret(client, secret)
+        client.admin.ImportKey(
+            key_admin_pb2.ImportKeyRequest(name=name, algorithm=common_pb2.HMAC_SHA256, material=secret)
+        )
+    yield client
+    try:
+        next(gen)
+    except StopIteration:
+        pass
