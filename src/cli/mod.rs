@@ -11,6 +11,7 @@ pub mod bench_local;
 pub mod bench_report;
 pub mod bench_stats;
 pub mod client;
+pub mod http;
 pub mod keys;
 pub mod public_key;
 pub mod render;
@@ -74,6 +75,9 @@ pub enum Command {
     /// Export a key version's public key (PEM, PKCS#1 PEM, DER, JWK) or the
     /// key's JWKS.
     PublicKey(public_key::PublicKeyArgs),
+    /// Sign an outbound HTTP request or verify a webhook by profile.
+    #[command(subcommand)]
+    Http(http::HttpCommand),
     /// Load-test Sign over gRPC (or in-process) and report throughput,
     /// latency percentiles and CPU cost per request.
     Bench(bench::BenchArgs),
@@ -146,6 +150,7 @@ pub async fn dispatch(cli: Cli) -> CliResult {
         Command::Verify(a) => sign::verify(g, a).await,
         Command::PublicKey(a) => public_key::run(g, a).await,
         Command::Bench(a) => bench::run(g, a).await,
+        Command::Http(c) => http::run(g, c).await,
     }
 }
 

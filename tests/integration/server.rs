@@ -314,3 +314,84 @@ fn binary_refuses_a_bad_config_naming_the_field() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("bogus"));
 }
+
+#[test]
+fn binary_refuses_an_invalid_profile_naming_it_and_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        "[[profiles]]\nname = \"payouts\"\npreset = \"boxo\"\nkey = \"k\"\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_signet"))
+        .args(["serve", "--config", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("profile \"payouts\": "), "{err}");
+    assert!(err.contains("client_id"), "{err}");
+}
+
+/// `signet http sign` prints headers that `signet http verify -H` accepts
+/// once; the second time is a replay (exit 3, reason printed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_http_sign_then_verify() {
+    let config = signet::config::Config::parse(
+        "[[profiles]]\nname = \"slack\"\npreset = \"slack\"\nkey = \"slack-hook\"\n",
+    )
+    .unwrap();
+    let s = TestServer::start(config).await;
+    s.admin()
+        .import_key(pb::ImportKeyRequest {
+            name: "slack-hook".into(),
+            algorithm: pb::Algorithm::HmacSha256 as i32,
+            material: b"slack-signing-secret-0123456789ab".to_vec(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let body = dir.path().join("body");
+    std::fs::write(&body, "token=x&team_id=T1&command=%2Fpay").unwrap();
+    let cli = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_signet"))
+            .args(["--endpoint", &s.endpoint])
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let base = [
+        "-p",
+        "slack",
+        "-u",
+        "https://app.example/slack",
+        "--body-file",
+    ];
+    let b = body.to_str().unwrap();
+    let (code, out) =
+        tokio::task::block_in_place(|| cli(&[&["http", "sign"][..], &base, &[b]].concat()));
+    assert_eq!(code, Some(0), "{out}");
+    let headers: Vec<&str> = out.lines().collect();
+    assert!(headers[0].starts_with("X-Slack-Signature: v0="), "{out}");
+    assert!(
+        headers[1].starts_with("X-Slack-Request-Timestamp: "),
+        "{out}"
+    );
+    let mut verify_args = vec!["http", "verify"];
+    verify_args.extend(base);
+    verify_args.push(b);
+    for h in &headers {
+        verify_args.extend(["-H", h]);
+    }
+    let (code, out) = tokio::task::block_in_place(|| cli(&verify_args));
+    assert_eq!((code, out.as_str()), (Some(0), "valid (slack-hook:v1)\n"));
+    let (code, out) = tokio::task::block_in_place(|| cli(&verify_args));
+    assert_eq!((code, out.as_str()), (Some(3), "invalid: REPLAYED\n"));
+    s.stop().await.unwrap();
+}
