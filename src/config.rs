@@ -373,6 +373,20 @@ mod tests {
         let text = include_str!("../examples/signet.toml");
         let c = Config::parse(text).unwrap();
         assert_eq!(c.keys.default_grace_period, Duration::from_secs(7 * 86400));
+        assert_eq!(c.resolved_profiles().unwrap()[0].name, "acquirer");
+    }
+
+    #[test]
+    fn every_preset_page_config_parses() {
+        // docs/http-profiles.md: every ```toml block is a valid config.
+        let doc = include_str!("../docs/http-profiles.md");
+        let mut n = 0;
+        for block in doc.split("```toml\n").skip(1) {
+            let text = block.split("```").next().unwrap();
+            Config::parse(text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+            n += 1;
+        }
+        assert!(n >= 6, "only {n} toml blocks");
     }
 
     #[test]
