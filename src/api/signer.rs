@@ -313,6 +313,22 @@ impl Signer for SignerService {
         respond(&rid, self.sign_http(request.into_inner()).await)
     }
 
+    async fn list_http_profiles(
+        &self,
+        _request: Request<pb::ListHttpProfilesRequest>,
+    ) -> Result<Response<pb::ListHttpProfilesResponse>, Status> {
+        let mut profiles: Vec<pb::HttpProfile> = self
+            .profiles
+            .values()
+            .map(|p| pb::HttpProfile {
+                name: p.name.clone(),
+                settings: p.settings().into_iter().collect(),
+            })
+            .collect();
+        profiles.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(Response::new(pb::ListHttpProfilesResponse { profiles }))
+    }
+
     async fn verify_http_request(
         &self,
         request: Request<pb::VerifyHttpRequestRequest>,

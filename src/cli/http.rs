@@ -21,6 +21,8 @@ pub enum HttpCommand {
     /// Verify an incoming request (a webhook); exit code 0 when valid, 3
     /// when not (the reason is printed).
     Verify(HttpVerifyArgs),
+    /// List the profiles the server loaded, every setting resolved.
+    Profiles,
 }
 
 /// The request, shared by both.
@@ -96,7 +98,35 @@ pub async fn run(global: &Global, cmd: HttpCommand) -> CliResult {
     match cmd {
         HttpCommand::Sign(a) => sign(global, a).await,
         HttpCommand::Verify(a) => verify(global, a).await,
+        HttpCommand::Profiles => profiles(global).await,
     }
+}
+
+async fn profiles(global: &Global) -> CliResult {
+    let mut client = SignerClient::new(connect(&global.endpoint).await?);
+    let resp = client
+        .list_http_profiles(pb::ListHttpProfilesRequest {})
+        .await?
+        .into_inner();
+    if global.json {
+        return print_json(&json!(resp
+            .profiles
+            .iter()
+            .map(|p| json!({"name": p.name, "settings": p.settings.iter().collect::<std::collections::BTreeMap<_, _>>()}))
+            .collect::<Vec<_>>()));
+    }
+    let mut out = String::new();
+    for p in &resp.profiles {
+        out.push_str(&format!("{}\n", p.name));
+        let settings: std::collections::BTreeMap<_, _> = p.settings.iter().collect();
+        for (k, v) in settings {
+            out.push_str(&format!("  {k} = {v}\n"));
+        }
+    }
+    if resp.profiles.is_empty() {
+        out.push_str("no HTTP profiles loaded\n");
+    }
+    write_output(None, out.as_bytes())
 }
 
 async fn sign(global: &Global, a: HttpSignArgs) -> CliResult {

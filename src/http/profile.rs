@@ -229,6 +229,12 @@ pub struct Cidr {
     prefix: u8,
 }
 
+impl std::fmt::Display for Cidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
 impl Cidr {
     /// Parses `a.b.c.d/n`, `x::y/n`, or a bare address (a single host).
     pub fn parse(s: &str) -> Result<Self, String> {
@@ -562,6 +568,76 @@ impl ProfileConfig {
 }
 
 impl Profile {
+    /// Every setting as text, by its config name: what `ListHttpProfiles`
+    /// and `signet http profiles` show.
+    pub fn settings(&self) -> BTreeMap<String, String> {
+        fn name<T: std::fmt::Debug>(v: T) -> String {
+            // Debug names are the variants; config names are snake/kebab.
+            let d = format!("{v:?}");
+            let mut out = String::new();
+            for (i, c) in d.chars().enumerate() {
+                if c.is_ascii_uppercase() && i > 0 {
+                    out.push('_');
+                }
+                out.push(c.to_ascii_lowercase());
+            }
+            out
+        }
+        let mut m = BTreeMap::new();
+        let mut put = |k: &str, v: String| {
+            m.insert(k.to_string(), v);
+        };
+        if let Some(p) = self.preset {
+            put("preset", name(p).replace('_', "-"));
+        }
+        for (k, v) in [
+            ("key", &self.key),
+            ("verify_key", &self.verify_key),
+            ("client_id", &self.client_id),
+            ("merchant_id", &self.merchant_id),
+            ("identity", &self.identity),
+        ] {
+            if let Some(v) = v {
+                put(k, v.clone());
+            }
+        }
+        put("timespec", name(self.timespec));
+        put("use_nonce", self.use_nonce.to_string());
+        if self.use_nonce {
+            put("nonce_length", self.nonce_length.to_string());
+        }
+        for (f, h) in &self.headers {
+            put(&format!("headers.{}", name(f)), h.clone());
+        }
+        put("payload_template", self.payload_template.to_string());
+        put("signature_template", self.signature_template.to_string());
+        put("request_data_encoding", name(self.request_data_encoding));
+        if self.request_data_encoding == BodyEncoding::Json {
+            put("json_spaces", self.json_spaces.to_string());
+            put("json_sort_keys", self.json_sort_keys.to_string());
+            put("json_ascii", self.json_ascii.to_string());
+        }
+        put(
+            "signature_payload_encoding",
+            name(self.signature_payload_encoding),
+        );
+        put("signature_encoding", name(self.signature_encoding));
+        put("ecdsa_format", name(self.ecdsa_format));
+        put("url_form", name(self.url_form));
+        put("tolerance_seconds", self.tolerance_seconds.to_string());
+        put(
+            "reject_replayed_signatures",
+            self.reject_replayed_signatures.to_string(),
+        );
+        let ips: Vec<String> = self
+            .allowed_source_ips
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
+        put("allowed_source_ips", ips.join(","));
+        m
+    }
+
     /// Whether the profile signs with several versions (ACTIVE and PENDING)
     /// in one header.
     pub fn multi_signature(&self) -> bool {
@@ -589,6 +665,12 @@ mod tests {
         assert_eq!(b.headers[&Field::ClientId], "X-Client-Id");
         let s = cfg("name = \"s\"\npreset = \"standard-webhooks\"\nkey = \"k\"\n").unwrap();
         assert!(s.use_nonce && s.multi_signature() && s.nonce_prefix == "msg_");
+        let m = s.settings();
+        assert_eq!(m["preset"], "standard-webhooks");
+        assert_eq!(m["headers.nonce"], "webhook-id");
+        assert_eq!(m["payload_template"], "{nonce}.{timestamp}.{payload}");
+        assert_eq!(m["signature_encoding"], "base64");
+        assert_eq!(m["url_form"], "as_given");
     }
 
     #[test]

@@ -149,6 +149,19 @@ impl Template {
     }
 }
 
+impl fmt::Display for Template {
+    /// The template as it would be written (braces in literals doubled).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for part in &self.parts {
+            match part {
+                Part::Literal(l) => f.write_str(&l.replace('{', "{{").replace('}', "}}"))?,
+                Part::Placeholder(p) => write!(f, "{p}")?,
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -196,11 +209,7 @@ mod tests {
         #[test]
         fn never_panics_and_round_trips(s in "\\PC*") {
             if let Ok(t) = Template::parse(&s) {
-                let back = t.parts().iter().map(|p| match p {
-                    Part::Literal(l) => l.replace('{', "{{").replace('}', "}}"),
-                    Part::Placeholder(p) => p.to_string(),
-                }).collect::<String>();
-                prop_assert_eq!(Template::parse(&back).unwrap(), t);
+                prop_assert_eq!(Template::parse(&t.to_string()).unwrap(), t);
             }
         }
 

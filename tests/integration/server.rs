@@ -393,5 +393,10 @@ async fn cli_http_sign_then_verify() {
     assert_eq!((code, out.as_str()), (Some(0), "valid (slack-hook:v1)\n"));
     let (code, out) = tokio::task::block_in_place(|| cli(&verify_args));
     assert_eq!((code, out.as_str()), (Some(3), "invalid: REPLAYED\n"));
+    let (code, out) = tokio::task::block_in_place(|| cli(&["http", "profiles"]));
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.starts_with("slack\n"), "{out}");
+    assert!(out.contains("  headers.signature = X-Slack-Signature\n"), "{out}");
+    assert!(out.contains("  payload_template = v0:{timestamp}:{payload}\n"), "{out}");
     s.stop().await.unwrap();
 }

@@ -177,3 +177,17 @@ def test_unknown_profile_is_not_found(http_server):
     with pytest.raises(grpc.RpcError) as e:
         sign(http_server, "nope")
     assert e.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_list_http_profiles(http_server):
+    resp = http_server.signer.ListHttpProfiles(signer_pb2.ListHttpProfilesRequest())
+    by_name = {p.name: dict(p.settings) for p in resp.profiles}
+    assert sorted(by_name) == ["boxo", "github", "shopify", "slack", "stripe", "sw"]
+    assert by_name["stripe"]["headers.signature"] == "Stripe-Signature"
+    assert by_name["stripe"]["signature_template"] == "t={timestamp},v1={signature}"
+    assert by_name["boxo"]["json_sort_keys"] == "true"
+    assert by_name["sw"]["preset"] == "standard-webhooks"
+    # Profiles carry no secret material.
+    text = str(resp)
+    for secret in ("whsec_", "It's a Secret", "shpss_", "boxo-shared-secret"):
+        assert secret not in text

@@ -1299,15 +1299,14 @@ def test_request_id_metadata(server):
 
 
 def test_http_signing_unknown_profile(server):
-    # UNIMPLEMENTED until HTTP signing profiles land (README); NOT_FOUND for
-    # an unknown profile once they do.
+    # The demo configuration has no profiles: any name is NOT_FOUND.
     for call, req in (
         (server.signer.SignHttpRequest, signer_pb2.SignHttpRequestRequest(profile="no-such-profile", method="POST", url="https://example.test/")),
         (server.signer.VerifyHttpRequest, signer_pb2.VerifyHttpRequestRequest(profile="no-such-profile", method="POST", url="https://example.test/")),
     ):
         with pytest.raises(grpc.RpcError) as excinfo:
             call(req)
-        assert excinfo.value.code() in (Code.UNIMPLEMENTED, Code.NOT_FOUND), excinfo.value.code()
+        assert excinfo.value.code() == Code.NOT_FOUND, excinfo.value.code()
 
 
 # --------------------------------------------------------------------------
@@ -1342,6 +1341,7 @@ def test_reflection_lists_services(server):
         "GetJwks",
         "SignHttpRequest",
         "VerifyHttpRequest",
+        "ListHttpProfiles",
     }
     admin = pool.FindServiceByName("signet.v1.KeyAdmin")
     assert {m.name for m in admin.methods} == {
