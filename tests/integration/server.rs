@@ -396,7 +396,13 @@ async fn cli_http_sign_then_verify() {
     let (code, out) = tokio::task::block_in_place(|| cli(&["http", "profiles"]));
     assert_eq!(code, Some(0), "{out}");
     assert!(out.starts_with("slack\n"), "{out}");
-    assert!(out.contains("  headers.signature = X-Slack-Signature\n"), "{out}");
-    assert!(out.contains("  payload_template = v0:{timestamp}:{payload}\n"), "{out}");
+    assert!(
+        out.contains("  headers.signature = X-Slack-Signature\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("  payload_template = v0:{timestamp}:{payload}\n"),
+        "{out}"
+    );
     s.stop().await.unwrap();
 }
