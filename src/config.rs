@@ -33,19 +33,79 @@ pub struct Config {
 }
 
 /// `[http]`.
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
+    /// Where seen nonces and signatures are kept: `memory` (this process)
+    /// or `redis` (shared by replicas).
+    #[serde(default)]
+    pub replay_store: ReplayStoreKind,
     /// Live entries the in-memory replay store holds at most; a full store
     /// refuses (fails closed) rather than forgetting.
     #[serde(default = "default_replay_capacity")]
     pub replay_capacity: usize,
+    /// `redis://[:password@]host:port[/db]` (or `rediss://` for TLS) when
+    /// `replay_store = "redis"`. Or name an environment variable holding it
+    /// with `redis_url_env`, to keep a password out of the file.
+    #[serde(default)]
+    pub redis_url: Option<String>,
+    /// The environment variable holding the Redis URL.
+    #[serde(default)]
+    pub redis_url_env: Option<String>,
+}
+
+impl std::fmt::Debug for HttpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpConfig")
+            .field("replay_store", &self.replay_store)
+            .field("replay_capacity", &self.replay_capacity)
+            .field(
+                "redis_url",
+                &self
+                    .redis_url
+                    .as_deref()
+                    .map(crate::http::replay::redact_url),
+            )
+            .field("redis_url_env", &self.redis_url_env)
+            .finish()
+    }
+}
+
+impl HttpConfig {
+    /// The Redis URL, from the file or the environment (`None` with the
+    /// memory store).
+    pub fn resolve_redis_url(&self) -> std::result::Result<Option<String>, String> {
+        if self.replay_store != ReplayStoreKind::Redis {
+            return Ok(None);
+        }
+        match (&self.redis_url, &self.redis_url_env) {
+            (Some(u), None) => Ok(Some(u.clone())),
+            (None, Some(var)) => std::env::var(var)
+                .map(Some)
+                .map_err(|_| format!("http.redis_url_env: variable {var} is not set")),
+            _ => Err("http: set exactly one of redis_url and redis_url_env".into()),
+        }
+    }
+}
+
+/// `http.replay_store`.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ReplayStoreKind {
+    /// In this process.
+    #[default]
+    Memory,
+    /// In Redis.
+    Redis,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
         Self {
+            replay_store: ReplayStoreKind::Memory,
             replay_capacity: default_replay_capacity(),
+            redis_url: None,
+            redis_url_env: None,
         }
     }
 }
@@ -338,6 +398,17 @@ impl Config {
         if self.http.replay_capacity == 0 {
             return Err("http.replay_capacity must be at least 1".into());
         }
+        let has_url = self.http.redis_url.is_some() || self.http.redis_url_env.is_some();
+        if (self.http.replay_store == ReplayStoreKind::Redis) != has_url {
+            return Err(
+                "http.redis_url or redis_url_env is required with replay_store = \"redis\", \
+                 and only then"
+                    .into(),
+            );
+        }
+        if self.http.redis_url.is_some() && self.http.redis_url_env.is_some() {
+            return Err("http: set exactly one of redis_url and redis_url_env".into());
+        }
         let k = &self.keys;
         if k.default_grace_period < Duration::from_secs(1) {
             return Err("keys.default_grace_period must be at least 1s".into());
@@ -415,5 +486,38 @@ mod tests {
         assert!(e.contains("soon"), "{e}");
         let e = Config::parse("[server]\nmax_message_bytes = 0\n").unwrap_err();
         assert!(e.contains("server.max_message_bytes"), "{e}");
+    }
+
+    #[test]
+    fn redis_replay_store_settings() {
+        let e = Config::parse("[http]\nreplay_store = \"redis\"\n").unwrap_err();
+        assert!(e.contains("redis_url"), "{e}");
+        let e = Config::parse("[http]\nredis_url = \"redis://h\"\n").unwrap_err();
+        assert!(e.contains("redis_url"), "{e}");
+        let both = "[http]\nreplay_store = \"redis\"\nredis_url = \"redis://h\"\n\
+                    redis_url_env = \"X\"\n";
+        assert!(Config::parse(both).unwrap_err().contains("exactly one"));
+        let c = Config::parse(
+            "[http]\nreplay_store = \"redis\"\nredis_url = \"redis://:pw-9f3a@h:6379\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.http.resolve_redis_url().unwrap().as_deref(),
+            Some("redis://:pw-9f3a@h:6379")
+        );
+        // The config's Debug output (which a log line could carry) hides the
+        // password.
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("pw-9f3a"), "{shown}");
+        let c = Config::parse(
+            "[http]\nreplay_store = \"redis\"\nredis_url_env = \"SIGNET_TEST_UNSET_9F3A\"\n",
+        )
+        .unwrap();
+        let e = c.http.resolve_redis_url().unwrap_err();
+        assert!(e.contains("SIGNET_TEST_UNSET_9F3A"), "{e}");
+        assert_eq!(
+            Config::parse("").unwrap().http.resolve_redis_url(),
+            Ok(None)
+        );
     }
 }

@@ -135,9 +135,16 @@ pub async fn serve(
             }
         }
     }
-    let replay = Arc::new(crate::http::replay::MemoryReplayStore::new(
-        config.http.replay_capacity,
-    ));
+    let replay: Arc<dyn crate::http::replay::ReplayStore> = match config.http.resolve_redis_url()? {
+        Some(url) => {
+            let store = crate::http::replay::RedisReplayStore::connect(&url).await?;
+            tracing::info!(store = ?store, "replay store: Redis");
+            Arc::new(store)
+        }
+        None => Arc::new(crate::http::replay::MemoryReplayStore::new(
+            config.http.replay_capacity,
+        )),
+    };
     let signer =
         SignerServer::new(SignerService::new(registry.clone(), limits).with_http(profiles, replay))
             .max_decoding_message_size(decode_limit);

@@ -609,7 +609,7 @@ pub async fn verify(
     };
     if let Some(k) = replay_key {
         let ttl = Duration::from_secs(2 * profile.tolerance_seconds);
-        if !replay.insert(&profile.name, &k, ttl)? {
+        if !replay.insert(&profile.name, &k, ttl).await? {
             return Ok(Verdict::fail(Reason::Replayed, t));
         }
     }

@@ -12,4 +12,5 @@ mod memory {
 }
 
 mod pkcs11;
+mod redis;
 mod server;

@@ -1,0 +1,191 @@
+//! The Redis replay store against a real `redis-server` on loopback (CI
+//! installs it; missing is a failure, not a skip): two signet servers
+//! sharing Redis agree on replays, entries expire, and a Redis outage
+//! fails closed.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use signet::api::pb;
+use signet::config::Config;
+use signet::http::replay::{RedisReplayStore, ReplayStore};
+
+use crate::support::TestServer;
+
+struct Redis {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn redis_server() -> Redis {
+    redis_server_with(&[])
+}
+
+fn redis_server_with(extra: &[&str]) -> Redis {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let port = match extra.iter().position(|a| *a == "--port") {
+        Some(i) => extra[i + 1].parse().unwrap(),
+        None => port,
+    };
+    let child = Command::new("redis-server")
+        .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--save", "", "--appendonly", "no"])
+        .args(extra)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("redis-server is required for these tests (apt-get install redis-server)");
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Redis {
+                child,
+                url: format!("redis://127.0.0.1:{port}"),
+            };
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut child = child;
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("redis-server did not start on port {port}");
+}
+
+#[tokio::test]
+async fn set_nx_px_is_the_atomic_insert() {
+    let redis = redis_server();
+    let store = RedisReplayStore::connect(&redis.url).await.unwrap();
+    let ttl = Duration::from_millis(300);
+    assert!(store.insert("p", b"nonce-1", ttl).await.unwrap());
+    assert!(!store.insert("p", b"nonce-1", ttl).await.unwrap());
+    assert!(store.insert("q", b"nonce-1", ttl).await.unwrap());
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(
+        store.insert("p", b"nonce-1", ttl).await.unwrap(),
+        "entries expire"
+    );
+    // A Debug print never shows a password from the URL.
+    let locked = redis_server_with(&["--requirepass", "right-one"]);
+    let with_pw = RedisReplayStore::connect(&locked.url.replace("redis://", "redis://:hunter2@"))
+        .await
+        .map(|s| format!("{s:?}"))
+        .unwrap_or_else(|e| e);
+    assert!(!with_pw.contains("hunter2"), "{with_pw}");
+    assert!(with_pw.contains("authentication failed"), "{with_pw}");
+    // The right password (with an '@' in it) connects, and still does not
+    // print.
+    drop(locked);
+    let locked = redis_server_with(&["--requirepass", "p@ss-word"]);
+    let store = RedisReplayStore::connect(&locked.url.replace("redis://", "redis://:p%40ss-word@"))
+        .await
+        .unwrap();
+    assert!(store.insert("p", b"n", ttl).await.unwrap());
+    let shown = format!("{store:?}");
+    assert!(!shown.contains("ss-word"), "{shown}");
+}
+
+async fn server(url: &str) -> TestServer {
+    let config = Config::parse(&format!(
+        "[http]\nreplay_store = \"redis\"\nredis_url = \"{url}\"\n\
+         [[profiles]]\nname = \"gh\"\npreset = \"github\"\nkey = \"gh-hook\"\n"
+    ))
+    .unwrap();
+    let s = TestServer::start(config).await;
+    s.admin()
+        .import_key(pb::ImportKeyRequest {
+            name: "gh-hook".into(),
+            algorithm: pb::Algorithm::HmacSha256 as i32,
+            material: b"shared-github-secret-0123456789ab".to_vec(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    s
+}
+
+async fn verify(
+    s: &TestServer,
+    headers: &[pb::HttpHeader],
+) -> Result<pb::VerifyHttpRequestResponse, tonic::Status> {
+    s.signer()
+        .verify_http_request(pb::VerifyHttpRequestRequest {
+            profile: "gh".into(),
+            method: "POST".into(),
+            url: "https://ci.example/hook".into(),
+            body: b"{\"action\":\"opened\"}".to_vec(),
+            headers: headers.to_vec(),
+            source_ip: String::new(),
+        })
+        .await
+        .map(|r| r.into_inner())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_sharing_redis_agree_on_replays_and_fail_closed() {
+    let redis = redis_server();
+    let a = server(&redis.url).await;
+    let b = server(&redis.url).await;
+    let signed = a
+        .signer()
+        .sign_http_request(pb::SignHttpRequestRequest {
+            profile: "gh".into(),
+            method: "POST".into(),
+            url: "https://ci.example/hook".into(),
+            body: b"{\"action\":\"opened\"}".to_vec(),
+            nonce: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let first = verify(&a, &signed.headers).await.unwrap();
+    assert!(first.valid, "{first:?}");
+    let replayed = verify(&b, &signed.headers).await.unwrap();
+    assert!(!replayed.valid);
+    assert_eq!(replayed.reason, pb::VerifyFailureReason::Replayed as i32);
+
+    // An unverified request writes nothing: a forged signature with a fresh
+    // delivery id fails, and the same id then still verifies genuinely.
+    let mut forged = signed.headers.clone();
+    forged[0].value = format!("sha256={}", "0".repeat(64));
+    forged[1].value = "fresh-delivery-1".into();
+    let r = verify(&b, &forged).await.unwrap();
+    assert_eq!(r.reason, pb::VerifyFailureReason::SignatureMismatch as i32);
+    let mut genuine = signed.headers.clone();
+    genuine[1].value = "fresh-delivery-1".into();
+    assert!(verify(&b, &genuine).await.unwrap().valid);
+
+    // Redis gone: verification fails closed with UNAVAILABLE.
+    let port = redis.url.rsplit(':').next().unwrap().to_string();
+    drop(redis);
+    let mut again = signed.headers.clone();
+    again[1].value = "fresh-delivery-2".into();
+    let e = verify(&a, &again).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::Unavailable, "{e:?}");
+
+    // Redis back on the same port: the connection is re-established and
+    // the same delivery (never recorded) now verifies.
+    let _back = redis_server_with(&["--port", &port]);
+    let mut ok = None;
+    for _ in 0..50 {
+        match verify(&a, &again).await {
+            Ok(r) => {
+                ok = Some(r);
+                break;
+            }
+            Err(e) => assert_eq!(e.code(), tonic::Code::Unavailable, "{e:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(ok.expect("no recovery after Redis came back").valid);
+    a.stop().await.unwrap();
+    b.stop().await.unwrap();
+}
