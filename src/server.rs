@@ -145,11 +145,12 @@ pub async fn serve(
             config.http.replay_capacity,
         )),
     };
+    let admin =
+        KeyAdminServer::new(KeyAdminService::new(registry.clone()).with_profiles(&profiles))
+            .max_decoding_message_size(decode_limit);
     let signer =
         SignerServer::new(SignerService::new(registry.clone(), limits).with_http(profiles, replay))
             .max_decoding_message_size(decode_limit);
-    let admin = KeyAdminServer::new(KeyAdminService::new(registry.clone()))
-        .max_decoding_message_size(decode_limit);
 
     let ticker = registry.spawn_ticker(config.keys.tick_interval);
     let monitor = spawn_health_monitor(registry.clone(), health_reporter.clone());

@@ -1,10 +1,14 @@
 //! `signet.v1.KeyAdmin`: what key custodians call.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+use base64::{
+    engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD},
+    Engine,
+};
 use tonic::{Request, Response, Status};
+use zeroize::Zeroizing;
 
 use super::convert;
 use super::pb::{self, key_admin_server::KeyAdmin};
@@ -21,13 +25,49 @@ pub const MAX_MATERIAL_BYTES: usize = 64 * 1024;
 #[derive(Clone, Debug)]
 pub struct KeyAdminService {
     registry: Arc<Registry>,
+    /// Keys named by a `standard-webhooks` profile: an HMAC secret imported
+    /// for one of them as `whsec_` + base64 is stored decoded.
+    whsec_keys: Arc<BTreeSet<String>>,
 }
 
 impl KeyAdminService {
     /// A service over `registry`.
     pub fn new(registry: Arc<Registry>) -> Self {
-        Self { registry }
+        Self {
+            registry,
+            whsec_keys: Arc::default(),
+        }
     }
+
+    /// Imports for keys named by a `standard-webhooks` profile decode a
+    /// `whsec_` secret (http-signing.md, Presets).
+    pub fn with_profiles(mut self, profiles: &[crate::http::profile::Profile]) -> Self {
+        let names = profiles
+            .iter()
+            .filter(|p| p.preset == Some(crate::http::profile::Preset::StandardWebhooks))
+            .flat_map(|p| [p.key.clone(), p.verify_key.clone()])
+            .flatten()
+            .collect();
+        self.whsec_keys = Arc::new(names);
+        self
+    }
+}
+
+/// A Standard Webhooks secret, `whsec_` + standard base64, as the HMAC key
+/// bytes it stands for. Other material is returned as it is.
+fn decode_whsec(material: Zeroizing<Vec<u8>>) -> Result<Zeroizing<Vec<u8>>> {
+    let Some(rest) = material.strip_prefix(b"whsec_") else {
+        return Ok(material);
+    };
+    let rest = rest.trim_ascii_end();
+    let decoded = STANDARD
+        .decode(rest)
+        .map(Zeroizing::new)
+        .map_err(|_| Error::invalid("a whsec_ secret must be whsec_ followed by base64"))?;
+    if decoded.is_empty() {
+        return Err(Error::invalid("the whsec_ secret is empty"));
+    }
+    Ok(decoded)
 }
 
 fn labels(m: std::collections::HashMap<String, String>) -> BTreeMap<String, String> {
@@ -75,7 +115,10 @@ impl KeyAdminService {
                 "material is larger than {MAX_MATERIAL_BYTES} bytes"
             )));
         }
-        let material = zeroize::Zeroizing::new(r.material);
+        let mut material = Zeroizing::new(r.material);
+        if alg.is_symmetric() && self.whsec_keys.contains(&r.name) {
+            material = decode_whsec(material)?;
+        }
         let v = self
             .registry
             .import_key(&r.name, alg, &material, r.as_new_version, labels(r.labels))
@@ -225,5 +268,30 @@ impl KeyAdmin for KeyAdminService {
             })
         })();
         respond(&rid, res)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn z(b: &[u8]) -> Zeroizing<Vec<u8>> {
+        Zeroizing::new(b.to_vec())
+    }
+
+    #[test]
+    fn whsec_secrets_decode_and_others_pass_through() {
+        let d = decode_whsec(z(b"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n")).unwrap();
+        assert_eq!(
+            d.as_slice(),
+            STANDARD.decode("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap()
+        );
+        assert_eq!(
+            decode_whsec(z(b"raw-secret")).unwrap().as_slice(),
+            b"raw-secret"
+        );
+        let e = decode_whsec(z(b"whsec_not base64!")).unwrap_err();
+        assert_eq!(e.kind(), crate::error::ErrorKind::InvalidArgument);
+        assert!(decode_whsec(z(b"whsec_")).is_err());
     }
 }
