@@ -10,6 +10,7 @@ use signet::api::pb;
 use signet::config::Config;
 use signet::http::replay::{RedisReplayStore, ReplayStore};
 
+use crate::server::spawn_serve_env;
 use crate::support::TestServer;
 
 struct Redis {
@@ -188,4 +189,84 @@ async fn two_servers_sharing_redis_agree_on_replays_and_fail_closed() {
     assert!(ok.expect("no recovery after Redis came back").valid);
     a.stop().await.unwrap();
     b.stop().await.unwrap();
+}
+
+/// Two `signet serve` processes (the URL, with its password, comes from
+/// the environment): every webhook delivered to both at once is accepted
+/// by exactly one of them, and the log never shows the password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_race_on_each_delivery_and_exactly_one_wins() {
+    let redis = redis_server_with(&["--requirepass", "r3dis-pw-77"]);
+    let url = redis.url.replace("redis://", "redis://:r3dis-pw-77@");
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("signet.toml");
+    std::fs::write(
+        &config,
+        "[server]\nlisten = \"127.0.0.1:0\"\n\
+         [http]\nreplay_store = \"redis\"\nredis_url_env = \"SIGNET_TEST_REDIS_URL\"\n\
+         [[profiles]]\nname = \"sw\"\npreset = \"standard-webhooks\"\nkey = \"sw-hook\"\n",
+    )
+    .unwrap();
+    let env = [("SIGNET_TEST_REDIS_URL", url.as_str())];
+    let cfg = config.to_str().unwrap();
+    let (_pa, addr_a, log_a) = spawn_serve_env(&["--config", cfg], &env);
+    let (_pb, addr_b, log_b) = spawn_serve_env(&["--config", cfg], &env);
+    for log in [&log_a, &log_b] {
+        let log = log.join("\n");
+        assert!(log.contains("replay store: Redis"), "{log}");
+        assert!(!log.contains("r3dis-pw-77"), "{log}");
+    }
+    let connect = |addr: String| async move {
+        tonic::transport::Channel::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap()
+    };
+    let (ca, cb) = (connect(addr_a).await, connect(addr_b).await);
+    for c in [&ca, &cb] {
+        pb::key_admin_client::KeyAdminClient::new(c.clone())
+            .import_key(pb::ImportKeyRequest {
+                name: "sw-hook".into(),
+                algorithm: pb::Algorithm::HmacSha256 as i32,
+                material: b"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_vec(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+    let (mut sa, mut sb) = (
+        pb::signer_client::SignerClient::new(ca),
+        pb::signer_client::SignerClient::new(cb),
+    );
+    for i in 0..20 {
+        let body = format!("{{\"n\":{i}}}").into_bytes();
+        let signed = sa
+            .sign_http_request(pb::SignHttpRequestRequest {
+                profile: "sw".into(),
+                method: "POST".into(),
+                url: "https://merchant.example/hooks".into(),
+                body: body.clone(),
+                nonce: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let req = pb::VerifyHttpRequestRequest {
+            profile: "sw".into(),
+            method: "POST".into(),
+            url: "https://merchant.example/hooks".into(),
+            body,
+            headers: signed.headers,
+            source_ip: String::new(),
+        };
+        let (ra, rb) = tokio::join!(
+            sa.verify_http_request(req.clone()),
+            sb.verify_http_request(req)
+        );
+        let (ra, rb) = (ra.unwrap().into_inner(), rb.unwrap().into_inner());
+        assert!(ra.valid != rb.valid, "delivery {i}: {ra:?} {rb:?}");
+        let loser = if ra.valid { rb } else { ra };
+        assert_eq!(loser.reason, pb::VerifyFailureReason::Replayed as i32);
+    }
 }

@@ -207,7 +207,7 @@ async fn concurrent_signers_agree() {
 }
 
 /// A `signet serve` child process; killed on drop.
-struct Proc(Child);
+pub(crate) struct Proc(pub(crate) Child);
 
 impl Drop for Proc {
     fn drop(&mut self) {
@@ -218,11 +218,17 @@ impl Drop for Proc {
 
 /// Starts the binary and returns it with the address it listens on and the
 /// log lines up to that point.
-fn spawn_serve(args: &[&str]) -> (Proc, String, Vec<String>) {
+pub(crate) fn spawn_serve(args: &[&str]) -> (Proc, String, Vec<String>) {
+    spawn_serve_env(args, &[])
+}
+
+/// [`spawn_serve`] with extra environment variables.
+pub(crate) fn spawn_serve_env(args: &[&str], env: &[(&str, &str)]) -> (Proc, String, Vec<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_signet"))
         .arg("serve")
         .args(args)
         .env("RUST_LOG", "info")
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
