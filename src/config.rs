@@ -449,15 +449,32 @@ mod tests {
 
     #[test]
     fn every_preset_page_config_parses() {
-        // docs/http-profiles.md: every ```toml block is a valid config.
-        let doc = include_str!("../docs/http-profiles.md");
-        let mut n = 0;
-        for block in doc.split("```toml\n").skip(1) {
-            let text = block.split("```").next().unwrap();
-            Config::parse(text).unwrap_or_else(|e| panic!("{e}\n{text}"));
-            n += 1;
+        // Every ```toml block of the HTTP docs is a valid config, and each
+        // preset page has one that uses its preset.
+        let pages = [
+            ("", include_str!("../docs/http-profiles.md")),
+            ("boxo", include_str!("../docs/presets/boxo.md")),
+            ("stripe", include_str!("../docs/presets/stripe.md")),
+            (
+                "standard-webhooks",
+                include_str!("../docs/presets/standard-webhooks.md"),
+            ),
+            ("github", include_str!("../docs/presets/github.md")),
+            ("slack", include_str!("../docs/presets/slack.md")),
+            ("shopify", include_str!("../docs/presets/shopify.md")),
+        ];
+        for (preset, doc) in pages {
+            let mut uses_preset = preset.is_empty();
+            for block in doc.split("```toml\n").skip(1) {
+                let text = block.split("```").next().unwrap();
+                let c = Config::parse(text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+                let profiles = c.resolved_profiles().unwrap();
+                uses_preset |= profiles
+                    .iter()
+                    .any(|p| p.preset.is_some_and(|x| x.name() == preset));
+            }
+            assert!(uses_preset, "docs/presets/{preset}.md has no configuration");
         }
-        assert!(n >= 6, "only {n} toml blocks");
     }
 
     #[test]

@@ -58,6 +58,20 @@ pub enum Preset {
     Shopify,
 }
 
+impl Preset {
+    /// The name used in the config.
+    pub fn name(self) -> &'static str {
+        match self {
+            Preset::Boxo => "boxo",
+            Preset::Stripe => "stripe",
+            Preset::StandardWebhooks => "standard-webhooks",
+            Preset::Github => "github",
+            Preset::Slack => "slack",
+            Preset::Shopify => "shopify",
+        }
+    }
+}
+
 /// `timespec`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -588,7 +602,7 @@ impl Profile {
             m.insert(k.to_string(), v);
         };
         if let Some(p) = self.preset {
-            put("preset", name(p).replace('_', "-"));
+            put("preset", p.name().to_string());
         }
         for (k, v) in [
             ("key", &self.key),
