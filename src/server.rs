@@ -191,6 +191,7 @@ pub async fn serve(
     };
     ticker.abort();
     monitor.abort();
+    registry.shutdown_backend().await;
     tracing::info!("signet stopped");
     result
 }

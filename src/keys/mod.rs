@@ -355,6 +355,11 @@ pub trait KeyBackend: Send + Sync + fmt::Debug {
         drop(tokio::task::spawn_blocking(job));
     }
 
+    /// Waits for the backend's in-flight calls and stops taking new ones.
+    /// Called once when the server stops, before the process exits; calls
+    /// made afterwards fail. The default does nothing.
+    fn shutdown(&self) {}
+
     /// Labels of key material this backend holds that `referenced` (every
     /// label a stored record names) does not: what an interrupted create or
     /// rotation left behind. Backends that persist nothing have none.

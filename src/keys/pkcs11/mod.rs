@@ -686,6 +686,10 @@ impl KeyBackend for Pkcs11Backend {
         self.workers.submit(job);
     }
 
+    fn shutdown(&self) {
+        self.workers.shutdown();
+    }
+
     fn orphan_check(&self, referenced: &[String]) -> Result<Vec<String>> {
         Ok(self
             .key_labels()?

@@ -22,6 +22,7 @@ struct Queue {
 /// A fixed set of worker threads.
 pub(super) struct Workers {
     queue: Arc<Queue>,
+    threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for Workers {
@@ -37,19 +38,43 @@ impl Workers {
             jobs: Mutex::new((VecDeque::new(), false)),
             ready: Condvar::new(),
         });
+        let mut threads = Vec::new();
         for i in 0..n.max(1) {
             let q = queue.clone();
-            std::thread::Builder::new()
-                .name(format!("signet-pkcs11-{i}"))
-                .spawn(move || run(&q))?;
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("signet-pkcs11-{i}"))
+                    .spawn(move || run(&q))?,
+            );
         }
-        Ok(Self { queue })
+        Ok(Self {
+            queue,
+            threads: Mutex::new(threads),
+        })
     }
 
-    /// Queues a job.
+    /// Queues a job. After [`Workers::shutdown`] the job is dropped unrun,
+    /// so its caller gets an error rather than waiting forever.
     pub(super) fn submit(&self, job: Job) {
-        self.queue.jobs.lock().0.push_back(job);
+        let mut g = self.queue.jobs.lock();
+        if g.1 {
+            return;
+        }
+        g.0.push_back(job);
+        drop(g);
         self.queue.ready.notify_one();
+    }
+
+    /// Stops taking jobs, lets the threads finish what is queued, and waits
+    /// for them: afterwards no thread of this backend is inside the module.
+    /// The process must not exit while one is: SoftHSM2 tears itself down
+    /// in a static destructor at exit, under any thread still calling it.
+    pub(super) fn shutdown(&self) {
+        self.queue.jobs.lock().1 = true;
+        self.queue.ready.notify_all();
+        for t in std::mem::take(&mut *self.threads.lock()) {
+            let _ = t.join();
+        }
     }
 }
 
@@ -85,6 +110,25 @@ impl Drop for Workers {
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn shutdown_waits_for_queued_jobs_and_refuses_new_ones() {
+        let w = Workers::start(2).unwrap();
+        let done = Arc::new(AtomicUsize::new(0));
+        for _ in 0..8 {
+            let d = done.clone();
+            w.submit(Box::new(move || {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                d.fetch_add(1, Ordering::SeqCst);
+            }));
+        }
+        w.shutdown();
+        assert_eq!(done.load(Ordering::SeqCst), 8, "shutdown returned early");
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        w.submit(Box::new(move || tx.send(()).unwrap()));
+        assert!(rx.recv().is_err(), "a job ran after shutdown");
+        w.shutdown(); // twice is harmless
+    }
 
     #[test]
     fn runs_every_job_and_survives_a_panic() {

@@ -390,6 +390,14 @@ impl Registry {
         &self.clock
     }
 
+    /// Stops the backend once the server no longer calls it: waits for its
+    /// in-flight calls (a tick or health probe whose task was aborted may
+    /// still be running on a backend thread).
+    pub async fn shutdown_backend(&self) {
+        let b = self.backend.clone();
+        let _ = tokio::task::spawn_blocking(move || b.shutdown()).await;
+    }
+
     /// The backend's health.
     pub async fn health(&self) -> Result<()> {
         let b = self.backend.clone();
