@@ -485,6 +485,11 @@ mod tests {
         assert!(parse(br#"{"a":{"a":1},"b":{"a":2}}"#).is_ok());
         let e = parse(br#"{"a":1,"b":2,"a":3}"#).unwrap_err();
         assert_eq!(e.what, "duplicate object key");
+        // Keys are compared after unescaping.
+        for dup in [r#"{"a":1,"\u0061":2}"#, "{\"\\ud83d\\ude00\":1,\"😀\":2}"] {
+            let e = parse(dup.as_bytes()).unwrap_err();
+            assert_eq!(e.what, "duplicate object key", "{dup}");
+        }
     }
 
     fn styles() -> impl Strategy<Value = Style> {
