@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -30,6 +31,215 @@ pub struct Config {
     /// HTTP request signing and webhook verification profiles.
     #[serde(default)]
     pub profiles: Vec<crate::http::profile::ProfileConfig>,
+    /// Who may call what.
+    #[serde(default)]
+    pub auth: AuthConfig,
+    /// Rates, concurrency and input sizes.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    /// The audit trail.
+    #[serde(default)]
+    pub audit: AuditConfig,
+}
+
+/// `[server.tls]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain, leaf first.
+    pub cert_file: PathBuf,
+    /// PEM private key (PKCS#8, SEC1 or PKCS#1).
+    pub key_file: PathBuf,
+    /// PEM CA bundle that client certificates must chain to (mutual TLS).
+    #[serde(default)]
+    pub client_ca_file: Option<PathBuf>,
+    /// With `client_ca_file`: refuse connections without a client
+    /// certificate (default). False lets token-only clients connect; a
+    /// certificate presented is still verified.
+    #[serde(default = "default_true")]
+    pub require_client_cert: bool,
+    /// Lowest TLS version: "1.2" or "1.3".
+    #[serde(default = "default_tls_min")]
+    pub min_version: String,
+    /// How often the files are checked for changes (rotation).
+    #[serde(default = "default_tls_reload", with = "duration")]
+    pub reload_interval: Duration,
+    /// A connection that has not finished its handshake by then is closed.
+    #[serde(default = "default_handshake_timeout", with = "duration")]
+    pub handshake_timeout: Duration,
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_tls_min() -> String {
+    "1.2".into()
+}
+fn default_tls_reload() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_handshake_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+/// `[auth]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Proxies whose `x-forwarded-for` is believed (CIDRs).
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+    /// The identities and their grants. None: authorization is off, which
+    /// only a loopback listener allows.
+    #[serde(default)]
+    pub identities: Vec<IdentityConfig>,
+    /// Bearer tokens, as SHA-256 hashes.
+    #[serde(default)]
+    pub tokens: Vec<TokenConfig>,
+}
+
+/// `[[auth.identities]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityConfig {
+    /// The identity: a certificate's URI SAN (e.g. a SPIFFE id), DNS SAN
+    /// or CN, or the name tokens refer to.
+    pub name: String,
+    /// CIDRs it may connect from; empty: anywhere.
+    #[serde(default)]
+    pub allow_from: Vec<String>,
+    /// Requests per second (token bucket); absent: no limit.
+    #[serde(default)]
+    pub rate_per_second: Option<u32>,
+    /// Bucket size (default: the rate).
+    #[serde(default)]
+    pub burst: Option<u32>,
+    /// What it may do.
+    #[serde(default)]
+    pub grants: Vec<GrantConfig>,
+}
+
+/// `[[auth.identities.grants]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrantConfig {
+    /// Operations (`sign`, `admin.rotate`, `admin.*`, `*`, ...).
+    pub operations: Vec<String>,
+    /// Key-name patterns (`*` wildcard).
+    #[serde(default)]
+    pub keys: Vec<String>,
+    /// Profile-name patterns, for the `http_*` operations.
+    #[serde(default)]
+    pub profiles: Vec<String>,
+}
+
+/// `[[auth.tokens]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// The identity it authenticates as.
+    pub identity: String,
+    /// Lowercase hex SHA-256 of the token (`signet token new` prints it).
+    pub sha256: String,
+    /// RFC 3339 time after which it is refused.
+    #[serde(default)]
+    pub expires: Option<String>,
+}
+
+/// `[limits]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Requests being served at once; more are refused at once with
+    /// `RESOURCE_EXHAUSTED` instead of queueing.
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: usize,
+    /// Largest HTTP body `SignHttpRequest`/`VerifyHttpRequest` accept.
+    #[serde(default = "default_max_message_bytes")]
+    pub max_http_body_bytes: usize,
+    /// Most headers a `VerifyHttpRequest` may carry.
+    #[serde(default = "default_max_http_headers")]
+    pub max_http_headers: usize,
+    /// Longest header (name plus value), in bytes.
+    #[serde(default = "default_max_http_header_bytes")]
+    pub max_http_header_bytes: usize,
+    /// Longest URL, in bytes.
+    #[serde(default = "default_max_url_bytes")]
+    pub max_url_bytes: usize,
+    /// Longest profile template, in bytes (checked at start-up).
+    #[serde(default = "default_max_template_bytes")]
+    pub max_template_bytes: usize,
+    /// Per-key rate limits.
+    #[serde(default)]
+    pub keys: Vec<KeyLimitConfig>,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_in_flight: default_max_in_flight(),
+            max_http_body_bytes: default_max_message_bytes(),
+            max_http_headers: default_max_http_headers(),
+            max_http_header_bytes: default_max_http_header_bytes(),
+            max_url_bytes: default_max_url_bytes(),
+            max_template_bytes: default_max_template_bytes(),
+            keys: Vec::new(),
+        }
+    }
+}
+
+fn default_max_in_flight() -> usize {
+    1024
+}
+fn default_max_http_headers() -> usize {
+    100
+}
+fn default_max_http_header_bytes() -> usize {
+    8 * 1024
+}
+fn default_max_url_bytes() -> usize {
+    8 * 1024
+}
+fn default_max_template_bytes() -> usize {
+    1024
+}
+
+/// `[[limits.keys]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyLimitConfig {
+    /// The key's name.
+    pub key: String,
+    /// Operations per second on it, from every caller together.
+    pub rate_per_second: u32,
+    /// Bucket size (default: the rate).
+    #[serde(default)]
+    pub burst: Option<u32>,
+}
+
+/// `[audit]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// `stdout`, `file` (with `path`), or `off` (benchmarks only).
+    #[serde(default = "default_audit_output")]
+    pub output: String,
+    /// The file audit records are appended to.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            output: default_audit_output(),
+            path: None,
+        }
+    }
+}
+
+fn default_audit_output() -> String {
+    "stdout".into()
 }
 
 /// `[http]`.
@@ -130,6 +340,13 @@ pub struct ServerConfig {
     /// Most concurrent streams per HTTP/2 connection.
     #[serde(default = "default_max_streams")]
     pub max_concurrent_streams: u32,
+    /// Serve without TLS. Only on a loopback address, and only when said
+    /// here (or in the built-in demo mode, with no config file).
+    #[serde(default)]
+    pub plaintext: bool,
+    /// TLS, and mutual TLS with `client_ca_file`.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
 }
 
 impl Default for ServerConfig {
@@ -139,6 +356,8 @@ impl Default for ServerConfig {
             max_message_bytes: default_max_message_bytes(),
             shutdown_timeout: default_shutdown_timeout(),
             max_concurrent_streams: default_max_streams(),
+            plaintext: false,
+            tls: None,
         }
     }
 }
@@ -376,10 +595,47 @@ impl Config {
 
     /// The built-in demo configuration: memory backend with demo keys.
     pub fn demo() -> Self {
-        Config {
+        let mut c = Config {
             backend: BackendConfig::Memory { demo_keys: true },
             ..Default::default()
+        };
+        c.server.plaintext = true;
+        c
+    }
+
+    /// The rules for the listener, checked once its address is final
+    /// (after `--listen`): plaintext only on loopback and only when said;
+    /// authorization off only on loopback.
+    pub fn check_listener(&self) -> Result<(), String> {
+        let s = &self.server;
+        let loopback = s.listen.ip().is_loopback();
+        match (&s.tls, s.plaintext) {
+            (Some(_), true) => {
+                return Err("server: set either server.tls or server.plaintext, not both".into())
+            }
+            (None, false) => {
+                return Err(format!(
+                    "server.listen {}: configure [server.tls], or set server.plaintext = true \
+                     (loopback addresses only)",
+                    s.listen
+                ))
+            }
+            (None, true) if !loopback => {
+                return Err(format!(
+                    "server.listen {} is not a loopback address: plaintext is refused; configure [server.tls]",
+                    s.listen
+                ))
+            }
+            _ => {}
         }
+        if self.auth.identities.is_empty() && !loopback {
+            return Err(format!(
+                "server.listen {} is not a loopback address: configure [[auth.identities]] \
+                 (without them every caller may do everything)",
+                s.listen
+            ));
+        }
+        Ok(())
     }
 
     /// Checks values that the types alone do not; messages name the field.
@@ -394,7 +650,46 @@ impl Config {
         if let BackendConfig::Pkcs11(p) = &self.backend {
             p.validate()?;
         }
-        self.resolved_profiles()?;
+        let l = &self.limits;
+        for (v, name) in [
+            (l.max_in_flight, "max_in_flight"),
+            (l.max_http_body_bytes, "max_http_body_bytes"),
+            (l.max_http_headers, "max_http_headers"),
+            (l.max_http_header_bytes, "max_http_header_bytes"),
+            (l.max_url_bytes, "max_url_bytes"),
+            (l.max_template_bytes, "max_template_bytes"),
+        ] {
+            if v == 0 {
+                return Err(format!("limits.{name} must be at least 1"));
+            }
+        }
+        if l.max_http_body_bytes > 64 * 1024 * 1024 {
+            return Err("limits.max_http_body_bytes must be at most 67108864".into());
+        }
+        for p in self.resolved_profiles()? {
+            for (t, field) in [
+                (p.payload_template.to_string(), "payload_template"),
+                (p.signature_template.to_string(), "signature_template"),
+            ] {
+                if t.len() > l.max_template_bytes {
+                    return Err(format!(
+                        "profile {}: {field} is {} bytes; limits.max_template_bytes is {}",
+                        p.name,
+                        t.len(),
+                        l.max_template_bytes
+                    ));
+                }
+            }
+        }
+        crate::auth::Policy::new(&self.auth, &self.limits)?;
+        if let Some(t) = &self.server.tls {
+            if !["1.2", "1.3"].contains(&t.min_version.as_str()) {
+                return Err(format!(
+                    "server.tls.min_version must be \"1.2\" or \"1.3\", not {:?}",
+                    t.min_version
+                ));
+            }
+        }
         if self.http.replay_capacity == 0 {
             return Err("http.replay_capacity must be at least 1".into());
         }
@@ -503,6 +798,43 @@ mod tests {
         assert!(e.contains("soon"), "{e}");
         let e = Config::parse("[server]\nmax_message_bytes = 0\n").unwrap_err();
         assert!(e.contains("server.max_message_bytes"), "{e}");
+    }
+
+    #[test]
+    fn limits_and_listener_rules() {
+        let long = "x".repeat(2000);
+        let e = Config::parse(&format!(
+            "[[profiles]]\nname = \"p\"\nkey = \"k\"\nclient_id = \"c\"\npayload_template = \"{{payload}}{long}\"\n"
+        ))
+        .unwrap_err();
+        assert!(e.contains("max_template_bytes"), "{e}");
+        let e = Config::parse("[limits]\nmax_in_flight = 0\n").unwrap_err();
+        assert!(e.contains("limits.max_in_flight"), "{e}");
+        // Plaintext: only when said, only on loopback; no auth: loopback only.
+        let c = Config::parse("[server]\nlisten = \"127.0.0.1:1\"\n").unwrap();
+        assert!(c.check_listener().unwrap_err().contains("server.tls"));
+        let c = Config::parse("[server]\nlisten = \"127.0.0.1:1\"\nplaintext = true\n").unwrap();
+        assert!(c.check_listener().is_ok());
+        let c = Config::parse("[server]\nlisten = \"0.0.0.0:1\"\nplaintext = true\n").unwrap();
+        assert!(c.check_listener().unwrap_err().contains("not a loopback"));
+        let c = Config::parse(
+            "[server]\nlisten = \"[::]:1\"\n[server.tls]\ncert_file = \"c\"\nkey_file = \"k\"\n",
+        )
+        .unwrap();
+        assert!(c.check_listener().unwrap_err().contains("auth.identities"));
+        let c = Config::parse(
+            "[server]\nlisten = \"[::]:1\"\n[server.tls]\ncert_file = \"c\"\nkey_file = \"k\"\n\
+             [[auth.identities]]\nname = \"a\"\n",
+        )
+        .unwrap();
+        assert!(c.check_listener().is_ok());
+        let mut demo = Config::demo();
+        assert!(demo.check_listener().is_ok());
+        demo.server.listen = "0.0.0.0:50051".parse().unwrap();
+        assert!(
+            demo.check_listener().is_err(),
+            "--listen 0.0.0.0 in demo mode"
+        );
     }
 
     #[test]

@@ -33,11 +33,31 @@ pub enum ErrorKind {
     Internal,
 }
 
+impl ErrorKind {
+    /// The gRPC code.
+    pub fn code(self) -> tonic::Code {
+        use tonic::Code;
+        match self {
+            ErrorKind::NotFound => Code::NotFound,
+            ErrorKind::InvalidArgument => Code::InvalidArgument,
+            ErrorKind::FailedPrecondition => Code::FailedPrecondition,
+            ErrorKind::AlreadyExists => Code::AlreadyExists,
+            ErrorKind::Unauthenticated => Code::Unauthenticated,
+            ErrorKind::PermissionDenied => Code::PermissionDenied,
+            ErrorKind::ResourceExhausted => Code::ResourceExhausted,
+            ErrorKind::Unavailable => Code::Unavailable,
+            ErrorKind::Aborted => Code::Aborted,
+            ErrorKind::Internal => Code::Internal,
+        }
+    }
+}
+
 /// signet's error: a kind, a public message and an optional private cause.
 pub struct Error {
     kind: ErrorKind,
     message: Cow<'static, str>,
     source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    retry_after: Option<std::time::Duration>,
 }
 
 /// Shorthand for results in signet.
@@ -50,7 +70,33 @@ impl Error {
             kind,
             message: message.into(),
             source: None,
+            retry_after: None,
         }
+    }
+
+    /// `RESOURCE_EXHAUSTED`, with a retry hint (`retry-after-ms` and
+    /// `retry-after` in seconds, in the response metadata).
+    pub fn exhausted(
+        message: impl Into<Cow<'static, str>>,
+        retry_after: std::time::Duration,
+    ) -> Self {
+        let mut e = Self::new(ErrorKind::ResourceExhausted, message);
+        e.retry_after = Some(retry_after);
+        e
+    }
+
+    /// `PERMISSION_DENIED`, always with the same text: it says nothing of
+    /// whether the key or profile exists.
+    pub fn denied() -> Self {
+        Self::new(ErrorKind::PermissionDenied, "permission denied")
+    }
+
+    /// `UNAUTHENTICATED`.
+    pub fn unauthenticated() -> Self {
+        Self::new(
+            ErrorKind::Unauthenticated,
+            "unauthenticated: present a client certificate or a bearer token",
+        )
     }
 
     /// Attaches a cause that is logged on the server but never sent.
@@ -98,21 +144,10 @@ impl Error {
     }
 
     /// Converts to a gRPC status, logging the full cause with the request id.
+    /// (See [`ErrorKind::code`] for the mapping.)
     /// `INTERNAL` errors send only the fixed text and the request id.
     pub fn into_status(self, request_id: &str) -> tonic::Status {
-        use tonic::Code;
-        let code = match self.kind {
-            ErrorKind::NotFound => Code::NotFound,
-            ErrorKind::InvalidArgument => Code::InvalidArgument,
-            ErrorKind::FailedPrecondition => Code::FailedPrecondition,
-            ErrorKind::AlreadyExists => Code::AlreadyExists,
-            ErrorKind::Unauthenticated => Code::Unauthenticated,
-            ErrorKind::PermissionDenied => Code::PermissionDenied,
-            ErrorKind::ResourceExhausted => Code::ResourceExhausted,
-            ErrorKind::Unavailable => Code::Unavailable,
-            ErrorKind::Aborted => Code::Aborted,
-            ErrorKind::Internal => Code::Internal,
-        };
+        let code = self.kind.code();
         match (&self.kind, &self.source) {
             (ErrorKind::Internal, _) | (ErrorKind::Unavailable, Some(_)) => {
                 tracing::error!(request_id, error = %self, "request failed")
@@ -126,6 +161,15 @@ impl Error {
         let mut status = tonic::Status::new(code, text);
         if let Ok(v) = request_id.parse() {
             status.metadata_mut().insert("x-request-id", v);
+        }
+        if let Some(wait) = self.retry_after {
+            let ms = wait.as_millis().max(1);
+            if let Ok(v) = ms.to_string().parse() {
+                status.metadata_mut().insert("retry-after-ms", v);
+            }
+            if let Ok(v) = ms.div_ceil(1000).to_string().parse() {
+                status.metadata_mut().insert("retry-after", v);
+            }
         }
         status
     }

@@ -2,10 +2,14 @@
 //! an HMAC secret. See README.md and docs/.
 
 pub mod api;
+pub mod audit;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod error;
 pub mod http;
 pub mod keys;
+pub mod listener;
 pub mod server;
 pub mod telemetry;
+pub mod tls;

@@ -13,6 +13,8 @@ use crate::api::admin::KeyAdminService;
 use crate::api::pb;
 use crate::api::pb::{key_admin_server::KeyAdminServer, signer_server::SignerServer};
 use crate::api::signer::{SignerLimits, SignerService};
+use crate::audit::Audit;
+use crate::auth::{AuthLayer, Policy, Security};
 use crate::config::{BackendConfig, Config};
 use crate::keys::clock::{Clock, SystemClock};
 use crate::keys::memory::MemoryBackend;
@@ -105,6 +107,18 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), String> {
+    serve_with(config, registry, listener, None, shutdown).await
+}
+
+/// [`serve`] with a given [`Security`] (whose policy a SIGHUP replaces);
+/// `None` builds it from the configuration.
+pub async fn serve_with(
+    config: &Config,
+    registry: Arc<Registry>,
+    listener: TcpListener,
+    security: Option<Arc<Security>>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), String> {
     let local = listener
         .local_addr()
         .map_err(|e| format!("listener address: {e}"))?;
@@ -121,9 +135,21 @@ pub async fn serve(
         .build_v1alpha()
         .map_err(|e| format!("reflection: {e}"))?;
 
-    let limits = SignerLimits {
-        max_message_bytes: config.server.max_message_bytes,
+    let limits = SignerLimits::from_config(config);
+    let security = match security {
+        Some(s) => s,
+        None => Security::new(
+            Policy::new(&config.auth, &config.limits)?,
+            Audit::open(&config.audit)?,
+            config.limits.max_in_flight,
+        ),
     };
+    let tls = config
+        .server
+        .tls
+        .clone()
+        .map(crate::tls::TlsState::new)
+        .transpose()?;
     // The transport limit leaves room for the rest of the request, so an
     // oversized message reaches the handler and gets INVALID_ARGUMENT.
     let decode_limit = config.server.max_message_bytes * 2 + 64 * 1024;
@@ -145,16 +171,28 @@ pub async fn serve(
             config.http.replay_capacity,
         )),
     };
-    let admin =
-        KeyAdminServer::new(KeyAdminService::new(registry.clone()).with_profiles(&profiles))
-            .max_decoding_message_size(decode_limit);
-    let signer =
-        SignerServer::new(SignerService::new(registry.clone(), limits).with_http(profiles, replay))
-            .max_decoding_message_size(decode_limit);
+    let admin = KeyAdminServer::new(
+        KeyAdminService::new(registry.clone())
+            .with_profiles(&profiles)
+            .with_security(security.clone()),
+    )
+    .max_decoding_message_size(decode_limit);
+    let signer = SignerServer::new(
+        SignerService::new(registry.clone(), limits)
+            .with_http(profiles, replay)
+            .with_security(security.clone()),
+    )
+    .max_decoding_message_size(decode_limit);
 
     let ticker = registry.spawn_ticker(config.keys.tick_interval);
     let monitor = spawn_health_monitor(registry.clone(), health_reporter.clone());
 
+    let reloader = tls.as_ref().map(|t| t.spawn_reloader());
+    if tls.is_some() {
+        tracing::info!("TLS on; certificate files are checked for changes");
+    } else {
+        tracing::warn!("plaintext listener (loopback only)");
+    }
     tracing::info!(address = %local, "signet listening");
     let (drain_tx, drain_rx) = tokio::sync::oneshot::channel::<()>();
     let timeout = config.server.shutdown_timeout;
@@ -169,9 +207,10 @@ pub async fn serve(
         }
         let _ = drain_tx.send(());
     };
-    let incoming = incoming(listener);
+    let (incoming, acceptor) = crate::listener::incoming(listener, tls, security.audit().clone());
     let server = Server::builder()
         .max_concurrent_streams(config.server.max_concurrent_streams)
+        .layer(AuthLayer::new(security.clone()))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -191,21 +230,13 @@ pub async fn serve(
     };
     ticker.abort();
     monitor.abort();
+    acceptor.abort();
+    if let Some(r) = reloader {
+        r.abort();
+    }
     registry.shutdown_backend().await;
     tracing::info!("signet stopped");
     result
-}
-
-/// The accepted connections of `listener`, with TCP_NODELAY and keep-alive.
-///
-/// TCP_NODELAY must be set on the accepted sockets themselves: tonic's
-/// builder option only applies when tonic binds the listener. With Nagle on,
-/// a response that leaves in two segments waits for the peer's delayed ACK
-/// (about 40 ms per call).
-pub fn incoming(listener: TcpListener) -> tonic::transport::server::TcpIncoming {
-    tonic::transport::server::TcpIncoming::from(listener)
-        .with_nodelay(Some(true))
-        .with_keepalive(Some(Duration::from_secs(60)))
 }
 
 /// Reports SERVING once the backend answers, NOT_SERVING when it stops.
@@ -261,33 +292,68 @@ pub async fn shutdown_signal() {
 }
 
 /// Runs `signet serve`: config, logging, registry, listener, serve.
-pub async fn run(config: Config, config_given: bool) -> Result<(), String> {
+pub async fn run(config: Config, config_path: Option<std::path::PathBuf>) -> Result<(), String> {
     crate::telemetry::init(&config.log.level, config.log.format);
-    if !config_given {
+    if config_path.is_none() {
         tracing::warn!("no --config given: starting the built-in demo configuration");
+    }
+    config.check_listener()?;
+    let security = Security::new(
+        Policy::new(&config.auth, &config.limits)?,
+        Audit::open(&config.audit)?,
+        config.limits.max_in_flight,
+    );
+    if !security.policy().enabled() {
+        tracing::warn!(listen = %config.server.listen, "no [[auth.identities]]: every caller may do everything (loopback only)");
     }
     let registry = build_registry(&config, Arc::new(SystemClock)).await?;
     let listener = TcpListener::bind(config.server.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.server.listen))?;
-    serve(&config, registry, listener, shutdown_signal()).await
+    let reload = config_path.map(|p| spawn_policy_reload(p, security.clone()));
+    let r = serve_with(
+        &config,
+        registry,
+        listener,
+        Some(security),
+        shutdown_signal(),
+    )
+    .await;
+    if let Some(t) = reload {
+        t.abort();
+    }
+    r
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use tokio_stream::StreamExt;
-
-    #[tokio::test]
-    async fn accepted_sockets_have_nodelay() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let mut incoming = incoming(listener);
-        let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let accepted = incoming.next().await.unwrap().unwrap();
-        assert!(
-            accepted.nodelay().unwrap(),
-            "Nagle must be off on accepted sockets"
-        );
-    }
+/// On SIGHUP, re-reads `[auth]` and `[limits]` from the config file: new
+/// tokens, revoked ones, grants, allow-lists and rates apply to the next
+/// request. A file that does not load keeps the policy in force. Other
+/// sections need a restart.
+fn spawn_policy_reload(
+    path: std::path::PathBuf,
+    security: Arc<Security>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            let loaded =
+                Config::load(&path).and_then(|c| Policy::new(&c.auth, &c.limits).map(|p| (c, p)));
+            match loaded {
+                Ok((c, p)) => {
+                    if c.check_listener().is_err() {
+                        tracing::error!("SIGHUP: the new [auth] would not be valid for this listener; keeping the policy in force");
+                        continue;
+                    }
+                    security.set_policy(p);
+                    tracing::info!(path = %path.display(), "SIGHUP: [auth] and [limits] reloaded");
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "SIGHUP: config does not load; keeping the policy in force")
+                }
+            }
+        }
+    })
 }

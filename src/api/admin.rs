@@ -12,7 +12,8 @@ use zeroize::Zeroizing;
 
 use super::convert;
 use super::pb::{self, key_admin_server::KeyAdmin};
-use super::{new_request_id, respond};
+use super::run;
+use crate::auth::{CallContext, Op, Security};
 use crate::error::{Error, Result};
 use crate::keys::registry::Registry;
 use crate::keys::validate_name;
@@ -25,6 +26,7 @@ pub const MAX_MATERIAL_BYTES: usize = 64 * 1024;
 #[derive(Clone, Debug)]
 pub struct KeyAdminService {
     registry: Arc<Registry>,
+    security: Arc<Security>,
     /// Keys named by a `standard-webhooks` profile: an HMAC secret imported
     /// for one of them as `whsec_` + base64 is stored decoded.
     whsec_keys: Arc<BTreeSet<String>>,
@@ -35,8 +37,15 @@ impl KeyAdminService {
     pub fn new(registry: Arc<Registry>) -> Self {
         Self {
             registry,
+            security: Security::open(),
             whsec_keys: Arc::default(),
         }
+    }
+
+    /// Puts the service under `security` (authorization, audit).
+    pub fn with_security(mut self, security: Arc<Security>) -> Self {
+        self.security = security;
+        self
     }
 
     /// Imports for keys named by a `standard-webhooks` profile decode a
@@ -140,19 +149,36 @@ impl KeyAdminService {
 }
 
 macro_rules! version_op {
-    ($req:ident, $what:literal, |$r:ident, $name:ident, $v:ident| $call:expr) => {{
-        let rid = new_request_id();
-        let $r = $req.into_inner();
-        let res = async {
+    ($self:ident, $request:ident, $op:expr, $what:literal, |$r:ident, $name:ident, $v:ident| $call:expr) => {{
+        let ctx = CallContext::of(&$request);
+        let $r = $request.into_inner();
+        let mut rec = ctx.record($op);
+        rec.key = Some($r.name.clone());
+        rec.version = ($r.version > 0).then_some($r.version);
+        let key = $r.name.clone();
+        run(&$self.security, &ctx, rec, $op, Some(&key), || async {
             validate_name("key", &$r.name)?;
             let $v = convert::required_version($r.version)?;
             let $name = $r.name.as_str();
             let view = $call?;
             tracing::info!(key = %$r.name, version = $v, concat!("key version ", $what));
             Ok(convert::key_pb(&view))
-        }
-        .await;
-        respond(&rid, res)
+        })
+        .await
+    }};
+}
+
+macro_rules! key_op {
+    ($self:ident, $request:ident, $op:expr, $method:ident) => {{
+        let ctx = CallContext::of(&$request);
+        let r = $request.into_inner();
+        let mut rec = ctx.record($op);
+        rec.key = Some(r.name.clone());
+        let key = r.name.clone();
+        run(&$self.security, &ctx, rec, $op, Some(&key), || {
+            $self.$method(r)
+        })
+        .await
     }};
 }
 
@@ -162,31 +188,28 @@ impl KeyAdmin for KeyAdminService {
         &self,
         request: Request<pb::CreateKeyRequest>,
     ) -> Result<Response<pb::Key>, Status> {
-        let rid = new_request_id();
-        respond(&rid, self.create(request.into_inner()).await)
+        key_op!(self, request, Op::AdminCreate, create)
     }
 
     async fn import_key(
         &self,
         request: Request<pb::ImportKeyRequest>,
     ) -> Result<Response<pb::Key>, Status> {
-        let rid = new_request_id();
-        respond(&rid, self.import(request.into_inner()).await)
+        key_op!(self, request, Op::AdminImport, import)
     }
 
     async fn rotate_key(
         &self,
         request: Request<pb::RotateKeyRequest>,
     ) -> Result<Response<pb::RotateKeyResponse>, Status> {
-        let rid = new_request_id();
-        respond(&rid, self.rotate(request.into_inner()).await)
+        key_op!(self, request, Op::AdminRotate, rotate)
     }
 
     async fn promote_key_version(
         &self,
         request: Request<pb::PromoteKeyVersionRequest>,
     ) -> Result<Response<pb::Key>, Status> {
-        version_op!(request, "promoted", |r, name, v| {
+        version_op!(self, request, Op::AdminPromote, "promoted", |r, name, v| {
             let grace = convert::opt_duration("grace_period", r.grace_period.as_ref())?;
             self.registry.promote(name, v, grace).await
         })
@@ -196,17 +219,20 @@ impl KeyAdmin for KeyAdminService {
         &self,
         request: Request<pb::DisableKeyVersionRequest>,
     ) -> Result<Response<pb::Key>, Status> {
-        version_op!(request, "disabled", |_r, name, v| self
-            .registry
-            .disable(name, v)
-            .await)
+        version_op!(
+            self,
+            request,
+            Op::AdminDisable,
+            "disabled",
+            |_r, name, v| self.registry.disable(name, v).await
+        )
     }
 
     async fn enable_key_version(
         &self,
         request: Request<pb::EnableKeyVersionRequest>,
     ) -> Result<Response<pb::Key>, Status> {
-        version_op!(request, "enabled", |r, name, v| {
+        version_op!(self, request, Op::AdminEnable, "enabled", |r, name, v| {
             let grace = convert::opt_duration("grace_period", r.grace_period.as_ref())?;
             self.registry.enable(name, v, grace).await
         })
@@ -216,41 +242,59 @@ impl KeyAdmin for KeyAdminService {
         &self,
         request: Request<pb::DestroyKeyVersionRequest>,
     ) -> Result<Response<pb::Key>, Status> {
-        version_op!(request, "scheduled for destruction", |_r, name, v| self
-            .registry
-            .destroy(name, v)
-            .await)
+        version_op!(
+            self,
+            request,
+            Op::AdminDestroy,
+            "scheduled for destruction",
+            |_r, name, v| self.registry.destroy(name, v).await
+        )
     }
 
     async fn restore_key_version(
         &self,
         request: Request<pb::RestoreKeyVersionRequest>,
     ) -> Result<Response<pb::Key>, Status> {
-        version_op!(request, "restored", |_r, name, v| self
-            .registry
-            .restore(name, v)
-            .await)
+        version_op!(
+            self,
+            request,
+            Op::AdminRestore,
+            "restored",
+            |_r, name, v| self.registry.restore(name, v).await
+        )
     }
 
     async fn get_key(
         &self,
         request: Request<pb::GetKeyRequest>,
     ) -> Result<Response<pb::Key>, Status> {
-        let rid = new_request_id();
+        let ctx = CallContext::of(&request);
         let r = request.into_inner();
-        let res = validate_name("key", &r.name)
-            .and_then(|_| self.registry.get(&r.name))
-            .map(|v| convert::key_pb(&v));
-        respond(&rid, res)
+        let mut rec = ctx.record(Op::AdminRead);
+        rec.key = Some(r.name.clone());
+        let key = r.name.clone();
+        run(
+            &self.security,
+            &ctx,
+            rec,
+            Op::AdminRead,
+            Some(&key),
+            || async {
+                validate_name("key", &r.name)?;
+                self.registry.get(&r.name).map(|v| convert::key_pb(&v))
+            },
+        )
+        .await
     }
 
     async fn list_keys(
         &self,
         request: Request<pb::ListKeysRequest>,
     ) -> Result<Response<pb::ListKeysResponse>, Status> {
-        let rid = new_request_id();
+        let ctx = CallContext::of(&request);
         let r = request.into_inner();
-        let res = (|| {
+        let rec = ctx.record(Op::AdminRead);
+        run(&self.security, &ctx, rec, Op::AdminRead, None, || async {
             let size = match r.page_size {
                 0 => 100,
                 n @ 1..=1000 => n as usize,
@@ -262,12 +306,17 @@ impl KeyAdmin for KeyAdminService {
                 (true, Some(last)) => page_token(&last.record.name),
                 _ => String::new(),
             };
+            // Only the keys the caller may read; a page may come back short.
             Ok(pb::ListKeysResponse {
-                keys: views.iter().map(convert::key_pb).collect(),
+                keys: views
+                    .iter()
+                    .filter(|v| self.security.may(&ctx, Op::AdminRead, &v.record.name))
+                    .map(convert::key_pb)
+                    .collect(),
                 next_page_token: next,
             })
-        })();
-        respond(&rid, res)
+        })
+        .await
     }
 }
 

@@ -37,3 +37,124 @@ pub fn respond<T>(request_id: &str, result: Result<T>) -> Result<Response<T>, St
         Err(e) => Err(e.into_status(request_id)),
     }
 }
+
+/// What an audit record takes from a response.
+pub trait Audited {
+    /// The key version used.
+    fn version(&self) -> Option<u32> {
+        None
+    }
+    /// A verdict, for verification.
+    fn verdict(&self) -> Option<String> {
+        None
+    }
+}
+
+impl Audited for pb::SignResponse {
+    fn version(&self) -> Option<u32> {
+        Some(self.version)
+    }
+}
+impl Audited for pb::VerifyResponse {
+    fn version(&self) -> Option<u32> {
+        (self.version > 0).then_some(self.version)
+    }
+    fn verdict(&self) -> Option<String> {
+        Some(if self.valid { "valid" } else { "invalid" }.into())
+    }
+}
+impl Audited for pb::SignHttpRequestResponse {
+    fn version(&self) -> Option<u32> {
+        Some(self.version)
+    }
+}
+impl Audited for pb::VerifyHttpRequestResponse {
+    fn version(&self) -> Option<u32> {
+        (self.version > 0).then_some(self.version)
+    }
+    fn verdict(&self) -> Option<String> {
+        Some(if self.valid {
+            "valid".to_string()
+        } else {
+            pb::VerifyFailureReason::try_from(self.reason)
+                .map(|r| r.as_str_name().to_string())
+                .unwrap_or_default()
+        })
+    }
+}
+impl Audited for pb::GetPublicKeyResponse {
+    fn version(&self) -> Option<u32> {
+        Some(self.version)
+    }
+}
+impl Audited for pb::GetJwksResponse {}
+impl Audited for pb::ListHttpProfilesResponse {}
+impl Audited for pb::Key {}
+impl Audited for pb::ListKeysResponse {}
+impl Audited for pb::RotateKeyResponse {
+    fn version(&self) -> Option<u32> {
+        self.version.as_ref().map(|v| v.version)
+    }
+}
+
+/// Runs one call: authorizes `op` on `name` (when the call names one),
+/// audits, runs `f`, audits the outcome, and answers with the request id.
+///
+/// Admin operations are audited durably: a `started` record must be
+/// written before `f` runs (else `UNAVAILABLE` and nothing is done), and
+/// denials and outcomes are written before the answer.
+pub async fn run<T: Audited, Fut>(
+    security: &crate::auth::Security,
+    ctx: &crate::auth::CallContext,
+    mut record: crate::audit::Record,
+    op: crate::auth::Op,
+    name: Option<&str>,
+    f: impl FnOnce() -> Fut,
+) -> Result<Response<T>, Status>
+where
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let audit = security.audit();
+    if let Some(name) = name {
+        if let Err(e) = security.authorize(ctx, op, name) {
+            let status = e.into_status(&ctx.request_id);
+            let r = record.with_code(status.code());
+            if op.is_admin() {
+                let _ = audit.record_durable(r).await;
+            } else {
+                audit.record(r);
+            }
+            return Err(status);
+        }
+    }
+    if op.is_admin() {
+        let mut started = record.clone();
+        started.outcome = "started";
+        started.code = None;
+        if let Err(e) = audit.record_durable(started).await {
+            return Err(e.into_status(&ctx.request_id));
+        }
+    }
+    let result = f().await;
+    match &result {
+        Ok(v) => {
+            if record.version.is_none() {
+                record.version = v.version();
+            }
+            record.reason = v.verdict();
+            record = record.with_code(tonic::Code::Ok);
+        }
+        Err(e) => {
+            let code = e.kind().code();
+            record = record.with_code(code);
+        }
+    }
+    if op.is_admin() {
+        if audit.record_durable(record).await.is_err() {
+            tracing::error!(request_id = %ctx.request_id, "admin operation done but its outcome record could not be written");
+        }
+    } else {
+        audit.record(record);
+    }
+    respond(&ctx.request_id, result)
+}

@@ -7,7 +7,8 @@ use tonic::{Request, Response, Status};
 
 use super::convert;
 use super::pb::{self, signer_server::Signer};
-use super::{new_request_id, respond};
+use super::run;
+use crate::auth::{CallContext, Op, Security};
 use crate::error::{Error, Result};
 use crate::http::engine;
 use crate::http::profile::Profile;
@@ -15,19 +16,39 @@ use crate::http::replay::{MemoryReplayStore, ReplayStore};
 use crate::keys::registry::{Input, Registry};
 use crate::keys::validate_name;
 
-/// Limits applied before any work is done.
+/// Limits applied before any work is done (`[server]` and `[limits]`).
 #[derive(Clone, Debug)]
 pub struct SignerLimits {
     /// Largest message `Sign` and `Verify` accept, in bytes.
     pub max_message_bytes: usize,
+    /// Largest HTTP body, in bytes.
+    pub max_http_body_bytes: usize,
+    /// Most headers a `VerifyHttpRequest` may carry.
+    pub max_http_headers: usize,
+    /// Longest header (name plus value), in bytes.
+    pub max_http_header_bytes: usize,
+    /// Longest URL, in bytes.
+    pub max_url_bytes: usize,
 }
 
-/// Most headers a `VerifyHttpRequest` may carry.
-pub const MAX_HEADERS: usize = 100;
-/// Longest header (name plus value) accepted, in bytes.
-pub const MAX_HEADER_BYTES: usize = 8 * 1024;
-/// Longest URL accepted, in bytes.
-pub const MAX_URL_BYTES: usize = 8 * 1024;
+impl SignerLimits {
+    /// The limits a configuration sets.
+    pub fn from_config(c: &crate::config::Config) -> Self {
+        Self {
+            max_message_bytes: c.server.max_message_bytes,
+            max_http_body_bytes: c.limits.max_http_body_bytes,
+            max_http_headers: c.limits.max_http_headers,
+            max_http_header_bytes: c.limits.max_http_header_bytes,
+            max_url_bytes: c.limits.max_url_bytes,
+        }
+    }
+}
+
+impl Default for SignerLimits {
+    fn default() -> Self {
+        Self::from_config(&crate::config::Config::default())
+    }
+}
 
 /// The Signer service.
 #[derive(Clone, Debug)]
@@ -36,6 +57,7 @@ pub struct SignerService {
     limits: SignerLimits,
     profiles: Arc<HashMap<String, Profile>>,
     replay: Arc<dyn ReplayStore>,
+    security: Arc<Security>,
 }
 
 impl SignerService {
@@ -46,7 +68,14 @@ impl SignerService {
             limits,
             profiles: Arc::default(),
             replay: Arc::new(MemoryReplayStore::new(1)),
+            security: Security::open(),
         }
+    }
+
+    /// Puts the service under `security` (authorization, audit).
+    pub fn with_security(mut self, security: Arc<Security>) -> Self {
+        self.security = security;
+        self
     }
 
     /// Adds the HTTP profiles and the replay store they share.
@@ -63,16 +92,35 @@ impl SignerService {
             .ok_or_else(|| Error::not_found(format!("profile {name} not found")))
     }
 
-    fn check_body(&self, body: &[u8], headers: usize) -> Result<()> {
-        if body.len() > self.limits.max_message_bytes {
+    fn check_http(&self, body: &[u8], url: &str, headers: &[pb::HttpHeader]) -> Result<()> {
+        let l = &self.limits;
+        if body.len() > l.max_http_body_bytes {
             return Err(Error::invalid(format!(
                 "body is {} bytes; the limit is {}",
                 body.len(),
-                self.limits.max_message_bytes
+                l.max_http_body_bytes
             )));
         }
-        if headers > MAX_HEADERS {
-            return Err(Error::invalid(format!("at most {MAX_HEADERS} headers")));
+        if url.len() > l.max_url_bytes {
+            return Err(Error::invalid(format!(
+                "url is longer than {} bytes",
+                l.max_url_bytes
+            )));
+        }
+        if headers.len() > l.max_http_headers {
+            return Err(Error::invalid(format!(
+                "at most {} headers",
+                l.max_http_headers
+            )));
+        }
+        if headers
+            .iter()
+            .any(|h| h.name.len() + h.value.len() > l.max_http_header_bytes)
+        {
+            return Err(Error::invalid(format!(
+                "a header is longer than {} bytes",
+                l.max_http_header_bytes
+            )));
         }
         Ok(())
     }
@@ -81,13 +129,8 @@ impl SignerService {
         &self,
         req: pb::SignHttpRequestRequest,
     ) -> Result<pb::SignHttpRequestResponse> {
+        self.check_http(&req.body, &req.url, &[])?;
         let profile = self.profile(&req.profile)?;
-        self.check_body(&req.body, 0)?;
-        if req.url.len() > MAX_URL_BYTES {
-            return Err(Error::invalid(format!(
-                "url is longer than {MAX_URL_BYTES} bytes"
-            )));
-        }
         let nonce = (!req.nonce.is_empty()).then_some(req.nonce.as_str());
         let out = engine::sign(
             profile,
@@ -119,22 +162,8 @@ impl SignerService {
         &self,
         req: pb::VerifyHttpRequestRequest,
     ) -> Result<pb::VerifyHttpRequestResponse> {
+        self.check_http(&req.body, &req.url, &req.headers)?;
         let profile = self.profile(&req.profile)?;
-        self.check_body(&req.body, req.headers.len())?;
-        if req.url.len() > MAX_URL_BYTES {
-            return Err(Error::invalid(format!(
-                "url is longer than {MAX_URL_BYTES} bytes"
-            )));
-        }
-        if req
-            .headers
-            .iter()
-            .any(|h| h.name.len() + h.value.len() > MAX_HEADER_BYTES)
-        {
-            return Err(Error::invalid(format!(
-                "a header is longer than {MAX_HEADER_BYTES} bytes"
-            )));
-        }
         let headers: Vec<(String, String)> =
             req.headers.into_iter().map(|h| (h.name, h.value)).collect();
         let v = engine::verify(
@@ -271,69 +300,173 @@ impl SignerService {
     }
 }
 
+fn sha256_hex(data: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(data))
+}
+
+fn input_sha256(message: Option<&[u8]>) -> Option<String> {
+    message.map(sha256_hex)
+}
+
 #[tonic::async_trait]
 impl Signer for SignerService {
     async fn sign(
         &self,
         request: Request<pb::SignRequest>,
     ) -> Result<Response<pb::SignResponse>, Status> {
-        let rid = new_request_id();
-        respond(&rid, self.sign(request.into_inner()).await)
+        let ctx = CallContext::of(&request);
+        let req = request.into_inner();
+        let mut rec = ctx.record(Op::Sign);
+        rec.key = Some(req.key.clone());
+        rec.version = (req.version > 0).then_some(req.version);
+        rec.message_sha256 = input_sha256(match &req.input {
+            Some(pb::sign_request::Input::Message(m)) => Some(m),
+            Some(pb::sign_request::Input::Digest(d)) => Some(d),
+            None => None,
+        });
+        let key = req.key.clone();
+        run(&self.security, &ctx, rec, Op::Sign, Some(&key), || {
+            self.sign(req)
+        })
+        .await
     }
 
     async fn verify(
         &self,
         request: Request<pb::VerifyRequest>,
     ) -> Result<Response<pb::VerifyResponse>, Status> {
-        let rid = new_request_id();
-        respond(&rid, self.verify(request.into_inner()).await)
+        let ctx = CallContext::of(&request);
+        let req = request.into_inner();
+        let mut rec = ctx.record(Op::Verify);
+        rec.key = Some(req.key.clone());
+        rec.version = (req.version > 0).then_some(req.version);
+        rec.message_sha256 = input_sha256(match &req.input {
+            Some(pb::verify_request::Input::Message(m)) => Some(m),
+            Some(pb::verify_request::Input::Digest(d)) => Some(d),
+            None => None,
+        });
+        let key = req.key.clone();
+        run(&self.security, &ctx, rec, Op::Verify, Some(&key), || {
+            self.verify(req)
+        })
+        .await
     }
 
     async fn get_public_key(
         &self,
         request: Request<pb::GetPublicKeyRequest>,
     ) -> Result<Response<pb::GetPublicKeyResponse>, Status> {
-        let rid = new_request_id();
-        respond(&rid, self.public_key(request.into_inner()))
+        let ctx = CallContext::of(&request);
+        let req = request.into_inner();
+        let mut rec = ctx.record(Op::PublicKey);
+        rec.key = Some(req.key.clone());
+        let key = req.key.clone();
+        run(
+            &self.security,
+            &ctx,
+            rec,
+            Op::PublicKey,
+            Some(&key),
+            || async { self.public_key(req) },
+        )
+        .await
     }
 
     async fn get_jwks(
         &self,
         request: Request<pb::GetJwksRequest>,
     ) -> Result<Response<pb::GetJwksResponse>, Status> {
-        let rid = new_request_id();
-        respond(&rid, self.jwks(request.into_inner()))
+        let ctx = CallContext::of(&request);
+        let req = request.into_inner();
+        let mut rec = ctx.record(Op::PublicKey);
+        rec.key = Some(req.key.clone());
+        let key = req.key.clone();
+        run(
+            &self.security,
+            &ctx,
+            rec,
+            Op::PublicKey,
+            Some(&key),
+            || async { self.jwks(req) },
+        )
+        .await
     }
 
     async fn sign_http_request(
         &self,
         request: Request<pb::SignHttpRequestRequest>,
     ) -> Result<Response<pb::SignHttpRequestResponse>, Status> {
-        let rid = new_request_id();
-        respond(&rid, self.sign_http(request.into_inner()).await)
+        let ctx = CallContext::of(&request);
+        let req = request.into_inner();
+        let mut rec = ctx.record(Op::HttpSign);
+        rec.profile = Some(req.profile.clone());
+        rec.key = self.profiles.get(&req.profile).and_then(|p| p.key.clone());
+        rec.message_sha256 = Some(sha256_hex(&req.body));
+        let profile = req.profile.clone();
+        run(
+            &self.security,
+            &ctx,
+            rec,
+            Op::HttpSign,
+            Some(&profile),
+            || self.sign_http(req),
+        )
+        .await
     }
 
     async fn list_http_profiles(
         &self,
-        _request: Request<pb::ListHttpProfilesRequest>,
+        request: Request<pb::ListHttpProfilesRequest>,
     ) -> Result<Response<pb::ListHttpProfilesResponse>, Status> {
-        let mut profiles: Vec<pb::HttpProfile> = self
-            .profiles
-            .values()
-            .map(|p| pb::HttpProfile {
-                name: p.name.clone(),
-                settings: p.settings().into_iter().collect(),
-            })
-            .collect();
-        profiles.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(Response::new(pb::ListHttpProfilesResponse { profiles }))
+        let ctx = CallContext::of(&request);
+        let rec = ctx.record(Op::HttpProfiles);
+        run(
+            &self.security,
+            &ctx,
+            rec,
+            Op::HttpProfiles,
+            None,
+            || async {
+                // Only the profiles the caller holds `http_profiles` on.
+                let mut profiles: Vec<pb::HttpProfile> = self
+                    .profiles
+                    .values()
+                    .filter(|p| self.security.may(&ctx, Op::HttpProfiles, &p.name))
+                    .map(|p| pb::HttpProfile {
+                        name: p.name.clone(),
+                        settings: p.settings().into_iter().collect(),
+                    })
+                    .collect();
+                profiles.sort_by(|a, b| a.name.cmp(&b.name));
+                Ok(pb::ListHttpProfilesResponse { profiles })
+            },
+        )
+        .await
     }
 
     async fn verify_http_request(
         &self,
         request: Request<pb::VerifyHttpRequestRequest>,
     ) -> Result<Response<pb::VerifyHttpRequestResponse>, Status> {
-        let rid = new_request_id();
-        respond(&rid, self.verify_http(request.into_inner()).await)
+        let ctx = CallContext::of(&request);
+        let req = request.into_inner();
+        let mut rec = ctx.record(Op::HttpVerify);
+        rec.profile = Some(req.profile.clone());
+        rec.key = self
+            .profiles
+            .get(&req.profile)
+            .and_then(|p| p.verify_key.clone());
+        rec.message_sha256 = Some(sha256_hex(&req.body));
+        let profile = req.profile.clone();
+        run(
+            &self.security,
+            &ctx,
+            rec,
+            Op::HttpVerify,
+            Some(&profile),
+            || self.verify_http(req),
+        )
+        .await
     }
 }

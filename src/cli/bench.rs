@@ -13,8 +13,8 @@ use tonic::transport::Channel;
 use super::bench_report::{Progress, Report};
 use super::bench_stats::{process_cpu, Counters, Outcome};
 use super::client::{
-    code_name, connect_error, endpoint, parse_algorithm, parse_duration, print_json, status_detail,
-    status_message, write_output, CliError, CliResult,
+    bearer, code_name, connect_error, parse_algorithm, parse_duration, print_json, secure_endpoint,
+    status_detail, status_message, write_output, CliError, CliResult, Conn,
 };
 use super::Global;
 use crate::api::pb;
@@ -116,8 +116,10 @@ pub async fn run(global: &Global, a: BenchArgs) -> CliResult {
 /// Connects `n` separate channels (each its own HTTP/2 connection). An
 /// unreachable server gives lazy channels and a warning, so the run still
 /// ends on time and counts the failures.
-async fn channels(uri: &str, n: usize) -> CliResult<(Vec<Channel>, Option<String>)> {
-    let ep = endpoint(uri)?;
+async fn channels(g: &Global, n: usize) -> CliResult<(Vec<Conn>, Option<String>)> {
+    let uri = g.endpoint.as_str();
+    let ep = secure_endpoint(g)?;
+    let bearer = bearer(g)?;
     let mut set = JoinSet::new();
     for i in 0..n {
         let ep = ep.clone();
@@ -135,7 +137,13 @@ async fn channels(uri: &str, n: usize) -> CliResult<(Vec<Channel>, Option<String
             }
         });
     }
-    Ok((out.into_iter().flatten().collect(), failure))
+    Ok((
+        out.into_iter()
+            .flatten()
+            .map(|c| Conn::new(c, bearer.clone()))
+            .collect(),
+        failure,
+    ))
 }
 
 async fn rpc(global: &Global, a: BenchArgs) -> CliResult<Report> {
@@ -147,7 +155,7 @@ async fn rpc(global: &Global, a: BenchArgs) -> CliResult<Report> {
             ))
         })?;
     }
-    let (chans, failure) = channels(&global.endpoint, a.connections as usize).await?;
+    let (chans, failure) = channels(global, a.connections as usize).await?;
     let mut message = vec![0u8; a.message_size];
     rand::thread_rng().fill_bytes(&mut message);
     let request = pb::SignRequest {
@@ -275,7 +283,7 @@ fn is_fatal(code: tonic::Code) -> bool {
 
 /// Signs in a loop until `end`; records what falls in the measured window.
 async fn worker(
-    mut client: SignerClient<Channel>,
+    mut client: SignerClient<Conn>,
     request: pb::SignRequest,
     counters: Arc<Counters>,
     measure_start: Instant,

@@ -7,7 +7,7 @@ use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic::{Code, Status};
 
 use crate::api::pb;
@@ -163,13 +163,88 @@ pub fn endpoint(uri: &str) -> CliResult<Endpoint> {
         .keep_alive_while_idle(false))
 }
 
-/// Connects to `uri` now, so an unreachable server is reported clearly.
-pub async fn connect(uri: &str) -> CliResult<Channel> {
-    endpoint(uri)?
+/// The endpoint the global options describe: TLS for `https://` (with
+/// --ca-file, and --cert-file/--key-file for mutual TLS).
+pub fn secure_endpoint(g: &super::Global) -> CliResult<Endpoint> {
+    let ep = endpoint(&g.endpoint)?;
+    let https = g.endpoint.starts_with("https://");
+    if !https {
+        if g.ca_file.is_some() || g.cert_file.is_some() {
+            return Err(CliError::usage(
+                "--ca-file and --cert-file need an https:// --endpoint",
+            ));
+        }
+        return Ok(ep);
+    }
+    let read = |p: &std::path::Path, what: &str| {
+        std::fs::read(p)
+            .map_err(|e| CliError::usage(format!("cannot read {what} {}: {e}", p.display())))
+    };
+    let mut tls = ClientTlsConfig::new();
+    tls = match &g.ca_file {
+        Some(ca) => tls.ca_certificate(Certificate::from_pem(read(ca, "--ca-file")?)),
+        None => tls.with_enabled_roots(),
+    };
+    if let (Some(c), Some(k)) = (&g.cert_file, &g.key_file) {
+        tls = tls.identity(Identity::from_pem(
+            read(c, "--cert-file")?,
+            read(k, "--key-file")?,
+        ));
+    }
+    ep.tls_config(tls)
+        .map_err(|e| CliError::usage(format!("TLS settings: {}", error_chain(&e))))
+}
+
+/// Adds `authorization: Bearer …` to every call when a token is set.
+#[derive(Clone, Debug, Default)]
+pub struct Bearer(Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>);
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(v) = &self.0 {
+            req.metadata_mut().insert("authorization", v.clone());
+        }
+        Ok(req)
+    }
+}
+
+/// A connection with the caller's credentials.
+pub type Conn = tonic::codegen::InterceptedService<Channel, Bearer>;
+
+/// The bearer token: SIGNET_TOKEN, else the content of --token-file.
+pub fn bearer(g: &super::Global) -> CliResult<Bearer> {
+    let token = match std::env::var("SIGNET_TOKEN") {
+        Ok(t) if !t.is_empty() => Some(t),
+        _ => match &g.token_file {
+            Some(p) => Some(
+                std::fs::read_to_string(p)
+                    .map_err(|e| {
+                        CliError::usage(format!("cannot read --token-file {}: {e}", p.display()))
+                    })?
+                    .trim()
+                    .to_string(),
+            ),
+            None => None,
+        },
+    };
+    match token {
+        None => Ok(Bearer(None)),
+        Some(t) => format!("Bearer {t}")
+            .parse()
+            .map(|v| Bearer(Some(v)))
+            .map_err(|_| CliError::usage("the token is not printable ASCII")),
+    }
+}
+
+/// Connects now, with TLS and the token the options give, so an
+/// unreachable server is reported clearly.
+pub async fn connect(g: &super::Global) -> CliResult<Conn> {
+    let channel = secure_endpoint(g)?
         .timeout(REQUEST_TIMEOUT)
         .connect()
         .await
-        .map_err(|e| connect_error(uri, &e))
+        .map_err(|e| connect_error(&g.endpoint, &e))?;
+    Ok(tonic::codegen::InterceptedService::new(channel, bearer(g)?))
 }
 
 /// The "cannot connect" error for `uri`.

@@ -103,7 +103,7 @@ pub async fn run(global: &Global, cmd: HttpCommand) -> CliResult {
 }
 
 async fn profiles(global: &Global) -> CliResult {
-    let mut client = SignerClient::new(connect(&global.endpoint).await?);
+    let mut client = SignerClient::new(connect(global).await?);
     let resp = client
         .list_http_profiles(pb::ListHttpProfilesRequest {})
         .await?
@@ -138,7 +138,7 @@ async fn sign(global: &Global, a: HttpSignArgs) -> CliResult {
         body,
         nonce: a.nonce.clone().unwrap_or_default(),
     };
-    let mut client = SignerClient::new(connect(&global.endpoint).await?);
+    let mut client = SignerClient::new(connect(global).await?);
     let resp = client.sign_http_request(req).await?.into_inner();
     if global.json {
         return print_json(&json!({
@@ -196,7 +196,7 @@ async fn verify(global: &Global, a: HttpVerifyArgs) -> CliResult {
             .collect(),
         source_ip: a.source_ip.clone().unwrap_or_default(),
     };
-    let mut client = SignerClient::new(connect(&global.endpoint).await?);
+    let mut client = SignerClient::new(connect(global).await?);
     let resp = client.verify_http_request(req).await?.into_inner();
     let reason = pb::VerifyFailureReason::try_from(resp.reason)
         .map(|r| r.as_str_name().to_string())

@@ -154,7 +154,7 @@ pub async fn run(global: &Global, cmd: KeysCommand) -> CliResult {
         KeysCommand::Import(a) => Some(read_input(Some(&a.file))?),
         _ => None,
     };
-    let mut client = KeyAdminClient::new(connect(&global.endpoint).await?);
+    let mut client = KeyAdminClient::new(connect(global).await?);
     let grace = |d: Option<Duration>| d.map(duration_pb);
     let key = match cmd {
         KeysCommand::Create(a) => {
@@ -256,7 +256,7 @@ pub async fn run(global: &Global, cmd: KeysCommand) -> CliResult {
 /// Fetches every page of `ListKeys` and prints the keys.
 async fn list(
     global: &Global,
-    client: &mut KeyAdminClient<tonic::transport::Channel>,
+    client: &mut KeyAdminClient<super::client::Conn>,
     page_size: u32,
 ) -> CliResult {
     let mut keys = Vec::new();

@@ -16,6 +16,7 @@ pub mod keys;
 pub mod public_key;
 pub mod render;
 pub mod sign;
+pub mod token;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -58,6 +59,20 @@ pub struct Global {
     /// Machine-readable JSON output on standard output.
     #[arg(long, global = true)]
     pub json: bool,
+    /// A file holding the bearer token to present (its SHA-256 is in the
+    /// server's [[auth.tokens]]). SIGNET_TOKEN, when set, is used instead.
+    #[arg(long, global = true, env = "SIGNET_TOKEN_FILE")]
+    pub token_file: Option<std::path::PathBuf>,
+    /// PEM CA bundle to verify the server's certificate with (TLS; an
+    /// https:// endpoint without it uses the bundle of the system).
+    #[arg(long, global = true, env = "SIGNET_CA_FILE")]
+    pub ca_file: Option<std::path::PathBuf>,
+    /// PEM client certificate for mutual TLS (with --key-file).
+    #[arg(long, global = true, env = "SIGNET_CERT_FILE", requires = "key_file")]
+    pub cert_file: Option<std::path::PathBuf>,
+    /// PEM private key of --cert-file.
+    #[arg(long, global = true, env = "SIGNET_KEY_FILE", requires = "cert_file")]
+    pub key_file: Option<std::path::PathBuf>,
 }
 
 /// Sub-commands.
@@ -81,6 +96,9 @@ pub enum Command {
     /// Load-test Sign over gRPC (or in-process) and report throughput,
     /// latency percentiles and CPU cost per request.
     Bench(bench::BenchArgs),
+    /// Make bearer tokens for [[auth.tokens]].
+    #[command(subcommand)]
+    Token(token::TokenCommand),
 }
 
 /// `signet serve`.
@@ -151,18 +169,19 @@ pub async fn dispatch(cli: Cli) -> CliResult {
         Command::PublicKey(a) => public_key::run(g, a).await,
         Command::Bench(a) => bench::run(g, a).await,
         Command::Http(c) => http::run(g, c).await,
+        Command::Token(c) => token::run(g, c),
     }
 }
 
 async fn serve(args: ServeArgs) -> Result<(), String> {
-    let (mut config, given) = match &args.config {
-        Some(p) => (Config::load(p)?, true),
-        None => (Config::demo(), false),
+    let mut config = match &args.config {
+        Some(p) => Config::load(p)?,
+        None => Config::demo(),
     };
     if let Some(l) = args.listen {
         config.server.listen = l;
     }
-    crate::server::run(config, given).await
+    crate::server::run(config, args.config.clone()).await
 }
 
 #[cfg(test)]

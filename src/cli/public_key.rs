@@ -48,7 +48,7 @@ pub struct PublicKeyArgs {
 
 /// Runs `signet public-key`.
 pub async fn run(global: &Global, a: PublicKeyArgs) -> CliResult {
-    let mut client = SignerClient::new(connect(&global.endpoint).await?);
+    let mut client = SignerClient::new(connect(global).await?);
     if a.format == KeyFormat::Jwks {
         if a.version.is_some() {
             return Err(CliError::usage("--version does not apply to --format jwks"));

@@ -167,7 +167,7 @@ pub async fn sign(global: &Global, a: SignArgs) -> CliResult {
         input: Some(input),
         signature_format: a.input.format.pb(),
     };
-    let mut client = SignerClient::new(connect(&global.endpoint).await?);
+    let mut client = SignerClient::new(connect(global).await?);
     let resp = client.sign(req).await?.into_inner();
     if global.json {
         let j = json!({
@@ -245,7 +245,7 @@ pub async fn verify(global: &Global, a: VerifyArgs) -> CliResult {
         signature,
         signature_format: a.input.format.pb(),
     };
-    let mut client = SignerClient::new(connect(&global.endpoint).await?);
+    let mut client = SignerClient::new(connect(global).await?);
     let resp = client.verify(req).await?.into_inner();
     if global.json {
         print_json(&json!({

@@ -396,7 +396,7 @@ fn write_config(cfg: &Pkcs11Config, extra: &str) -> PathBuf {
     std::fs::write(
         &path,
         format!(
-            "[backend]\ntype = \"pkcs11\"\nmodule = \"{}\"\ntoken_label = \"{}\"\npin_file = \"{}\"\n{extra}",
+            "[server]\nplaintext = true\n[backend]\ntype = \"pkcs11\"\nmodule = \"{}\"\ntoken_label = \"{}\"\npin_file = \"{}\"\n{extra}",
             cfg.module.display(),
             cfg.token_label.as_deref().unwrap(),
             cfg.pin_file.as_ref().unwrap().display()
@@ -478,6 +478,7 @@ impl Child {
             .arg(&path)
             .env("SOFTHSM2_CONF", env().dir.join("softhsm2.conf"))
             .env_remove("RUST_LOG")
+            .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();

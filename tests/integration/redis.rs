@@ -202,7 +202,7 @@ async fn two_processes_race_on_each_delivery_and_exactly_one_wins() {
     let config = dir.path().join("signet.toml");
     std::fs::write(
         &config,
-        "[server]\nlisten = \"127.0.0.1:0\"\n\
+        "[server]\nlisten = \"127.0.0.1:0\"\nplaintext = true\n\
          [http]\nreplay_store = \"redis\"\nredis_url_env = \"SIGNET_TEST_REDIS_URL\"\n\
          [[profiles]]\nname = \"sw\"\npreset = \"standard-webhooks\"\nkey = \"sw-hook\"\n",
     )

@@ -33,6 +33,11 @@ impl TestServer {
         // A long tick: tests drive time-driven transitions themselves.
         config.keys.tick_interval = Duration::from_secs(60);
         config.server.shutdown_timeout = Duration::from_secs(10);
+        // Audit lines on stdout would interleave with the test output;
+        // tests that read the trail configure a file.
+        if config.audit.output == "stdout" {
+            config.audit.output = "off".into();
+        }
         let clock = ManualClock::new(UNIX_EPOCH + Duration::from_secs(1_800_000_000));
         let registry = signet::server::build_registry(&config, Arc::new(clock.clone()))
             .await

@@ -253,7 +253,7 @@ def grace_server(tmp_path_factory):
     config = confdir / "signet.toml"
     config.write_text(
         "[server]\n"
-        'listen = "127.0.0.1:0"\n'
+        'listen = "127.0.0.1:0"\nplaintext = true\n'
         "[keys]\n"
         'default_grace_period = "2s"\n'
         'tick_interval = "60s"\n'
@@ -275,7 +275,7 @@ def hsm_server(tmp_path_factory):
     assert out.returncode == 0, f"softhsm/make-token.sh failed (is softhsm2 installed?):\n{out.stderr}"
     info = dict(line.split("=", 1) for line in out.stdout.splitlines() if "=" in line)
     config = Path(info["config"])
-    config.write_text(config.read_text() + '[server]\nlisten = "127.0.0.1:0"\n')
+    config.write_text(config.read_text().replace("[server]\nplaintext = true", "[server]\nlisten = \"127.0.0.1:0\"\nplaintext = true"))
     pin = Path(info["pin_file"]).read_text().strip()
     so_pin = (Path(info["pin_file"]).parent / "so.pin").read_text().strip()
     yield from _serve(
@@ -340,7 +340,7 @@ def http_server(tmp_path_factory):
 
     confdir = tmp_path_factory.mktemp("http-config")
     config = confdir / "signet.toml"
-    config.write_text('[server]\nlisten = "127.0.0.1:0"\n' + HTTP_PROFILES)
+    config.write_text('[server]\nlisten = "127.0.0.1:0"\nplaintext = true\n' + HTTP_PROFILES)
     secrets_ = [
         ("stripe-hook", STRIPE_SECRET.encode()),
         # As Standard Webhooks hands it out: signet decodes it on import,

@@ -115,7 +115,7 @@ def spec(tmp_path_factory):
     material the reference also holds."""
     confdir = tmp_path_factory.mktemp("spec-config")
     config = confdir / "signet.toml"
-    config.write_text('[server]\nlisten = "127.0.0.1:0"\n' + "\n".join(p.toml() for p in PROFILES))
+    config.write_text('[server]\nlisten = "127.0.0.1:0"\nplaintext = true\n' + "\n".join(p.toml() for p in PROFILES))
     keys = {}
     gen = _serve(tmp_path_factory, "spec", ["--config", str(config)])
     client = next(gen)

@@ -1,0 +1,356 @@
+//! The audit trail: one JSON line per operation, written by a thread of its
+//! own so signing never waits on the disk. Admin operations wait until
+//! their record is written (and, to a file, synced) and fail when it cannot
+//! be: nothing changes keys without a trace.
+//!
+//! A record holds who, from where, what and the outcome; for signing, the
+//! SHA-256 of the message. Never a message, signature, secret, PIN or
+//! token.
+
+use std::io::Write;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+use crate::config::AuditConfig;
+use crate::error::{Error, Result};
+
+/// One audit record.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Record {
+    /// RFC 3339, UTC, milliseconds.
+    pub time: String,
+    /// Also in the response's `x-request-id`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// The authenticated identity, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
+    /// The client's address (after trusted proxies).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// The gRPC method, e.g. `signet.v1.Signer/Sign`; `tls` for a refused
+    /// handshake.
+    pub rpc: String,
+    /// The operation as grants name it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operation: Option<&'static str>,
+    /// The key named by the request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// The key version used or named.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<u32>,
+    /// The HTTP profile named by the request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    /// `ok`, `denied` (authentication, authorization, allow-list, rate),
+    /// `error` (any other failure), `started` (an admin operation about to
+    /// run) or `refused` (a connection).
+    pub outcome: &'static str,
+    /// The gRPC status code name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<&'static str>,
+    /// Verification verdicts and refusal reasons.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// For signing and verification: SHA-256 (hex) of the message or HTTP
+    /// body, or the digest given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_sha256: Option<String>,
+}
+
+fn now_rfc3339() -> String {
+    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
+}
+
+impl Record {
+    /// A record of a call to `rpc`.
+    pub fn call(rpc: &str) -> Self {
+        Self {
+            time: now_rfc3339(),
+            rpc: rpc.to_string(),
+            outcome: "ok",
+            code: Some("OK"),
+            ..Default::default()
+        }
+    }
+
+    /// A connection refused before any call (a failed TLS handshake).
+    pub fn connection_refused(source: IpAddr, reason: &str) -> Self {
+        Self {
+            time: now_rfc3339(),
+            source: Some(source.to_string()),
+            rpc: "tls".into(),
+            outcome: "refused",
+            reason: Some(reason.chars().take(200).collect()),
+            ..Default::default()
+        }
+    }
+
+    /// Sets the outcome from a gRPC code.
+    pub fn with_code(mut self, code: tonic::Code) -> Self {
+        self.time = now_rfc3339();
+        self.code = Some(code_name(code));
+        self.outcome = match code {
+            tonic::Code::Ok => "ok",
+            tonic::Code::Unauthenticated
+            | tonic::Code::PermissionDenied
+            | tonic::Code::ResourceExhausted => "denied",
+            _ => "error",
+        };
+        self
+    }
+}
+
+/// The canonical name of a gRPC code.
+pub fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code::*;
+    match code {
+        Ok => "OK",
+        Cancelled => "CANCELLED",
+        Unknown => "UNKNOWN",
+        InvalidArgument => "INVALID_ARGUMENT",
+        DeadlineExceeded => "DEADLINE_EXCEEDED",
+        NotFound => "NOT_FOUND",
+        AlreadyExists => "ALREADY_EXISTS",
+        PermissionDenied => "PERMISSION_DENIED",
+        ResourceExhausted => "RESOURCE_EXHAUSTED",
+        FailedPrecondition => "FAILED_PRECONDITION",
+        Aborted => "ABORTED",
+        OutOfRange => "OUT_OF_RANGE",
+        Unimplemented => "UNIMPLEMENTED",
+        Internal => "INTERNAL",
+        Unavailable => "UNAVAILABLE",
+        DataLoss => "DATA_LOSS",
+        Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+struct Msg {
+    line: String,
+    ack: Option<tokio::sync::oneshot::Sender<bool>>,
+}
+
+struct Inner {
+    tx: std::sync::mpsc::SyncSender<Msg>,
+    dropped: AtomicU64,
+    healthy: Arc<AtomicBool>,
+}
+
+/// The audit trail's writing end; cheap to clone.
+#[derive(Clone)]
+pub struct Audit {
+    inner: Option<Arc<Inner>>,
+}
+
+impl std::fmt::Debug for Audit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Audit")
+            .field("on", &self.inner.is_some())
+            .finish()
+    }
+}
+
+/// Records queued at most; past that, records are dropped (and counted,
+/// and admin operations refused) rather than memory growing without bound.
+const QUEUE: usize = 64 * 1024;
+
+enum Sink {
+    Stdout,
+    File(std::fs::File, PathBuf),
+}
+
+impl Audit {
+    /// No audit trail (`output = "off"`; benchmarks and unit tests).
+    pub fn off() -> Self {
+        Self { inner: None }
+    }
+
+    /// Opens the trail the section describes; a file that cannot be opened
+    /// for appending stops start-up.
+    pub fn open(cfg: &AuditConfig) -> std::result::Result<Self, String> {
+        let sink = match (cfg.output.as_str(), &cfg.path) {
+            ("off", None) => return Ok(Self::off()),
+            ("stdout", None) => Sink::Stdout,
+            ("file", Some(p)) => {
+                let f = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(p)
+                    .map_err(|e| format!("audit.path {}: {e}", p.display()))?;
+                Sink::File(f, p.clone())
+            }
+            ("file", None) => return Err("audit.path is required with output = \"file\"".into()),
+            ("stdout" | "off", Some(_)) => {
+                return Err("audit.path is only for output = \"file\"".into())
+            }
+            (o, _) => {
+                return Err(format!(
+                    "audit.output must be \"stdout\", \"file\" or \"off\", not {o:?}"
+                ))
+            }
+        };
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Msg>(QUEUE);
+        let healthy = Arc::new(AtomicBool::new(true));
+        let h = healthy.clone();
+        std::thread::Builder::new()
+            .name("signet-audit".into())
+            .spawn(move || write_loop(sink, rx, h))
+            .map_err(|e| format!("audit thread: {e}"))?;
+        Ok(Self {
+            inner: Some(Arc::new(Inner {
+                tx,
+                dropped: AtomicU64::new(0),
+                healthy,
+            })),
+        })
+    }
+
+    /// Queues a record; never waits.
+    pub fn record(&self, r: Record) {
+        let Some(inner) = &self.inner else { return };
+        let line = serde_json::to_string(&r).unwrap_or_default();
+        if inner.tx.try_send(Msg { line, ack: None }).is_err() {
+            let n = inner.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            inner.healthy.store(false, Ordering::Relaxed);
+            if n.is_power_of_two() {
+                tracing::error!(
+                    dropped = n,
+                    "audit queue full or writer gone: records dropped"
+                );
+            }
+        }
+    }
+
+    /// Writes a record and waits until it is written (and synced, to a
+    /// file). Fails with `UNAVAILABLE` when it cannot be: the caller (an
+    /// admin operation) must then not proceed.
+    pub async fn record_durable(&self, r: Record) -> Result<()> {
+        let Some(inner) = &self.inner else {
+            return Ok(());
+        };
+        let line = serde_json::to_string(&r).unwrap_or_default();
+        let (ack, done) = tokio::sync::oneshot::channel();
+        let unavailable = || Error::unavailable("audit trail unavailable; operation not performed");
+        inner
+            .tx
+            .try_send(Msg {
+                line,
+                ack: Some(ack),
+            })
+            .map_err(|_| unavailable())?;
+        match done.await {
+            Ok(true) => Ok(()),
+            _ => Err(unavailable()),
+        }
+    }
+}
+
+fn write_loop(mut sink: Sink, rx: std::sync::mpsc::Receiver<Msg>, healthy: Arc<AtomicBool>) {
+    let mut buf = Vec::with_capacity(64 * 1024);
+    while let Ok(first) = rx.recv() {
+        // Batch what is queued: one write (and at most one sync) for many
+        // records under load.
+        let mut batch = vec![first];
+        while batch.len() < 1024 {
+            match rx.try_recv() {
+                Ok(m) => batch.push(m),
+                Err(_) => break,
+            }
+        }
+        buf.clear();
+        let mut durable = false;
+        for m in &batch {
+            buf.extend_from_slice(m.line.as_bytes());
+            buf.push(b'\n');
+            durable |= m.ack.is_some();
+        }
+        let ok = match &mut sink {
+            Sink::Stdout => {
+                let mut out = std::io::stdout().lock();
+                out.write_all(&buf).and_then(|_| out.flush()).is_ok()
+            }
+            Sink::File(f, path) => {
+                let r = f
+                    .write_all(&buf)
+                    .and_then(|_| if durable { f.sync_data() } else { Ok(()) });
+                if let Err(e) = &r {
+                    tracing::error!(path = %path.display(), error = %e, "audit write failed");
+                }
+                r.is_ok()
+            }
+        };
+        healthy.store(ok, Ordering::Relaxed);
+        for m in batch {
+            if let Some(ack) = m.ack {
+                let _ = ack.send(ok);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn lines_are_json_and_durable_writes_wait() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let a = Audit::open(&AuditConfig {
+            output: "file".into(),
+            path: Some(path.clone()),
+        })
+        .unwrap();
+        let mut r = Record::call("signet.v1.Signer/Sign");
+        r.key = Some("k".into());
+        r.message_sha256 = Some("ab".repeat(32));
+        a.record(r);
+        let r =
+            Record::call("signet.v1.KeyAdmin/RotateKey").with_code(tonic::Code::PermissionDenied);
+        a.record_durable(r).await.unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert_eq!(lines[0]["rpc"], "signet.v1.Signer/Sign");
+        assert_eq!(lines[0]["outcome"], "ok");
+        assert_eq!(lines[1]["outcome"], "denied");
+        assert_eq!(lines[1]["code"], "PERMISSION_DENIED");
+        assert!(lines[1].get("key").is_none());
+    }
+
+    #[tokio::test]
+    async fn a_failing_sink_fails_durable_records() {
+        // /dev/full accepts the open and refuses every write.
+        let a = Audit::open(&AuditConfig {
+            output: "file".into(),
+            path: Some("/dev/full".into()),
+        })
+        .unwrap();
+        let e = a
+            .record_durable(Record::call("signet.v1.KeyAdmin/CreateKey"))
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), crate::error::ErrorKind::Unavailable);
+    }
+
+    #[test]
+    fn bad_sections_are_refused() {
+        let c = |o: &str, p: Option<&str>| AuditConfig {
+            output: o.into(),
+            path: p.map(PathBuf::from),
+        };
+        assert!(Audit::open(&c("file", None)).is_err());
+        assert!(Audit::open(&c("stdout", Some("/tmp/x"))).is_err());
+        assert!(Audit::open(&c("syslog", None)).is_err());
+        assert!(Audit::open(&c("file", Some("/nonexistent-dir/a.jsonl"))).is_err());
+    }
+}

@@ -1,0 +1,313 @@
+//! Authentication, admission and authorization.
+//!
+//! A tower layer in front of every service authenticates the caller (a
+//! bearer token, else the identity in its client certificate), checks the
+//! identity's source allow-list and rate, and bounds the requests in
+//! flight. What it refuses it audits. What it lets in carries a
+//! [`CallContext`]; the handlers then authorize the operation on the key
+//! or profile the request names (they alone know it) and audit the
+//! outcome.
+
+pub mod policy;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime};
+
+use parking_lot::RwLock;
+use tokio::sync::Semaphore;
+
+use crate::audit::{Audit, Record};
+use crate::error::{Error, Result};
+use crate::listener::ConnInfo;
+pub use policy::{Denial, Op, Policy};
+
+/// Who is calling, from where, under which request id.
+#[derive(Clone, Debug)]
+pub struct CallContext {
+    /// Returned in `x-request-id` and written in the audit record.
+    pub request_id: String,
+    /// The authenticated identity; `anonymous` when authorization is off.
+    pub identity: Arc<str>,
+    /// The client's address, after trusted proxies.
+    pub source: IpAddr,
+    /// `signet.v1.Signer/Sign` and the like.
+    pub rpc: Arc<str>,
+}
+
+impl CallContext {
+    /// The context a request carries (set by [`AuthLayer`]); a fresh
+    /// anonymous one for requests that did not pass through it.
+    pub fn of<T>(request: &tonic::Request<T>) -> CallContext {
+        request
+            .extensions()
+            .get::<CallContext>()
+            .cloned()
+            .unwrap_or_else(|| CallContext {
+                request_id: crate::api::new_request_id(),
+                identity: Arc::from(policy::ANONYMOUS),
+                source: IpAddr::V4(Ipv4Addr::LOCALHOST),
+                rpc: Arc::from(""),
+            })
+    }
+
+    /// An audit record of this call.
+    pub fn record(&self, op: Op) -> Record {
+        let mut r = Record::call(&self.rpc);
+        r.request_id = Some(self.request_id.clone());
+        r.identity = Some(self.identity.to_string());
+        r.source = Some(self.source.to_string());
+        r.operation = Some(op.name());
+        r
+    }
+}
+
+/// The policy (replaceable at run time), the audit trail and the in-flight
+/// bound, shared by the layer and the handlers.
+pub struct Security {
+    policy: RwLock<Arc<Policy>>,
+    audit: Audit,
+    in_flight: Arc<Semaphore>,
+}
+
+impl std::fmt::Debug for Security {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Security")
+            .field("policy", &*self.policy.read())
+            .field("audit", &self.audit)
+            .finish()
+    }
+}
+
+impl Security {
+    /// From a built policy, an audit trail and the in-flight bound.
+    pub fn new(policy: Policy, audit: Audit, max_in_flight: usize) -> Arc<Self> {
+        Arc::new(Self {
+            policy: RwLock::new(Arc::new(policy)),
+            audit,
+            in_flight: Arc::new(Semaphore::new(max_in_flight.max(1))),
+        })
+    }
+
+    /// Everything open, no audit: for tests and benchmarks that call the
+    /// services directly.
+    pub fn open() -> Arc<Self> {
+        let c = crate::config::Config::default();
+        Self::new(
+            Policy::new(&c.auth, &c.limits).expect("the empty policy is valid"),
+            Audit::off(),
+            usize::MAX >> 4,
+        )
+    }
+
+    /// The current policy.
+    pub fn policy(&self) -> Arc<Policy> {
+        self.policy.read().clone()
+    }
+
+    /// Replaces the policy (a reload); calls in flight keep the old one.
+    pub fn set_policy(&self, p: Policy) {
+        *self.policy.write() = Arc::new(p);
+    }
+
+    /// The audit trail.
+    pub fn audit(&self) -> &Audit {
+        &self.audit
+    }
+
+    /// May the caller do `op` on `name`? `PERMISSION_DENIED` (the same text
+    /// whether or not the key exists) when not; per-key rate limits apply
+    /// to what is allowed.
+    pub fn authorize(&self, ctx: &CallContext, op: Op, name: &str) -> Result<()> {
+        let p = self.policy();
+        if !p.allows(&ctx.identity, op, name) {
+            return Err(Error::denied());
+        }
+        if !op.on_profile() {
+            if let Err(Denial::RateLimited(wait)) = p.key_rate(name) {
+                return Err(Error::exhausted("rate limit exceeded for this key", wait));
+            }
+        }
+        Ok(())
+    }
+
+    /// Does the caller hold `op` on `name`? For filtering lists.
+    pub fn may(&self, ctx: &CallContext, op: Op, name: &str) -> bool {
+        self.policy().allows(&ctx.identity, op, name)
+    }
+
+    /// Decides on a request before any service sees it.
+    fn admit(
+        &self,
+        conn: Option<&ConnInfo>,
+        headers: &http::HeaderMap,
+        now: SystemTime,
+    ) -> std::result::Result<(Arc<str>, IpAddr), Refusal> {
+        let p = self.policy();
+        let peer = conn
+            .map(|c| c.peer)
+            .unwrap_or(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)));
+        let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+        let source = p.client_address(peer.ip(), forwarded);
+        if !p.enabled() {
+            return Ok((Arc::from(policy::ANONYMOUS), source));
+        }
+        let bearer = headers
+            .get(http::header::AUTHORIZATION)
+            .map(|v| v.to_str().ok().and_then(|s| s.strip_prefix("Bearer ")));
+        let identity = match bearer {
+            Some(Some(token)) => p
+                .token_identity(token.trim(), now)
+                .map_err(|_| (None, source, Error::unauthenticated()))?,
+            // An authorization header that is not a bearer token.
+            Some(None) => return Err((None, source, Error::unauthenticated())),
+            None => match conn.and_then(|c| c.cert_identity.clone()) {
+                Some(id) => id,
+                None => return Err((None, source, Error::unauthenticated())),
+            },
+        };
+        match p.admit(&identity, source) {
+            Ok(()) => Ok((identity, source)),
+            Err(Denial::RateLimited(wait)) => Err((
+                Some(identity),
+                source,
+                Error::exhausted("rate limit exceeded", wait),
+            )),
+            Err(_) => Err((Some(identity), source, Error::denied())),
+        }
+    }
+}
+
+/// A refused request: the identity (when known), the source, the error.
+type Refusal = (Option<Arc<str>>, IpAddr, Error);
+
+/// The operation a method stands for, for audit records of refusals.
+pub fn op_of(rpc: &str) -> Option<Op> {
+    let method = rpc.rsplit('/').next()?;
+    Some(match method {
+        "Sign" => Op::Sign,
+        "Verify" => Op::Verify,
+        "GetPublicKey" | "GetJwks" => Op::PublicKey,
+        "SignHttpRequest" => Op::HttpSign,
+        "VerifyHttpRequest" => Op::HttpVerify,
+        "ListHttpProfiles" => Op::HttpProfiles,
+        "GetKey" | "ListKeys" => Op::AdminRead,
+        "CreateKey" => Op::AdminCreate,
+        "ImportKey" => Op::AdminImport,
+        "RotateKey" => Op::AdminRotate,
+        "PromoteKeyVersion" => Op::AdminPromote,
+        "DisableKeyVersion" => Op::AdminDisable,
+        "EnableKeyVersion" => Op::AdminEnable,
+        "DestroyKeyVersion" => Op::AdminDestroy,
+        "RestoreKeyVersion" => Op::AdminRestore,
+        _ => return None,
+    })
+}
+
+/// The layer.
+#[derive(Clone, Debug)]
+pub struct AuthLayer {
+    security: Arc<Security>,
+}
+
+impl AuthLayer {
+    /// A layer over `security`.
+    pub fn new(security: Arc<Security>) -> Self {
+        Self { security }
+    }
+}
+
+impl<S> tower::Layer<S> for AuthLayer {
+    type Service = AuthService<S>;
+    fn layer(&self, inner: S) -> AuthService<S> {
+        AuthService {
+            inner,
+            security: self.security.clone(),
+        }
+    }
+}
+
+/// The layer's service.
+#[derive(Clone, Debug)]
+pub struct AuthService<S> {
+    inner: S,
+    security: Arc<Security>,
+}
+
+type BoxFuture<T> = Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+
+impl<S, B> tower::Service<http::Request<B>> for AuthService<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFuture<std::result::Result<S::Response, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<std::result::Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
+        // The standard pattern: call the clone that is not the ready one.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let sec = self.security.clone();
+        let rpc: Arc<str> = Arc::from(req.uri().path().trim_start_matches('/'));
+        // Health is for probes (kubelet, load balancers): no credentials.
+        if rpc.starts_with("grpc.health.v1.Health/") {
+            return Box::pin(inner.call(req));
+        }
+        let request_id = crate::api::new_request_id();
+        let admitted_id = request_id.clone();
+        let refuse = move |identity: Option<Arc<str>>, source: IpAddr, e: Error| {
+            let mut r = Record::call(&rpc);
+            r.request_id = Some(request_id.clone());
+            r.identity = identity.map(|i| i.to_string());
+            r.source = Some(source.to_string());
+            r.operation = op_of(&rpc).map(|o| o.name());
+            let status = e.into_status(&request_id);
+            sec.audit.record(r.with_code(status.code()));
+            tracing::info!(request_id, rpc = %rpc, %source, code = ?status.code(), "request refused");
+            Box::pin(async move { Ok(status.into_http()) }) as Self::Future
+        };
+        let conn = req.extensions().get::<ConnInfo>().cloned();
+        let Ok(permit) = self.security.in_flight.clone().try_acquire_owned() else {
+            let source = conn
+                .map(|c| c.peer.ip())
+                .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+            return refuse(
+                None,
+                source,
+                Error::exhausted("server overloaded", Duration::from_millis(100)),
+            );
+        };
+        match self
+            .security
+            .admit(conn.as_ref(), req.headers(), SystemTime::now())
+        {
+            Err((identity, source, e)) => refuse(identity, source, e),
+            Ok((identity, source)) => {
+                let rpc = Arc::from(req.uri().path().trim_start_matches('/'));
+                req.extensions_mut().insert(CallContext {
+                    request_id: admitted_id,
+                    identity,
+                    source,
+                    rpc,
+                });
+                Box::pin(async move {
+                    let r = inner.call(req).await;
+                    drop(permit);
+                    r
+                })
+            }
+        }
+    }
+}

@@ -1,0 +1,596 @@
+//! Who may call what: bearer tokens (kept as SHA-256 hashes), identities
+//! with their grants, source allow-lists and rate limits, and the trusted
+//! proxies whose forwarded addresses are believed. Built from `[auth]` and
+//! `[limits]`; pure logic, no I/O.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use governor::clock::{Clock as _, DefaultClock};
+use governor::{state::InMemoryState, state::NotKeyed, Quota, RateLimiter};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::config::{AuthConfig, LimitsConfig};
+use crate::http::profile::Cidr;
+
+/// An operation, as grants name it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Op {
+    Sign,
+    Verify,
+    PublicKey,
+    HttpSign,
+    HttpVerify,
+    HttpProfiles,
+    AdminRead,
+    AdminCreate,
+    AdminImport,
+    AdminRotate,
+    AdminPromote,
+    AdminDisable,
+    AdminEnable,
+    AdminDestroy,
+    AdminRestore,
+}
+
+impl Op {
+    /// Every operation, in the order the docs list them.
+    pub const ALL: [Op; 15] = [
+        Op::Sign,
+        Op::Verify,
+        Op::PublicKey,
+        Op::HttpSign,
+        Op::HttpVerify,
+        Op::HttpProfiles,
+        Op::AdminRead,
+        Op::AdminCreate,
+        Op::AdminImport,
+        Op::AdminRotate,
+        Op::AdminPromote,
+        Op::AdminDisable,
+        Op::AdminEnable,
+        Op::AdminDestroy,
+        Op::AdminRestore,
+    ];
+
+    /// The name used in grants and audit records.
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::Sign => "sign",
+            Op::Verify => "verify",
+            Op::PublicKey => "public_key",
+            Op::HttpSign => "http_sign",
+            Op::HttpVerify => "http_verify",
+            Op::HttpProfiles => "http_profiles",
+            Op::AdminRead => "admin.read",
+            Op::AdminCreate => "admin.create",
+            Op::AdminImport => "admin.import",
+            Op::AdminRotate => "admin.rotate",
+            Op::AdminPromote => "admin.promote",
+            Op::AdminDisable => "admin.disable",
+            Op::AdminEnable => "admin.enable",
+            Op::AdminDestroy => "admin.destroy",
+            Op::AdminRestore => "admin.restore",
+        }
+    }
+
+    /// True for KeyAdmin operations.
+    pub fn is_admin(self) -> bool {
+        self.name().starts_with("admin.")
+    }
+
+    /// True for operations on HTTP profiles (their grants name profiles).
+    pub fn on_profile(self) -> bool {
+        matches!(self, Op::HttpSign | Op::HttpVerify | Op::HttpProfiles)
+    }
+}
+
+/// A name pattern: `*` matches any run of characters, everything else
+/// itself.
+#[derive(Clone, Debug)]
+struct Pattern(String);
+
+impl Pattern {
+    fn matches(&self, name: &str) -> bool {
+        glob(self.0.as_bytes(), name.as_bytes())
+    }
+}
+
+fn glob(p: &[u8], s: &[u8]) -> bool {
+    // Iterative wildcard match with one backtrack point: linear in
+    // practice, never exponential.
+    let (mut pi, mut si) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while si < s.len() {
+        if pi < p.len() && p[pi] == b'*' {
+            star = Some((pi, si));
+            pi += 1;
+        } else if pi < p.len() && p[pi] == s[si] {
+            pi += 1;
+            si += 1;
+        } else if let Some((sp, ss)) = star {
+            pi = sp + 1;
+            si = ss + 1;
+            star = Some((sp, ss + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == b'*')
+}
+
+#[derive(Debug)]
+struct Grant {
+    ops: Vec<Op>,
+    keys: Vec<Pattern>,
+    profiles: Vec<Pattern>,
+}
+
+type Limiter = RateLimiter<NotKeyed, InMemoryState, DefaultClock>;
+
+/// One identity: its grants, where it may connect from, its rate.
+struct Identity {
+    grants: Vec<Grant>,
+    allow_from: Vec<Cidr>,
+    limiter: Option<Limiter>,
+}
+
+impl std::fmt::Debug for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Identity")
+            .field("grants", &self.grants)
+            .field("allow_from", &self.allow_from)
+            .field("rate_limited", &self.limiter.is_some())
+            .finish()
+    }
+}
+
+struct Token {
+    hash: [u8; 32],
+    identity: Arc<str>,
+    expires: Option<SystemTime>,
+}
+
+/// Why a caller was let in or not.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Denial {
+    /// No credentials, an unknown, expired or malformed token.
+    Unauthenticated,
+    /// Authenticated, but not allowed (source address, grants).
+    PermissionDenied,
+    /// Over its rate; retry after the duration.
+    RateLimited(Duration),
+}
+
+/// The whole policy.
+pub struct Policy {
+    /// False when no `[auth]` identities are configured: every caller is
+    /// let in as `anonymous` (loopback-only listeners; checked at start).
+    enabled: bool,
+    identities: HashMap<Arc<str>, Identity>,
+    tokens: Vec<Token>,
+    trusted_proxies: Vec<Cidr>,
+    key_limiters: HashMap<String, Limiter>,
+}
+
+impl std::fmt::Debug for Policy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Token hashes are not secrets, but nothing is gained by printing
+        // them.
+        f.debug_struct("Policy")
+            .field("enabled", &self.enabled)
+            .field("identities", &self.identities.keys().collect::<Vec<_>>())
+            .field("tokens", &self.tokens.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The identity of callers when authorization is off.
+pub const ANONYMOUS: &str = "anonymous";
+
+fn limiter(rate: Option<u32>, burst: Option<u32>, what: &str) -> Result<Option<Limiter>, String> {
+    let Some(rate) = rate else {
+        if burst.is_some() {
+            return Err(format!("{what}: burst needs rate_per_second"));
+        }
+        return Ok(None);
+    };
+    let rate = NonZeroU32::new(rate).ok_or(format!("{what}.rate_per_second must be at least 1"))?;
+    let burst = match burst {
+        None => rate,
+        Some(b) => NonZeroU32::new(b).ok_or(format!("{what}.burst must be at least 1"))?,
+    };
+    Ok(Some(RateLimiter::direct(
+        Quota::per_second(rate).allow_burst(burst),
+    )))
+}
+
+fn parse_op(s: &str) -> Result<Vec<Op>, String> {
+    if s == "*" {
+        return Ok(Op::ALL.to_vec());
+    }
+    if s == "admin.*" {
+        return Ok(Op::ALL.into_iter().filter(|o| o.is_admin()).collect());
+    }
+    Op::ALL
+        .into_iter()
+        .find(|o| o.name() == s)
+        .map(|o| vec![o])
+        .ok_or_else(|| {
+            let names: Vec<_> = Op::ALL.iter().map(|o| o.name()).collect();
+            format!(
+                "unknown operation {s:?} (one of {}, admin.*, *)",
+                names.join(", ")
+            )
+        })
+}
+
+fn patterns(list: &[String], what: &str) -> Result<Vec<Pattern>, String> {
+    list.iter()
+        .map(|p| {
+            if p.is_empty() || p.len() > 128 {
+                Err(format!("{what}: pattern {p:?} must be 1 to 128 characters"))
+            } else {
+                Ok(Pattern(p.clone()))
+            }
+        })
+        .collect()
+}
+
+fn cidrs(list: &[String], what: &str) -> Result<Vec<Cidr>, String> {
+    list.iter()
+        .map(|c| Cidr::parse(c).map_err(|e| format!("{what}: {e}")))
+        .collect()
+}
+
+impl Policy {
+    /// Builds the policy; errors name the section and the field.
+    pub fn new(auth: &AuthConfig, limits: &LimitsConfig) -> Result<Self, String> {
+        let mut identities = HashMap::new();
+        for (i, id) in auth.identities.iter().enumerate() {
+            let what = format!("auth.identities[{i}] ({})", id.name);
+            if id.name.is_empty() || id.name.len() > 256 || id.name == ANONYMOUS {
+                return Err(format!(
+                    "{what}.name must be 1 to 256 characters and not {ANONYMOUS:?}"
+                ));
+            }
+            let mut grants = Vec::new();
+            for (j, g) in id.grants.iter().enumerate() {
+                let gw = format!("{what}.grants[{j}]");
+                let mut ops = Vec::new();
+                for o in &g.operations {
+                    ops.extend(parse_op(o).map_err(|e| format!("{gw}.operations: {e}"))?);
+                }
+                if ops.is_empty() {
+                    return Err(format!("{gw}.operations is empty"));
+                }
+                let keys = patterns(&g.keys, &format!("{gw}.keys"))?;
+                let profiles = patterns(&g.profiles, &format!("{gw}.profiles"))?;
+                if keys.is_empty() && profiles.is_empty() {
+                    return Err(format!(
+                        "{gw}: name the keys or profiles it covers (\"*\" for all)"
+                    ));
+                }
+                grants.push(Grant {
+                    ops,
+                    keys,
+                    profiles,
+                });
+            }
+            let identity = Identity {
+                grants,
+                allow_from: cidrs(&id.allow_from, &format!("{what}.allow_from"))?,
+                limiter: limiter(id.rate_per_second, id.burst, &what)?,
+            };
+            if identities
+                .insert(Arc::from(id.name.as_str()), identity)
+                .is_some()
+            {
+                return Err(format!("{what}: identity named twice"));
+            }
+        }
+        let mut tokens = Vec::new();
+        for (i, t) in auth.tokens.iter().enumerate() {
+            let what = format!("auth.tokens[{i}]");
+            let (name, _) = identities
+                .get_key_value(t.identity.as_str())
+                .ok_or_else(|| format!("{what}.identity {:?} is not an identity", t.identity))?;
+            let mut hash = [0u8; 32];
+            hex::decode_to_slice(t.sha256.trim(), &mut hash)
+                .map_err(|_| format!("{what}.sha256 must be 64 hex digits"))?;
+            let expires = t
+                .expires
+                .as_deref()
+                .map(humantime::parse_rfc3339_weak)
+                .transpose()
+                .map_err(|e| {
+                    format!("{what}.expires: {e} (RFC 3339, e.g. 2027-06-30T00:00:00Z)")
+                })?;
+            tokens.push(Token {
+                hash,
+                identity: name.clone(),
+                expires,
+            });
+        }
+        let mut key_limiters = HashMap::new();
+        for (i, k) in limits.keys.iter().enumerate() {
+            let what = format!("limits.keys[{i}] ({})", k.key);
+            let l = limiter(Some(k.rate_per_second), k.burst, &what)?.expect("rate given");
+            if key_limiters.insert(k.key.clone(), l).is_some() {
+                return Err(format!("{what}: key named twice"));
+            }
+        }
+        Ok(Self {
+            enabled: !auth.identities.is_empty(),
+            identities,
+            tokens,
+            trusted_proxies: cidrs(&auth.trusted_proxies, "auth.trusted_proxies")?,
+            key_limiters,
+        })
+    }
+
+    /// True when identities are configured and checked.
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// The client's address: the peer, or, when the peer is a trusted
+    /// proxy, the rightmost address of `x-forwarded-for` that is not one.
+    pub fn client_address(&self, peer: IpAddr, forwarded_for: Option<&str>) -> IpAddr {
+        let trusted = |ip: IpAddr| self.trusted_proxies.iter().any(|c| c.contains(ip));
+        if !trusted(peer) {
+            return peer;
+        }
+        let Some(chain) = forwarded_for else {
+            return peer;
+        };
+        let mut client = peer;
+        for hop in chain.rsplit(',') {
+            match hop.trim().parse::<IpAddr>() {
+                Ok(ip) => {
+                    client = ip;
+                    if !trusted(ip) {
+                        break;
+                    }
+                }
+                // An unparsable hop ends the walk at the last good one.
+                Err(_) => break,
+            }
+        }
+        client
+    }
+
+    /// The identity a bearer token stands for.
+    pub fn token_identity(&self, token: &str, now: SystemTime) -> Result<Arc<str>, Denial> {
+        let presented: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        // Every configured hash is compared, in constant time, whatever
+        // matches: the time taken says nothing about which one did.
+        let mut found: Option<&Token> = None;
+        for t in &self.tokens {
+            if bool::from(t.hash.ct_eq(&presented)) {
+                found = Some(t);
+            }
+        }
+        match found {
+            Some(t) if t.expires.is_none_or(|e| now < e) => Ok(t.identity.clone()),
+            _ => Err(Denial::Unauthenticated),
+        }
+    }
+
+    /// Connection-level checks for an authenticated identity: it exists,
+    /// it may connect from `client`, and it is within its rate.
+    pub fn admit(&self, identity: &str, client: IpAddr) -> Result<(), Denial> {
+        if !self.enabled {
+            return Ok(());
+        }
+        let id = self
+            .identities
+            .get(identity)
+            .ok_or(Denial::PermissionDenied)?;
+        if !id.allow_from.is_empty() && !id.allow_from.iter().any(|c| c.contains(client)) {
+            return Err(Denial::PermissionDenied);
+        }
+        if let Some(l) = &id.limiter {
+            l.check().map_err(|nu| {
+                Denial::RateLimited(nu.wait_time_from(DefaultClock::default().now()))
+            })?;
+        }
+        Ok(())
+    }
+
+    /// May `identity` do `op` on the key or profile `name`?
+    pub fn allows(&self, identity: &str, op: Op, name: &str) -> bool {
+        if !self.enabled {
+            return true;
+        }
+        let Some(id) = self.identities.get(identity) else {
+            return false;
+        };
+        id.grants.iter().any(|g| {
+            g.ops.contains(&op)
+                && if op.on_profile() {
+                    g.profiles.iter().any(|p| p.matches(name))
+                } else {
+                    g.keys.iter().any(|p| p.matches(name))
+                }
+        })
+    }
+
+    /// The per-key rate limit, when `[[limits.keys]]` names the key.
+    pub fn key_rate(&self, key: &str) -> Result<(), Denial> {
+        match self.key_limiters.get(key) {
+            Some(l) => l.check().map_err(|nu| {
+                Denial::RateLimited(nu.wait_time_from(DefaultClock::default().now()))
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The SHA-256 of a token, as `auth.tokens.sha256` wants it.
+pub fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn policy(toml: &str) -> Policy {
+        let c = Config::parse(toml).unwrap();
+        Policy::new(&c.auth, &c.limits).unwrap()
+    }
+
+    const BASE: &str = r#"
+[auth]
+trusted_proxies = ["10.9.0.0/16"]
+[[auth.identities]]
+name = "payments"
+allow_from = ["10.1.0.0/16", "2001:db8::/32"]
+rate_per_second = 2
+burst = 2
+[[auth.identities.grants]]
+operations = ["sign", "verify"]
+keys = ["pay-*"]
+[[auth.identities.grants]]
+operations = ["http_sign"]
+profiles = ["stripe"]
+[[auth.identities]]
+name = "custodian"
+[[auth.identities.grants]]
+operations = ["admin.*"]
+keys = ["*"]
+[[auth.tokens]]
+identity = "payments"
+sha256 = "5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8"
+[[auth.tokens]]
+identity = "payments"
+sha256 = "d74ff0ee8da3b9806b18c877dbf29bbde50b5bd8e4dad7a3a725000feb82e8f1"
+expires = "2020-01-01T00:00:00Z"
+"#;
+
+    #[test]
+    fn globs() {
+        for (p, s, want) in [
+            ("*", "", true),
+            ("pay-*", "pay-eu", true),
+            ("pay-*", "pay", false),
+            ("*-eu", "pay-eu", true),
+            ("a*b*c", "axxbyyc", true),
+            ("a*b*c", "axxbyy", false),
+            ("exact", "exact", true),
+            ("exact", "exactly", false),
+            ("**", "x", true),
+        ] {
+            assert_eq!(glob(p.as_bytes(), s.as_bytes()), want, "{p} {s}");
+        }
+    }
+
+    #[test]
+    fn tokens_by_hash_with_expiry_and_rotation() {
+        let p = policy(BASE);
+        let now = SystemTime::now();
+        // sha256("password") is the first hash; "pass" hashes to the second,
+        // expired one.
+        assert_eq!(&*p.token_identity("password", now).unwrap(), "payments");
+        assert_eq!(
+            p.token_identity("pass", now),
+            Err(Denial::Unauthenticated),
+            "expired"
+        );
+        assert_eq!(p.token_identity("nope", now), Err(Denial::Unauthenticated));
+        assert_eq!(token_hash("password"), p_hash0());
+    }
+
+    fn p_hash0() -> String {
+        "5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8".into()
+    }
+
+    #[test]
+    fn grants_default_deny() {
+        let p = policy(BASE);
+        assert!(p.allows("payments", Op::Sign, "pay-eu"));
+        assert!(!p.allows("payments", Op::Sign, "other"));
+        assert!(!p.allows("payments", Op::PublicKey, "pay-eu"));
+        assert!(p.allows("payments", Op::HttpSign, "stripe"));
+        assert!(!p.allows("payments", Op::HttpVerify, "stripe"));
+        assert!(!p.allows("payments", Op::AdminRotate, "pay-eu"));
+        assert!(p.allows("custodian", Op::AdminDestroy, "pay-eu"));
+        assert!(!p.allows("custodian", Op::Sign, "pay-eu"));
+        assert!(!p.allows("stranger", Op::Sign, "pay-eu"));
+        // No identities: authorization off.
+        let open = policy("");
+        assert!(!open.enabled());
+        assert!(open.allows(ANONYMOUS, Op::AdminDestroy, "x"));
+    }
+
+    #[test]
+    fn allow_lists_and_rates() {
+        let p = policy(BASE);
+        let inside: IpAddr = "10.1.2.3".parse().unwrap();
+        assert_eq!(
+            p.admit("payments", "10.2.0.1".parse().unwrap()),
+            Err(Denial::PermissionDenied)
+        );
+        assert_eq!(p.admit("stranger", inside), Err(Denial::PermissionDenied));
+        assert!(p.admit("payments", "2001:db8::1".parse().unwrap()).is_ok());
+        assert!(p.admit("payments", inside).is_ok());
+        match p.admit("payments", inside) {
+            Err(Denial::RateLimited(d)) => assert!(d <= Duration::from_secs(1), "{d:?}"),
+            other => panic!("third call in a burst of 2: {other:?}"),
+        }
+        assert!(p.admit("custodian", "192.0.2.1".parse().unwrap()).is_ok());
+    }
+
+    #[test]
+    fn forwarded_addresses_only_from_trusted_proxies() {
+        let p = policy(BASE);
+        let proxy: IpAddr = "10.9.0.5".parse().unwrap();
+        let outsider: IpAddr = "192.0.2.1".parse().unwrap();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(p.client_address(outsider, Some("10.1.2.3")), outsider);
+        assert_eq!(p.client_address(proxy, Some("10.1.2.3")), ip("10.1.2.3"));
+        assert_eq!(
+            p.client_address(proxy, Some("6.6.6.6, 10.1.2.3, 10.9.0.7")),
+            ip("10.1.2.3"),
+            "the rightmost untrusted hop, not the client-supplied leftmost"
+        );
+        assert_eq!(p.client_address(proxy, Some("junk")), proxy);
+        assert_eq!(p.client_address(proxy, None), proxy);
+    }
+
+    #[test]
+    fn bad_policies_name_the_field() {
+        for (toml, want) in [
+            (
+                "[[auth.identities]]\nname = \"a\"\n[[auth.identities.grants]]\noperations = [\"sing\"]\nkeys = [\"*\"]\n",
+                "unknown operation \"sing\"",
+            ),
+            (
+                "[[auth.identities]]\nname = \"a\"\n[[auth.identities.grants]]\noperations = [\"sign\"]\n",
+                "grants[0]",
+            ),
+            (
+                "[[auth.identities]]\nname = \"a\"\n[[auth.tokens]]\nidentity = \"b\"\nsha256 = \"00\"\n",
+                "auth.tokens[0].identity",
+            ),
+            (
+                "[[auth.identities]]\nname = \"a\"\n[[auth.tokens]]\nidentity = \"a\"\nsha256 = \"00\"\n",
+                "auth.tokens[0].sha256",
+            ),
+            (
+                "[[auth.identities]]\nname = \"a\"\nallow_from = [\"10.0.0.0/33\"]\n",
+                "allow_from",
+            ),
+        ] {
+            // Config::parse builds the policy too: a bad one stops start-up.
+            let e = Config::parse(toml).unwrap_err();
+            assert!(e.contains(want), "{e}");
+        }
+    }
+}
