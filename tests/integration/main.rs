@@ -14,4 +14,5 @@ mod memory {
 mod http_rotation;
 mod pkcs11;
 mod redis;
+mod security;
 mod server;

@@ -20,6 +20,7 @@ use tonic::transport::Channel;
 /// A running server and what a test needs to drive it.
 pub struct TestServer {
     pub endpoint: String,
+    pub addr: std::net::SocketAddr,
     pub registry: Arc<Registry>,
     pub clock: ManualClock,
     channel: Channel,
@@ -29,7 +30,17 @@ pub struct TestServer {
 
 impl TestServer {
     /// Starts a server with `config` (its listen address is ignored).
-    pub async fn start(mut config: Config) -> TestServer {
+    pub async fn start(config: Config) -> TestServer {
+        Self::start_with(config, true).await
+    }
+
+    /// Starts a server whose clients the test makes itself (TLS, tokens):
+    /// the built-in channel connects lazily.
+    pub async fn start_lazy(config: Config) -> TestServer {
+        Self::start_with(config, false).await
+    }
+
+    async fn start_with(mut config: Config, connect: bool) -> TestServer {
         // A long tick: tests drive time-driven transitions themselves.
         config.keys.tick_interval = Duration::from_secs(60);
         config.server.shutdown_timeout = Duration::from_secs(10);
@@ -53,13 +64,15 @@ impl TestServer {
             .await
         });
         let endpoint = format!("http://{addr}");
-        let channel = Channel::from_shared(endpoint.clone())
-            .unwrap()
-            .connect()
-            .await
-            .expect("connect to test server");
+        let ep = Channel::from_shared(endpoint.clone()).unwrap();
+        let channel = if connect {
+            ep.connect().await.expect("connect to test server")
+        } else {
+            ep.connect_lazy()
+        };
         TestServer {
             endpoint,
+            addr,
             registry,
             clock,
             channel,
