@@ -152,6 +152,12 @@ impl Error {
             (ErrorKind::Internal, _) | (ErrorKind::Unavailable, Some(_)) => {
                 tracing::error!(request_id, error = %self, "request failed")
             }
+            (
+                ErrorKind::Unauthenticated
+                | ErrorKind::PermissionDenied
+                | ErrorKind::ResourceExhausted,
+                _,
+            ) => tracing::info!(request_id, error = %self, "request denied"),
             _ => tracing::debug!(request_id, error = %self, "request refused"),
         }
         let text = match self.kind {

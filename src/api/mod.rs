@@ -115,6 +115,13 @@ where
     Fut: std::future::Future<Output = Result<T>>,
 {
     let audit = security.audit();
+    // A malformed name is not written down as given: a client that put a
+    // secret in the wrong field must not find it in the trail.
+    for n in [&mut record.key, &mut record.profile].into_iter().flatten() {
+        if crate::keys::validate_name("name", n).is_err() {
+            *n = "(invalid name)".into();
+        }
+    }
     if let Some(name) = name {
         if let Err(e) = security.authorize(ctx, op, name) {
             let status = e.into_status(&ctx.request_id);

@@ -17,6 +17,7 @@ the log. Teardown sends SIGTERM and asserts a clean exit (status 0).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -77,7 +78,9 @@ class SignetServer:
         self.proc = subprocess.Popen(
             self.args,
             stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
+            # The audit trail (JSON lines on stdout by default), kept for
+            # the secret sweep at teardown.
+            stdout=open(log_path.with_name("audit.jsonl"), "wb"),
             stderr=subprocess.PIPE,
             env=env,
             cwd=str(ROOT),
@@ -116,6 +119,10 @@ class SignetServer:
     def stderr(self) -> str:
         with self._lock:
             return "".join(self.lines)
+
+    def audit(self) -> str:
+        """The audit lines written so far."""
+        return self.log_path.with_name("audit.jsonl").read_text(errors="replace")
 
     def stop(self) -> int:
         """SIGTERM, wait, and return the exit status."""
@@ -238,6 +245,11 @@ def _serve(tmp_path_factory, name: str, args: list[str], extra_env=None, secrets
         assert status == 0, f"signet exited with status {status} after SIGTERM:\n{log[-4000:]}"
         assert "signet stopped" in log, f"no 'signet stopped' line after SIGTERM:\n{log[-4000:]}"
         assert_no_secret_in(log, client.secret_texts)
+        # Every audit record is one JSON object, and none carries a secret.
+        trail = server.audit()
+        for line in trail.splitlines():
+            json.loads(line)
+        assert_no_secret_in(trail, client.secret_texts)
 
 
 @pytest.fixture(scope="session")
