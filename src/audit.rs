@@ -20,10 +20,11 @@ use crate::config::AuditConfig;
 use crate::error::{Error, Result};
 
 /// One audit record.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Serialize)]
 pub struct Record {
-    /// RFC 3339, UTC, milliseconds.
-    pub time: String,
+    /// RFC 3339, UTC, milliseconds (formatted by the writer thread).
+    #[serde(serialize_with = "rfc3339")]
+    pub time: SystemTime,
     /// Also in the response's `x-request-id`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
@@ -64,15 +65,35 @@ pub struct Record {
     pub message_sha256: Option<String>,
 }
 
-fn now_rfc3339() -> String {
-    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
+fn rfc3339<S: serde::Serializer>(t: &SystemTime, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.collect_str(&humantime::format_rfc3339_millis(*t))
+}
+
+impl Default for Record {
+    fn default() -> Self {
+        Self {
+            time: SystemTime::UNIX_EPOCH,
+            request_id: None,
+            identity: None,
+            source: None,
+            rpc: String::new(),
+            operation: None,
+            key: None,
+            version: None,
+            profile: None,
+            outcome: "ok",
+            code: None,
+            reason: None,
+            message_sha256: None,
+        }
+    }
 }
 
 impl Record {
     /// A record of a call to `rpc`.
     pub fn call(rpc: &str) -> Self {
         Self {
-            time: now_rfc3339(),
+            time: SystemTime::now(),
             rpc: rpc.to_string(),
             outcome: "ok",
             code: Some("OK"),
@@ -83,7 +104,7 @@ impl Record {
     /// A connection refused before any call (a failed TLS handshake).
     pub fn connection_refused(source: IpAddr, reason: &str) -> Self {
         Self {
-            time: now_rfc3339(),
+            time: SystemTime::now(),
             source: Some(source.to_string()),
             rpc: "tls".into(),
             outcome: "refused",
@@ -94,7 +115,7 @@ impl Record {
 
     /// Sets the outcome from a gRPC code.
     pub fn with_code(mut self, code: tonic::Code) -> Self {
-        self.time = now_rfc3339();
+        self.time = SystemTime::now();
         self.code = Some(code_name(code));
         self.outcome = match code {
             tonic::Code::Ok => "ok",
@@ -132,7 +153,7 @@ pub fn code_name(code: tonic::Code) -> &'static str {
 }
 
 struct Msg {
-    line: String,
+    record: Box<Record>,
     ack: Option<tokio::sync::oneshot::Sender<bool>>,
 }
 
@@ -214,8 +235,15 @@ impl Audit {
     /// Queues a record; never waits.
     pub fn record(&self, r: Record) {
         let Some(inner) = &self.inner else { return };
-        let line = serde_json::to_string(&r).unwrap_or_default();
-        if inner.tx.try_send(Msg { line, ack: None }).is_err() {
+        // Serialised on the writer thread, not on the request's.
+        if inner
+            .tx
+            .try_send(Msg {
+                record: Box::new(r),
+                ack: None,
+            })
+            .is_err()
+        {
             let n = inner.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             inner.healthy.store(false, Ordering::Relaxed);
             if n.is_power_of_two() {
@@ -234,13 +262,12 @@ impl Audit {
         let Some(inner) = &self.inner else {
             return Ok(());
         };
-        let line = serde_json::to_string(&r).unwrap_or_default();
         let (ack, done) = tokio::sync::oneshot::channel();
         let unavailable = || Error::unavailable("audit trail unavailable; operation not performed");
         inner
             .tx
             .try_send(Msg {
-                line,
+                record: Box::new(r),
                 ack: Some(ack),
             })
             .map_err(|_| unavailable())?;
@@ -266,7 +293,9 @@ fn write_loop(mut sink: Sink, rx: std::sync::mpsc::Receiver<Msg>, healthy: Arc<A
         buf.clear();
         let mut durable = false;
         for m in &batch {
-            buf.extend_from_slice(m.line.as_bytes());
+            if serde_json::to_writer(&mut buf, &*m.record).is_err() {
+                continue;
+            }
             buf.push(b'\n');
             durable |= m.ack.is_some();
         }
