@@ -15,7 +15,11 @@ step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets --locked -- -D warnings
 
 step "cargo test (unit, conformance and server tests)"
+rm -rf target/tmp/integration-logs
 cargo test --locked --all-targets
+
+step "no secret in any log line the integration tests produced"
+python3 scripts/sweep-logs.py target/tmp/integration-logs
 
 step "Python interop tests"
 bash tests/python/run.sh

@@ -87,6 +87,8 @@ pub fn new_token(label: &str) -> Pkcs11Config {
         .expect("SoftHSM2 always offers a free slot");
     let so_pin = AuthPin::new(format!("so-{label}").into());
     let user_pin = format!("user-{label}");
+    crate::support::remember_secret(user_pin.as_bytes());
+    crate::support::remember_secret(format!("so-{label}").as_bytes());
     ctx.init_token(slot, &so_pin, label).unwrap();
     let session = ctx.open_rw_session(slot).unwrap();
     session.login(UserType::So, Some(&so_pin)).unwrap();

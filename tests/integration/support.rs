@@ -41,6 +41,7 @@ impl TestServer {
     }
 
     async fn start_with(mut config: Config, connect: bool) -> TestServer {
+        capture_logs();
         // A long tick: tests drive time-driven transitions themselves.
         config.keys.tick_interval = Duration::from_secs(60);
         config.server.shutdown_timeout = Duration::from_secs(10);
@@ -181,4 +182,46 @@ pub fn openssl_verify_args(alg: signet::keys::Algorithm) -> Vec<&'static str> {
 /// The gRPC code of an error result.
 pub fn code<T: std::fmt::Debug>(r: Result<T, tonic::Status>) -> tonic::Code {
     r.expect_err("expected an error").code()
+}
+
+/// Where this test process writes its log and the secrets it handed out:
+/// `target/tmp/integration-logs/PID.{log,secrets}`. `scripts/sweep-logs.py`
+/// (run by scripts/test.sh after the tests) checks that no secret is in
+/// any log.
+fn log_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("integration-logs")
+}
+
+/// Sends every log line of the servers in this process to the log file,
+/// at debug level for signet. Idempotent.
+pub fn capture_logs() {
+    static ONCE: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    ONCE.get_or_init(|| {
+        let dir = log_dir();
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = std::fs::File::create(dir.join(format!("{}.log", std::process::id()))).unwrap();
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("signet=debug,info")
+            .with_ansi(false)
+            .with_writer(std::sync::Mutex::new(file))
+            .try_init();
+    });
+}
+
+/// Records a secret a test hands to a server, for the log sweep.
+pub fn remember_secret(secret: &[u8]) {
+    use std::io::Write;
+    let dir = log_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(format!("{}.secrets", std::process::id())))
+        .unwrap();
+    writeln!(f, "hex:{}", hex::encode(secret)).unwrap();
+    if let Ok(text) = std::str::from_utf8(secret) {
+        if !text.contains('\n') && text.len() >= 8 {
+            writeln!(f, "text:{text}").unwrap();
+        }
+    }
 }
