@@ -177,6 +177,9 @@ impl std::fmt::Debug for Audit {
     }
 }
 
+/// How long the writer waits for more records once it sees a second one.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(2);
+
 /// Records queued at most; past that, records are dropped (and counted,
 /// and admin operations refused) rather than memory growing without bound.
 const QUEUE: usize = 64 * 1024;
@@ -281,10 +284,16 @@ impl Audit {
 fn write_loop(mut sink: Sink, rx: std::sync::mpsc::Receiver<Msg>, healthy: Arc<AtomicBool>) {
     let mut buf = Vec::with_capacity(64 * 1024);
     while let Ok(first) = rx.recv() {
-        // Batch what is queued: one write (and at most one sync) for many
-        // records under load.
+        // Under load, linger a moment before draining: records queued while
+        // this thread sleeps cost their senders no wake-up, and one write
+        // (and at most one sync) covers the batch. An idle trail writes a
+        // lone record at once.
         let mut batch = vec![first];
-        while batch.len() < 1024 {
+        if let Ok(m) = rx.try_recv() {
+            batch.push(m);
+            std::thread::sleep(LINGER);
+        }
+        while batch.len() < 4096 {
             match rx.try_recv() {
                 Ok(m) => batch.push(m),
                 Err(_) => break,
