@@ -266,7 +266,7 @@ where
             return Box::pin(inner.call(req));
         }
         let request_id = crate::api::new_request_id();
-        let admitted_id = request_id.clone();
+        let admitted = (request_id.clone(), rpc.clone());
         let refuse = move |identity: Option<Arc<str>>, source: IpAddr, e: Error| {
             let mut r = Record::call(&rpc);
             r.request_id = Some(request_id.clone());
@@ -295,9 +295,9 @@ where
         {
             Err((identity, source, e)) => refuse(identity, source, e),
             Ok((identity, source)) => {
-                let rpc = Arc::from(req.uri().path().trim_start_matches('/'));
+                let (request_id, rpc) = admitted;
                 req.extensions_mut().insert(CallContext {
-                    request_id: admitted_id,
+                    request_id,
                     identity,
                     source,
                     rpc,

@@ -209,20 +209,21 @@ def payload(p: Profile, body: bytes) -> str:
     return body.hex()
 
 
+def placeholders(p: Profile, t: str, n: str, method: str, url: str) -> dict:
+    """Step 6's values, but for {payload} (and {signature})."""
+    return {
+        "timestamp": t,
+        "nonce": n,
+        "identity": p.identity or "",
+        "client_id": p.client_id or "",
+        "merchant_id": p.merchant_id or "",
+        "request_method": method.upper(),
+        "url": url_form(url, p.url_form),
+    }
+
+
 def string_to_sign(p: Profile, t: str, n: str, method: str, url: str, body: bytes) -> str:
-    return render(
-        p.payload_template,
-        {
-            "timestamp": t,
-            "nonce": n,
-            "identity": p.identity or "",
-            "client_id": p.client_id or "",
-            "merchant_id": p.merchant_id or "",
-            "request_method": method.upper(),
-            "url": url_form(url, p.url_form),
-            "payload": payload(p, body),
-        },
-    )
+    return render(p.payload_template, {**placeholders(p, t, n, method, url), "payload": payload(p, body)})
 
 
 def bytes_signed(p: Profile, s: str) -> bytes:
@@ -317,16 +318,7 @@ def sign_request(p: Profile, key, method: str, url: str, body: bytes, t: str | N
     n = (n if n is not None else new_nonce(p)) if p.use_nonce else ""
     s = string_to_sign(p, t, n, method, url, body)
     e = encode_sig(p, raw_sign(p, key, bytes_signed(p, s)))
-    values = {
-        "timestamp": t,
-        "nonce": n,
-        "identity": p.identity or "",
-        "client_id": p.client_id or "",
-        "merchant_id": p.merchant_id or "",
-        "request_method": method.upper(),
-        "url": url_form(url, p.url_form),
-        "payload": "",
-    }
+    values = {**placeholders(p, t, n, method, url), "payload": ""}
     headers = []
     for f in FIELD_ORDER:
         if f not in p.headers:
