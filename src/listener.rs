@@ -19,6 +19,9 @@ use tonic::transport::server::Connected;
 use crate::audit::{Audit, Record};
 use crate::tls::{certificate_identity, TlsState};
 
+/// TLS handshakes in progress at most.
+const MAX_HANDSHAKES: usize = 1024;
+
 /// What a request knows about its connection.
 #[derive(Clone, Debug)]
 pub struct ConnInfo {
@@ -117,6 +120,10 @@ pub fn incoming(
     tokio::task::JoinHandle<()>,
 ) {
     let (tx, rx) = tokio::sync::mpsc::channel(256);
+    // Handshakes in progress at most: past it new connections are closed
+    // at once, so a flood of connections that never finish a handshake
+    // cannot pile up tasks until their deadlines.
+    let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
     let task = tokio::spawn(async move {
         loop {
             let (tcp, peer) = match listener.accept().await {
@@ -144,11 +151,17 @@ pub fn incoming(
                 }
                 continue;
             };
+            let Ok(permit) = handshakes.clone().try_acquire_owned() else {
+                tracing::warn!(%peer, "too many TLS handshakes in progress: connection closed");
+                continue;
+            };
             let acceptor = tokio_rustls::TlsAcceptor::from(tls.current());
             let deadline = tls.handshake_timeout();
             let (tx, audit) = (tx.clone(), audit.clone());
             tokio::spawn(async move {
-                let refused = match tokio::time::timeout(deadline, acceptor.accept(tcp)).await {
+                let handshake = tokio::time::timeout(deadline, acceptor.accept(tcp)).await;
+                drop(permit);
+                let refused = match handshake {
                     Ok(Ok(stream)) => {
                         let cert_identity = stream
                             .get_ref()

@@ -210,6 +210,10 @@ pub async fn serve_with(
     let (incoming, acceptor) = crate::listener::incoming(listener, tls, security.audit().clone());
     let server = Server::builder()
         .max_concurrent_streams(config.server.max_concurrent_streams)
+        // Dead peers are found by HTTP/2 pings (the accept loop sets no
+        // TCP keep-alive).
+        .http2_keepalive_interval(Some(Duration::from_secs(60)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(20)))
         .layer(AuthLayer::new(security.clone()))
         .add_service(health_service)
         .add_service(reflection_v1)
