@@ -4,7 +4,7 @@
 //! procedure of docs/http-profiles.md). A control test shows the stream
 //! does notice lost deliveries when the steps are taken in the wrong order.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,6 +16,8 @@ use crate::support::TestServer;
 
 const OLD: &[u8] = b"old-shared-secret-0123456789abcdef";
 const NEW: &[u8] = b"new-shared-secret-fedcba9876543210";
+/// Deliveries between two steps of a rotation.
+const SETTLE: usize = 10;
 
 async fn party(preset: &str) -> TestServer {
     let extra = if preset == "boxo" {
@@ -92,6 +94,8 @@ async fn deliver(from: &TestServer, to: &TestServer, n: u64) -> pb::VerifyHttpRe
 
 struct Stream {
     stop: Arc<AtomicBool>,
+    /// Deliveries made so far.
+    done: Arc<AtomicUsize>,
     /// Held by each delivery, and by the test while it moves both clocks,
     /// so no delivery straddles a clock jump.
     gate: Arc<Mutex<()>>,
@@ -100,8 +104,9 @@ struct Stream {
 
 fn start_stream(from: Arc<TestServer>, to: Arc<TestServer>) -> Stream {
     let stop = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicUsize::new(0));
     let gate = Arc::new(Mutex::new(()));
-    let (s, g) = (stop.clone(), gate.clone());
+    let (s, g, d) = (stop.clone(), gate.clone(), done.clone());
     let task = tokio::spawn(async move {
         let mut out = Vec::new();
         let mut n = 0;
@@ -109,18 +114,30 @@ fn start_stream(from: Arc<TestServer>, to: Arc<TestServer>) -> Stream {
             let _held = g.lock().await;
             out.push(deliver(&from, &to, n).await);
             n += 1;
+            d.fetch_add(1, Ordering::Relaxed);
             drop(_held);
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
         out
     });
-    Stream { stop, gate, task }
+    Stream {
+        stop,
+        done,
+        gate,
+        task,
+    }
 }
 
 impl Stream {
-    /// Lets at least a few deliveries through before the next step.
+    /// Lets at least `SETTLE` more deliveries through before the next
+    /// step, however slow the machine.
     async fn settle(&self) {
-        tokio::time::sleep(Duration::from_millis(150)).await;
+        let target = self.done.load(Ordering::Relaxed) + SETTLE;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while self.done.load(Ordering::Relaxed) < target {
+            assert!(tokio::time::Instant::now() < deadline, "the stream stalled");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 
     async fn finish(self) -> Vec<pb::VerifyHttpRequestResponse> {
@@ -200,7 +217,13 @@ async fn rotation_loses_nothing(preset: &str) {
 
     let lost = failures(&results);
     assert!(lost.is_empty(), "{preset}: lost deliveries: {lost:?}");
-    assert!(results.len() >= 50, "only {} deliveries", results.len());
+    // Six settles of SETTLE deliveries each: every step was taken under
+    // the stream.
+    assert!(
+        results.len() >= 6 * SETTLE,
+        "only {} deliveries",
+        results.len()
+    );
     assert_eq!(results.first().unwrap().key_version_id, "hook:v1");
     assert_eq!(results.last().unwrap().key_version_id, "hook:v2");
     let key = receiver

@@ -442,11 +442,27 @@ async fn certificate_rotation_on_disk_drops_no_request() {
     let new_ca = Ca::new("signet test server CA 2");
     let both = format!("{}{}", s.ca.pem, new_ca.pem);
     let stop = Arc::new(AtomicBool::new(false));
+    let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    // Waits until the stream has made `n` more calls.
+    let more = |n: usize| {
+        let count = count.clone();
+        async move {
+            let target = count.load(Ordering::Relaxed) + n;
+            for _ in 0..3000 {
+                if count.load(Ordering::Relaxed) >= target {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            panic!("the call stream stalled");
+        }
+    };
     let long_lived = tls_channel(&s.server, &both, Some(&payments))
         .await
         .unwrap();
     let stream = {
         let (stop, both, payments) = (stop.clone(), both.clone(), payments.clone());
+        let count = count.clone();
         let addr = s.server.addr;
         tokio::spawn(async move {
             let mut calls = 0;
@@ -478,6 +494,7 @@ async fn certificate_rotation_on_disk_drops_no_request() {
                     long_lived.clone()
                 };
                 calls += 1;
+                count.fetch_add(1, Ordering::Relaxed);
                 if let Err(e) = pb::signer_client::SignerClient::new(ch)
                     .sign(sign_req("pay-rot"))
                     .await
@@ -489,7 +506,7 @@ async fn certificate_rotation_on_disk_drops_no_request() {
             (calls, failures)
         })
     };
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    more(10).await;
     // A client trusting only the new CA cannot connect yet.
     assert!(tls_channel(&s.server, &new_ca.pem, Some(&payments))
         .await
@@ -510,7 +527,8 @@ async fn certificate_rotation_on_disk_drops_no_request() {
         }
     }
     assert!(switched, "the new certificate was never served");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Calls go on, on the old connection and on new ones, after the switch.
+    more(10).await;
     stop.store(true, Ordering::Relaxed);
     let (calls, failures) = stream.await.unwrap();
     assert!(calls >= 20, "only {calls} calls");
