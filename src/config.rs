@@ -740,6 +740,10 @@ mod tests {
         let c = Config::parse(text).unwrap();
         assert_eq!(c.keys.default_grace_period, Duration::from_secs(7 * 86400));
         assert_eq!(c.resolved_profiles().unwrap()[0].name, "acquirer");
+        assert!(c.check_listener().is_ok());
+        let c = Config::parse(include_str!("../examples/signet-pkcs11.toml")).unwrap();
+        assert!(matches!(c.backend, BackendConfig::Pkcs11(_)));
+        assert!(c.check_listener().is_ok());
     }
 
     #[test]
