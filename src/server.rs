@@ -329,10 +329,10 @@ pub async fn run(config: Config, config_path: Option<std::path::PathBuf>) -> Res
     r
 }
 
-/// On SIGHUP, re-reads `[auth]` and `[limits]` from the config file: new
-/// tokens, revoked ones, grants, allow-lists and rates apply to the next
-/// request. A file that does not load keeps the policy in force. Other
-/// sections need a restart.
+/// On SIGHUP, re-reads `[auth]` and `[[limits.keys]]` from the config
+/// file: new tokens, revoked ones, grants, allow-lists and rates apply to
+/// the next request. A file that does not load keeps the policy in force.
+/// Everything else needs a restart.
 fn spawn_policy_reload(
     path: std::path::PathBuf,
     security: Arc<Security>,
@@ -352,7 +352,7 @@ fn spawn_policy_reload(
                         continue;
                     }
                     security.set_policy(p);
-                    tracing::info!(path = %path.display(), "SIGHUP: [auth] and [limits] reloaded");
+                    tracing::info!(path = %path.display(), "SIGHUP: [auth] and [[limits.keys]] reloaded");
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "SIGHUP: config does not load; keeping the policy in force")
