@@ -85,7 +85,15 @@ fn registry_objects(
     let mut out = Vec::new();
     for h in s.find_objects(&template)? {
         let (mut label, mut value) = (None, Vec::new());
-        for a in s.get_attributes(h, &[AttributeType::Label, AttributeType::Value])? {
+        // Another process may destroy a superseded record between the
+        // search and the read: an object that cannot be read any more is
+        // gone, not an error (a device failure still is).
+        let attrs = match s.get_attributes(h, &[AttributeType::Label, AttributeType::Value]) {
+            Ok(a) => a,
+            Err(e) if super::pool::is_device_error(&e) => return Err(e),
+            Err(_) => continue,
+        };
+        for a in attrs {
             match a {
                 Attribute::Label(l) => label = String::from_utf8(l).ok(),
                 Attribute::Value(v) => value = v,
@@ -102,9 +110,13 @@ impl RegistryStore for TokenStore {
         let objects = self
             .pool
             .with("read registry", |s| registry_objects(s, None))?;
-        // name → (generation, record, handle); everything older is stale.
-        let mut newest: HashMap<String, (u64, KeyRecord, ObjectHandle)> = HashMap::new();
-        let mut stale = Vec::new();
+        // name → (generation, value, record, handle). Everything older than
+        // the newest generation is stale. Two objects of the same generation
+        // are a write race in progress (see `put`): neither is removed here,
+        // and every process picks the same one (the smaller value) until the
+        // race's loser removes its own.
+        let mut newest: HashMap<String, (u64, Vec<u8>, KeyRecord, ObjectHandle)> = HashMap::new();
+        let mut all: Vec<(String, u64, ObjectHandle)> = Vec::new();
         for (h, label, value) in objects {
             let parsed = serde_json::from_slice::<Stored>(&value).ok().filter(|st| {
                 label.as_deref().and_then(|l| l.strip_prefix(LABEL_PREFIX))
@@ -117,17 +129,20 @@ impl RegistryStore for TokenStore {
                 );
                 continue;
             };
-            match newest.get(&st.record.name) {
-                Some((g, _, _)) if *g >= st.generation => stale.push(h),
-                _ => {
-                    if let Some((_, _, old)) =
-                        newest.insert(st.record.name.clone(), (st.generation, st.record, h))
-                    {
-                        stale.push(old);
-                    }
-                }
+            all.push((st.record.name.clone(), st.generation, h));
+            let better = match newest.get(&st.record.name) {
+                None => true,
+                Some((g, v, _, _)) => st.generation > *g || (st.generation == *g && value < *v),
+            };
+            if better {
+                newest.insert(st.record.name.clone(), (st.generation, value, st.record, h));
             }
         }
+        let stale: Vec<ObjectHandle> = all
+            .into_iter()
+            .filter(|(name, g, _)| newest.get(name).is_some_and(|(n, _, _, _)| g < n))
+            .map(|(_, _, h)| h)
+            .collect();
         if !stale.is_empty() {
             tracing::warn!(
                 objects = stale.len(),
@@ -142,9 +157,9 @@ impl RegistryStore for TokenStore {
         }
         let mut seen = self.seen.lock();
         seen.clear();
-        seen.extend(newest.iter().map(|(n, (g, _, _))| (n.clone(), *g)));
+        seen.extend(newest.iter().map(|(n, (g, _, _, _))| (n.clone(), *g)));
         drop(seen);
-        let mut records: Vec<KeyRecord> = newest.into_values().map(|(_, r, _)| r).collect();
+        let mut records: Vec<KeyRecord> = newest.into_values().map(|(_, _, r, _)| r).collect();
         records.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(records)
     }
@@ -169,7 +184,7 @@ impl RegistryStore for TokenStore {
                 record: record.clone(),
             })
             .expect("a record always serialises");
-            s.create_object(&[
+            let mine = s.create_object(&[
                 Attribute::Class(ObjectClass::DATA),
                 Attribute::Token(true),
                 Attribute::Private(true),
@@ -178,6 +193,20 @@ impl RegistryStore for TokenStore {
                 Attribute::Label(format!("{LABEL_PREFIX}{name}").into_bytes()),
                 Attribute::Value(value),
             ])?;
+            // PKCS#11 has no compare-and-swap: another process may have read
+            // the same generation and written its own successor meanwhile.
+            // Whoever finds a rival after creating its object withdraws it.
+            // Of two racing writers the later one always sees the earlier,
+            // so at most one succeeds (both may withdraw; both then retry).
+            let rival = registry_objects(s, Some(&name))?
+                .iter()
+                .filter(|(h, _, _)| *h != mine)
+                .filter_map(|(_, _, v)| serde_json::from_slice::<Stored>(v).ok())
+                .any(|st| st.generation >= generation);
+            if rival {
+                let _ = s.destroy_object(mine);
+                return Ok(None);
+            }
             // The new record is durable: the old ones are now superseded.
             for (h, _, _) in existing {
                 let _ = s.destroy_object(h);
