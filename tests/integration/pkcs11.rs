@@ -830,3 +830,142 @@ async fn two_processes_agree_and_destroyed_versions_leave_the_token() {
         .into_inner();
     assert_eq!(k.versions.len(), 2);
 }
+
+/// A record of key "raced" naming its writer and round.
+fn raced_record(writer: &str, round: u32) -> signet::keys::record::KeyRecord {
+    use signet::keys::record::{KeyRecord, VersionRecord, VersionState};
+    KeyRecord {
+        name: "raced".into(),
+        algorithm: Algorithm::HmacSha256,
+        labels: [("writer".to_string(), format!("{writer}-{round}"))].into(),
+        policy: None,
+        create_time: std::time::SystemTime::UNIX_EPOCH,
+        verify_only: false,
+        versions: vec![VersionRecord::new(
+            1,
+            VersionState::Active,
+            format!("raced:v1:{round:08x}"),
+            std::time::SystemTime::UNIX_EPOCH,
+        )],
+    }
+}
+
+/// The writer process of [`racing_registry_writes_have_at_most_one_winner`]:
+/// a no-op unless that test started it (SoftHSM2 serialises writers only
+/// across processes, as replicas are).
+#[test]
+fn race_writer_process() {
+    use signet::keys::store::RegistryStore;
+    let Ok(dir) = std::env::var("SIGNET_RACE_DIR") else {
+        return;
+    };
+    let dir = PathBuf::from(dir);
+    let writer = std::env::var("SIGNET_RACE_WRITER").unwrap();
+    let round: u32 = std::env::var("SIGNET_RACE_ROUND").unwrap().parse().unwrap();
+    let cfg = Pkcs11Config {
+        module: std::env::var("SIGNET_RACE_MODULE").unwrap().into(),
+        token_label: Some(std::env::var("SIGNET_RACE_TOKEN").unwrap()),
+        token_serial: None,
+        pin_file: Some(std::env::var("SIGNET_RACE_PIN_FILE").unwrap().into()),
+        pin_env: None,
+        max_sessions: 2,
+        session_wait: std::time::Duration::from_secs(5),
+        threads: 1,
+        destroy_orphans: false,
+    };
+    let backend = open_backend(&cfg);
+    let store = signet::keys::pkcs11::store::TokenStore::new(&backend);
+    store.load().unwrap();
+    std::fs::write(dir.join(format!("ready-{writer}")), b"").unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !dir.join("go").exists() {
+        assert!(std::time::Instant::now() < deadline, "no go");
+        std::thread::yield_now();
+    }
+    let outcome = match store.put(&raced_record(&writer, round)) {
+        Ok(()) => "ok".to_string(),
+        Err(e) if e.kind() == signet::error::ErrorKind::Aborted => "aborted".to_string(),
+        Err(e) => format!("error: {e}"),
+    };
+    std::fs::write(dir.join(format!("result-{writer}")), outcome).unwrap();
+}
+
+/// Two processes writing the same key's record at the same moment (two
+/// replicas running a due scheduled rotation, say): PKCS#11 has no
+/// compare-and-swap, so the store detects the race after the fact. At most
+/// one write succeeds per round, the other gets ABORTED, and every reader
+/// then sees the winner's record.
+#[test]
+fn racing_registry_writes_have_at_most_one_winner() {
+    use signet::keys::store::RegistryStore;
+
+    let label = fresh_label();
+    let cfg = new_token(&label);
+    let backend = open_backend(&cfg);
+    let reader = signet::keys::pkcs11::store::TokenStore::new(&backend);
+    reader.put(&raced_record("seed", 0)).unwrap();
+    let mut expected = raced_record("seed", 0).labels;
+    let exe = std::env::current_exe().unwrap();
+    let (mut won, mut contested) = (0, 0);
+    for round in 1..=20u32 {
+        let dir = tempfile::tempdir().unwrap();
+        let children: Vec<_> = ["a", "b"]
+            .iter()
+            .map(|w| {
+                std::process::Command::new(&exe)
+                    .args([
+                        "--exact",
+                        "pkcs11::race_writer_process",
+                        "--test-threads",
+                        "1",
+                    ])
+                    .env("SIGNET_RACE_DIR", dir.path())
+                    .env("SIGNET_RACE_WRITER", w)
+                    .env("SIGNET_RACE_ROUND", round.to_string())
+                    .env("SIGNET_RACE_MODULE", &cfg.module)
+                    .env("SIGNET_RACE_TOKEN", &label)
+                    .env("SIGNET_RACE_PIN_FILE", cfg.pin_file.as_ref().unwrap())
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !(dir.path().join("ready-a").exists() && dir.path().join("ready-b").exists()) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "writers did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        std::fs::write(dir.path().join("go"), b"").unwrap();
+        for mut c in children {
+            assert!(c.wait().unwrap().success());
+        }
+        let result =
+            |w: &str| std::fs::read_to_string(dir.path().join(format!("result-{w}"))).unwrap();
+        let (a, b) = (result("a"), result("b"));
+        for r in [&a, &b] {
+            assert!(r == "ok" || r == "aborted", "round {round}: {r}");
+        }
+        assert!(
+            !(a == "ok" && b == "ok"),
+            "round {round}: both writers succeeded"
+        );
+        match (a.as_str(), b.as_str()) {
+            ("ok", _) => expected = raced_record("a", round).labels,
+            (_, "ok") => expected = raced_record("b", round).labels,
+            _ => contested += 1,
+        }
+        if a == "ok" || b == "ok" {
+            won += 1;
+        }
+        let loaded = reader.load().unwrap();
+        assert_eq!(loaded.len(), 1);
+        assert_eq!(loaded[0].labels, expected, "round {round}");
+    }
+    // Some rounds must have had a winner, or ABORTED would be all we test.
+    assert!(won > 0, "no round had a winner");
+    eprintln!("rounds with a winner: {won} of 20; with none: {contested}");
+}
