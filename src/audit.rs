@@ -153,7 +153,8 @@ pub fn code_name(code: tonic::Code) -> &'static str {
 }
 
 struct Msg {
-    record: Box<Record>,
+    /// None: a flush, written as nothing but acknowledged in order.
+    record: Option<Box<Record>>,
     ack: Option<tokio::sync::oneshot::Sender<bool>>,
 }
 
@@ -242,7 +243,7 @@ impl Audit {
         if inner
             .tx
             .try_send(Msg {
-                record: Box::new(r),
+                record: Some(Box::new(r)),
                 ack: None,
             })
             .is_err()
@@ -270,7 +271,7 @@ impl Audit {
         inner
             .tx
             .try_send(Msg {
-                record: Box::new(r),
+                record: Some(Box::new(r)),
                 ack: Some(ack),
             })
             .map_err(|_| unavailable())?;
@@ -278,6 +279,29 @@ impl Audit {
             Ok(true) => Ok(()),
             _ => Err(unavailable()),
         }
+    }
+
+    /// Waits until every record queued so far is written (and synced, to a
+    /// file): at shutdown, so the process does not exit with records in
+    /// the queue. False when they could not be written.
+    pub async fn flush(&self) -> bool {
+        let Some(inner) = &self.inner else {
+            return true;
+        };
+        let (ack, done) = tokio::sync::oneshot::channel();
+        // Blocks (off the runtime) if the queue is full: a flush must not be
+        // dropped.
+        let tx = inner.tx.clone();
+        let sent = tokio::task::spawn_blocking(move || {
+            tx.send(Msg {
+                record: None,
+                ack: Some(ack),
+            })
+            .is_ok()
+        })
+        .await
+        .unwrap_or(false);
+        sent && done.await.unwrap_or(false)
     }
 }
 
@@ -302,11 +326,12 @@ fn write_loop(mut sink: Sink, rx: std::sync::mpsc::Receiver<Msg>, healthy: Arc<A
         buf.clear();
         let mut durable = false;
         for m in &batch {
-            if serde_json::to_writer(&mut buf, &*m.record).is_err() {
+            durable |= m.ack.is_some();
+            let Some(record) = &m.record else { continue };
+            if serde_json::to_writer(&mut buf, &**record).is_err() {
                 continue;
             }
             buf.push(b'\n');
-            durable |= m.ack.is_some();
         }
         let ok = match &mut sink {
             Sink::Stdout => {
