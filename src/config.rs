@@ -40,6 +40,44 @@ pub struct Config {
     /// The audit trail.
     #[serde(default)]
     pub audit: AuditConfig,
+    /// The admin port: health and metrics.
+    #[serde(default)]
+    pub admin: AdminConfig,
+    /// OpenTelemetry resource settings (export is set by `OTEL_*` variables).
+    #[serde(default)]
+    pub telemetry: TelemetryConfig,
+}
+
+/// `[admin]`: a plaintext port for probes and the metrics scraper. It
+/// serves gRPC health (`grpc.health.v1`) and `GET /metrics`, no key
+/// operation and nothing secret.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Where to listen, e.g. `0.0.0.0:9090`. None: no admin port.
+    #[serde(default)]
+    pub listen: Option<SocketAddr>,
+}
+
+/// `[telemetry]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// The `service.name` of traces and metrics; `OTEL_SERVICE_NAME` wins.
+    #[serde(default = "default_service_name")]
+    pub service_name: String,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self {
+            service_name: default_service_name(),
+        }
+    }
+}
+
+fn default_service_name() -> String {
+    "signet".into()
 }
 
 /// `[server.tls]`.
@@ -96,6 +134,18 @@ pub struct AuthConfig {
     /// Bearer tokens, as SHA-256 hashes.
     #[serde(default)]
     pub tokens: Vec<TokenConfig>,
+    /// A TOML file of more `[[tokens]]` (same fields), e.g. a Kubernetes
+    /// Secret mounted as a file. Read at start-up and on every SIGHUP.
+    #[serde(default)]
+    pub tokens_file: Option<PathBuf>,
+}
+
+/// The contents of `auth.tokens_file`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokensFile {
+    #[serde(default)]
+    tokens: Vec<TokenConfig>,
 }
 
 /// `[[auth.identities]]`.
@@ -337,6 +387,12 @@ pub struct ServerConfig {
     /// How long a shutdown waits for in-flight calls before exiting.
     #[serde(default = "default_shutdown_timeout", with = "duration")]
     pub shutdown_timeout: Duration,
+    /// After SIGTERM, how long to keep accepting calls while reporting
+    /// NOT_SERVING, so load balancers stop sending first (e.g. "5s" on
+    /// Kubernetes). Then new connections are refused and in-flight calls
+    /// get `shutdown_timeout` to finish.
+    #[serde(default, with = "duration")]
+    pub drain_delay: Duration,
     /// Most concurrent streams per HTTP/2 connection.
     #[serde(default = "default_max_streams")]
     pub max_concurrent_streams: u32,
@@ -355,6 +411,7 @@ impl Default for ServerConfig {
             listen: default_listen(),
             max_message_bytes: default_max_message_bytes(),
             shutdown_timeout: default_shutdown_timeout(),
+            drain_delay: Duration::ZERO,
             max_concurrent_streams: default_max_streams(),
             plaintext: false,
             tls: None,
@@ -570,7 +627,33 @@ impl Config {
     pub fn load(path: &Path) -> Result<Self, String> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read config {}: {e}", path.display()))?;
-        Self::parse(&text).map_err(|e| format!("config {}: {e}", path.display()))
+        let mut c = Self::parse(&text).map_err(|e| format!("config {}: {e}", path.display()))?;
+        c.read_tokens_file()?;
+        Ok(c)
+    }
+
+    /// Adds the tokens of `auth.tokens_file`, if set.
+    fn read_tokens_file(&mut self) -> Result<(), String> {
+        let Some(path) = self.auth.tokens_file.clone() else {
+            return Ok(());
+        };
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("auth.tokens_file {}: cannot read: {e}", path.display()))?;
+        // The error names the line only: the file is a secret, and a
+        // parser message may quote what it found there.
+        let f: TokensFile = toml::from_str(&text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].lines().count().max(1));
+            format!(
+                "auth.tokens_file {}: not a list of [[tokens]] with identity, sha256 and \
+                 expires{}",
+                path.display(),
+                line.map(|l| format!(" (line {l})")).unwrap_or_default()
+            )
+        })?;
+        self.auth.tokens.extend(f.tokens);
+        Ok(())
     }
 
     /// Parses and validates TOML text.

@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tonic::transport::Server;
 
+use crate::admin::Lifecycle;
 use crate::api::admin::KeyAdminService;
 use crate::api::pb;
 use crate::api::pb::{key_admin_server::KeyAdminServer, signer_server::SignerServer};
@@ -119,11 +120,43 @@ pub async fn serve_with(
     security: Option<Arc<Security>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), String> {
+    let extras = Extras {
+        security,
+        ..Extras::default()
+    };
+    serve_full(config, registry, listener, extras, shutdown).await
+}
+
+/// What [`serve_full`] may be given instead of building it.
+#[derive(Default)]
+pub struct Extras {
+    /// The policy and audit trail; built from the configuration if `None`.
+    pub security: Option<Arc<Security>>,
+    /// Health statuses shared with an admin port; a fresh one if `None`.
+    pub lifecycle: Option<Arc<Lifecycle>>,
+    /// The configuration file, re-read on SIGHUP.
+    pub config_path: Option<std::path::PathBuf>,
+}
+
+/// Serves Signer, KeyAdmin, health and reflection on `listener` until
+/// `shutdown` resolves; then reports NOT_SERVING, keeps accepting for
+/// `drain_delay`, stops accepting, and waits up to `shutdown_timeout` for
+/// in-flight calls.
+pub async fn serve_full(
+    config: &Config,
+    registry: Arc<Registry>,
+    listener: TcpListener,
+    extras: Extras,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), String> {
     let local = listener
         .local_addr()
         .map_err(|e| format!("listener address: {e}"))?;
 
-    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    let lifecycle = match extras.lifecycle {
+        Some(l) => l,
+        None => Lifecycle::new().await,
+    };
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -136,7 +169,7 @@ pub async fn serve_with(
         .map_err(|e| format!("reflection: {e}"))?;
 
     let limits = SignerLimits::from_config(config);
-    let security = match security {
+    let security = match extras.security {
         Some(s) => s,
         None => Security::new(
             Policy::new(&config.auth, &config.limits)?,
@@ -153,14 +186,8 @@ pub async fn serve_with(
     // The transport limit leaves room for the rest of the request, so an
     // oversized message reaches the handler and gets INVALID_ARGUMENT.
     let decode_limit = config.server.max_message_bytes * 2 + 64 * 1024;
-    let profiles = config.resolved_profiles()?;
-    for p in &profiles {
-        for k in [&p.key, &p.verify_key].into_iter().flatten() {
-            if registry.get(k).is_err() {
-                tracing::warn!(profile = %p.name, key = %k, "profile names a key that does not exist yet");
-            }
-        }
-    }
+    let profile_list = config.resolved_profiles()?;
+    warn_missing_keys(&registry, &profile_list);
     let replay: Arc<dyn crate::http::replay::ReplayStore> = match config.http.resolve_redis_url()? {
         Some(url) => {
             let store = crate::http::replay::RedisReplayStore::connect(&url).await?;
@@ -171,21 +198,32 @@ pub async fn serve_with(
             config.http.replay_capacity,
         )),
     };
+    let profiles = crate::http::profile::ProfileSet::new(profile_list);
     let admin = KeyAdminServer::new(
         KeyAdminService::new(registry.clone())
-            .with_profiles(&profiles)
+            .with_profiles(profiles.clone())
             .with_security(security.clone()),
     )
     .max_decoding_message_size(decode_limit);
     let signer = SignerServer::new(
         SignerService::new(registry.clone(), limits)
-            .with_http(profiles, replay)
+            .with_http(profiles.clone(), replay.clone())
             .with_security(security.clone()),
     )
     .max_decoding_message_size(decode_limit);
+    crate::telemetry::metrics::watch_registry(&registry);
 
     let ticker = registry.spawn_ticker(config.keys.tick_interval);
-    let monitor = spawn_health_monitor(registry.clone(), health_reporter.clone());
+    let monitor = spawn_health_monitor(registry.clone(), replay, lifecycle.clone());
+    let reload = extras.config_path.map(|path| {
+        spawn_reload(Reload {
+            path,
+            security: security.clone(),
+            profiles,
+            tls: tls.clone(),
+            registry: registry.clone(),
+        })
+    });
 
     let reloader = tls.as_ref().map(|t| t.spawn_reloader());
     if tls.is_some() {
@@ -196,15 +234,19 @@ pub async fn serve_with(
     tracing::info!(address = %local, "signet listening");
     let (drain_tx, drain_rx) = tokio::sync::oneshot::channel::<()>();
     let timeout = config.server.shutdown_timeout;
-    let reporter = health_reporter.clone();
+    let drain_delay = config.server.drain_delay;
+    let draining = lifecycle.clone();
     let shutdown = async move {
         shutdown.await;
-        tracing::info!("shutting down: refusing new calls, finishing in-flight ones");
-        for svc in ["", "signet.v1.Signer", "signet.v1.KeyAdmin"] {
-            reporter
-                .set_service_status(svc, tonic_health::ServingStatus::NotServing)
-                .await;
+        draining.set_draining().await;
+        if !drain_delay.is_zero() {
+            tracing::info!(
+                ?drain_delay,
+                "shutting down: NOT_SERVING; still accepting calls for the drain delay"
+            );
+            tokio::time::sleep(drain_delay).await;
         }
+        tracing::info!("shutting down: refusing new calls, finishing in-flight ones");
         let _ = drain_tx.send(());
     };
     let (incoming, acceptor) = crate::listener::incoming(listener, tls, security.audit().clone());
@@ -214,14 +256,16 @@ pub async fn serve_with(
         // TCP keep-alive).
         .http2_keepalive_interval(Some(Duration::from_secs(60)))
         .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+        .layer(crate::telemetry::rpc::TelemetryLayer)
         .layer(AuthLayer::new(security.clone()))
-        .add_service(health_service)
+        .add_service(lifecycle.health_service())
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(signer)
         .add_service(admin)
         .serve_with_incoming_shutdown(incoming, shutdown);
     tokio::pin!(server);
+    lifecycle.set_started().await;
     let result = tokio::select! {
         r = &mut server => r.map_err(|e| format!("server: {e}")),
         _ = async {
@@ -235,39 +279,61 @@ pub async fn serve_with(
     ticker.abort();
     monitor.abort();
     acceptor.abort();
-    if let Some(r) = reloader {
-        r.abort();
+    for t in [reloader, reload].into_iter().flatten() {
+        t.abort();
     }
     registry.shutdown_backend().await;
+    // The trail's queue holds the last calls' records: write them first.
+    if !matches!(
+        tokio::time::timeout(Duration::from_secs(10), security.audit().flush()).await,
+        Ok(true)
+    ) {
+        tracing::error!("the audit trail could not be flushed at shutdown");
+    }
     tracing::info!("signet stopped");
     result
 }
 
-/// Reports SERVING once the backend answers, NOT_SERVING when it stops.
+fn warn_missing_keys(registry: &Registry, profiles: &[crate::http::profile::Profile]) {
+    for p in profiles {
+        for k in [&p.key, &p.verify_key].into_iter().flatten() {
+            if registry.get(k).is_err() {
+                tracing::warn!(profile = %p.name, key = %k, "profile names a key that does not exist yet");
+            }
+        }
+    }
+}
+
+/// Readiness follows the backend and the replay store: checked every 5 s
+/// while they answer, every second while they do not.
 fn spawn_health_monitor(
     registry: Arc<Registry>,
-    reporter: tonic_health::server::HealthReporter,
+    replay: Arc<dyn crate::http::replay::ReplayStore>,
+    lifecycle: Arc<Lifecycle>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut last = None;
         loop {
-            let ok = registry.health().await.is_ok();
-            if last != Some(ok) {
-                let status = if ok {
-                    tonic_health::ServingStatus::Serving
-                } else {
-                    tonic_health::ServingStatus::NotServing
-                };
-                for svc in ["", "signet.v1.Signer", "signet.v1.KeyAdmin"] {
-                    reporter.set_service_status(svc, status).await;
+            let backend = registry.health().await;
+            let store = tokio::time::timeout(Duration::from_secs(3), replay.health())
+                .await
+                .unwrap_or_else(|_| {
+                    Err(crate::error::Error::unavailable("replay store timed out"))
+                });
+            let now = (backend.is_ok(), store.is_ok());
+            lifecycle.set_dependencies(now.0, now.1).await;
+            if last != Some(now) {
+                match (&backend, &store) {
+                    (Ok(()), Ok(())) => tracing::info!("backend and replay store healthy: SERVING"),
+                    _ => tracing::error!(
+                        backend = backend.as_ref().err().map(|e| e.to_string()),
+                        replay_store = store.as_ref().err().map(|e| e.to_string()),
+                        "unhealthy: NOT_SERVING"
+                    ),
                 }
-                if ok {
-                    tracing::info!("backend healthy: SERVING");
-                } else {
-                    tracing::error!("backend unhealthy: NOT_SERVING");
-                }
-                last = Some(ok);
+                last = Some(now);
             }
+            let ok = now.0 && now.1;
             tokio::time::sleep(Duration::from_secs(if ok { 5 } else { 1 })).await;
         }
     })
@@ -295,9 +361,17 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// Runs `signet serve`: config, logging, registry, listener, serve.
+/// Runs `signet serve`: config, logging and telemetry, the admin port,
+/// registry, listener, serve.
 pub async fn run(config: Config, config_path: Option<std::path::PathBuf>) -> Result<(), String> {
-    crate::telemetry::init(&config.log.level, config.log.format);
+    let telemetry =
+        crate::telemetry::init(&config.log.level, config.log.format, &config.telemetry)?;
+    let r = run_inner(config, config_path).await;
+    telemetry.shutdown();
+    r
+}
+
+async fn run_inner(config: Config, config_path: Option<std::path::PathBuf>) -> Result<(), String> {
     if config_path.is_none() {
         tracing::warn!("no --config given: starting the built-in demo configuration");
     }
@@ -310,53 +384,106 @@ pub async fn run(config: Config, config_path: Option<std::path::PathBuf>) -> Res
     if !security.policy().enabled() {
         tracing::warn!(listen = %config.server.listen, "no [[auth.identities]]: every caller may do everything (loopback only)");
     }
-    let registry = build_registry(&config, Arc::new(SystemClock)).await?;
-    let listener = TcpListener::bind(config.server.listen)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", config.server.listen))?;
-    let reload = config_path.map(|p| spawn_policy_reload(p, security.clone()));
-    let r = serve_with(
-        &config,
-        registry,
-        listener,
-        Some(security),
-        shutdown_signal(),
-    )
-    .await;
-    if let Some(t) = reload {
-        t.abort();
+    // The admin port comes up first, so probes see "alive, not ready"
+    // while the backend opens and the registry loads.
+    let lifecycle = Lifecycle::new().await;
+    let (admin_stop, admin_stopped) = tokio::sync::watch::channel(false);
+    let admin = match config.admin.listen {
+        Some(addr) => {
+            let l = TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("cannot listen on admin.listen {addr}: {e}"))?;
+            let mut stopped = admin_stopped.clone();
+            Some(tokio::spawn(crate::admin::serve(
+                l,
+                lifecycle.clone(),
+                async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                },
+            )))
+        }
+        None => None,
+    };
+    let result = async {
+        let registry = build_registry(&config, Arc::new(SystemClock)).await?;
+        let listener = TcpListener::bind(config.server.listen)
+            .await
+            .map_err(|e| format!("cannot listen on {}: {e}", config.server.listen))?;
+        let extras = Extras {
+            security: Some(security),
+            lifecycle: Some(lifecycle.clone()),
+            config_path,
+        };
+        serve_full(&config, registry, listener, extras, shutdown_signal()).await
     }
-    r
+    .await;
+    lifecycle.set_stopped().await;
+    let _ = admin_stop.send(true);
+    if let Some(a) = admin {
+        let _ = tokio::time::timeout(Duration::from_secs(2), a).await;
+    }
+    result
 }
 
-/// On SIGHUP, re-reads `[auth]` and `[[limits.keys]]` from the config
-/// file: new tokens, revoked ones, grants, allow-lists and rates apply to
-/// the next request. A file that does not load keeps the policy in force.
-/// Everything else needs a restart.
-fn spawn_policy_reload(
+/// What a SIGHUP reloads.
+struct Reload {
     path: std::path::PathBuf,
     security: Arc<Security>,
-) -> tokio::task::JoinHandle<()> {
+    profiles: Arc<crate::http::profile::ProfileSet>,
+    tls: Option<Arc<crate::tls::TlsState>>,
+    registry: Arc<Registry>,
+}
+
+impl Reload {
+    /// Loads everything first and installs only if all of it loads: a bad
+    /// file changes nothing.
+    fn once(&self) -> Result<(), String> {
+        let c = Config::load(&self.path)?;
+        c.check_listener()
+            .map_err(|e| format!("the new [auth] or [server] would not be valid: {e}"))?;
+        let policy = Policy::new(&c.auth, &c.limits)?;
+        let profiles = c.resolved_profiles()?;
+        let tls = match (&self.tls, &c.server.tls) {
+            (Some(_), Some(section)) => {
+                Some((section.clone(), crate::tls::TlsState::prepare(section)?))
+            }
+            (None, None) => None,
+            _ => return Err("switching between TLS and plaintext needs a restart".into()),
+        };
+        warn_missing_keys(&self.registry, &profiles);
+        let n = profiles.len();
+        self.security.set_policy(policy);
+        self.profiles.replace(profiles);
+        if let (Some(state), Some((section, cfg))) = (&self.tls, tls) {
+            state.install(section, cfg);
+        }
+        tracing::info!(
+            path = %self.path.display(),
+            profiles = n,
+            "SIGHUP: reloaded [auth] (and auth.tokens_file), [[limits.keys]], [[profiles]] and the TLS files"
+        );
+        Ok(())
+    }
+}
+
+/// On SIGHUP, re-reads the config file: `[auth]` (with `tokens_file`),
+/// `[[limits.keys]]`, `[[profiles]]` and the TLS files apply to the next
+/// request or connection. A file that does not load keeps everything in
+/// force and says why. Everything else needs a restart.
+fn spawn_reload(reload: Reload) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         else {
             return;
         };
+        let reload = Arc::new(reload);
         while hup.recv().await.is_some() {
-            let loaded =
-                Config::load(&path).and_then(|c| Policy::new(&c.auth, &c.limits).map(|p| (c, p)));
-            match loaded {
-                Ok((c, p)) => {
-                    if c.check_listener().is_err() {
-                        tracing::error!("SIGHUP: the new [auth] would not be valid for this listener; keeping the policy in force");
-                        continue;
-                    }
-                    security.set_policy(p);
-                    tracing::info!(path = %path.display(), "SIGHUP: [auth] and [[limits.keys]] reloaded");
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "SIGHUP: config does not load; keeping the policy in force")
-                }
+            let r = reload.clone();
+            let outcome = tokio::task::spawn_blocking(move || r.once())
+                .await
+                .unwrap_or_else(|e| Err(format!("reload task failed: {e}")));
+            if let Err(e) = outcome {
+                tracing::error!(error = %e, path = %reload.path.display(), "SIGHUP: config not reloaded; keeping the configuration in force");
             }
         }
     })

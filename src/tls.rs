@@ -89,16 +89,17 @@ fn stamp(path: &Path) -> Stamp {
 /// The live TLS configuration: new connections use the latest one; a
 /// connection keeps what it was accepted with.
 pub struct TlsState {
-    section: TlsConfig,
+    section: RwLock<TlsConfig>,
     current: RwLock<Arc<ServerConfig>>,
     stamps: Mutex<Vec<Stamp>>,
 }
 
 impl std::fmt::Debug for TlsState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let section = self.section.read();
         f.debug_struct("TlsState")
-            .field("cert_file", &self.section.cert_file)
-            .field("client_ca_file", &self.section.client_ca_file)
+            .field("cert_file", &section.cert_file)
+            .field("client_ca_file", &section.client_ca_file)
             .finish_non_exhaustive()
     }
 }
@@ -109,7 +110,7 @@ impl TlsState {
         let config = server_config(&section)?;
         let stamps = Mutex::new(Self::files_of(&section).iter().map(|p| stamp(p)).collect());
         Ok(Arc::new(Self {
-            section,
+            section: RwLock::new(section),
             current: RwLock::new(config),
             stamps,
         }))
@@ -128,25 +129,37 @@ impl TlsState {
 
     /// The handshake deadline.
     pub fn handshake_timeout(&self) -> std::time::Duration {
-        self.section.handshake_timeout
+        self.section.read().handshake_timeout
+    }
+
+    /// Loads `section`'s files (a SIGHUP reload), without installing them.
+    pub fn prepare(section: &TlsConfig) -> Result<Arc<ServerConfig>, String> {
+        server_config(section)
+    }
+
+    /// Installs what [`TlsState::prepare`] loaded from `section`: new
+    /// connections use it; open ones keep theirs.
+    pub fn install(&self, section: TlsConfig, config: Arc<ServerConfig>) {
+        let stamps = Self::files_of(&section).iter().map(|p| stamp(p)).collect();
+        *self.current.write() = config;
+        *self.stamps.lock() = stamps;
+        *self.section.write() = section;
     }
 
     /// Rebuilds the configuration when a file changed. A half-written or
     /// mismatched set keeps the previous configuration (and is retried on
     /// the next check): a rotation never leaves the server without TLS.
     pub fn reload_if_changed(&self) -> bool {
-        let now: Vec<Stamp> = Self::files_of(&self.section)
-            .iter()
-            .map(|p| stamp(p))
-            .collect();
+        let section = self.section.read().clone();
+        let now: Vec<Stamp> = Self::files_of(&section).iter().map(|p| stamp(p)).collect();
         if *self.stamps.lock() == now {
             return false;
         }
-        match server_config(&self.section) {
+        match server_config(&section) {
             Ok(c) => {
                 *self.current.write() = c;
                 *self.stamps.lock() = now;
-                tracing::info!(cert_file = %self.section.cert_file.display(), "TLS certificate files reloaded");
+                tracing::info!(cert_file = %section.cert_file.display(), "TLS certificate files reloaded");
                 true
             }
             Err(e) => {
@@ -160,7 +173,8 @@ impl TlsState {
     pub fn spawn_reloader(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let me = self.clone();
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(me.section.reload_interval);
+            let interval = me.section.read().reload_interval;
+            let mut tick = tokio::time::interval(interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;

@@ -1,6 +1,6 @@
 //! `signet.v1.KeyAdmin`: what key custodians call.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use base64::{
@@ -29,7 +29,7 @@ pub struct KeyAdminService {
     security: Arc<Security>,
     /// Keys named by a `standard-webhooks` profile: an HMAC secret imported
     /// for one of them as `whsec_` + base64 is stored decoded.
-    whsec_keys: Arc<BTreeSet<String>>,
+    profiles: Arc<crate::http::profile::ProfileSet>,
 }
 
 impl KeyAdminService {
@@ -38,7 +38,7 @@ impl KeyAdminService {
         Self {
             registry,
             security: Security::open(),
-            whsec_keys: Arc::default(),
+            profiles: Arc::default(),
         }
     }
 
@@ -48,16 +48,10 @@ impl KeyAdminService {
         self
     }
 
-    /// Imports for keys named by a `standard-webhooks` profile decode a
-    /// `whsec_` secret (http-signing.md, Presets).
-    pub fn with_profiles(mut self, profiles: &[crate::http::profile::Profile]) -> Self {
-        let names = profiles
-            .iter()
-            .filter(|p| p.preset == Some(crate::http::profile::Preset::StandardWebhooks))
-            .flat_map(|p| [p.key.clone(), p.verify_key.clone()])
-            .flatten()
-            .collect();
-        self.whsec_keys = Arc::new(names);
+    /// The HTTP profiles: imports for keys named by a `standard-webhooks`
+    /// profile decode a `whsec_` secret (http-signing.md, Presets).
+    pub fn with_profiles(mut self, profiles: Arc<crate::http::profile::ProfileSet>) -> Self {
+        self.profiles = profiles;
         self
     }
 }
@@ -125,7 +119,7 @@ impl KeyAdminService {
             )));
         }
         let mut material = Zeroizing::new(r.material);
-        if alg.is_symmetric() && self.whsec_keys.contains(&r.name) {
+        if alg.is_symmetric() && self.profiles.current().takes_whsec(&r.name) {
             material = decode_whsec(material)?;
         }
         let v = self

@@ -1,6 +1,5 @@
 //! `signet.v1.Signer`: what payment back-ends call.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
@@ -11,7 +10,7 @@ use super::run;
 use crate::auth::{CallContext, Op, Security};
 use crate::error::{Error, Result};
 use crate::http::engine;
-use crate::http::profile::Profile;
+use crate::http::profile::{Profile, ProfileSet};
 use crate::http::replay::{MemoryReplayStore, ReplayStore};
 use crate::keys::registry::{Input, Registry};
 use crate::keys::validate_name;
@@ -55,7 +54,7 @@ impl Default for SignerLimits {
 pub struct SignerService {
     registry: Arc<Registry>,
     limits: SignerLimits,
-    profiles: Arc<HashMap<String, Profile>>,
+    profiles: Arc<ProfileSet>,
     replay: Arc<dyn ReplayStore>,
     security: Arc<Security>,
 }
@@ -79,17 +78,22 @@ impl SignerService {
     }
 
     /// Adds the HTTP profiles and the replay store they share.
-    pub fn with_http(mut self, profiles: Vec<Profile>, replay: Arc<dyn ReplayStore>) -> Self {
-        self.profiles = Arc::new(profiles.into_iter().map(|p| (p.name.clone(), p)).collect());
+    pub fn with_http(mut self, profiles: Arc<ProfileSet>, replay: Arc<dyn ReplayStore>) -> Self {
+        self.profiles = profiles;
         self.replay = replay;
         self
     }
 
-    fn profile(&self, name: &str) -> Result<&Profile> {
+    fn profile(&self, name: &str) -> Result<Arc<Profile>> {
         validate_name("profile", name)?;
-        self.profiles
+        let p = self
+            .profiles
+            .current()
             .get(name)
-            .ok_or_else(|| Error::not_found(format!("profile {name} not found")))
+            .cloned()
+            .ok_or_else(|| Error::not_found(format!("profile {name} not found")))?;
+        crate::telemetry::rpc::note_profile(name);
+        Ok(p)
     }
 
     fn check_http(&self, body: &[u8], url: &str, headers: &[pb::HttpHeader]) -> Result<()> {
@@ -133,7 +137,7 @@ impl SignerService {
         let profile = self.profile(&req.profile)?;
         let nonce = (!req.nonce.is_empty()).then_some(req.nonce.as_str());
         let out = engine::sign(
-            profile,
+            &profile,
             &self.registry,
             engine::Request {
                 method: &req.method,
@@ -167,7 +171,7 @@ impl SignerService {
         let headers: Vec<(String, String)> =
             req.headers.into_iter().map(|h| (h.name, h.value)).collect();
         let v = engine::verify(
-            profile,
+            &profile,
             &self.registry,
             self.replay.as_ref(),
             engine::Request {
@@ -182,6 +186,7 @@ impl SignerService {
         .await?;
         use engine::Reason;
         use pb::VerifyFailureReason as R;
+
         let reason = match v.reason {
             None => R::Unspecified,
             Some(Reason::MissingHeader) => R::MissingHeader,
@@ -192,6 +197,10 @@ impl SignerService {
             Some(Reason::SignatureMismatch) => R::SignatureMismatch,
             Some(Reason::Replayed) => R::Replayed,
         };
+        if v.reason.is_some() {
+            crate::telemetry::metrics::get()
+                .http_verify_failed(&profile.name, reason.as_str_name());
+        }
         Ok(pb::VerifyHttpRequestResponse {
             valid: v.reason.is_none(),
             reason: reason as i32,
@@ -401,7 +410,11 @@ impl Signer for SignerService {
         let req = request.into_inner();
         let mut rec = ctx.record(Op::HttpSign);
         rec.profile = Some(req.profile.clone());
-        rec.key = self.profiles.get(&req.profile).and_then(|p| p.key.clone());
+        rec.key = self
+            .profiles
+            .current()
+            .get(&req.profile)
+            .and_then(|p| p.key.clone());
         rec.message_sha256 = Some(sha256_hex(&req.body));
         let profile = req.profile.clone();
         run(
@@ -431,7 +444,8 @@ impl Signer for SignerService {
                 // Only the profiles the caller holds `http_profiles` on.
                 let mut profiles: Vec<pb::HttpProfile> = self
                     .profiles
-                    .values()
+                    .current()
+                    .iter()
                     .filter(|p| self.security.may(&ctx, Op::HttpProfiles, &p.name))
                     .map(|p| pb::HttpProfile {
                         name: p.name.clone(),
@@ -455,6 +469,7 @@ impl Signer for SignerService {
         rec.profile = Some(req.profile.clone());
         rec.key = self
             .profiles
+            .current()
             .get(&req.profile)
             .and_then(|p| p.verify_key.clone());
         rec.message_sha256 = Some(sha256_hex(&req.body));

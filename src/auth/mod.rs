@@ -123,10 +123,12 @@ impl Security {
     pub fn authorize(&self, ctx: &CallContext, op: Op, name: &str) -> Result<()> {
         let p = self.policy();
         if !p.allows(&ctx.identity, op, name) {
+            crate::telemetry::metrics::get().auth_refused("permission_denied");
             return Err(Error::denied());
         }
         if !op.on_profile() {
             if let Err(Denial::RateLimited(wait)) = p.key_rate(name) {
+                crate::telemetry::metrics::get().rate_limited("key");
                 return Err(Error::exhausted("rate limit exceeded for this key", wait));
             }
         }
@@ -268,6 +270,19 @@ where
         let request_id = crate::api::new_request_id();
         let admitted = (request_id.clone(), rpc.clone());
         let refuse = move |identity: Option<Arc<str>>, source: IpAddr, e: Error| {
+            let m = crate::telemetry::metrics::get();
+            match e.kind() {
+                crate::error::ErrorKind::ResourceExhausted => {
+                    m.rate_limited(if identity.is_some() {
+                        "identity"
+                    } else {
+                        "in_flight"
+                    })
+                }
+                crate::error::ErrorKind::Unauthenticated => m.auth_refused("unauthenticated"),
+                crate::error::ErrorKind::PermissionDenied => m.auth_refused("permission_denied"),
+                _ => {}
+            }
             let mut r = Record::call(&rpc);
             r.request_id = Some(request_id.clone());
             r.identity = identity.map(|i| i.to_string());
@@ -296,6 +311,7 @@ where
             Err((identity, source, e)) => refuse(identity, source, e),
             Ok((identity, source)) => {
                 let (request_id, rpc) = admitted;
+                crate::telemetry::rpc::note_caller(&identity, &request_id);
                 req.extensions_mut().insert(CallContext {
                     request_id,
                     identity,

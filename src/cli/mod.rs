@@ -99,6 +99,17 @@ pub enum Command {
     /// Make bearer tokens for [[auth.tokens]].
     #[command(subcommand)]
     Token(token::TokenCommand),
+    /// Check a configuration file without starting: syntax, every field,
+    /// profiles, identities and grants, and the listener rules. Files it
+    /// names (TLS, PIN, tokens_file) are read only by `serve`.
+    CheckConfig(CheckConfigArgs),
+}
+
+/// `signet check-config`.
+#[derive(Debug, clap::Args)]
+pub struct CheckConfigArgs {
+    /// TOML configuration file.
+    pub config: PathBuf,
 }
 
 /// `signet serve`.
@@ -170,7 +181,24 @@ pub async fn dispatch(cli: Cli) -> CliResult {
         Command::Bench(a) => bench::run(g, a).await,
         Command::Http(c) => http::run(g, c).await,
         Command::Token(c) => token::run(g, c),
+        Command::CheckConfig(a) => check_config(&a.config).map_err(CliError::usage),
     }
+}
+
+fn check_config(path: &std::path::Path) -> Result<(), String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read config {}: {e}", path.display()))?;
+    let config = Config::parse(&text).map_err(|e| format!("config {}: {e}", path.display()))?;
+    config.check_listener()?;
+    crate::auth::Policy::new(&config.auth, &config.limits)?;
+    let profiles = config.resolved_profiles()?;
+    println!(
+        "{}: ok ({} profiles, {} identities)",
+        path.display(),
+        profiles.len(),
+        config.auth.identities.len()
+    );
+    Ok(())
 }
 
 async fn serve(args: ServeArgs) -> Result<(), String> {

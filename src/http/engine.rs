@@ -609,7 +609,12 @@ pub async fn verify(
     };
     if let Some(k) = replay_key {
         let ttl = Duration::from_secs(2 * profile.tolerance_seconds);
-        if !replay.insert(&profile.name, &k, ttl).await? {
+        if !crate::telemetry::rpc::replay_check(
+            replay.kind(),
+            replay.insert(&profile.name, &k, ttl),
+        )
+        .await?
+        {
             return Ok(Verdict::fail(Reason::Replayed, t));
         }
     }

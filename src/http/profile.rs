@@ -749,3 +749,72 @@ mod tests {
         }
     }
 }
+
+/// The profiles in force, replaceable as a whole (a SIGHUP reload): a
+/// request uses the set it started with.
+#[derive(Debug, Default)]
+pub struct ProfileSet {
+    current: parking_lot::RwLock<std::sync::Arc<Profiles>>,
+}
+
+/// One generation of profiles.
+#[derive(Debug, Default)]
+pub struct Profiles {
+    by_name: std::collections::HashMap<String, std::sync::Arc<Profile>>,
+    whsec_keys: std::collections::BTreeSet<String>,
+}
+
+impl Profiles {
+    fn new(profiles: Vec<Profile>) -> Self {
+        // Imports for keys named by a `standard-webhooks` profile decode a
+        // `whsec_` secret (http-signing.md, Presets).
+        let whsec_keys = profiles
+            .iter()
+            .filter(|p| p.preset == Some(Preset::StandardWebhooks))
+            .flat_map(|p| [p.key.clone(), p.verify_key.clone()])
+            .flatten()
+            .collect();
+        let by_name = profiles
+            .into_iter()
+            .map(|p| (p.name.clone(), std::sync::Arc::new(p)))
+            .collect();
+        Self {
+            by_name,
+            whsec_keys,
+        }
+    }
+
+    /// The profile called `name`.
+    pub fn get(&self, name: &str) -> Option<&std::sync::Arc<Profile>> {
+        self.by_name.get(name)
+    }
+
+    /// Every profile, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = &std::sync::Arc<Profile>> {
+        self.by_name.values()
+    }
+
+    /// Is `key` named by a `standard-webhooks` profile?
+    pub fn takes_whsec(&self, key: &str) -> bool {
+        self.whsec_keys.contains(key)
+    }
+}
+
+impl ProfileSet {
+    /// A set holding `profiles`.
+    pub fn new(profiles: Vec<Profile>) -> std::sync::Arc<Self> {
+        std::sync::Arc::new(Self {
+            current: parking_lot::RwLock::new(std::sync::Arc::new(Profiles::new(profiles))),
+        })
+    }
+
+    /// The profiles in force.
+    pub fn current(&self) -> std::sync::Arc<Profiles> {
+        self.current.read().clone()
+    }
+
+    /// Replaces every profile at once.
+    pub fn replace(&self, profiles: Vec<Profile>) {
+        *self.current.write() = std::sync::Arc::new(Profiles::new(profiles));
+    }
+}

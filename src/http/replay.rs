@@ -25,6 +25,14 @@ pub trait ReplayStore: Send + Sync + std::fmt::Debug {
         key: &'a [u8],
         ttl: Duration,
     ) -> BoxFuture<'a, Result<bool>>;
+
+    /// `memory` or `redis`: for metrics and traces.
+    fn kind(&self) -> &'static str;
+
+    /// Does the store answer? For health and readiness.
+    fn health(&self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// The entry id: SHA-256 over the framed scope and key, so entries have a
@@ -88,6 +96,10 @@ impl MemoryReplayStore {
 }
 
 impl ReplayStore for MemoryReplayStore {
+    fn kind(&self) -> &'static str {
+        "memory"
+    }
+
     fn insert<'a>(
         &'a self,
         scope: &'a str,
@@ -177,6 +189,23 @@ impl RedisReplayStore {
 }
 
 impl ReplayStore for RedisReplayStore {
+    fn kind(&self) -> &'static str {
+        "redis"
+    }
+
+    fn health(&self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            let mut conn = self.conn.clone();
+            let _: String = redis::cmd("PING")
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| {
+                    Error::unavailable("replay store (Redis) unavailable").with_source(e)
+                })?;
+            Ok(())
+        })
+    }
+
     fn insert<'a>(
         &'a self,
         scope: &'a str,

@@ -358,6 +358,13 @@ impl KeyRecord {
         Ok(())
     }
 
+    /// When the rotation policy will next make a new version ACTIVE.
+    pub fn next_rotation(&self) -> Option<SystemTime> {
+        let policy = self.policy?;
+        let active = self.active()?;
+        Some(active.activate_time.unwrap_or(active.create_time) + policy.rotation_period)
+    }
+
     /// When the rotation policy next acts, and what it will do then.
     pub fn next_policy_event(&self) -> Option<(SystemTime, PolicyAction)> {
         let policy = self.policy?;

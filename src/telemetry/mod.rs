@@ -1,23 +1,153 @@
-//! Logging set-up: `tracing` with a text or JSON formatter on stderr.
+//! Logs, traces and metrics.
+//!
+//! Logs: `tracing` with a text or JSON formatter on stderr. Traces: the
+//! spans of [`rpc`], exported over OTLP (gRPC) when the standard
+//! `OTEL_EXPORTER_OTLP_*` variables name an endpoint. Metrics: see
+//! [`metrics`]; always on the admin port's `/metrics`, and over OTLP when
+//! configured.
 
-use tracing_subscriber::EnvFilter;
+pub mod metrics;
+pub mod rpc;
 
-use crate::config::LogFormat;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
 
-/// Installs the global subscriber. `RUST_LOG`, when set, overrides `level`.
-pub fn init(level: &str, format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+use crate::config::{LogFormat, TelemetryConfig};
+
+/// What to flush at exit.
+#[derive(Debug, Default)]
+pub struct Telemetry {
+    tracer: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
+}
+
+impl Telemetry {
+    /// Exports what is pending and stops the exporters.
+    pub fn shutdown(self) {
+        if let Some(t) = self.tracer {
+            let _ = t.force_flush();
+            let _ = t.shutdown();
+        }
+        metrics::shutdown();
+    }
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// Where OTLP goes, from the standard variables: (traces on, metrics on).
+fn otlp_wanted() -> Result<(bool, bool), String> {
+    if env("OTEL_SDK_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
+        return Ok((false, false));
+    }
+    for var in [
+        "OTEL_EXPORTER_OTLP_PROTOCOL",
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+        "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
+    ] {
+        if let Some(p) = env(var) {
+            if p != "grpc" {
+                return Err(format!(
+                    "{var}={p}: signet exports OTLP over gRPC only; set it to \"grpc\" or unset it"
+                ));
+            }
+        }
+    }
+    let common = env("OTEL_EXPORTER_OTLP_ENDPOINT").is_some();
+    let off = |var: &str| env(var).is_some_and(|v| v == "none");
+    let traces = (common || env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").is_some())
+        && !off("OTEL_TRACES_EXPORTER");
+    let metrics = (common || env("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT").is_some())
+        && !off("OTEL_METRICS_EXPORTER");
+    Ok((traces, metrics))
+}
+
+/// The resource: `service.name` from `OTEL_SERVICE_NAME`, else the
+/// configuration; `OTEL_RESOURCE_ATTRIBUTES` adds to it.
+fn resource(config: &TelemetryConfig) -> opentelemetry_sdk::Resource {
+    let mut b = opentelemetry_sdk::Resource::builder().with_attribute(
+        opentelemetry::KeyValue::new("service.version", env!("CARGO_PKG_VERSION")),
+    );
+    if env("OTEL_SERVICE_NAME").is_none() {
+        b = b.with_service_name(config.service_name.clone());
+    }
+    b.build()
+}
+
+fn env_filter(level: &str) -> EnvFilter {
+    EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         // cryptoki logs every mechanism a token lists that it has no name
-        // for at ERROR; that is noise, not a fault.
-        EnvFilter::new(format!("{level},cryptoki::mechanism=off"))
-    });
+        // for at ERROR; that is noise, not a fault. Call spans are for the
+        // collector; they would only clutter log lines.
+        EnvFilter::new(format!(
+            "{level},cryptoki::mechanism=off,signet::telemetry=off"
+        ))
+    })
+}
+
+/// Installs logging and, when configured, OTLP export of traces and
+/// metrics. Must run inside the Tokio runtime (the gRPC exporter needs it).
+pub fn init(level: &str, format: LogFormat, config: &TelemetryConfig) -> Result<Telemetry, String> {
+    let (traces, otlp_metrics) = otlp_wanted()?;
+    let resource = resource(config);
+    let metric_exporter = if otlp_metrics {
+        Some(
+            opentelemetry_otlp::MetricExporter::builder()
+                .with_tonic()
+                .build()
+                .map_err(|e| format!("OTLP metrics exporter: {e}"))?,
+        )
+    } else {
+        None
+    };
+    metrics::install(resource.clone(), metric_exporter)?;
+    let tracer = if traces {
+        let exporter = opentelemetry_otlp::SpanExporter::builder()
+            .with_tonic()
+            .build()
+            .map_err(|e| format!("OTLP trace exporter: {e}"))?;
+        // The sampler comes from OTEL_TRACES_SAMPLER (default: parent-based,
+        // always on); batching from OTEL_BSP_*.
+        Some(
+            opentelemetry_sdk::trace::SdkTracerProvider::builder()
+                .with_resource(resource)
+                .with_batch_exporter(exporter)
+                .build(),
+        )
+    } else {
+        None
+    };
+
     use std::io::IsTerminal;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let fmt = tracing_subscriber::fmt::layer()
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-    };
+    let fmt = match format {
+        LogFormat::Text => fmt.boxed(),
+        LogFormat::Json => fmt.json().flatten_event(true).boxed(),
+    }
+    .with_filter(env_filter(level));
+    // Only signet's own spans go to the collector; log events stay in the
+    // log.
+    let otel = tracer.as_ref().map(|t| {
+        use opentelemetry::trace::TracerProvider;
+        tracing_opentelemetry::layer()
+            .with_tracer(t.tracer("signet"))
+            .with_filter(tracing_subscriber::filter::filter_fn(|m| {
+                m.is_span() && m.target().starts_with("signet")
+            }))
+    });
+    let _ = tracing_subscriber::registry()
+        .with(fmt)
+        .with(otel)
+        .try_init();
+    if traces || otlp_metrics {
+        tracing::info!(
+            traces,
+            metrics = otlp_metrics,
+            "OpenTelemetry export over OTLP/gRPC"
+        );
+    }
+    Ok(Telemetry { tracer })
 }

@@ -16,3 +16,4 @@ mod pkcs11;
 mod redis;
 mod security;
 mod server;
+mod telemetry;

@@ -92,6 +92,7 @@ impl Pool {
             .open_rw_session(slot)
             .map_err(|e| map_err("open session", e))?;
         login(&anchor, &pin)?;
+        crate::telemetry::metrics::get().session_pool_size(max.max(1));
         Ok(Self {
             ctx,
             slot,
@@ -119,9 +120,13 @@ impl Pool {
         f: impl Fn(&Session) -> std::result::Result<T, CkError>,
     ) -> Result<T> {
         let mut retried = false;
+        let m = crate::telemetry::metrics::get();
         loop {
             let session = self.checkout()?;
-            match f(&session) {
+            m.session_use(1);
+            let result = f(&session);
+            m.session_use(-1);
+            match result {
                 Ok(v) => {
                     self.checkin(session);
                     return Ok(v);
@@ -149,6 +154,7 @@ impl Pool {
 
     fn checkout(&self) -> Result<Session> {
         let deadline = std::time::Instant::now() + self.wait;
+        let mut waited = false;
         let mut st = self.state.lock();
         loop {
             if let Some(s) = st.idle.pop() {
@@ -167,7 +173,12 @@ impl Pool {
                     }
                 };
             }
+            if !waited {
+                waited = true;
+                crate::telemetry::metrics::get().session_wait(false);
+            }
             if self.available.wait_until(&mut st, deadline).timed_out() {
+                crate::telemetry::metrics::get().session_wait(true);
                 return Err(Error::unavailable(
                     "HSM session pool exhausted: every session stayed busy past the wait",
                 ));

@@ -21,7 +21,8 @@ impl Registry {
     async fn persist(&self, record: &KeyRecord) -> Result<()> {
         record.check_invariants()?;
         let (store, rec) = (self.store.clone(), record.clone());
-        self.blocking(move || store.put(&rec)).await
+        crate::telemetry::rpc::backend(self.kind(), "store", self.blocking(move || store.put(&rec)))
+            .await
     }
 
     fn grace_for(&self, rec: &KeyRecord, grace: Option<Duration>) -> Duration {
@@ -39,6 +40,7 @@ impl Registry {
         policy: Option<RotationPolicy>,
     ) -> Result<KeyView> {
         validate_name("key", name)?;
+        crate::telemetry::rpc::note_key(name, alg);
         validate_labels(&labels)?;
         if let Some(p) = &policy {
             p.validate()?;
@@ -51,7 +53,12 @@ impl Registry {
         let now = self.clock.now();
         let label = new_label(name, 1);
         let (b, l) = (self.backend.clone(), label.clone());
-        let handle = self.blocking_admin(move || b.generate(&l, alg)).await?;
+        let handle = crate::telemetry::rpc::backend(
+            self.kind(),
+            "generate",
+            self.blocking_admin(move || b.generate(&l, alg)),
+        )
+        .await?;
         let record = KeyRecord {
             name: name.to_string(),
             algorithm: alg,
@@ -98,7 +105,13 @@ impl Registry {
     async fn discard(&self, label: &str, material: &VersionMaterial) {
         if let VersionMaterial::Private(_) = material {
             let (b, l) = (self.backend.clone(), label.to_string());
-            if let Err(e) = self.blocking_admin(move || b.destroy(&l)).await {
+            if let Err(e) = crate::telemetry::rpc::backend(
+                self.kind(),
+                "destroy",
+                self.blocking_admin(move || b.destroy(&l)),
+            )
+            .await
+            {
                 tracing::error!(label, error = %e, "could not discard unrecorded key material");
             }
         }
@@ -168,7 +181,12 @@ impl Registry {
             }
             Material::Private(m) => {
                 let (b, l) = (self.backend.clone(), label.clone());
-                let h = self.blocking_admin(move || b.import(&l, alg, m)).await?;
+                let h = crate::telemetry::rpc::backend(
+                    self.kind(),
+                    "import",
+                    self.blocking_admin(move || b.import(&l, alg, m)),
+                )
+                .await?;
                 (VersionMaterial::Private(h), None)
             }
         };
@@ -260,7 +278,12 @@ impl Registry {
         let version = rec.next_version();
         let label = new_label(name, version);
         let (b, l, alg) = (self.backend.clone(), label.clone(), rec.algorithm);
-        let handle = self.blocking_admin(move || b.generate(&l, alg)).await?;
+        let handle = crate::telemetry::rpc::backend(
+            self.kind(),
+            "generate",
+            self.blocking_admin(move || b.generate(&l, alg)),
+        )
+        .await?;
         let now = at.unwrap_or_else(|| self.clock.now());
         rec.versions.push(VersionRecord::new(
             version,
@@ -375,7 +398,12 @@ impl Registry {
             let public_only = rec.version(v)?.public_only();
             if !public_only {
                 let b = self.backend.clone();
-                self.blocking_admin(move || b.destroy(&label)).await?;
+                crate::telemetry::rpc::backend(
+                    self.kind(),
+                    "destroy",
+                    self.blocking_admin(move || b.destroy(&label)),
+                )
+                .await?;
             }
             rec.mark_destroyed(v, now)?;
             entry.state.write().material.remove(&v);

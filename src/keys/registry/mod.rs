@@ -253,9 +253,13 @@ impl Registry {
                 .map(|p| VersionMaterial::Public(Arc::new(p))),
             None => {
                 let (b, label, alg) = (self.backend.clone(), v.label.clone(), record.algorithm);
-                self.blocking(move || b.open(&label, alg))
-                    .await
-                    .map(VersionMaterial::Private)
+                crate::telemetry::rpc::backend(
+                    self.kind(),
+                    "open",
+                    self.blocking(move || b.open(&label, alg)),
+                )
+                .await
+                .map(VersionMaterial::Private)
             }
         };
         m.inspect_err(|e| {
@@ -424,11 +428,22 @@ impl Registry {
     }
 
     fn entry(&self, name: &str) -> Result<Arc<KeyEntry>> {
-        self.keys
+        let e = self
+            .keys
             .read()
             .get(name)
             .cloned()
-            .ok_or_else(|| Error::not_found(format!("key {name} not found")))
+            .ok_or_else(|| Error::not_found(format!("key {name} not found")))?;
+        crate::telemetry::rpc::note_key(name, e.state.read().record.algorithm);
+        Ok(e)
+    }
+
+    /// The backend's name in metrics and traces.
+    fn kind(&self) -> &'static str {
+        match self.backend.protection_level() {
+            crate::keys::ProtectionLevel::Hsm => "pkcs11",
+            crate::keys::ProtectionLevel::Software => "memory",
+        }
     }
 
     fn view(&self, record: &KeyRecord, now: SystemTime) -> KeyView {
@@ -448,6 +463,38 @@ impl Registry {
             protection: self.backend.protection_level(),
             next_rotation,
         }
+    }
+
+    /// For the metrics: per key, how many versions are in each state (in
+    /// the order PENDING, ACTIVE, RETIRING, DISABLED, DESTROY_SCHEDULED,
+    /// DESTROYED) and the next scheduled rotation.
+    pub fn gauges(&self, now: SystemTime) -> Vec<(String, [u64; 6], Option<SystemTime>)> {
+        let entries: Vec<(String, Arc<KeyEntry>)> = self
+            .keys
+            .read()
+            .iter()
+            .map(|(n, e)| (n.clone(), e.clone()))
+            .collect();
+        entries
+            .into_iter()
+            .map(|(name, e)| {
+                let st = e.state.read();
+                let mut counts = [0u64; 6];
+                for v in &st.record.versions {
+                    let i = match v.effective_state(now) {
+                        VersionState::Pending => 0,
+                        VersionState::Active => 1,
+                        VersionState::Retiring => 2,
+                        VersionState::Disabled => 3,
+                        VersionState::DestroyScheduled => 4,
+                        VersionState::Destroyed => 5,
+                    };
+                    counts[i] += 1;
+                }
+                let next = st.record.next_rotation();
+                (name, counts, next)
+            })
+            .collect()
     }
 
     /// One key.
@@ -586,10 +633,17 @@ impl Registry {
         format: SignatureFormat,
     ) -> Result<Signed> {
         input.borrow().check(alg)?;
+        crate::telemetry::rpc::note_version(v);
+        let kind = self.kind();
         let raw = if self.backend.blocking() {
-            self.blocking(move || handle.sign(input.borrow())).await?
+            crate::telemetry::rpc::backend(
+                kind,
+                "sign",
+                self.blocking(move || handle.sign(input.borrow())),
+            )
+            .await?
         } else {
-            handle.sign(input.borrow())?
+            crate::telemetry::rpc::backend_sync(kind, "sign", || handle.sign(input.borrow()))?
         };
         let signature = match (alg.family(), alg.curve(), format) {
             (Family::Ecdsa, Some(c), SignatureFormat::Der) => ecdsa_sig::raw_to_der(c, &raw)?,
@@ -648,11 +702,18 @@ impl Registry {
             let ok = match &m {
                 VersionMaterial::Private(h) if alg.is_symmetric() => {
                     let (h, input, sig) = (h.clone(), input.clone(), signature.clone());
+                    let kind = self.kind();
                     if self.backend.blocking() {
-                        self.blocking(move || h.verify_mac(input.borrow(), &sig))
-                            .await?
+                        crate::telemetry::rpc::backend(
+                            kind,
+                            "verify",
+                            self.blocking(move || h.verify_mac(input.borrow(), &sig)),
+                        )
+                        .await?
                     } else {
-                        h.verify_mac(input.borrow(), &sig)?
+                        crate::telemetry::rpc::backend_sync(kind, "verify", || {
+                            h.verify_mac(input.borrow(), &sig)
+                        })?
                     }
                 }
                 VersionMaterial::Private(h) => match h.public_key() {
@@ -662,6 +723,7 @@ impl Registry {
                 VersionMaterial::Public(p) => p.verify(input.borrow(), &signature, format)?,
             };
             if ok {
+                crate::telemetry::rpc::note_version(v);
                 return Ok(Verified {
                     valid: true,
                     version: Some(v),

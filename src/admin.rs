@@ -1,0 +1,164 @@
+//! Health, readiness and the admin port.
+//!
+//! [`Lifecycle`] owns the `grpc.health.v1` statuses. Readiness (the
+//! overall status `""`, and `signet.v1.KeyAdmin`) is SERVING only when the
+//! server has started, is not draining, and its key backend answers.
+//! `signet.v1.Signer` also needs the replay store: a Redis outage fails
+//! webhook verification closed but does not take signing out of service
+//! (every replica shares the outage, so none would be better to send to).
+//! `liveness` is SERVING from the start to the exit.
+//!
+//! The admin port (`[admin] listen`) is plaintext, for kubelet probes and
+//! the Prometheus scraper: it serves the same health statuses over gRPC
+//! and `GET /metrics`, and nothing else.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use tokio::net::TcpListener;
+use tonic_health::pb::health_server::HealthServer;
+use tonic_health::server::{HealthReporter, HealthService};
+use tonic_health::ServingStatus;
+
+/// The health service name that reports liveness.
+pub const LIVENESS: &str = "liveness";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct State {
+    started: bool,
+    draining: bool,
+    backend: bool,
+    replay: bool,
+}
+
+impl State {
+    fn ready(self) -> bool {
+        self.started && !self.draining && self.backend
+    }
+
+    fn statuses(self) -> [(&'static str, bool); 3] {
+        let ready = self.ready();
+        [
+            ("", ready),
+            ("signet.v1.KeyAdmin", ready),
+            ("signet.v1.Signer", ready && self.replay),
+        ]
+    }
+}
+
+/// Start-up, health and draining, as the health service reports them.
+#[derive(Debug)]
+pub struct Lifecycle {
+    reporter: HealthReporter,
+    state: Mutex<State>,
+    // Serialises status updates so that they reach the reporter in order.
+    publish: tokio::sync::Mutex<()>,
+}
+
+impl Lifecycle {
+    /// Not ready (starting), alive.
+    pub async fn new() -> Arc<Self> {
+        let me = Arc::new(Self {
+            reporter: HealthReporter::new(),
+            state: Mutex::new(State {
+                started: false,
+                draining: false,
+                backend: false,
+                replay: false,
+            }),
+            publish: tokio::sync::Mutex::new(()),
+        });
+        me.reporter
+            .set_service_status(LIVENESS, ServingStatus::Serving)
+            .await;
+        me.publish().await;
+        me
+    }
+
+    /// A `grpc.health.v1` service reporting these statuses.
+    pub fn health_service(&self) -> HealthServer<HealthService> {
+        HealthServer::new(HealthService::from_health_reporter(self.reporter.clone()))
+    }
+
+    /// Is the server ready for traffic?
+    pub fn ready(&self) -> bool {
+        self.state.lock().ready()
+    }
+
+    async fn update(&self, f: impl FnOnce(&mut State)) {
+        f(&mut self.state.lock());
+        self.publish().await;
+    }
+
+    async fn publish(&self) {
+        let _g = self.publish.lock().await;
+        let state = *self.state.lock();
+        for (svc, up) in state.statuses() {
+            let status = if up {
+                ServingStatus::Serving
+            } else {
+                ServingStatus::NotServing
+            };
+            self.reporter.set_service_status(svc, status).await;
+        }
+        crate::telemetry::metrics::get().set_ready(state.ready());
+    }
+
+    /// The listener is up and the services are built.
+    pub async fn set_started(&self) {
+        self.update(|s| s.started = true).await;
+    }
+
+    /// Shutting down: no longer ready, still alive.
+    pub async fn set_draining(&self) {
+        self.update(|s| s.draining = true).await;
+    }
+
+    /// The backend's and the replay store's health.
+    pub async fn set_dependencies(&self, backend: bool, replay: bool) {
+        self.update(|s| {
+            s.backend = backend;
+            s.replay = replay;
+        })
+        .await;
+    }
+
+    /// The process is about to exit: liveness goes too.
+    pub async fn set_stopped(&self) {
+        self.update(|s| s.draining = true).await;
+        self.reporter
+            .set_service_status(LIVENESS, ServingStatus::NotServing)
+            .await;
+    }
+}
+
+async fn metrics() -> ([(http::header::HeaderName, &'static str); 1], String) {
+    (
+        [(
+            http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        crate::telemetry::metrics::render(),
+    )
+}
+
+/// Serves health and `/metrics` on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    lifecycle: Arc<Lifecycle>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), String> {
+    let local = listener
+        .local_addr()
+        .map_err(|e| format!("admin listener address: {e}"))?;
+    let router = tonic::service::Routes::new(lifecycle.health_service())
+        .prepare()
+        .into_axum_router()
+        .route("/metrics", axum::routing::get(metrics));
+    tracing::info!(address = %local, "admin port listening (health, /metrics)");
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|e| format!("admin port: {e}"))
+}

@@ -1,0 +1,340 @@
+//! Metrics: OpenTelemetry instruments, read by a Prometheus registry (the
+//! admin port's `/metrics`) and, when configured, pushed over OTLP.
+//!
+//! One meter provider per process, installed on first use. Labels carry
+//! names (RPCs, algorithms, key and profile names, outcomes), never input.
+
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::{Duration, SystemTime};
+
+use opentelemetry::metrics::{Counter, Gauge, Histogram, Meter, MeterProvider, UpDownCounter};
+use opentelemetry::KeyValue;
+use opentelemetry_sdk::metrics::SdkMeterProvider;
+use parking_lot::Mutex;
+
+use crate::keys::record::VersionState;
+use crate::keys::registry::Registry;
+
+/// Latency buckets, in seconds: 50 µs (an HMAC in memory) to 10 s (an RSA
+/// key generated on a slow HSM).
+const LATENCY_BUCKETS: [f64; 17] = [
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    2.5, 5.0, 10.0,
+];
+
+const STATES: [VersionState; 6] = [
+    VersionState::Pending,
+    VersionState::Active,
+    VersionState::Retiring,
+    VersionState::Disabled,
+    VersionState::DestroyScheduled,
+    VersionState::Destroyed,
+];
+
+struct Installed {
+    provider: SdkMeterProvider,
+    registry: prometheus::Registry,
+}
+
+static INSTALLED: OnceLock<Installed> = OnceLock::new();
+static METRICS: OnceLock<Metrics> = OnceLock::new();
+/// The key registries whose keys the gauges report (one in production;
+/// several in a test process).
+static REGISTRIES: Mutex<Vec<Weak<Registry>>> = Mutex::new(Vec::new());
+
+/// Installs the process's meter provider: the Prometheus reader always,
+/// and `otlp` (a periodic OTLP reader) when given. False when one was
+/// already installed (the first one stays).
+pub fn install(
+    resource: opentelemetry_sdk::Resource,
+    otlp: Option<opentelemetry_otlp::MetricExporter>,
+) -> Result<bool, String> {
+    if INSTALLED.get().is_some() {
+        return Ok(false);
+    }
+    let registry = prometheus::Registry::new();
+    let exporter = opentelemetry_prometheus::exporter()
+        .with_registry(registry.clone())
+        .scope_info_enabled(false)
+        .build()
+        .map_err(|e| format!("metrics: {e}"))?;
+    let mut builder = SdkMeterProvider::builder()
+        .with_resource(resource)
+        .with_reader(exporter);
+    if let Some(e) = otlp {
+        // The interval comes from OTEL_METRIC_EXPORT_INTERVAL (default 60 s).
+        builder =
+            builder.with_reader(opentelemetry_sdk::metrics::PeriodicReader::builder(e).build());
+    }
+    let provider = builder.build();
+    let fresh = INSTALLED
+        .set(Installed {
+            provider: provider.clone(),
+            registry,
+        })
+        .is_ok();
+    if !fresh {
+        let _ = provider.shutdown();
+    }
+    Ok(fresh)
+}
+
+fn installed() -> &'static Installed {
+    if INSTALLED.get().is_none() {
+        let resource = opentelemetry_sdk::Resource::builder_empty()
+            .with_service_name("signet")
+            .build();
+        let _ = install(resource, None);
+    }
+    INSTALLED.get().expect("installed above")
+}
+
+/// Pushes what is pending over OTLP and stops the readers.
+pub fn shutdown() {
+    if let Some(i) = INSTALLED.get() {
+        let _ = i.provider.force_flush();
+        let _ = i.provider.shutdown();
+    }
+}
+
+/// The Prometheus text exposition of every metric.
+pub fn render() -> String {
+    use prometheus::Encoder;
+    let families = installed().registry.gather();
+    let mut out = Vec::new();
+    if prometheus::TextEncoder::new()
+        .encode(&families, &mut out)
+        .is_err()
+    {
+        return String::new();
+    }
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Reports the keys of `registry` in `signet_key_versions` and
+/// `signet_key_next_rotation_seconds` for as long as it lives.
+pub fn watch_registry(registry: &Arc<Registry>) {
+    let _ = get();
+    let mut r = REGISTRIES.lock();
+    r.retain(|w| w.strong_count() > 0);
+    r.push(Arc::downgrade(registry));
+}
+
+fn live_registries() -> Vec<Arc<Registry>> {
+    REGISTRIES
+        .lock()
+        .iter()
+        .filter_map(|w| w.upgrade())
+        .collect()
+}
+
+/// The instruments.
+pub struct Metrics {
+    rpc_requests: Counter<u64>,
+    rpc_duration: Histogram<f64>,
+    backend_duration: Histogram<f64>,
+    sessions_in_use: UpDownCounter<i64>,
+    sessions_max: Gauge<u64>,
+    session_waits: Counter<u64>,
+    session_wait_timeouts: Counter<u64>,
+    replay_checks: Counter<u64>,
+    rate_limit_refusals: Counter<u64>,
+    auth_refusals: Counter<u64>,
+    http_verify_failures: Counter<u64>,
+    ready: Gauge<u64>,
+}
+
+/// The process's instruments.
+pub fn get() -> &'static Metrics {
+    METRICS.get_or_init(|| Metrics::new(&installed().provider.meter("signet")))
+}
+
+impl Metrics {
+    fn new(m: &Meter) -> Self {
+        m.u64_observable_gauge("signet.key.versions")
+            .with_description("Key versions per key and state")
+            .with_callback(|o| {
+                let now = SystemTime::now();
+                for reg in live_registries() {
+                    for (name, counts, _) in reg.gauges(now) {
+                        for (state, n) in STATES.iter().zip(counts) {
+                            o.observe(
+                                n,
+                                &[
+                                    KeyValue::new("key", name.clone()),
+                                    KeyValue::new("state", state.name()),
+                                ],
+                            );
+                        }
+                    }
+                }
+            })
+            .build();
+        m.f64_observable_gauge("signet.key.next_rotation")
+            .with_unit("s")
+            .with_description(
+                "Seconds until the key's next scheduled rotation (negative: overdue); \
+                 only keys with a rotation policy",
+            )
+            .with_callback(|o| {
+                let now = SystemTime::now();
+                for reg in live_registries() {
+                    for (name, _, next) in reg.gauges(now) {
+                        if let Some(t) = next {
+                            let secs = match t.duration_since(now) {
+                                Ok(d) => d.as_secs_f64(),
+                                Err(e) => -e.duration().as_secs_f64(),
+                            };
+                            o.observe(secs, &[KeyValue::new("key", name)]);
+                        }
+                    }
+                }
+            })
+            .build();
+        Self {
+            rpc_requests: m
+                .u64_counter("signet.rpc.requests")
+                .with_description("gRPC calls by service, method, key algorithm and outcome")
+                .build(),
+            rpc_duration: m
+                .f64_histogram("signet.rpc.duration")
+                .with_unit("s")
+                .with_description("gRPC call latency, from the request's arrival to its answer")
+                .with_boundaries(LATENCY_BUCKETS.to_vec())
+                .build(),
+            backend_duration: m
+                .f64_histogram("signet.backend.duration")
+                .with_unit("s")
+                .with_description(
+                    "Key backend operation latency (queueing for an HSM worker included)",
+                )
+                .with_boundaries(LATENCY_BUCKETS.to_vec())
+                .build(),
+            sessions_in_use: m
+                .i64_up_down_counter("signet.pkcs11.sessions.in_use")
+                .with_description("PKCS#11 sessions checked out of the pool")
+                .build(),
+            sessions_max: m
+                .u64_gauge("signet.pkcs11.sessions.max")
+                .with_description("The PKCS#11 session pool's size (backend.max_sessions)")
+                .build(),
+            session_waits: m
+                .u64_counter("signet.pkcs11.session.waits")
+                .with_description("Calls that found every PKCS#11 session busy and waited")
+                .build(),
+            session_wait_timeouts: m
+                .u64_counter("signet.pkcs11.session.wait_timeouts")
+                .with_description("Calls that gave up waiting for a PKCS#11 session (UNAVAILABLE)")
+                .build(),
+            replay_checks: m
+                .u64_counter("signet.replay.checks")
+                .with_description("Replay-store checks by result: fresh, replay (refused) or error")
+                .build(),
+            rate_limit_refusals: m
+                .u64_counter("signet.rate_limit.refusals")
+                .with_description("Calls refused by a rate limit: identity, key or in_flight")
+                .build(),
+            auth_refusals: m
+                .u64_counter("signet.auth.refusals")
+                .with_description("Calls refused as unauthenticated or permission_denied")
+                .build(),
+            http_verify_failures: m
+                .u64_counter("signet.http.verify_failures")
+                .with_description("HTTP requests that did not verify, by profile and reason")
+                .build(),
+            ready: m
+                .u64_gauge("signet.ready")
+                .with_description("1 when the server is ready for traffic, else 0")
+                .build(),
+        }
+    }
+
+    /// One gRPC call.
+    pub fn rpc(
+        &self,
+        service: &str,
+        method: &str,
+        algorithm: &'static str,
+        outcome: &'static str,
+        elapsed: Duration,
+    ) {
+        let attrs = [
+            KeyValue::new("service", service.to_string()),
+            KeyValue::new("method", method.to_string()),
+            KeyValue::new("algorithm", algorithm),
+            KeyValue::new("outcome", outcome),
+        ];
+        self.rpc_requests.add(1, &attrs);
+        self.rpc_duration.record(elapsed.as_secs_f64(), &attrs);
+    }
+
+    /// One backend operation.
+    pub fn backend(&self, backend: &'static str, op: &'static str, ok: bool, elapsed: Duration) {
+        self.backend_duration.record(
+            elapsed.as_secs_f64(),
+            &[
+                KeyValue::new("backend", backend),
+                KeyValue::new("operation", op),
+                KeyValue::new("outcome", if ok { "ok" } else { "error" }),
+            ],
+        );
+    }
+
+    /// A PKCS#11 session was checked out (+1) or returned (-1).
+    pub fn session_use(&self, delta: i64) {
+        self.sessions_in_use.add(delta, &[]);
+    }
+
+    /// The session pool's size.
+    pub fn session_pool_size(&self, max: usize) {
+        self.sessions_max.record(max as u64, &[]);
+    }
+
+    /// A caller waited for a session; `timed_out` when it gave up.
+    pub fn session_wait(&self, timed_out: bool) {
+        if timed_out {
+            self.session_wait_timeouts.add(1, &[]);
+        } else {
+            self.session_waits.add(1, &[]);
+        }
+    }
+
+    /// A replay-store check: `fresh`, `replay` or `error`.
+    pub fn replay_check(&self, store: &'static str, result: &'static str) {
+        self.replay_checks.add(
+            1,
+            &[
+                KeyValue::new("store", store),
+                KeyValue::new("result", result),
+            ],
+        );
+    }
+
+    /// A rate-limit refusal: `identity`, `key` or `in_flight`.
+    pub fn rate_limited(&self, limit: &'static str) {
+        self.rate_limit_refusals
+            .add(1, &[KeyValue::new("limit", limit)]);
+    }
+
+    /// An authentication or authorization refusal.
+    pub fn auth_refused(&self, reason: &'static str) {
+        self.auth_refusals
+            .add(1, &[KeyValue::new("reason", reason)]);
+    }
+
+    /// An HTTP request that did not verify.
+    pub fn http_verify_failed(&self, profile: &str, reason: &'static str) {
+        self.http_verify_failures.add(
+            1,
+            &[
+                KeyValue::new("profile", profile.to_string()),
+                KeyValue::new("reason", reason),
+            ],
+        );
+    }
+
+    /// Readiness.
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.record(u64::from(ready), &[]);
+    }
+}

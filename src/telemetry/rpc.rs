@@ -1,0 +1,334 @@
+//! Per-call telemetry: a tower layer that opens one span per gRPC call
+//! (continuing the caller's W3C trace context), counts and times the call
+//! by outcome, and lets the code below it name the key, algorithm and
+//! caller; plus child spans for backend and replay-store calls.
+//!
+//! Spans carry names and numbers only: key, profile and identity names,
+//! versions, algorithms, status codes. Never a message, digest, body,
+//! header value, signature, token or secret.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use opentelemetry::propagation::{Extractor, TextMapPropagator};
+use opentelemetry::trace::TraceContextExt;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use parking_lot::Mutex;
+use tracing::field::Empty;
+use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use crate::error::Result;
+
+tokio::task_local! {
+    static CALL: Arc<CallInfo>;
+}
+
+/// What the handlers learn about a call, for its span and metrics.
+struct CallInfo {
+    span: tracing::Span,
+    algorithm: Mutex<&'static str>,
+}
+
+/// Runs `f` with `CALL` set, if a call is in progress.
+fn with_call(f: impl FnOnce(&CallInfo)) {
+    let _ = CALL.try_with(|c| f(c));
+}
+
+/// The call is about key `name` (an existing key: the name is valid) of
+/// algorithm `alg`.
+pub fn note_key(name: &str, alg: crate::keys::Algorithm) {
+    with_call(|c| {
+        c.span.record("signet.key", name);
+        c.span.record("signet.algorithm", alg.name());
+        *c.algorithm.lock() = alg.name();
+    });
+}
+
+/// The key version that signed or verified.
+pub fn note_version(v: u32) {
+    with_call(|c| {
+        c.span.record("signet.key_version", i64::from(v));
+    });
+}
+
+/// The call uses HTTP profile `name` (an existing profile).
+pub fn note_profile(name: &str) {
+    with_call(|c| {
+        c.span.record("signet.profile", name);
+    });
+}
+
+/// The caller, once authenticated.
+pub fn note_caller(identity: &str, request_id: &str) {
+    with_call(|c| {
+        c.span.record("signet.identity", identity);
+        c.span.record("signet.request_id", request_id);
+    });
+}
+
+/// Runs one backend operation in a `backend.<op>` child span and times it.
+pub async fn backend<T>(
+    backend: &'static str,
+    op: &'static str,
+    f: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    let span = backend_span(backend, op);
+    let start = Instant::now();
+    let r = f.instrument(span.clone()).await;
+    finish_backend(&span, backend, op, r.is_ok(), start);
+    r
+}
+
+/// [`backend`] for an operation that runs inline.
+pub fn backend_sync<T>(
+    backend: &'static str,
+    op: &'static str,
+    f: impl FnOnce() -> Result<T>,
+) -> Result<T> {
+    let span = backend_span(backend, op);
+    let start = Instant::now();
+    let r = span.in_scope(f);
+    finish_backend(&span, backend, op, r.is_ok(), start);
+    r
+}
+
+fn backend_span(backend: &'static str, op: &'static str) -> tracing::Span {
+    tracing::info_span!(
+        target: "signet::telemetry",
+        "backend",
+        otel.name = format_args!("backend.{op}"),
+        signet.backend = backend,
+        signet.operation = op,
+        otel.status_code = Empty,
+    )
+}
+
+fn finish_backend(
+    span: &tracing::Span,
+    backend: &'static str,
+    op: &'static str,
+    ok: bool,
+    start: Instant,
+) {
+    if !ok {
+        span.record("otel.status_code", "error");
+    }
+    super::metrics::get().backend(backend, op, ok, start.elapsed());
+}
+
+/// Runs one replay-store check (`Ok(true)`: fresh) in a
+/// `replay_store.check` child span and counts its result.
+pub async fn replay_check(
+    store: &'static str,
+    f: impl Future<Output = Result<bool>>,
+) -> Result<bool> {
+    let span = tracing::info_span!(
+        target: "signet::telemetry",
+        "replay_store.check",
+        signet.replay_store = store,
+        signet.replay.result = Empty,
+        otel.status_code = Empty,
+    );
+    let r = f.instrument(span.clone()).await;
+    let result = match &r {
+        Ok(true) => "fresh",
+        Ok(false) => "replay",
+        Err(_) => "error",
+    };
+    span.record("signet.replay.result", result);
+    if r.is_err() {
+        span.record("otel.status_code", "error");
+    }
+    super::metrics::get().replay_check(store, result);
+    r
+}
+
+/// Reads W3C trace context from request headers (gRPC metadata).
+struct Headers<'a>(&'a http::HeaderMap);
+
+impl Extractor for Headers<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|k| k.as_str()).collect()
+    }
+}
+
+/// The layer: outermost, so its span and timing cover authentication.
+#[derive(Clone, Debug, Default)]
+pub struct TelemetryLayer;
+
+impl<S> tower::Layer<S> for TelemetryLayer {
+    type Service = TelemetryService<S>;
+    fn layer(&self, inner: S) -> TelemetryService<S> {
+        TelemetryService { inner }
+    }
+}
+
+/// The layer's service.
+#[derive(Clone, Debug)]
+pub struct TelemetryService<S> {
+    inner: S,
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// The service and method of `path` when signet serves them; "unknown"
+/// otherwise, so a caller cannot mint metric labels or span names.
+fn known(path: &str) -> (&'static str, &'static str) {
+    const SERVICES: [&str; 4] = [
+        "signet.v1.Signer",
+        "signet.v1.KeyAdmin",
+        "grpc.reflection.v1.ServerReflection",
+        "grpc.reflection.v1alpha.ServerReflection",
+    ];
+    const METHODS: [&str; 18] = [
+        "Sign",
+        "Verify",
+        "GetPublicKey",
+        "GetJwks",
+        "SignHttpRequest",
+        "VerifyHttpRequest",
+        "ListHttpProfiles",
+        "CreateKey",
+        "ImportKey",
+        "RotateKey",
+        "PromoteKeyVersion",
+        "DisableKeyVersion",
+        "EnableKeyVersion",
+        "DestroyKeyVersion",
+        "RestoreKeyVersion",
+        "GetKey",
+        "ListKeys",
+        "ServerReflectionInfo",
+    ];
+    let Some((svc, m)) = path.split_once('/') else {
+        return ("unknown", "unknown");
+    };
+    match (
+        SERVICES.iter().find(|s| **s == svc),
+        METHODS.iter().find(|x| **x == m),
+    ) {
+        (Some(s), Some(m)) => (s, m),
+        _ => ("unknown", "unknown"),
+    }
+}
+
+/// gRPC codes that are the server's fault (OpenTelemetry's RPC conventions).
+fn server_error(code: tonic::Code) -> bool {
+    use tonic::Code::*;
+    matches!(
+        code,
+        Unknown | DeadlineExceeded | Unimplemented | Internal | Unavailable | DataLoss
+    )
+}
+
+fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code::*;
+    match code {
+        Ok => "OK",
+        Cancelled => "CANCELLED",
+        Unknown => "UNKNOWN",
+        InvalidArgument => "INVALID_ARGUMENT",
+        DeadlineExceeded => "DEADLINE_EXCEEDED",
+        NotFound => "NOT_FOUND",
+        AlreadyExists => "ALREADY_EXISTS",
+        PermissionDenied => "PERMISSION_DENIED",
+        ResourceExhausted => "RESOURCE_EXHAUSTED",
+        FailedPrecondition => "FAILED_PRECONDITION",
+        Aborted => "ABORTED",
+        OutOfRange => "OUT_OF_RANGE",
+        Unimplemented => "UNIMPLEMENTED",
+        Internal => "INTERNAL",
+        Unavailable => "UNAVAILABLE",
+        DataLoss => "DATA_LOSS",
+        Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+impl<S, B> tower::Service<http::Request<B>> for TelemetryService<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFuture<std::result::Result<S::Response, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<std::result::Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let path = req.uri().path().trim_start_matches('/').to_string();
+        // Probes call health every few seconds: no span, no count.
+        if path.starts_with("grpc.health.v1.Health/") {
+            return Box::pin(inner.call(req));
+        }
+        let (service, method) = known(&path);
+        let path = if service == "unknown" {
+            "unknown".to_string()
+        } else {
+            path
+        };
+        let span = tracing::info_span!(
+            target: "signet::telemetry",
+            "rpc",
+            otel.name = %path,
+            otel.kind = "server",
+            otel.status_code = Empty,
+            rpc.system = "grpc",
+            rpc.service = %service,
+            rpc.method = %method,
+            rpc.grpc.status_code = Empty,
+            signet.request_id = Empty,
+            signet.identity = Empty,
+            signet.key = Empty,
+            signet.key_version = Empty,
+            signet.algorithm = Empty,
+            signet.profile = Empty,
+        );
+        let parent = TraceContextPropagator::new().extract(&Headers(req.headers()));
+        if parent.span().span_context().is_valid() {
+            let _ = span.set_parent(parent);
+        }
+        let info = Arc::new(CallInfo {
+            span: span.clone(),
+            algorithm: Mutex::new(""),
+        });
+        let start = Instant::now();
+        let fut = CALL.sync_scope(info.clone(), || span.in_scope(|| inner.call(req)));
+        Box::pin(CALL.scope(info.clone(), async move {
+            let r = fut.instrument(info.span.clone()).await;
+            let code = match &r {
+                Ok(resp) => resp
+                    .headers()
+                    .get("grpc-status")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<i32>().ok())
+                    .map(tonic::Code::from)
+                    .unwrap_or(tonic::Code::Ok),
+                Err(_) => tonic::Code::Internal,
+            };
+            info.span.record("rpc.grpc.status_code", code as i64);
+            if server_error(code) {
+                info.span.record("otel.status_code", "error");
+            }
+            let algorithm = *info.algorithm.lock();
+            super::metrics::get().rpc(service, method, algorithm, code_name(code), start.elapsed());
+            r
+        }))
+    }
+}
