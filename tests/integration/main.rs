@@ -14,6 +14,7 @@ mod memory {
 mod http_rotation;
 mod pkcs11;
 mod redis;
+mod replicas;
 mod security;
 mod server;
 mod telemetry;

@@ -131,7 +131,7 @@ mod conformance_on_softhsm {
     conformance_suite!(super::start_fresh());
 }
 
-fn fresh_label() -> String {
+pub(crate) fn fresh_label() -> String {
     format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..30])
 }
 
@@ -462,7 +462,7 @@ fn open_backend(cfg: &Pkcs11Config) -> signet::keys::pkcs11::Pkcs11Backend {
 }
 
 /// A `signet serve` child process on a token, so a test can kill it.
-struct Child {
+pub(crate) struct Child {
     proc: std::process::Child,
     endpoint: String,
     log: Arc<parking_lot::Mutex<String>>,
@@ -470,10 +470,15 @@ struct Child {
 
 impl Child {
     fn spawn(cfg: &Pkcs11Config) -> Child {
+        Self::spawn_with(cfg, "")
+    }
+
+    /// With `extra` appended to the config file.
+    pub(crate) fn spawn_with(cfg: &Pkcs11Config, extra: &str) -> Child {
         use std::io::BufRead;
         let path = write_config(
             cfg,
-            "[keys]\ntick_interval = \"100ms\"\ndestroy_delay = \"0s\"\n[log]\nlevel = \"info\"\n",
+            &format!("[keys]\ntick_interval = \"100ms\"\ndestroy_delay = \"0s\"\n[log]\nlevel = \"info\"\n{extra}"),
         );
         let mut proc = std::process::Command::new(env!("CARGO_BIN_EXE_signet"))
             .args(["serve", "--listen", "127.0.0.1:0", "--config"])
@@ -513,13 +518,17 @@ impl Child {
         }
     }
 
-    async fn admin(&self) -> pb::key_admin_client::KeyAdminClient<tonic::transport::Channel> {
+    pub(crate) async fn admin(
+        &self,
+    ) -> pb::key_admin_client::KeyAdminClient<tonic::transport::Channel> {
         pb::key_admin_client::KeyAdminClient::connect(self.endpoint.clone())
             .await
             .unwrap()
     }
 
-    async fn signer(&self) -> pb::signer_client::SignerClient<tonic::transport::Channel> {
+    pub(crate) async fn signer(
+        &self,
+    ) -> pb::signer_client::SignerClient<tonic::transport::Channel> {
         pb::signer_client::SignerClient::connect(self.endpoint.clone())
             .await
             .unwrap()

@@ -13,9 +13,9 @@ use signet::http::replay::{RedisReplayStore, ReplayStore};
 use crate::server::spawn_serve_env;
 use crate::support::TestServer;
 
-struct Redis {
+pub(crate) struct Redis {
     child: Child,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl Drop for Redis {
@@ -25,7 +25,7 @@ impl Drop for Redis {
     }
 }
 
-fn redis_server() -> Redis {
+pub(crate) fn redis_server() -> Redis {
     redis_server_with(&[])
 }
 
