@@ -87,8 +87,16 @@ impl Lifecycle {
     }
 
     async fn update(&self, f: impl FnOnce(&mut State)) {
-        f(&mut self.state.lock());
-        self.publish().await;
+        let changed = {
+            let mut st = self.state.lock();
+            let before = *st;
+            f(&mut st);
+            *st != before
+        };
+        // Health watchers are told of changes only.
+        if changed {
+            self.publish().await;
+        }
     }
 
     async fn publish(&self) {
@@ -161,4 +169,56 @@ pub async fn serve(
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(|e| format!("admin port: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tonic_health::pb::health_server::Health;
+    use tonic_health::pb::HealthCheckRequest;
+
+    async fn status(l: &Lifecycle, service: &str) -> i32 {
+        HealthService::from_health_reporter(l.reporter.clone())
+            .check(tonic::Request::new(HealthCheckRequest {
+                service: service.into(),
+            }))
+            .await
+            .unwrap()
+            .into_inner()
+            .status
+    }
+
+    const SERVING: i32 = ServingStatus::Serving as i32;
+    const NOT_SERVING: i32 = ServingStatus::NotServing as i32;
+
+    #[tokio::test]
+    async fn readiness_follows_start_up_dependencies_and_draining() {
+        let l = Lifecycle::new().await;
+        // Starting: alive, not ready.
+        assert_eq!(status(&l, LIVENESS).await, SERVING);
+        assert_eq!(status(&l, "").await, NOT_SERVING);
+        l.set_dependencies(true, true).await;
+        assert_eq!(status(&l, "").await, NOT_SERVING, "not started yet");
+        l.set_started().await;
+        for svc in ["", "signet.v1.Signer", "signet.v1.KeyAdmin"] {
+            assert_eq!(status(&l, svc).await, SERVING, "{svc:?}");
+        }
+        // The replay store fails: only the Signer (webhook verification).
+        l.set_dependencies(true, false).await;
+        assert_eq!(status(&l, "").await, SERVING);
+        assert_eq!(status(&l, "signet.v1.KeyAdmin").await, SERVING);
+        assert_eq!(status(&l, "signet.v1.Signer").await, NOT_SERVING);
+        // The backend fails: nothing is ready.
+        l.set_dependencies(false, true).await;
+        assert_eq!(status(&l, "").await, NOT_SERVING);
+        assert!(!l.ready());
+        l.set_dependencies(true, true).await;
+        assert!(l.ready());
+        // Draining: not ready, still alive; stopped: not alive either.
+        l.set_draining().await;
+        assert_eq!(status(&l, "").await, NOT_SERVING);
+        assert_eq!(status(&l, LIVENESS).await, SERVING);
+        l.set_stopped().await;
+        assert_eq!(status(&l, LIVENESS).await, NOT_SERVING);
+    }
 }
