@@ -1,0 +1,217 @@
+{{/*
+Names and labels.
+*/}}
+{{- define "signet.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "signet.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "signet.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "signet.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "signet.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "signet.labels" -}}
+helm.sh/chart: {{ include "signet.chart" . }}
+{{ include "signet.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{- define "signet.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "signet.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "signet.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/*
+Secret names: the user's existing Secret, or the one this chart creates.
+*/}}
+{{- define "signet.pinSecretName" -}}
+{{- default (printf "%s-pin" (include "signet.fullname" .)) .Values.pkcs11.existingSecret }}
+{{- end }}
+
+{{- define "signet.tokensSecretName" -}}
+{{- default (printf "%s-tokens" (include "signet.fullname" .)) .Values.auth.tokensExistingSecret }}
+{{- end }}
+
+{{- define "signet.redisSecretName" -}}
+{{- default (printf "%s-redis" (include "signet.fullname" .)) .Values.redis.existingSecret }}
+{{- end }}
+
+{{/*
+Fixed paths and ports (docs: helm/signet/README.md).
+*/}}
+{{- define "signet.grpcPort" -}}50051{{- end }}
+{{- define "signet.adminPort" -}}9090{{- end }}
+
+{{/*
+A value as TOML: strings, numbers and booleans through toJson (JSON's string
+escapes are a subset of TOML's basic-string escapes), lists as TOML arrays,
+maps as inline tables. Nulls cannot be written in TOML and fail the render.
+*/}}
+{{- define "signet.tomlValue" -}}
+{{- $v := . -}}
+{{- if kindIs "map" $v -}}
+{ {{- $first := true -}}
+{{- range $k, $x := $v -}}
+{{- if not $first }}, {{ end -}}
+{{- $first = false -}}
+{{- include "signet.tomlKey" $k }} = {{ include "signet.tomlValue" $x -}}
+{{- end -}} }
+{{- else if kindIs "slice" $v -}}
+[{{- range $i, $x := $v -}}
+{{- if $i }}, {{ end -}}
+{{- include "signet.tomlValue" $x -}}
+{{- end -}}]
+{{- else if kindIs "invalid" $v -}}
+{{- fail "signet.toml: a null value cannot be written to TOML; remove the key instead" -}}
+{{- else if kindIs "float64" $v -}}
+{{- if eq $v (floor $v) -}}{{- int64 $v -}}{{- else -}}{{- toJson $v -}}{{- end -}}
+{{- else -}}
+{{- toJson $v -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "signet.tomlKey" -}}
+{{- if regexMatch "^[A-Za-z0-9_-]+$" . -}}{{ . }}{{- else -}}{{ toJson . }}{{- end -}}
+{{- end -}}
+
+{{/*
+The key = value lines of a map, one per line, "name" first.
+*/}}
+{{- define "signet.tomlLines" -}}
+{{- if hasKey . "name" }}
+name = {{ include "signet.tomlValue" .name }}
+{{- end }}
+{{- range $k, $v := omit . "name" }}
+{{ include "signet.tomlKey" $k }} = {{ include "signet.tomlValue" $v }}
+{{- end }}
+{{- end -}}
+
+{{/*
+Whole seconds (rounded up) of a duration written as a number and one unit:
+ms, s, m or h (values.schema.json admits only that form).
+*/}}
+{{- define "signet.durationSeconds" -}}
+{{- $d := toString . -}}
+{{- if not (regexMatch "^[0-9]+(ms|s|m|h)$" $d) -}}
+{{- fail (printf "%q is not a duration of the form 5s, 500ms, 2m or 1h" $d) -}}
+{{- end -}}
+{{- $n := regexFind "^[0-9]+" $d | int64 -}}
+{{- $unit := trimPrefix (regexFind "^[0-9]+" $d) $d -}}
+{{- if eq $unit "ms" -}}{{ div (add $n 999) 1000 }}
+{{- else if eq $unit "s" -}}{{ $n }}
+{{- else if eq $unit "m" -}}{{ mul $n 60 }}
+{{- else -}}{{ mul $n 3600 }}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The PodDisruptionBudget must let at least one pod be evicted at the smallest
+replica count (replicaCount, or autoscaling.minReplicas), or node drains
+hang. Percentages are rounded up, as Kubernetes does.
+*/}}
+{{- define "signet.validatePdb" -}}
+{{- $pdb := .Values.podDisruptionBudget -}}
+{{- if $pdb.enabled -}}
+{{- $n := int (ternary .Values.autoscaling.minReplicas .Values.replicaCount .Values.autoscaling.enabled) -}}
+{{- $allowed := 0 -}}
+{{- if not (kindIs "invalid" $pdb.minAvailable) -}}
+{{- $min := 0 -}}
+{{- $v := toString $pdb.minAvailable -}}
+{{- if hasSuffix "%" $v -}}
+{{- $min = div (add (mul (int (trimSuffix "%" $v)) $n) 99) 100 -}}
+{{- else -}}
+{{- $min = int $v -}}
+{{- end -}}
+{{- $allowed = sub $n $min -}}
+{{- else -}}
+{{- $v := toString $pdb.maxUnavailable -}}
+{{- if hasSuffix "%" $v -}}
+{{- $allowed = div (add (mul (int (trimSuffix "%" $v)) $n) 99) 100 -}}
+{{- else -}}
+{{- $allowed = int $v -}}
+{{- end -}}
+{{- end -}}
+{{- if lt (int $allowed) 1 -}}
+{{- fail (printf "podDisruptionBudget allows no eviction with %d replica(s) (replicaCount, or autoscaling.minReplicas): node drains would hang. Use maxUnavailable: 1, a lower minAvailable, or more replicas" $n) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Checks the values cannot express in values.schema.json. Included by the
+ConfigMap, so every render runs them.
+*/}}
+{{- define "signet.validate" -}}
+{{- if not .Values.server.tls.existingSecret }}
+{{- fail "server.tls.existingSecret is required: signet refuses to listen on 0.0.0.0 without TLS (create a Secret with tls.crt and tls.key)" }}
+{{- end }}
+{{- if not .Values.auth.identities }}
+{{- fail "auth.identities needs at least one identity: signet refuses to listen on 0.0.0.0 without [[auth.identities]]" }}
+{{- end }}
+{{- if and (eq .Values.backend.type "memory") (or .Values.autoscaling.enabled (gt (int .Values.replicaCount) 1)) }}
+{{- fail "backend.type \"memory\" runs a single pod only: keys live in each pod's memory, so every replica would have different keys. Set replicaCount: 1 and autoscaling.enabled: false, or use backend.type \"pkcs11\" (an HSM shared by all replicas)" }}
+{{- end }}
+{{- $grace := int .Values.terminationGracePeriodSeconds }}
+{{- $drain := int (include "signet.durationSeconds" .Values.server.drainDelay) }}
+{{- $needed := add $drain (int .Values.server.shutdownTimeoutSeconds) }}
+{{- if le $grace $needed }}
+{{- fail (printf "terminationGracePeriodSeconds (%d) must exceed server.drainDelay + server.shutdownTimeoutSeconds (%d s)" $grace $needed) }}
+{{- end }}
+{{- include "signet.validatePdb" . }}
+{{- if eq .Values.backend.type "pkcs11" }}
+{{- if not .Values.pkcs11.modulePath }}
+{{- fail "pkcs11.modulePath is required with backend.type pkcs11" }}
+{{- end }}
+{{- if eq (empty .Values.pkcs11.tokenLabel) (empty .Values.pkcs11.tokenSerial) }}
+{{- fail "pkcs11: set exactly one of tokenLabel and tokenSerial" }}
+{{- end }}
+{{- if eq (empty .Values.pkcs11.pin) (empty .Values.pkcs11.existingSecret) }}
+{{- fail "pkcs11: set exactly one of existingSecret (preferred) and pin" }}
+{{- end }}
+{{- if and .Values.pkcs11.destroyOrphans (or .Values.autoscaling.enabled (gt (int .Values.replicaCount) 1)) }}
+{{- fail "pkcs11.destroyOrphans must be false when several pods share the token (autoscaling or replicaCount > 1)" }}
+{{- end }}
+{{- end }}
+{{- if .Values.redis.enabled }}
+{{- if eq (empty .Values.redis.url) (empty .Values.redis.existingSecret) }}
+{{- fail "redis: set exactly one of existingSecret (preferred) and url" }}
+{{- end }}
+{{- end }}
+{{- if .Values.autoscaling.enabled }}
+{{- if gt (int .Values.autoscaling.minReplicas) (int .Values.autoscaling.maxReplicas) }}
+{{- fail "autoscaling.minReplicas must not exceed autoscaling.maxReplicas" }}
+{{- end }}
+{{- end }}
+{{- end }}
