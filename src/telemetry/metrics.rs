@@ -252,15 +252,15 @@ impl Metrics {
     /// One gRPC call.
     pub fn rpc(
         &self,
-        service: &str,
-        method: &str,
+        service: &'static str,
+        method: &'static str,
         algorithm: &'static str,
         outcome: &'static str,
         elapsed: Duration,
     ) {
         let attrs = [
-            KeyValue::new("service", service.to_string()),
-            KeyValue::new("method", method.to_string()),
+            KeyValue::new("service", service),
+            KeyValue::new("method", method),
             KeyValue::new("algorithm", algorithm),
             KeyValue::new("outcome", outcome),
         ];

@@ -142,6 +142,9 @@ pub fn init(level: &str, format: LogFormat, config: &TelemetryConfig) -> Result<
         .with(fmt)
         .with(otel)
         .try_init();
+    if tracer.is_some() {
+        rpc::enable_spans();
+    }
     if traces || otlp_metrics {
         tracing::info!(
             traces,

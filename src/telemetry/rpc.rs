@@ -27,6 +27,19 @@ tokio::task_local! {
     static CALL: Arc<CallInfo>;
 }
 
+/// Whether spans go anywhere (OTLP export is on). Off, no span is made at
+/// all: a span nobody reads still costs the subscriber's bookkeeping.
+static SPANS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Turns span creation on (when traces are exported).
+pub fn enable_spans() {
+    SPANS.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn spans() -> bool {
+    SPANS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// What the handlers learn about a call, for its span and metrics.
 struct CallInfo {
     span: tracing::Span,
@@ -97,6 +110,9 @@ pub fn backend_sync<T>(
 }
 
 fn backend_span(backend: &'static str, op: &'static str) -> tracing::Span {
+    if !spans() {
+        return tracing::Span::none();
+    }
     tracing::info_span!(
         target: "signet::telemetry",
         "backend",
@@ -126,13 +142,17 @@ pub async fn replay_check(
     store: &'static str,
     f: impl Future<Output = Result<bool>>,
 ) -> Result<bool> {
-    let span = tracing::info_span!(
-        target: "signet::telemetry",
-        "replay_store.check",
-        signet.replay_store = store,
-        signet.replay.result = Empty,
-        otel.status_code = Empty,
-    );
+    let span = if !spans() {
+        tracing::Span::none()
+    } else {
+        tracing::info_span!(
+            target: "signet::telemetry",
+            "replay_store.check",
+            signet.replay_store = store,
+            signet.replay.result = Empty,
+            otel.status_code = Empty,
+        )
+    };
     let r = f.instrument(span.clone()).await;
     let result = match &r {
         Ok(true) => "fresh",
@@ -283,26 +303,32 @@ where
         } else {
             path
         };
-        let span = tracing::info_span!(
-            target: "signet::telemetry",
-            "rpc",
-            otel.name = %path,
-            otel.kind = "server",
-            otel.status_code = Empty,
-            rpc.system = "grpc",
-            rpc.service = %service,
-            rpc.method = %method,
-            rpc.grpc.status_code = Empty,
-            signet.request_id = Empty,
-            signet.identity = Empty,
-            signet.key = Empty,
-            signet.key_version = Empty,
-            signet.algorithm = Empty,
-            signet.profile = Empty,
-        );
-        let parent = TraceContextPropagator::new().extract(&Headers(req.headers()));
-        if parent.span().span_context().is_valid() {
-            let _ = span.set_parent(parent);
+        let span = if !spans() {
+            tracing::Span::none()
+        } else {
+            tracing::info_span!(
+                target: "signet::telemetry",
+                "rpc",
+                otel.name = %path,
+                otel.kind = "server",
+                otel.status_code = Empty,
+                rpc.system = "grpc",
+                rpc.service = %service,
+                rpc.method = %method,
+                rpc.grpc.status_code = Empty,
+                signet.request_id = Empty,
+                signet.identity = Empty,
+                signet.key = Empty,
+                signet.key_version = Empty,
+                signet.algorithm = Empty,
+                signet.profile = Empty,
+            )
+        };
+        if spans() && req.headers().contains_key("traceparent") {
+            let parent = TraceContextPropagator::new().extract(&Headers(req.headers()));
+            if parent.span().span_context().is_valid() {
+                let _ = span.set_parent(parent);
+            }
         }
         let info = Arc::new(CallInfo {
             span: span.clone(),
