@@ -183,6 +183,41 @@ async fn two_replicas_on_one_token_and_one_redis_agree_on_keys_rotations_and_rep
     let numbers: Vec<u32> = k.versions.iter().map(|v| v.version).collect();
     assert_eq!(numbers, (1..=n as u32).collect::<Vec<_>>());
 
+    // Both replicas hold the same material for every version: what one
+    // signs with the scheduled key, the other verifies (HMAC: the same
+    // secret on both sides).
+    for (signer, verifier) in [(&a, &b), (&b, &a)] {
+        eventually(
+            "the other replica verifies the scheduled key's signature",
+            || async {
+                let s = signer
+                    .signer()
+                    .await
+                    .sign(pb::SignRequest {
+                        key: "scheduled".into(),
+                        input: Some(pb::sign_request::Input::Message(b"settle".to_vec())),
+                        ..Default::default()
+                    })
+                    .await
+                    .unwrap()
+                    .into_inner();
+                verifier
+                    .signer()
+                    .await
+                    .verify(pb::VerifyRequest {
+                        key: "scheduled".into(),
+                        input: Some(pb::verify_request::Input::Message(b"settle".to_vec())),
+                        signature: s.signature,
+                        version: s.version,
+                        ..Default::default()
+                    })
+                    .await
+                    .is_ok_and(|r| r.into_inner().valid)
+            },
+        )
+        .await;
+    }
+
     // Webhooks: the HMAC key lives on the token too; a delivery signed by
     // A verifies once, on whichever replica sees it first, and its replay
     // is refused by the other.

@@ -128,6 +128,12 @@ impl Drop for Serve {
 
 impl Serve {
     fn start(config: &Path, env: &[(&str, &str)]) -> Serve {
+        Self::spawn(config, env, true)
+    }
+
+    /// Waits for the admin port only, and for the gRPC port too if
+    /// `grpc`.
+    fn spawn(config: &Path, env: &[(&str, &str)], grpc: bool) -> Serve {
         let mut child = Command::new(env!("CARGO_BIN_EXE_signet"))
             .args(["serve", "--config"])
             .arg(config)
@@ -152,7 +158,7 @@ impl Serve {
             log,
         };
         let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline && (s.grpc.is_empty() || s.admin.is_empty()) {
+        while Instant::now() < deadline && ((grpc && s.grpc.is_empty()) || s.admin.is_empty()) {
             for line in s.log.lock().unwrap().iter() {
                 let addr = line
                     .find("address=")
@@ -166,7 +172,7 @@ impl Serve {
             std::thread::sleep(Duration::from_millis(20));
         }
         assert!(
-            !s.grpc.is_empty() && !s.admin.is_empty(),
+            (!grpc || !s.grpc.is_empty()) && !s.admin.is_empty(),
             "no addresses: {:#?}",
             s.log.lock().unwrap()
         );
@@ -860,4 +866,43 @@ async fn sigterm_under_load_answers_every_call_it_accepted() {
     assert!(audited.iter().all(|l| l.contains("\"outcome\":\"ok\"")));
     assert_eq!(audited.len(), ok, "{total:?}");
     s.wait_log(0, "signet stopped");
+}
+
+/// While signet starts (here: waiting for a Redis that does not answer),
+/// the admin port is up and says alive but not ready; the gRPC port is not
+/// listening yet. Start-up then fails with a clear error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alive_but_not_ready_during_start_up() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(
+        dir.path(),
+        "signet.toml",
+        &format!(
+            "{BASE}\n[http]\nreplay_store = \"redis\"\nredis_url = \"redis://127.0.0.1:{port}\"\n"
+        ),
+    );
+    let mut s = Serve::spawn(&config, &[], false);
+    assert_eq!(s.admin_health("liveness").await, ServingStatus::Serving);
+    for svc in ["", "signet.v1.Signer", "signet.v1.KeyAdmin"] {
+        assert_eq!(
+            s.admin_health(svc).await,
+            ServingStatus::NotServing,
+            "{svc:?}"
+        );
+    }
+    let text = scrape(&s.admin);
+    assert_eq!(sample(&text, "signet_ready"), Some(0.0), "{text}");
+    assert!(s.grpc.is_empty(), "the gRPC port is not up yet");
+    let status = tokio::task::spawn_blocking(move || {
+        let st = s.child.wait();
+        (st, s)
+    })
+    .await
+    .unwrap();
+    assert!(!status.0.unwrap().success());
+    // The reader thread may still be draining the last lines.
+    status.1.wait_log(0, "Redis");
 }

@@ -290,20 +290,38 @@ impl Registry {
                 continue;
             }
             let existing = self.keys.read().get(&record.name).cloned();
-            let mut material = match &existing {
+            let (mut material, labels) = match &existing {
                 Some(e) => {
                     let st = e.state.read();
                     if st.record == record {
                         continue;
                     }
-                    st.material.clone()
+                    let labels: HashMap<u32, String> = st
+                        .record
+                        .versions
+                        .iter()
+                        .map(|v| (v.version, v.label.clone()))
+                        .collect();
+                    (st.material.clone(), labels)
                 }
-                None => HashMap::new(),
+                None => (HashMap::new(), HashMap::new()),
             };
             for v in &record.versions {
                 if v.state == VersionState::Destroyed {
                     material.remove(&v.version);
                     continue;
+                }
+                // The same version number with another label: two replicas
+                // raced and the store kept the other's record (a token that
+                // does not show one process's new objects to another at
+                // once, such as SoftHSM2, can let both writes through).
+                // Converge on the stored version's material.
+                if labels.get(&v.version).is_some_and(|l| *l != v.label) {
+                    tracing::warn!(
+                        key = %record.name, version = v.version,
+                        "version replaced by another replica's after a write race; using the stored one"
+                    );
+                    material.remove(&v.version);
                 }
                 if material.contains_key(&v.version) {
                     continue;
