@@ -248,29 +248,6 @@ fn server_error(code: tonic::Code) -> bool {
     )
 }
 
-fn code_name(code: tonic::Code) -> &'static str {
-    use tonic::Code::*;
-    match code {
-        Ok => "OK",
-        Cancelled => "CANCELLED",
-        Unknown => "UNKNOWN",
-        InvalidArgument => "INVALID_ARGUMENT",
-        DeadlineExceeded => "DEADLINE_EXCEEDED",
-        NotFound => "NOT_FOUND",
-        AlreadyExists => "ALREADY_EXISTS",
-        PermissionDenied => "PERMISSION_DENIED",
-        ResourceExhausted => "RESOURCE_EXHAUSTED",
-        FailedPrecondition => "FAILED_PRECONDITION",
-        Aborted => "ABORTED",
-        OutOfRange => "OUT_OF_RANGE",
-        Unimplemented => "UNIMPLEMENTED",
-        Internal => "INTERNAL",
-        Unavailable => "UNAVAILABLE",
-        DataLoss => "DATA_LOSS",
-        Unauthenticated => "UNAUTHENTICATED",
-    }
-}
-
 impl<S, B> tower::Service<http::Request<B>> for TelemetryService<S>
 where
     S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>
@@ -353,7 +330,13 @@ where
                 info.span.record("otel.status_code", "error");
             }
             let algorithm = *info.algorithm.lock();
-            super::metrics::get().rpc(service, method, algorithm, code_name(code), start.elapsed());
+            super::metrics::get().rpc(
+                service,
+                method,
+                algorithm,
+                crate::audit::code_name(code),
+                start.elapsed(),
+            );
             r
         }))
     }
