@@ -38,6 +38,10 @@ fn env(name: &str) -> Option<String> {
 
 /// Where OTLP goes, from the standard variables: (traces on, metrics on).
 fn otlp_wanted() -> Result<(bool, bool), String> {
+    otlp_wanted_from(env)
+}
+
+fn otlp_wanted_from(env: impl Fn(&str) -> Option<String>) -> Result<(bool, bool), String> {
     if env("OTEL_SDK_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
         return Ok((false, false));
     }
@@ -52,6 +56,18 @@ fn otlp_wanted() -> Result<(bool, bool), String> {
                     "{var}={p}: signet exports OTLP over gRPC only; set it to \"grpc\" or unset it"
                 ));
             }
+        }
+    }
+    for var in [
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+    ] {
+        if env(var).is_some_and(|e| e.trim().to_ascii_lowercase().starts_with("https:")) {
+            return Err(format!(
+                "{var}: signet sends OTLP to a plaintext gRPC endpoint (http://...), such as a \
+                 collector on the node or in the cluster; TLS to the collector is not built in"
+            ));
         }
     }
     let common = env("OTEL_EXPORTER_OTLP_ENDPOINT").is_some();
@@ -153,4 +169,48 @@ pub fn init(level: &str, format: LogFormat, config: &TelemetryConfig) -> Result<
         );
     }
     Ok(Telemetry { tracer })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::otlp_wanted_from;
+
+    fn wanted(vars: &[(&str, &str)]) -> Result<(bool, bool), String> {
+        otlp_wanted_from(|k| {
+            vars.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        })
+    }
+
+    #[test]
+    fn otlp_follows_the_standard_variables() {
+        assert_eq!(wanted(&[]), Ok((false, false)));
+        let ep = ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317");
+        assert_eq!(wanted(&[ep]), Ok((true, true)));
+        assert_eq!(
+            wanted(&[ep, ("OTEL_SDK_DISABLED", "true")]),
+            Ok((false, false))
+        );
+        assert_eq!(
+            wanted(&[ep, ("OTEL_TRACES_EXPORTER", "none")]),
+            Ok((false, true))
+        );
+        assert_eq!(
+            wanted(&[ep, ("OTEL_METRICS_EXPORTER", "none")]),
+            Ok((true, false))
+        );
+        assert_eq!(
+            wanted(&[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://c:4317")]),
+            Ok((true, false))
+        );
+        assert_eq!(
+            wanted(&[ep, ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")]),
+            Ok((true, true))
+        );
+        let e = wanted(&[ep, ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")]).unwrap_err();
+        assert!(e.contains("gRPC only"), "{e}");
+        let e = wanted(&[("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "https://c:4317")]).unwrap_err();
+        assert!(e.contains("plaintext"), "{e}");
+    }
 }
