@@ -640,6 +640,8 @@ BAD_FOR_SCHEMA = [
     ("TLS version", {"server": {"tls": {"minVersion": "1.1"}}}),
     ("service type", {"service": {"type": "LoadBalancer"}}),
     ("volume with a name", {"pkcs11": {"volume": {"name": "x", "emptyDir": {}}}}),
+    # signet refuses https:// OTLP endpoints at start-up (plaintext collector only).
+    ("https OTLP endpoint", {"telemetry": {"otlpEndpoint": "https://collector:4317"}}),
 ]
 
 
