@@ -269,24 +269,25 @@ where
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let path = req.uri().path().trim_start_matches('/').to_string();
+        let path = req.uri().path().trim_start_matches('/');
         // Probes call health every few seconds: no span, no count.
         if path.starts_with("grpc.health.v1.Health/") {
             return Box::pin(inner.call(req));
         }
-        let (service, method) = known(&path);
-        let path = if service == "unknown" {
-            "unknown".to_string()
-        } else {
-            path
-        };
+        let (service, method) = known(path);
         let span = if !spans() {
             tracing::Span::none()
         } else {
+            // The span's name is only built when spans are exported.
+            let name = if service == "unknown" {
+                "unknown".to_string()
+            } else {
+                format!("{service}/{method}")
+            };
             tracing::info_span!(
                 target: "signet::telemetry",
                 "rpc",
-                otel.name = %path,
+                otel.name = %name,
                 otel.kind = "server",
                 otel.status_code = Empty,
                 rpc.system = "grpc",
