@@ -324,11 +324,18 @@ fn spawn_health_monitor(
             lifecycle.set_dependencies(now.0, now.1).await;
             if last != Some(now) {
                 match (&backend, &store) {
-                    (Ok(()), Ok(())) => tracing::info!("backend and replay store healthy: SERVING"),
-                    _ => tracing::error!(
-                        backend = backend.as_ref().err().map(|e| e.to_string()),
+                    (Ok(()), Ok(())) => {
+                        tracing::info!("backend and replay store healthy: SERVING")
+                    }
+                    (Err(b), _) => tracing::error!(
+                        backend = %b,
                         replay_store = store.as_ref().err().map(|e| e.to_string()),
-                        "unhealthy: NOT_SERVING"
+                        "backend unhealthy: NOT_SERVING"
+                    ),
+                    (Ok(()), Err(r)) => tracing::error!(
+                        replay_store = %r,
+                        "replay store unhealthy: signet.v1.Signer NOT_SERVING (webhook \
+                         verification fails closed; signing goes on)"
                     ),
                 }
                 last = Some(now);
