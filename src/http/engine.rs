@@ -594,17 +594,22 @@ pub async fn verify(
             .verify(key, None, Input::Message(b.clone()), sig.clone(), format)
             .await?;
         if v.valid {
-            matched = Some((v, sig));
+            matched = Some(v);
             break;
         }
     }
-    let Some((v, sig)) = matched else {
+    let Some(v) = matched else {
         return Ok(Verdict::fail(Reason::SignatureMismatch, t));
     };
-    // 6. Replay, only now that the request verified.
+    // 6. Replay, only now that the request verified. Without a nonce the
+    // key is a digest of the bytes the signature covers, never the
+    // signature's own bytes: an attacker can re-encode those (ECDSA's
+    // (r, n − s), a second DER or base64 spelling, a reordered or extra
+    // signature in the header) but cannot change what was signed without
+    // failing step 5.
     let replay_key = match &nonce {
         Some(n) => Some(n.as_bytes().to_vec()),
-        None if profile.reject_replayed_signatures => Some(sig),
+        None if profile.reject_replayed_signatures => Some(covered_digest(&b)),
         None => None,
     };
     if let Some(k) = replay_key {
@@ -624,6 +629,13 @@ pub async fn verify(
         key_version_id: v.key_version_id,
         timestamp: t,
     })
+}
+
+/// The replay identity of a request without a nonce: SHA-256 over the
+/// signed bytes (which hold the timestamp wherever the profile signs one).
+fn covered_digest(signed: &[u8]) -> Vec<u8> {
+    use sha2::Digest;
+    sha2::Sha256::digest(signed).to_vec()
 }
 
 #[cfg(test)]

@@ -96,6 +96,69 @@ fn read_uint(input: &[u8], max: usize) -> Result<(&[u8], &[u8])> {
     Ok((magnitude, rest))
 }
 
+/// The group order n of each curve, big-endian, at the curve's width
+/// (SEC 2 §2.4.2 and §2.5.1).
+fn order(curve: Curve) -> &'static [u8] {
+    match curve {
+        Curve::P256 => &[
+            0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+            0xff, 0xff, 0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2,
+            0xfc, 0x63, 0x25, 0x51,
+        ],
+        Curve::P384 => &[
+            0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+            0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xc7, 0x63, 0x4d, 0x81,
+            0xf4, 0x37, 0x2d, 0xdf, 0x58, 0x1a, 0x0d, 0xb2, 0x48, 0xb0, 0xa7, 0x7a, 0xec, 0xec,
+            0x19, 0x6a, 0xcc, 0xc5, 0x29, 0x73,
+        ],
+    }
+}
+
+/// The twin of a raw r‖s signature: (r, n − s), which verifies just as
+/// (r, s) does. `s` must be in 1..n, as any signer's is; a raw value of the
+/// wrong length or an s out of range is `INVALID_ARGUMENT`.
+pub fn twin(curve: Curve, raw: &[u8]) -> Result<Vec<u8>> {
+    let n = curve.size();
+    if raw.len() != 2 * n {
+        return Err(Error::invalid(ERR_RAW_LEN));
+    }
+    let mut out = raw.to_vec();
+    let s = &mut out[n..];
+    let mut borrow = 0i16;
+    for i in (0..n).rev() {
+        let d = i16::from(order(curve)[i]) - i16::from(s[i]) - borrow;
+        borrow = i16::from(d < 0);
+        s[i] = (d + (borrow << 8)) as u8;
+    }
+    if borrow != 0 || s.iter().all(|&b| b == 0) {
+        return Err(Error::invalid(ERR_DER));
+    }
+    Ok(out)
+}
+
+/// Puts a raw r‖s signature in low-S form: when s > n/2, s becomes n − s.
+///
+/// (r, s) and (r, n − s) both verify, so a signature made by signet is
+/// always emitted in the one form (the one BIP 62 and the libraries that
+/// normalise choose). The value is public, so this need not be
+/// constant-time.
+pub fn normalize_low_s(curve: Curve, raw: &mut [u8]) -> Result<()> {
+    let n = curve.size();
+    let other = twin(curve, raw)?;
+    // s > n/2 exactly when s > n − s; both have the curve's width, so
+    // byte order is numeric order.
+    if raw[n..] > other[n..] {
+        raw.copy_from_slice(&other);
+    }
+    Ok(())
+}
+
+/// Is the s of a raw r‖s signature at most n/2?
+pub fn is_low_s(curve: Curve, raw: &[u8]) -> bool {
+    let mut copy = raw.to_vec();
+    normalize_low_s(curve, &mut copy).is_ok() && copy == raw
+}
+
 fn strip_zeros(bytes: &[u8]) -> &[u8] {
     let first = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len());
     &bytes[first..]
@@ -140,6 +203,46 @@ mod tests {
         let err = der_to_raw(curve, der).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{der:02x?}");
         assert_eq!(err.message(), ERR_DER);
+    }
+
+    /// n − s against Python's big integers for a few values; n itself
+    /// and values below n/2 stay as they are.
+    #[test]
+    fn low_s_is_n_minus_s_above_half_the_order() {
+        for curve in [Curve::P256, Curve::P384] {
+            let w = curve.size();
+            let n = order(curve).to_vec();
+            // s = n − 1 (high) becomes 1; s = 1 stays.
+            let mut high = n.clone();
+            *high.last_mut().unwrap() -= 1;
+            let mut sig = [vec![7u8; w], high].concat();
+            normalize_low_s(curve, &mut sig).unwrap();
+            let mut one = vec![0u8; w];
+            one[w - 1] = 1;
+            assert_eq!(sig[w..], one[..]);
+            assert!(is_low_s(curve, &sig));
+            let before = sig.clone();
+            normalize_low_s(curve, &mut sig).unwrap();
+            assert_eq!(sig, before, "normalising twice changes nothing");
+            // floor(n/2) is low, floor(n/2) + 1 is high.
+            let mut half = vec![0u8; w];
+            let mut carry = 0u16;
+            for (i, b) in n.iter().enumerate() {
+                let v = (carry << 8) | u16::from(*b);
+                half[i] = (v >> 1) as u8;
+                carry = v & 1;
+            }
+            let sig = [vec![1u8; w], half.clone()].concat();
+            assert!(is_low_s(curve, &sig));
+            let mut above = half.clone();
+            *above.last_mut().unwrap() += 1;
+            let mut sig = [vec![1u8; w], above].concat();
+            assert!(!is_low_s(curve, &sig));
+            normalize_low_s(curve, &mut sig).unwrap();
+            assert!(is_low_s(curve, &sig));
+            // The raw length is checked.
+            assert!(normalize_low_s(curve, &mut vec![1u8; 2 * w - 1]).is_err());
+        }
     }
 
     #[test]

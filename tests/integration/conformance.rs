@@ -248,13 +248,35 @@ pub async fn digests_sign_like_messages(s: &TestServer) {
 }
 
 /// ECDSA raw r‖s has the fixed width and verifies in raw form; DER is DER.
+/// floor(n / 2) of P-256 and P-384 (SEC 2), big-endian hex.
+const HALF_ORDER_P256: &str = "7fffffff800000007fffffffffffffffde737d56d38bcf4279dce5617e3192a8";
+const HALF_ORDER_P384: &str = "7fffffffffffffffffffffffffffffffffffffffffffffffe3b1a6c0fa1b96efac0d06d9245853bd76760cb5666294b9";
+
 pub async fn ecdsa_raw_and_der(s: &TestServer) {
-    for (alg, width) in [
-        (Algorithm::EcdsaP256Sha256, 64),
-        (Algorithm::EcdsaP384Sha384, 96),
+    for (alg, width, half) in [
+        (Algorithm::EcdsaP256Sha256, 64, HALF_ORDER_P256),
+        (Algorithm::EcdsaP384Sha384, 96, HALF_ORDER_P384),
     ] {
         let name = format!("r-{}", alg.name().to_ascii_lowercase().replace('_', "-"));
         create(s, &name, alg).await;
+        // Every signature is low-S (s <= n/2), whichever backend made it:
+        // equal-width big-endian bytes compare as numbers.
+        let half = hex::decode(half).unwrap();
+        for i in 0..32u8 {
+            let raw = s
+                .signer()
+                .sign(pb::SignRequest {
+                    key: name.clone(),
+                    input: Some(sign_request::Input::Message(vec![i])),
+                    signature_format: pb::SignatureFormat::Raw as i32,
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .signature;
+            assert!(raw[width / 2..] <= half[..], "high S in signature {i}");
+        }
         let raw = s
             .signer()
             .sign(pb::SignRequest {

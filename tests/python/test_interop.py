@@ -340,6 +340,35 @@ def test_ecdsa_raw_and_der_formats(server, keys, info, tmp_path):
     assert not verify(server, info.key_name, tamper(raw.signature), MSG, fmt=common_pb2.SIGNATURE_FORMAT_RAW).valid
 
 
+# The group orders from SEC 2 (independent of signet's own table).
+CURVE_ORDER = {
+    256: 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551,
+    384: 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFC7634D81F4372DDF581A0DB248B0A77AECEC196ACCC52973,
+}
+
+
+@pytest.mark.parametrize("info", [BY_NAME["ECDSA_P256_SHA256"], BY_NAME["ECDSA_P384_SHA384"]], ids=["P256", "P384"])
+def test_ecdsa_signatures_are_low_s(server, keys, info):
+    """signet emits only (r, s) with s <= n/2, in both encodings, so it never
+    hands out the two spellings of one signature; each verifies with pyca."""
+    width = (info.size + 7) // 8
+    n = CURVE_ORDER[info.size]
+    pub = get_pem(server, info.key_name)[1]
+    for i in range(24):
+        msg = MSG + bytes([i])
+        r, s = utils.decode_dss_signature(sign(server, info.key_name, msg).signature)
+        assert 0 < s <= n // 2, f"high S from DER signature {i}"
+        raw = sign(server, info.key_name, msg, fmt=common_pb2.SIGNATURE_FORMAT_RAW).signature
+        s_raw = int.from_bytes(raw[width:], "big")
+        assert 0 < s_raw <= n // 2, f"high S from raw signature {i}"
+        crypto_verify(info, pub, raw_to_der(raw), msg)
+        # The high-S twin still verifies (as OpenSSL's would): signet accepts
+        # what others make, and keys replays on content, not on these bytes.
+        twin = utils.encode_dss_signature(r, n - s)
+        crypto_verify(info, pub, twin, msg)
+        assert verify(server, info.key_name, twin, msg).valid
+
+
 @pytest.mark.parametrize("info", WITH_DIGEST, ids=ids(WITH_DIGEST))
 def test_digest_signing(server, keys, info):
     digest = hashlib.new(info.hash, MSG).digest()

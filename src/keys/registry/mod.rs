@@ -663,8 +663,17 @@ impl Registry {
         } else {
             crate::telemetry::rpc::backend_sync(kind, "sign", || handle.sign(input.borrow()))?
         };
-        let signature = match (alg.family(), alg.curve(), format) {
-            (Family::Ecdsa, Some(c), SignatureFormat::Der) => ecdsa_sig::raw_to_der(c, &raw)?,
+        // Every ECDSA signature leaves in low-S form, whichever backend made
+        // it, so signet never hands out both (r, s) and (r, n − s).
+        let signature = match (alg.family(), alg.curve()) {
+            (Family::Ecdsa, Some(c)) => {
+                let mut raw = raw;
+                ecdsa_sig::normalize_low_s(c, &mut raw)?;
+                match format {
+                    SignatureFormat::Der => ecdsa_sig::raw_to_der(c, &raw)?,
+                    SignatureFormat::Raw => raw,
+                }
+            }
             _ => raw,
         };
         Ok(Signed {
