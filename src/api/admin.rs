@@ -77,20 +77,44 @@ fn labels(m: std::collections::HashMap<String, String>) -> BTreeMap<String, Stri
     m.into_iter().collect()
 }
 
-fn page_token(after: &str) -> String {
-    URL_SAFE_NO_PAD.encode(after)
+/// A `ListKeys` page token: where the caller's own filtered view goes on.
+///
+/// It holds the last name that page showed the caller (a key it may read,
+/// so nothing it has not seen), bound to the caller's identity so that a
+/// token is no use to anyone else, and the whole is base64url so clients
+/// treat it as opaque. Any replica can continue any page: nothing in it
+/// depends on process state.
+fn page_token(identity: &str, after: &str) -> String {
+    let mut t = identity_tag(identity).to_vec();
+    t.extend_from_slice(after.as_bytes());
+    URL_SAFE_NO_PAD.encode(t)
 }
 
-fn parse_page_token(t: &str) -> Result<Option<String>> {
+/// The 8-byte tag that binds a page token to one identity.
+fn identity_tag(identity: &str) -> [u8; 8] {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(b"signet ListKeys page token v1\0");
+    h.update(identity.as_bytes());
+    let d = h.finalize();
+    d[..8].try_into().expect("a SHA-256 digest has 32 bytes")
+}
+
+fn parse_page_token(identity: &str, t: &str) -> Result<Option<String>> {
     if t.is_empty() {
         return Ok(None);
     }
-    URL_SAFE_NO_PAD
-        .decode(t)
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok())
-        .map(Some)
-        .ok_or_else(|| Error::invalid("invalid page_token"))
+    let invalid = || {
+        Error::invalid("invalid page_token: pass the next_page_token of the previous page, unchanged, as the same identity")
+    };
+    let raw = URL_SAFE_NO_PAD.decode(t).map_err(|_| invalid())?;
+    let (tag, name) = raw.split_at_checked(8).ok_or_else(invalid)?;
+    if tag != identity_tag(identity) {
+        return Err(invalid());
+    }
+    let name = String::from_utf8(name.to_vec()).map_err(|_| invalid())?;
+    validate_name("page_token", &name).map_err(|_| invalid())?;
+    Ok(Some(name))
 }
 
 impl KeyAdminService {
@@ -294,19 +318,18 @@ impl KeyAdmin for KeyAdminService {
                 n @ 1..=1000 => n as usize,
                 _ => return Err(Error::invalid("page_size must be at most 1000")),
             };
-            let after = parse_page_token(&r.page_token)?;
-            let (views, more) = self.registry.list(after.as_deref(), size);
+            let after = parse_page_token(&ctx.identity, &r.page_token)?;
+            // Only the keys the caller may read, filtered before paging.
+            let policy = self.security.policy();
+            let (views, more) = self.registry.list(after.as_deref(), size, |name| {
+                policy.allows(&ctx.identity, Op::AdminRead, name)
+            });
             let next = match (more, views.last()) {
-                (true, Some(last)) => page_token(&last.record.name),
+                (true, Some(last)) => page_token(&ctx.identity, &last.record.name),
                 _ => String::new(),
             };
-            // Only the keys the caller may read; a page may come back short.
             Ok(pb::ListKeysResponse {
-                keys: views
-                    .iter()
-                    .filter(|v| self.security.may(&ctx, Op::AdminRead, &v.record.name))
-                    .map(convert::key_pb)
-                    .collect(),
+                keys: views.iter().map(convert::key_pb).collect(),
                 next_page_token: next,
             })
         })
@@ -320,6 +343,31 @@ mod tests {
 
     fn z(b: &[u8]) -> Zeroizing<Vec<u8>> {
         Zeroizing::new(b.to_vec())
+    }
+
+    #[test]
+    fn page_tokens_are_bound_to_the_identity_and_checked() {
+        let t = page_token("alice", "payments-1");
+        assert_eq!(
+            parse_page_token("alice", &t).unwrap().as_deref(),
+            Some("payments-1")
+        );
+        assert_eq!(parse_page_token("alice", "").unwrap(), None);
+        for (who, token) in [
+            ("bob", t.clone()),
+            ("alice", URL_SAFE_NO_PAD.encode("payments-1")),
+            ("alice", "%%%".into()),
+            ("alice", URL_SAFE_NO_PAD.encode([1u8; 5])),
+            ("alice", page_token("alice", "Bad Name")),
+        ] {
+            let e = parse_page_token(who, &token).unwrap_err();
+            assert_eq!(
+                e.kind(),
+                crate::error::ErrorKind::InvalidArgument,
+                "{token}"
+            );
+            assert!(!e.message().contains("payments"), "{}", e.message());
+        }
     }
 
     #[test]

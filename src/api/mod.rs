@@ -97,8 +97,9 @@ impl Audited for pb::RotateKeyResponse {
     }
 }
 
-/// Runs one call: authorizes `op` on `name` (when the call names one),
-/// audits, runs `f`, audits the outcome, and answers with the request id.
+/// Runs one call: authorizes `op` on `name` (a call that names no key or
+/// profile is a list, which needs `op` on something), audits, runs `f`,
+/// audits the outcome, and answers with the request id.
 ///
 /// Admin operations are audited durably: a `started` record must be
 /// written before `f` runs (else `UNAVAILABLE` and nothing is done), and
@@ -122,8 +123,12 @@ where
             *n = "(invalid name)".into();
         }
     }
-    if let Some(name) = name {
-        if let Err(e) = security.authorize(ctx, op, name) {
+    let allowed = match name {
+        Some(name) => security.authorize(ctx, op, name),
+        None => security.authorize_list(ctx, op),
+    };
+    {
+        if let Err(e) = allowed {
             let status = e.into_status(&ctx.request_id);
             let r = record.with_code(status.code());
             if op.is_admin() {

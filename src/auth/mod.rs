@@ -135,6 +135,18 @@ impl Security {
         Ok(())
     }
 
+    /// May the caller list what `op` covers? `PERMISSION_DENIED` unless it
+    /// holds `op` on at least one key or profile; the list itself then
+    /// shows only what [`Security::may`] allows.
+    pub fn authorize_list(&self, ctx: &CallContext, op: Op) -> Result<()> {
+        if self.policy().holds_anywhere(&ctx.identity, op) {
+            Ok(())
+        } else {
+            crate::telemetry::metrics::get().auth_refused("permission_denied");
+            Err(Error::denied())
+        }
+    }
+
     /// Does the caller hold `op` on `name`? For filtering lists.
     pub fn may(&self, ctx: &CallContext, op: Op, name: &str) -> bool {
         self.policy().allows(&ctx.identity, op, name)

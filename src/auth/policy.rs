@@ -420,6 +420,26 @@ impl Policy {
         })
     }
 
+    /// Does `identity` hold `op` on any key or profile at all? A list RPC
+    /// (`ListKeys`, `ListHttpProfiles`) is refused to an identity that
+    /// holds its operation nowhere, and lists only what it holds.
+    pub fn holds_anywhere(&self, identity: &str, op: Op) -> bool {
+        if !self.enabled {
+            return true;
+        }
+        let Some(id) = self.identities.get(identity) else {
+            return false;
+        };
+        id.grants.iter().any(|g| {
+            g.ops.contains(&op)
+                && if op.on_profile() {
+                    !g.profiles.is_empty()
+                } else {
+                    !g.keys.is_empty()
+                }
+        })
+    }
+
     /// The per-key rate limit, when `[[limits.keys]]` names the key.
     pub fn key_rate(&self, key: &str) -> Result<(), Denial> {
         match self.key_limiters.get(key) {

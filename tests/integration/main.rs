@@ -12,6 +12,7 @@ mod memory {
 }
 
 mod http_rotation;
+mod listing;
 mod pkcs11;
 mod redis;
 mod replicas;

@@ -522,13 +522,21 @@ impl Registry {
         Ok(self.view(&st.record, self.clock.now()))
     }
 
-    /// Keys whose names sort after `after`, at most `limit`, and whether more remain.
-    pub fn list(&self, after: Option<&str>, limit: usize) -> (Vec<KeyView>, bool) {
+    /// Keys that `visible` lets through whose names sort after `after`, at
+    /// most `limit`, and whether more such keys remain. Filtering comes
+    /// before paging, so neither a page nor the cursor after it ever
+    /// depends on a key the caller may not see.
+    pub fn list(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+        visible: impl Fn(&str) -> bool,
+    ) -> (Vec<KeyView>, bool) {
         let now = self.clock.now();
         let keys = self.keys.read();
         let mut it = keys
             .iter()
-            .filter(|(n, _)| after.is_none_or(|a| n.as_str() > a))
+            .filter(|(n, _)| after.is_none_or(|a| n.as_str() > a) && visible(n))
             .map(|(_, e)| e.clone());
         let page: Vec<_> = it.by_ref().take(limit).collect();
         let more = it.next().is_some();
