@@ -29,6 +29,10 @@ pub enum ErrorKind {
     Unavailable,
     /// Another signet process changed the key first; retry.
     Aborted,
+    /// No such method, or a request encoding signet does not speak.
+    Unimplemented,
+    /// The caller's deadline passed first.
+    DeadlineExceeded,
     /// Anything else: the caller sees only "internal error" and a request id.
     Internal,
 }
@@ -47,6 +51,8 @@ impl ErrorKind {
             ErrorKind::ResourceExhausted => Code::ResourceExhausted,
             ErrorKind::Unavailable => Code::Unavailable,
             ErrorKind::Aborted => Code::Aborted,
+            ErrorKind::Unimplemented => Code::Unimplemented,
+            ErrorKind::DeadlineExceeded => Code::DeadlineExceeded,
             ErrorKind::Internal => Code::Internal,
         }
     }
@@ -131,6 +137,42 @@ impl Error {
     /// `INTERNAL`, with a cause for the log.
     pub fn internal(source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>) -> Self {
         Self::new(ErrorKind::Internal, "internal error").with_source(source)
+    }
+
+    /// An answer the gRPC library made before any handler ran (a body that
+    /// does not decode, a message over the transport limit, an unknown
+    /// method or compression) as signet's own error, so the caller gets
+    /// the right code and signet's text, never the library's, which goes
+    /// to the log only.
+    pub fn from_library(status: &tonic::Status) -> Self {
+        use tonic::Code;
+        let text = status.message();
+        let cause = format!("{}: {text}", crate::audit::code_name(status.code()));
+        let e = match status.code() {
+            Code::Internal | Code::InvalidArgument if text.contains("decod") => Error::invalid(
+                "malformed request: the message is not a valid protobuf encoding of this method's request",
+            ),
+            Code::Internal | Code::InvalidArgument | Code::Unimplemented
+                if text.contains("compress") =>
+            {
+                Error::new(
+                    ErrorKind::Unimplemented,
+                    "unsupported request compression: send gzip or none",
+                )
+            }
+            Code::OutOfRange | Code::ResourceExhausted => {
+                Error::invalid("request message too large for this server")
+            }
+            Code::Unimplemented => Error::new(ErrorKind::Unimplemented, "unknown method"),
+            Code::Unauthenticated => Error::unauthenticated(),
+            Code::PermissionDenied => Error::denied(),
+            Code::Unavailable => Error::unavailable("service unavailable"),
+            Code::Cancelled | Code::DeadlineExceeded => {
+                Error::new(ErrorKind::DeadlineExceeded, "deadline exceeded")
+            }
+            _ => Error::internal(cause.clone()),
+        };
+        e.with_source(cause)
     }
 
     /// The kind.

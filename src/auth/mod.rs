@@ -9,6 +9,7 @@
 //! outcome.
 
 pub mod policy;
+pub mod unhandled;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::pin::Pin;
@@ -168,12 +169,24 @@ impl Security {
         if !p.enabled() {
             return Ok((Arc::from(policy::ANONYMOUS), source));
         }
-        let bearer = headers
-            .get(http::header::AUTHORIZATION)
-            .map(|v| v.to_str().ok().and_then(|s| s.strip_prefix("Bearer ")));
+        let mut authorization = headers.get_all(http::header::AUTHORIZATION).iter();
+        let bearer = authorization
+            .next()
+            .map(|v| v.to_str().ok().and_then(bearer_token));
+        if authorization.next().is_some() {
+            // Which one would count is a guess an attacker could exploit.
+            return Err((
+                None,
+                source,
+                Error::new(
+                    crate::error::ErrorKind::Unauthenticated,
+                    "unauthenticated: send one authorization header, not several",
+                ),
+            ));
+        }
         let identity = match bearer {
             Some(Some(token)) => p
-                .token_identity(token.trim(), now)
+                .token_identity(token, now)
                 .map_err(|_| (None, source, Error::unauthenticated()))?,
             // An authorization header that is not a bearer token.
             Some(None) => return Err((None, source, Error::unauthenticated())),
@@ -192,6 +205,15 @@ impl Security {
             Err(_) => Err((Some(identity), source, Error::denied())),
         }
     }
+}
+
+/// The token of an `authorization` value in the `Bearer` scheme, whose
+/// name is case-insensitive (RFC 9110 §11.1); `None` for other schemes or
+/// an empty token.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim_matches(' ');
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 /// A refused request: the identity (when known), the source, the error.
@@ -275,11 +297,18 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let sec = self.security.clone();
         let rpc: Arc<str> = Arc::from(req.uri().path().trim_start_matches('/'));
-        // Health is for probes (kubelet, load balancers): no credentials.
-        if rpc.starts_with("grpc.health.v1.Health/") {
-            return Box::pin(inner.call(req));
-        }
         let request_id = crate::api::new_request_id();
+        // Health is for probes (kubelet, load balancers): no credentials,
+        // no audit, but a request id like every answer.
+        if rpc.starts_with("grpc.health.v1.Health/") {
+            return Box::pin(async move {
+                let mut r = inner.call(req).await?;
+                if let Ok(v) = http::HeaderValue::from_str(&request_id) {
+                    r.headers_mut().insert(unhandled::REQUEST_ID, v);
+                }
+                Ok(r)
+            });
+        }
         let admitted = (request_id.clone(), rpc.clone());
         let refuse = move |identity: Option<Arc<str>>, source: IpAddr, e: Error| {
             let m = crate::telemetry::metrics::get();
@@ -295,14 +324,14 @@ where
                 crate::error::ErrorKind::PermissionDenied => m.auth_refused("permission_denied"),
                 _ => {}
             }
-            let mut r = Record::call(&rpc);
+            let mut r = Record::call(unhandled::audit_name(&rpc));
             r.request_id = Some(request_id.clone());
             r.identity = identity.map(|i| i.to_string());
             r.source = Some(source.to_string());
             r.operation = op_of(&rpc).map(|o| o.name());
             let status = e.into_status(&request_id);
             sec.audit.record(r.with_code(status.code()));
-            tracing::info!(request_id, rpc = %rpc, %source, code = ?status.code(), "request refused");
+            tracing::info!(request_id, rpc = unhandled::audit_name(&rpc), %source, code = ?status.code(), "request refused");
             Box::pin(async move { Ok(status.into_http()) }) as Self::Future
         };
         let conn = req.extensions().get::<ConnInfo>().cloned();
@@ -325,17 +354,42 @@ where
                 let (request_id, rpc) = admitted;
                 crate::telemetry::rpc::note_caller(&identity, &request_id);
                 req.extensions_mut().insert(CallContext {
-                    request_id,
-                    identity,
+                    request_id: request_id.clone(),
+                    identity: identity.clone(),
                     source,
-                    rpc,
+                    rpc: rpc.clone(),
                 });
+                let sec = self.security.clone();
                 Box::pin(async move {
                     let r = inner.call(req).await;
                     drop(permit);
-                    r
+                    r.map(|resp| {
+                        unhandled::finish(
+                            resp,
+                            &request_id,
+                            &rpc,
+                            Some(&identity),
+                            source,
+                            sec.audit(),
+                        )
+                    })
                 })
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer_token;
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive_and_strict() {
+        for v in ["Bearer t0k", "bearer t0k", "BEARER t0k", "Bearer  t0k "] {
+            assert_eq!(bearer_token(v), Some("t0k"), "{v}");
+        }
+        for v in ["Basic dTpw", "Bearer", "Bearer ", "Bearert0k", "Token t0k"] {
+            assert_eq!(bearer_token(v), None, "{v}");
         }
     }
 }

@@ -28,18 +28,7 @@ pub fn demo_algorithm(key: &str) -> Option<Algorithm> {
 
 /// The gRPC code name of a backend error kind.
 fn kind_name(k: ErrorKind) -> &'static str {
-    match k {
-        ErrorKind::NotFound => "NOT_FOUND",
-        ErrorKind::InvalidArgument => "INVALID_ARGUMENT",
-        ErrorKind::FailedPrecondition => "FAILED_PRECONDITION",
-        ErrorKind::AlreadyExists => "ALREADY_EXISTS",
-        ErrorKind::Unauthenticated => "UNAUTHENTICATED",
-        ErrorKind::PermissionDenied => "PERMISSION_DENIED",
-        ErrorKind::ResourceExhausted => "RESOURCE_EXHAUSTED",
-        ErrorKind::Unavailable => "UNAVAILABLE",
-        ErrorKind::Aborted => "ABORTED",
-        ErrorKind::Internal => "INTERNAL",
-    }
+    crate::audit::code_name(k.code())
 }
 
 /// Runs the in-process bench (blocking: call from a blocking thread).

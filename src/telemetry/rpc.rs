@@ -198,6 +198,11 @@ pub struct TelemetryService<S> {
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
+/// Is `path` (`service/method`) one signet serves?
+pub fn is_known(path: &str) -> bool {
+    known(path).0 != "unknown"
+}
+
 /// The service and method of `path` when signet serves them; "unknown"
 /// otherwise, so a caller cannot mint metric labels or span names.
 fn known(path: &str) -> (&'static str, &'static str) {
