@@ -89,6 +89,54 @@ fn fixed(value: Option<&str>, name: &'static str, len: usize) -> Result<Vec<u8>>
     Ok(bytes)
 }
 
+/// The members an `oct` JWK import looks at (RFC 7518 §6.4).
+#[derive(Deserialize)]
+struct OctIn {
+    kty: String,
+    k: Option<String>,
+    alg: Option<String>,
+    #[serde(rename = "use")]
+    use_: Option<String>,
+}
+
+/// An HMAC secret sent as a JWK: `{"kty":"oct","k":"<base64url>"}` gives
+/// the decoded `k`; any other JWK is refused with a hint. `None` when the
+/// material is not a JSON object with a `kty` (then it is a raw secret).
+pub(crate) fn oct_secret(
+    alg: Algorithm,
+    material: &[u8],
+) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>> {
+    if !material.trim_ascii_start().starts_with(b"{") {
+        return Ok(None);
+    }
+    let Ok(jwk) = serde_json::from_slice::<OctIn>(material) else {
+        return Ok(None);
+    };
+    let k = jwk.k.map(zeroize::Zeroizing::new);
+    if jwk.kty != "oct" {
+        return Err(Error::invalid(format!(
+            "a JWK with kty {:?} is not an HMAC secret; send an oct JWK or the raw secret",
+            jwk.kty.chars().take(8).collect::<String>()
+        )));
+    }
+    if jwk.alg.as_deref().is_some_and(|a| a != alg.jose_alg()) {
+        return Err(Error::invalid(format!(
+            "JWK \"alg\" does not match {alg} (expected {})",
+            alg.jose_alg()
+        )));
+    }
+    if jwk.use_.as_deref().is_some_and(|u| u != "sig") {
+        return Err(Error::invalid(
+            "JWK \"use\" must be \"sig\" for a signing key",
+        ));
+    }
+    let k = k.ok_or_else(|| Error::invalid("JWK is missing \"k\""))?;
+    URL_SAFE_NO_PAD
+        .decode(k.as_bytes())
+        .map(|v| Some(zeroize::Zeroizing::new(v)))
+        .map_err(|_| Error::invalid("JWK \"k\" is not unpadded base64url"))
+}
+
 /// Parses a public JWK for `alg` into key components. Private JWKs are
 /// refused; `kty` and `crv` must match `alg`.
 pub(crate) fn from_jwk(alg: Algorithm, json: &[u8]) -> Result<KeyParts> {

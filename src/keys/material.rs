@@ -76,11 +76,14 @@ pub enum Material {
 /// or binary PKCS#8 / SPKI DER.
 pub fn parse_material(alg: Algorithm, material: &[u8]) -> Result<Material> {
     if alg.is_symmetric() {
-        if !(16..=128).contains(&material.len()) {
+        // An oct JWK is decoded, not stored as its JSON text.
+        let decoded = jwk::oct_secret(alg, material)?;
+        let secret = decoded.as_deref().map_or(material, |d| d.as_slice());
+        if !(16..=128).contains(&secret.len()) {
             return Err(Error::invalid("HMAC secret must be 16 to 128 bytes"));
         }
         return Ok(Material::Private(ImportMaterial::HmacSecret(
-            SecretBytes::from_slice(material),
+            SecretBytes::from_slice(secret),
         )));
     }
     let trimmed = material.trim_ascii();
@@ -266,6 +269,47 @@ mod tests {
         assert!(matches!(
             parse_material(Algorithm::HmacSha512, pem.as_bytes()).unwrap(),
             Material::Private(ImportMaterial::HmacSecret(_))
+        ));
+    }
+
+    #[test]
+    fn an_oct_jwk_is_decoded_and_other_jwks_are_refused() {
+        use base64::Engine as _;
+        let secret = [0x5au8; 32];
+        let k = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret);
+        let jwk = format!(r#"{{"kty":"oct","k":"{k}","alg":"HS256"}}"#);
+        match parse_material(Algorithm::HmacSha256, jwk.as_bytes()).unwrap() {
+            Material::Private(ImportMaterial::HmacSecret(s)) => assert_eq!(s.expose(), secret),
+            other => panic!("{other:?}"),
+        }
+        for (alg, bad, says) in [
+            (Algorithm::HmacSha384, jwk.clone(), "does not match"),
+            (
+                Algorithm::HmacSha256,
+                r#"{"kty":"EC","crv":"P-256"}"#.into(),
+                "not an HMAC secret",
+            ),
+            (Algorithm::HmacSha256, r#"{"kty":"oct"}"#.into(), "missing"),
+            (
+                Algorithm::HmacSha256,
+                r#"{"kty":"oct","k":"a+b/"}"#.into(),
+                "base64url",
+            ),
+            (
+                Algorithm::HmacSha256,
+                format!(r#"{{"kty":"oct","k":"{k}","use":"enc"}}"#),
+                "use",
+            ),
+        ] {
+            let m = invalid(parse_material(alg, bad.as_bytes()));
+            assert!(m.contains(says), "{bad}: {m}");
+            assert!(!m.contains(&k), "the secret is never echoed");
+        }
+        // JSON that is not a JWK stays a raw secret.
+        let raw = br#"{"not":"a jwk","pad":"0123456789"}"#;
+        assert!(matches!(
+            parse_material(Algorithm::HmacSha256, raw).unwrap(),
+            Material::Private(ImportMaterial::HmacSecret(ref s)) if s.expose() == raw
         ));
     }
 }

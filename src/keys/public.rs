@@ -162,6 +162,7 @@ impl PublicKey {
                 (der, verifier)
             }
             (KeyParts::Ed25519 { x }, None) if alg == Algorithm::Ed25519 => {
+                check_ed25519(x)?;
                 let der = spki_der(OID_ED25519, None, x)?;
                 let key = parse_key(alg, &sig::ED25519, &der)?;
                 (der, Verifier::Ed25519(key))
@@ -323,8 +324,56 @@ fn check_rsa(alg: Algorithm, n: &[u8], e: &[u8]) -> Result<()> {
     } else {
         0
     };
-    if value < 3 || value & 1 == 0 || value >= 1 << 33 {
-        return Err(Error::invalid("RSA public exponent is not acceptable"));
+    // FIPS 186-4 §B.3.1 wants 2^16 < e < 2^256; aws-lc verifies with e of
+    // at most 33 bits. A small e (3, 17) is refused.
+    if value <= 1 << 16 || value & 1 == 0 || value >= 1 << 33 {
+        return Err(Error::invalid(
+            "RSA public exponent must be odd, above 2^16 and below 2^33 (FIPS 186-4; 65537 is usual)",
+        ));
+    }
+    Ok(())
+}
+
+/// The y-coordinates (little-endian, sign bit clear) of the eight points
+/// of small order on edwards25519: the identity, the point of order 2, two
+/// of order 4 (y = 0) and four of order 8. Found with RFC 8032's reference
+/// arithmetic (see tests/python/test_interop.py, which derives them again).
+const ED25519_SMALL_ORDER_Y: [[u8; 32]; 5] = [
+    [0; 32],
+    [
+        1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0,
+    ],
+    [
+        0x26, 0xe8, 0x95, 0x8f, 0xc2, 0xb2, 0x27, 0xb0, 0x45, 0xc3, 0xf4, 0x89, 0xf2, 0xef, 0x98,
+        0xf0, 0xd5, 0xdf, 0xac, 0x05, 0xd3, 0xc6, 0x33, 0x39, 0xb1, 0x38, 0x02, 0x88, 0x6d, 0x53,
+        0xfc, 0x05,
+    ],
+    [
+        0xc7, 0x17, 0x6a, 0x70, 0x3d, 0x4d, 0xd8, 0x4f, 0xba, 0x3c, 0x0b, 0x76, 0x0d, 0x10, 0x67,
+        0x0f, 0x2a, 0x20, 0x53, 0xfa, 0x2c, 0x39, 0xcc, 0xc6, 0x4e, 0xc7, 0xfd, 0x77, 0x92, 0xac,
+        0x03, 0x7a,
+    ],
+    [
+        0xec, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0x7f,
+    ],
+];
+
+/// Refuses Ed25519 public keys that would let forged signatures verify:
+/// a point of small order (with it, R of small order and S = 0 verifies
+/// for many messages), or a y that is not below p (not a canonical
+/// encoding, RFC 8032 §5.1.3).
+fn check_ed25519(key: &[u8; 32]) -> Result<()> {
+    let mut y = *key;
+    y[31] &= 0x7f;
+    // p = 2^255 − 19: y ≥ p exactly when y is 0x7fff…ffed or above.
+    let non_canonical = y[31] == 0x7f && y[1..31].iter().all(|&b| b == 0xff) && y[0] >= 0xed;
+    if non_canonical || ED25519_SMALL_ORDER_Y.contains(&y) {
+        return Err(Error::invalid(
+            "Ed25519 public key is a point of small order or not canonically encoded: it would accept forged signatures",
+        ));
     }
     Ok(())
 }

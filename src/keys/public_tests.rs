@@ -131,24 +131,65 @@ fn rsa_exponent_is_checked() {
         .big_endian_without_leading_zero()
         .to_vec();
     let alg = Algorithm::RsaPkcs1_2048Sha256;
+    // 1, even, 3, 17, 2^16 + 1 − 2 (odd but too small), 2^33 + 1, empty.
     for e in [
         &[1u8][..],
         &[2],
+        &[3],
+        &[17],
+        &[0xff, 0xff],
         &[0x01, 0x00, 0x00],
         &[1, 0, 0, 0, 0, 1],
+        &[2, 0, 0, 0, 1],
         &[],
     ] {
         let parts = KeyParts::Rsa {
             n: n.clone(),
             e: e.to_vec(),
         };
-        assert_eq!(
-            invalid(PublicKey::from_parts(alg, parts)),
-            "RSA public exponent is not acceptable"
+        assert!(
+            invalid(PublicKey::from_parts(alg, parts)).contains("RSA public exponent must be odd"),
+            "{e:02x?}"
         );
     }
-    let parts = KeyParts::Rsa { n, e: vec![3] };
-    PublicKey::from_parts(alg, parts).unwrap();
+    for e in [&[1u8, 0, 1][..], &[1, 0, 3], &[1, 0xff, 0xff, 0xff, 0xff]] {
+        let parts = KeyParts::Rsa {
+            n: n.clone(),
+            e: e.to_vec(),
+        };
+        PublicKey::from_parts(alg, parts).unwrap();
+    }
+}
+
+#[test]
+fn ed25519_small_order_and_non_canonical_points_are_refused() {
+    for y in ED25519_SMALL_ORDER_Y {
+        for sign in [0u8, 0x80] {
+            let mut x = y;
+            x[31] |= sign;
+            let m = invalid(PublicKey::from_parts(
+                Algorithm::Ed25519,
+                KeyParts::Ed25519 { x },
+            ));
+            assert!(m.contains("small order"), "{x:02x?}");
+        }
+    }
+    // y = p .. 2^255 − 1 (p + 0 is 0, p + 1 is 1 again, non-canonically).
+    for low in 0xedu8..=0xff {
+        let mut x = [0xffu8; 32];
+        x[0] = low;
+        x[31] = 0x7f;
+        invalid(PublicKey::from_parts(
+            Algorithm::Ed25519,
+            KeyParts::Ed25519 { x },
+        ));
+    }
+    // Real keys import.
+    for _ in 0..16 {
+        let kp = Ed25519KeyPair::generate().unwrap();
+        let x: [u8; 32] = kp.public_key().as_ref().try_into().unwrap();
+        PublicKey::from_parts(Algorithm::Ed25519, KeyParts::Ed25519 { x }).unwrap();
+    }
 }
 
 #[test]
