@@ -32,6 +32,9 @@ pub struct CliError {
     pub code: u8,
     /// What went wrong, for a human; never carries secret material.
     pub message: String,
+    /// The server's answer, when the error is one: gRPC code name, the
+    /// server's message and its request id (for `--json`).
+    pub status: Option<(&'static str, String, Option<String>)>,
 }
 
 impl CliError {
@@ -40,6 +43,7 @@ impl CliError {
         Self {
             code: EXIT_USAGE,
             message: message.into(),
+            status: None,
         }
     }
 
@@ -48,6 +52,7 @@ impl CliError {
         Self {
             code: EXIT_RPC,
             message: message.into(),
+            status: None,
         }
     }
 }
@@ -60,7 +65,32 @@ impl fmt::Display for CliError {
 
 impl From<Status> for CliError {
     fn from(s: Status) -> Self {
-        CliError::rpc(status_message(&s))
+        let request_id = s
+            .metadata()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let mut e = CliError::rpc(status_message(&s));
+        e.status = Some((code_name(s.code()), status_detail(&s), request_id));
+        e
+    }
+}
+
+impl CliError {
+    /// The error as `--json` prints it: one object on standard error.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut error = serde_json::json!({
+            "message": self.message,
+            "exit_code": self.code,
+        });
+        if let Some((code, detail, request_id)) = &self.status {
+            error["code"] = (*code).into();
+            error["message"] = detail.clone().into();
+            if let Some(id) = request_id {
+                error["request_id"] = id.clone().into();
+            }
+        }
+        serde_json::json!({ "error": error })
     }
 }
 
@@ -68,27 +98,7 @@ impl From<Status> for CliError {
 pub type CliResult<T = ()> = Result<T, CliError>;
 
 /// The canonical gRPC name of a status code, e.g. `NOT_FOUND`.
-pub fn code_name(code: Code) -> &'static str {
-    match code {
-        Code::Ok => "OK",
-        Code::Cancelled => "CANCELLED",
-        Code::Unknown => "UNKNOWN",
-        Code::InvalidArgument => "INVALID_ARGUMENT",
-        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
-        Code::NotFound => "NOT_FOUND",
-        Code::AlreadyExists => "ALREADY_EXISTS",
-        Code::PermissionDenied => "PERMISSION_DENIED",
-        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
-        Code::FailedPrecondition => "FAILED_PRECONDITION",
-        Code::Aborted => "ABORTED",
-        Code::OutOfRange => "OUT_OF_RANGE",
-        Code::Unimplemented => "UNIMPLEMENTED",
-        Code::Internal => "INTERNAL",
-        Code::Unavailable => "UNAVAILABLE",
-        Code::DataLoss => "DATA_LOSS",
-        Code::Unauthenticated => "UNAUTHENTICATED",
-    }
-}
+pub use crate::audit::code_name;
 
 /// `CODE: message` (see [`status_detail`]).
 pub fn status_message(s: &Status) -> String {

@@ -223,6 +223,7 @@ async fn verify(global: &Global, a: HttpVerifyArgs) -> CliResult {
         Err(CliError {
             code: EXIT_INVALID,
             message: String::new(),
+            status: None,
         })
     }
 }

@@ -130,10 +130,17 @@ pub fn main() -> ExitCode {
         Err(e) if !e.use_stderr() => e.exit(), // --help, --version
         Err(e) => {
             let text = e.render().to_string();
-            eprint!("signet: {}", text.trim_start_matches("error: "));
+            let text = text.trim_start_matches("error: ");
+            if std::env::args_os().any(|a| a == "--json") {
+                let first = text.lines().next().unwrap_or_default();
+                report(true, &CliError::usage(first));
+            } else {
+                eprint!("signet: {text}");
+            }
             return ExitCode::from(EXIT_USAGE);
         }
     };
+    let json = cli.global.json;
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if let Command::Bench(a) = &cli.command {
         if !a.in_process {
@@ -161,11 +168,24 @@ pub fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            if !e.message.is_empty() {
-                eprintln!("signet: {}", e.message);
-            }
+            report(json, &e);
             ExitCode::from(e.code)
         }
+    }
+}
+
+/// Prints a failed command on standard error: `signet: …` for a person, or
+/// with `--json` one JSON object (`{"error": {"code", "message",
+/// "request_id", "exit_code"}}`) for a program.
+fn report(json: bool, e: &CliError) {
+    // An answer already printed (a verification that came out invalid).
+    if e.message.is_empty() && e.status.is_none() {
+        return;
+    }
+    if json {
+        eprintln!("{}", e.to_json());
+    } else if !e.message.is_empty() {
+        eprintln!("signet: {}", e.message);
     }
 }
 

@@ -269,6 +269,7 @@ pub async fn verify(global: &Global, a: VerifyArgs) -> CliResult {
         Err(CliError {
             code: EXIT_INVALID,
             message: String::new(),
+            status: None,
         })
     }
 }

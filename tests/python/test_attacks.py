@@ -228,3 +228,32 @@ def test_oct_jwk_imports_as_its_secret(server):
         )
     assert e.value.code() == Code.INVALID_ARGUMENT
     assert "not an HMAC secret" in e.value.details()
+
+
+# ---- the CLI's --json covers errors too ----
+
+
+def test_cli_json_errors_are_json(server):
+    import subprocess
+
+    from conftest import signet_bin
+
+    def run(*args):
+        return subprocess.run(
+            [signet_bin(), "--json", "--endpoint", f"http://{server.address}", *args],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+
+    r = run("keys", "get", "no-such-key")
+    assert r.returncode == 1, r.stderr
+    err = json.loads(r.stderr)["error"]
+    assert err["code"] == "NOT_FOUND"
+    assert err["exit_code"] == 1
+    assert len(err["request_id"]) == 32
+    assert r.stdout == ""
+    r = run("keys", "get")
+    assert r.returncode == 2
+    err = json.loads(r.stderr)["error"]
+    assert err["exit_code"] == 2 and "required" in err["message"]
