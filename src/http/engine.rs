@@ -607,13 +607,21 @@ pub async fn verify(
     // (r, n − s), a second DER or base64 spelling, a reordered or extra
     // signature in the header) but cannot change what was signed without
     // failing step 5.
-    let replay_key = match &nonce {
-        Some(n) => Some(n.as_bytes().to_vec()),
-        None if profile.reject_replayed_signatures => Some(covered_digest(&b)),
-        None => None,
-    };
-    if let Some(k) = replay_key {
-        let ttl = Duration::from_secs(2 * profile.tolerance_seconds);
+    //
+    // A nonce the signature does not cover (GitHub's and Shopify's delivery
+    // ids) is a spelling too: a request re-sent with a new one is caught by
+    // the content digest, which is checked as well. The two kinds of entry
+    // are tagged so a nonce can never collide with a digest.
+    let nonce_signed = profile.payload_template.uses(Placeholder::Nonce);
+    let mut replay_keys = Vec::with_capacity(2);
+    if let Some(n) = &nonce {
+        replay_keys.push([&b"n:"[..], n.as_bytes()].concat());
+    }
+    if profile.reject_replayed_signatures && (nonce.is_none() || !nonce_signed) {
+        replay_keys.push([&b"c:"[..], &covered_digest(&b)].concat());
+    }
+    let ttl = Duration::from_secs(2 * profile.tolerance_seconds);
+    for k in replay_keys {
         if !crate::telemetry::rpc::replay_check(
             replay.kind(),
             replay.insert(&profile.name, &k, ttl),

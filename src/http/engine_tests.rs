@@ -464,3 +464,69 @@ async fn re_encoded_signatures_are_replays() {
         assert_eq!(v.reason, Some(Reason::Replayed), "{spelling}");
     }
 }
+
+/// A nonce the signature does not cover is no identity either: GitHub's
+/// and Shopify's delivery ids can be changed by whoever replays.
+#[tokio::test]
+async fn an_unsigned_nonce_does_not_make_a_replay_fresh() {
+    let (reg, _) = setup().await;
+    for preset in ["github", "shopify"] {
+        let p = profile(&format!(
+            "name = \"p\"\npreset = \"{preset}\"\nkey = \"hook\"\n"
+        ));
+        assert!(!p.payload_template.uses(Placeholder::Nonce), "{preset}");
+        let nonce_header = p.headers[&Field::Nonce].clone();
+        let replay = MemoryReplayStore::new(100);
+        let out = sign(&p, &reg, req(b"{\"id\":1}"), None, now())
+            .await
+            .unwrap();
+        let first = verify(
+            &p,
+            &reg,
+            &replay,
+            req(b"{\"id\":1}"),
+            &out.headers,
+            "",
+            now(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(first.reason, None, "{preset}");
+        let renamed: Vec<(String, String)> = out
+            .headers
+            .iter()
+            .map(|(n, v)| {
+                if *n == nonce_header {
+                    (n.clone(), "another-delivery-id".to_string())
+                } else {
+                    (n.clone(), v.clone())
+                }
+            })
+            .collect();
+        assert_ne!(renamed, out.headers);
+        let again = verify(&p, &reg, &replay, req(b"{\"id\":1}"), &renamed, "", now())
+            .await
+            .unwrap();
+        assert_eq!(again.reason, Some(Reason::Replayed), "{preset}");
+        // The same delivery id on other content is a replay too (the spec's rule).
+        let other = sign(&p, &reg, req(b"{\"id\":2}"), None, now())
+            .await
+            .unwrap();
+        let reused: Vec<(String, String)> = other
+            .headers
+            .iter()
+            .map(|(n, v)| {
+                let same = out.headers.iter().find(|(m, _)| m == n).unwrap();
+                if *n == nonce_header {
+                    same.clone()
+                } else {
+                    (n.clone(), v.clone())
+                }
+            })
+            .collect();
+        let v = verify(&p, &reg, &replay, req(b"{\"id\":2}"), &reused, "", now())
+            .await
+            .unwrap();
+        assert_eq!(v.reason, Some(Reason::Replayed), "{preset}");
+    }
+}
