@@ -10,26 +10,14 @@ use crate::keys::registry::{Input, KeyView};
 use crate::keys::{Algorithm, ProtectionLevel};
 
 /// proto → domain algorithm; unspecified or unknown is `INVALID_ARGUMENT`.
+/// The proto's value names are the algorithm table's names.
 pub fn algorithm(v: i32) -> Result<Algorithm> {
-    use pb::Algorithm as P;
-    let p = P::try_from(v).map_err(|_| Error::invalid(format!("unknown algorithm {v}")))?;
-    Ok(match p {
-        P::Unspecified => return Err(Error::invalid("algorithm is required")),
-        P::HmacSha256 => Algorithm::HmacSha256,
-        P::HmacSha384 => Algorithm::HmacSha384,
-        P::HmacSha512 => Algorithm::HmacSha512,
-        P::RsaPkcs12048Sha256 => Algorithm::RsaPkcs1_2048Sha256,
-        P::RsaPkcs13072Sha256 => Algorithm::RsaPkcs1_3072Sha256,
-        P::RsaPkcs14096Sha256 => Algorithm::RsaPkcs1_4096Sha256,
-        P::RsaPkcs14096Sha512 => Algorithm::RsaPkcs1_4096Sha512,
-        P::RsaPss2048Sha256 => Algorithm::RsaPss2048Sha256,
-        P::RsaPss3072Sha256 => Algorithm::RsaPss3072Sha256,
-        P::RsaPss4096Sha256 => Algorithm::RsaPss4096Sha256,
-        P::RsaPss4096Sha512 => Algorithm::RsaPss4096Sha512,
-        P::EcdsaP256Sha256 => Algorithm::EcdsaP256Sha256,
-        P::EcdsaP384Sha384 => Algorithm::EcdsaP384Sha384,
-        P::Ed25519 => Algorithm::Ed25519,
-    })
+    match pb::Algorithm::try_from(v) {
+        Ok(pb::Algorithm::Unspecified) => Err(Error::invalid("algorithm is required")),
+        Ok(p) => Algorithm::from_name(p.as_str_name())
+            .ok_or_else(|| Error::internal(format!("proto algorithm {v} is not in the table"))),
+        Err(_) => Err(Error::invalid(format!("unknown algorithm {v}"))),
+    }
 }
 
 /// domain → proto algorithm.
@@ -188,5 +176,27 @@ mod tests {
         assert!(duration("x", &d(-1, 0)).is_err());
         assert!(duration("x", &d(1, -1)).is_err());
         assert!(duration("x", &d(i64::MAX, 0)).is_err());
+    }
+}
+
+#[cfg(test)]
+mod algorithm_tests {
+    use super::*;
+
+    /// Every proto algorithm is in the table and comes back as itself; the
+    /// table has no algorithm the proto lacks.
+    #[test]
+    fn proto_and_table_agree() {
+        let mut seen = 0;
+        for v in 1..64 {
+            if let Ok(p) = pb::Algorithm::try_from(v) {
+                let a = algorithm(v).unwrap();
+                assert_eq!(algorithm_pb(a), p);
+                seen += 1;
+            }
+        }
+        assert_eq!(seen, Algorithm::ALL.len());
+        assert!(algorithm(0).is_err());
+        assert!(algorithm(999).is_err());
     }
 }

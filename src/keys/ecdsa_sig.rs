@@ -96,24 +96,6 @@ fn read_uint(input: &[u8], max: usize) -> Result<(&[u8], &[u8])> {
     Ok((magnitude, rest))
 }
 
-/// The group order n of each curve, big-endian, at the curve's width
-/// (SEC 2 §2.4.2 and §2.5.1).
-fn order(curve: Curve) -> &'static [u8] {
-    match curve {
-        Curve::P256 => &[
-            0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-            0xff, 0xff, 0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2,
-            0xfc, 0x63, 0x25, 0x51,
-        ],
-        Curve::P384 => &[
-            0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-            0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xc7, 0x63, 0x4d, 0x81,
-            0xf4, 0x37, 0x2d, 0xdf, 0x58, 0x1a, 0x0d, 0xb2, 0x48, 0xb0, 0xa7, 0x7a, 0xec, 0xec,
-            0x19, 0x6a, 0xcc, 0xc5, 0x29, 0x73,
-        ],
-    }
-}
-
 /// The twin of a raw r‖s signature: (r, n − s), which verifies just as
 /// (r, s) does. `s` must be in 1..n, as any signer's is; a raw value of the
 /// wrong length or an s out of range is `INVALID_ARGUMENT`.
@@ -126,7 +108,7 @@ pub fn twin(curve: Curve, raw: &[u8]) -> Result<Vec<u8>> {
     let s = &mut out[n..];
     let mut borrow = 0i16;
     for i in (0..n).rev() {
-        let d = i16::from(order(curve)[i]) - i16::from(s[i]) - borrow;
+        let d = i16::from(curve.order()[i]) - i16::from(s[i]) - borrow;
         borrow = i16::from(d < 0);
         s[i] = (d + (borrow << 8)) as u8;
     }
@@ -211,7 +193,7 @@ mod tests {
     fn low_s_is_n_minus_s_above_half_the_order() {
         for curve in [Curve::P256, Curve::P384] {
             let w = curve.size();
-            let n = order(curve).to_vec();
+            let n = curve.order().to_vec();
             // s = n − 1 (high) becomes 1; s = 1 stays.
             let mut high = n.clone();
             *high.last_mut().unwrap() -= 1;

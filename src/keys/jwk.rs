@@ -9,16 +9,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::public::KeyParts;
-use super::{Algorithm, Curve, Family};
+use super::{Algorithm, Family};
 use crate::error::{Error, Result};
-
-/// The JOSE `crv` name of a curve.
-pub fn curve_name(curve: Curve) -> &'static str {
-    match curve {
-        Curve::P256 => "P-256",
-        Curve::P384 => "P-384",
-    }
-}
 
 fn b64(bytes: &[u8]) -> Value {
     Value::String(URL_SAFE_NO_PAD.encode(bytes))
@@ -37,7 +29,7 @@ pub(crate) fn to_jwk(alg: Algorithm, parts: &KeyParts, kid: &str) -> Value {
             // point = 04 ‖ x ‖ y, each coordinate exactly the curve size.
             let (x, y) = point[1..].split_at(curve.size());
             m.insert("kty".into(), "EC".into());
-            m.insert("crv".into(), curve_name(*curve).into());
+            m.insert("crv".into(), curve.jwk_crv().into());
             m.insert("x".into(), b64(x));
             m.insert("y".into(), b64(y));
         }
@@ -171,7 +163,7 @@ pub(crate) fn from_jwk(alg: Algorithm, json: &[u8]) -> Result<KeyParts> {
         }),
         Family::Ecdsa => {
             let curve = alg.curve().ok_or_else(wrong)?;
-            if kty != Some("EC") || crv != Some(curve_name(curve)) {
+            if kty != Some("EC") || crv != Some(curve.jwk_crv()) {
                 return Err(wrong());
             }
             let mut point = Vec::with_capacity(1 + 2 * curve.size());

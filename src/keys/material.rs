@@ -9,7 +9,7 @@ use spki::{ObjectIdentifier, SubjectPublicKeyInfoRef};
 use zeroize::Zeroizing;
 
 use super::public::{
-    curve_from_oid, mismatch, rsa_parts, PublicKey, OID_EC_PUBLIC_KEY, OID_ED25519, OID_RSASSA_PSS,
+    mismatch, rsa_parts, PublicKey, OID_EC_PUBLIC_KEY, OID_ED25519, OID_RSASSA_PSS,
     OID_RSA_ENCRYPTION,
 };
 use super::{jwk, Algorithm, Family, ImportMaterial, SecretBytes};
@@ -45,7 +45,7 @@ fn check_key_info(alg: Algorithm, info: &pkcs8::PrivateKeyInfo<'_>) -> Result<()
                 && params.is_none_or(|p| {
                     p.decode_as::<ObjectIdentifier>()
                         .ok()
-                        .and_then(curve_from_oid)
+                        .and_then(super::Curve::from_oid)
                         == alg.curve()
                 })
         }

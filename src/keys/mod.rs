@@ -1,6 +1,7 @@
 //! Keys: algorithms, the backend trait, the registry of versions and their
 //! lifecycle, and the in-memory backend.
 
+pub mod algorithm;
 pub mod clock;
 pub mod ecdsa_sig;
 pub mod jwk;
@@ -17,225 +18,9 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
+pub use algorithm::{Algorithm, Curve, Family, Hash};
 pub use public::PublicKey;
 pub use secret::SecretBytes;
-
-/// A key's algorithm, for its whole life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum Algorithm {
-    HmacSha256,
-    HmacSha384,
-    HmacSha512,
-    RsaPkcs1_2048Sha256,
-    RsaPkcs1_3072Sha256,
-    RsaPkcs1_4096Sha256,
-    RsaPkcs1_4096Sha512,
-    RsaPss2048Sha256,
-    RsaPss3072Sha256,
-    RsaPss4096Sha256,
-    RsaPss4096Sha512,
-    EcdsaP256Sha256,
-    EcdsaP384Sha384,
-    Ed25519,
-}
-
-/// The hash an algorithm uses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Hash {
-    Sha256,
-    Sha384,
-    Sha512,
-}
-
-impl Hash {
-    /// Digest length in bytes.
-    pub fn output_len(self) -> usize {
-        match self {
-            Hash::Sha256 => 32,
-            Hash::Sha384 => 48,
-            Hash::Sha512 => 64,
-        }
-    }
-
-    /// Hashes `data`.
-    pub fn digest(self, data: &[u8]) -> Vec<u8> {
-        use sha2::Digest;
-        match self {
-            Hash::Sha256 => sha2::Sha256::digest(data).to_vec(),
-            Hash::Sha384 => sha2::Sha384::digest(data).to_vec(),
-            Hash::Sha512 => sha2::Sha512::digest(data).to_vec(),
-        }
-    }
-
-    /// The JOSE / openssl name: "SHA256" etc.
-    pub fn name(self) -> &'static str {
-        match self {
-            Hash::Sha256 => "SHA256",
-            Hash::Sha384 => "SHA384",
-            Hash::Sha512 => "SHA512",
-        }
-    }
-}
-
-/// The broad family of an algorithm.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Family {
-    Hmac,
-    RsaPkcs1,
-    RsaPss,
-    Ecdsa,
-    Ed25519,
-}
-
-/// An elliptic curve.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Curve {
-    P256,
-    P384,
-}
-
-impl Curve {
-    /// Size of one coordinate / scalar in bytes.
-    pub fn size(self) -> usize {
-        match self {
-            Curve::P256 => 32,
-            Curve::P384 => 48,
-        }
-    }
-}
-
-impl Algorithm {
-    /// Every algorithm, in proto order.
-    pub const ALL: [Algorithm; 14] = [
-        Algorithm::HmacSha256,
-        Algorithm::HmacSha384,
-        Algorithm::HmacSha512,
-        Algorithm::RsaPkcs1_2048Sha256,
-        Algorithm::RsaPkcs1_3072Sha256,
-        Algorithm::RsaPkcs1_4096Sha256,
-        Algorithm::RsaPkcs1_4096Sha512,
-        Algorithm::RsaPss2048Sha256,
-        Algorithm::RsaPss3072Sha256,
-        Algorithm::RsaPss4096Sha256,
-        Algorithm::RsaPss4096Sha512,
-        Algorithm::EcdsaP256Sha256,
-        Algorithm::EcdsaP384Sha384,
-        Algorithm::Ed25519,
-    ];
-
-    /// The family.
-    pub fn family(self) -> Family {
-        use Algorithm::*;
-        match self {
-            HmacSha256 | HmacSha384 | HmacSha512 => Family::Hmac,
-            RsaPkcs1_2048Sha256 | RsaPkcs1_3072Sha256 | RsaPkcs1_4096Sha256
-            | RsaPkcs1_4096Sha512 => Family::RsaPkcs1,
-            RsaPss2048Sha256 | RsaPss3072Sha256 | RsaPss4096Sha256 | RsaPss4096Sha512 => {
-                Family::RsaPss
-            }
-            EcdsaP256Sha256 | EcdsaP384Sha384 => Family::Ecdsa,
-            Ed25519 => Family::Ed25519,
-        }
-    }
-
-    /// The hash; `None` for Ed25519 (pure, no prehash).
-    pub fn hash(self) -> Option<Hash> {
-        use Algorithm::*;
-        match self {
-            HmacSha256 | RsaPkcs1_2048Sha256 | RsaPkcs1_3072Sha256 | RsaPkcs1_4096Sha256
-            | RsaPss2048Sha256 | RsaPss3072Sha256 | RsaPss4096Sha256 | EcdsaP256Sha256 => {
-                Some(Hash::Sha256)
-            }
-            HmacSha384 | EcdsaP384Sha384 => Some(Hash::Sha384),
-            HmacSha512 | RsaPkcs1_4096Sha512 | RsaPss4096Sha512 => Some(Hash::Sha512),
-            Ed25519 => None,
-        }
-    }
-
-    /// RSA modulus size in bits, for RSA algorithms.
-    pub fn rsa_bits(self) -> Option<usize> {
-        use Algorithm::*;
-        match self {
-            RsaPkcs1_2048Sha256 | RsaPss2048Sha256 => Some(2048),
-            RsaPkcs1_3072Sha256 | RsaPss3072Sha256 => Some(3072),
-            RsaPkcs1_4096Sha256 | RsaPkcs1_4096Sha512 | RsaPss4096Sha256 | RsaPss4096Sha512 => {
-                Some(4096)
-            }
-            _ => None,
-        }
-    }
-
-    /// The curve, for ECDSA.
-    pub fn curve(self) -> Option<Curve> {
-        match self {
-            Algorithm::EcdsaP256Sha256 => Some(Curve::P256),
-            Algorithm::EcdsaP384Sha384 => Some(Curve::P384),
-            _ => None,
-        }
-    }
-
-    /// True for HMAC (symmetric) algorithms.
-    pub fn is_symmetric(self) -> bool {
-        self.family() == Family::Hmac
-    }
-
-    /// Whether `Sign`/`Verify` accept a precomputed digest for this algorithm.
-    pub fn accepts_digest(self) -> bool {
-        !matches!(self.family(), Family::Hmac | Family::Ed25519)
-    }
-
-    /// The JOSE `alg` (RFC 7518 / RFC 8037).
-    pub fn jose_alg(self) -> &'static str {
-        use Algorithm::*;
-        match self {
-            HmacSha256 => "HS256",
-            HmacSha384 => "HS384",
-            HmacSha512 => "HS512",
-            RsaPkcs1_2048Sha256 | RsaPkcs1_3072Sha256 | RsaPkcs1_4096Sha256 => "RS256",
-            RsaPkcs1_4096Sha512 => "RS512",
-            RsaPss2048Sha256 | RsaPss3072Sha256 | RsaPss4096Sha256 => "PS256",
-            RsaPss4096Sha512 => "PS512",
-            EcdsaP256Sha256 => "ES256",
-            EcdsaP384Sha384 => "ES384",
-            Ed25519 => "EdDSA",
-        }
-    }
-
-    /// The proto / config name, e.g. `RSA_PKCS1_2048_SHA256`.
-    pub fn name(self) -> &'static str {
-        use Algorithm::*;
-        match self {
-            HmacSha256 => "HMAC_SHA256",
-            HmacSha384 => "HMAC_SHA384",
-            HmacSha512 => "HMAC_SHA512",
-            RsaPkcs1_2048Sha256 => "RSA_PKCS1_2048_SHA256",
-            RsaPkcs1_3072Sha256 => "RSA_PKCS1_3072_SHA256",
-            RsaPkcs1_4096Sha256 => "RSA_PKCS1_4096_SHA256",
-            RsaPkcs1_4096Sha512 => "RSA_PKCS1_4096_SHA512",
-            RsaPss2048Sha256 => "RSA_PSS_2048_SHA256",
-            RsaPss3072Sha256 => "RSA_PSS_3072_SHA256",
-            RsaPss4096Sha256 => "RSA_PSS_4096_SHA256",
-            RsaPss4096Sha512 => "RSA_PSS_4096_SHA512",
-            EcdsaP256Sha256 => "ECDSA_P256_SHA256",
-            EcdsaP384Sha384 => "ECDSA_P384_SHA384",
-            Ed25519 => "ED25519",
-        }
-    }
-
-    /// Parses a proto / config name (case-insensitive).
-    pub fn from_name(s: &str) -> Option<Algorithm> {
-        Self::ALL
-            .into_iter()
-            .find(|a| a.name().eq_ignore_ascii_case(s))
-    }
-}
-
-impl fmt::Display for Algorithm {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
 
 /// What to sign or verify: the message, or its digest with the key's hash.
 #[derive(Clone, Copy)]
@@ -411,14 +196,6 @@ pub fn validate_name(kind: &str, name: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn names_round_trip() {
-        for a in Algorithm::ALL {
-            assert_eq!(Algorithm::from_name(a.name()), Some(a));
-        }
-        assert_eq!(Algorithm::from_name("nope"), None);
-    }
 
     #[test]
     fn name_validation() {

@@ -23,12 +23,7 @@ pub(crate) const OID_RSASSA_PSS: ObjectIdentifier =
 const OID_MGF1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.8");
 pub(crate) const OID_EC_PUBLIC_KEY: ObjectIdentifier =
     ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
-const OID_P256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
-const OID_P384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
 pub(crate) const OID_ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
-const OID_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.1");
-const OID_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.2");
-const OID_SHA512: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.3");
 
 const ERR_SPKI: &str = "malformed SubjectPublicKeyInfo";
 
@@ -107,7 +102,7 @@ impl PublicKey {
             (Family::Ecdsa, OID_EC_PUBLIC_KEY) => {
                 let curve = params
                     .and_then(|p| p.decode_as::<ObjectIdentifier>().ok())
-                    .and_then(curve_from_oid)
+                    .and_then(Curve::from_oid)
                     .ok_or_else(|| mismatch(alg))?;
                 KeyParts::Ec {
                     curve,
@@ -149,7 +144,7 @@ impl PublicKey {
                         "EC public key must be an uncompressed point",
                     ));
                 }
-                let oid = curve_oid(*curve);
+                let oid = curve.oid();
                 let der = spki_der(OID_EC_PUBLIC_KEY, Some(AnyRef::from(&oid)), point)?;
                 let (asn1, fixed) = ecdsa_verifiers(*curve);
                 let der_key = parse_key(alg, asn1, &der)?;
@@ -386,11 +381,7 @@ fn check_pss_params(alg: Algorithm, params: AnyRef<'_>) -> Result<()> {
         .decode_as::<pkcs1::RsaPssParams<'_>>()
         .map_err(|_| bad())?;
     let hash = alg.hash().ok_or_else(bad)?;
-    let want = match hash {
-        Hash::Sha256 => OID_SHA256,
-        Hash::Sha384 => OID_SHA384,
-        Hash::Sha512 => OID_SHA512,
-    };
+    let want = hash.oid();
     let mgf_hash = p.mask_gen.parameters.as_ref().map(|h| h.oid);
     if p.hash.oid != want
         || p.mask_gen.oid != OID_MGF1
@@ -421,21 +412,6 @@ fn spki_der(oid: ObjectIdentifier, parameters: Option<AnyRef<'_>>, key: &[u8]) -
         subject_public_key: BitStringRef::from_bytes(key).map_err(Error::internal)?,
     };
     spki.to_der().map_err(Error::internal)
-}
-
-fn curve_oid(curve: Curve) -> ObjectIdentifier {
-    match curve {
-        Curve::P256 => OID_P256,
-        Curve::P384 => OID_P384,
-    }
-}
-
-pub(crate) fn curve_from_oid(oid: ObjectIdentifier) -> Option<Curve> {
-    match oid {
-        OID_P256 => Some(Curve::P256),
-        OID_P384 => Some(Curve::P384),
-        _ => None,
-    }
 }
 
 /// PEM with LF line ends, 64-character lines and a trailing LF.
