@@ -608,7 +608,7 @@ pub async fn verify(
         None => None,
     };
     if let Some(k) = replay_key {
-        let ttl = Duration::from_secs(2 * profile.tolerance_seconds);
+        let ttl = Duration::from_secs(profile.tolerance_seconds.saturating_mul(2));
         if !crate::telemetry::rpc::replay_check(
             replay.kind(),
             replay.insert(&profile.name, &k, ttl),
