@@ -5,6 +5,7 @@ pub mod admin;
 pub mod api;
 pub mod audit;
 pub mod auth;
+pub mod bounds;
 pub mod cli;
 pub mod config;
 pub mod error;

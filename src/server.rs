@@ -136,6 +136,9 @@ pub struct Extras {
     pub lifecycle: Option<Arc<Lifecycle>>,
     /// The configuration file, re-read on SIGHUP.
     pub config_path: Option<std::path::PathBuf>,
+    /// `signet serve --listen`: wins over the reloaded file's
+    /// `server.listen` too.
+    pub listen_override: Option<std::net::SocketAddr>,
 }
 
 /// Serves Signer, KeyAdmin, health and reflection on `listener` until
@@ -218,6 +221,8 @@ pub async fn serve_full(
     let reload = extras.config_path.map(|path| {
         spawn_reload(Reload {
             path,
+            in_force: config.clone(),
+            listen_override: extras.listen_override,
             security: security.clone(),
             profiles,
             tls: tls.clone(),
@@ -370,19 +375,29 @@ pub async fn shutdown_signal() {
 
 /// Runs `signet serve`: config, logging and telemetry, the admin port,
 /// registry, listener, serve.
-pub async fn run(config: Config, config_path: Option<std::path::PathBuf>) -> Result<(), String> {
+pub async fn run(
+    mut config: Config,
+    config_path: Option<std::path::PathBuf>,
+    listen_override: Option<std::net::SocketAddr>,
+) -> Result<(), String> {
+    config.override_listen(listen_override);
+    // The same check as `signet check-config` and the SIGHUP reload.
+    config.check()?;
     let telemetry =
         crate::telemetry::init(&config.log.level, config.log.format, &config.telemetry)?;
-    let r = run_inner(config, config_path).await;
+    let r = run_inner(config, config_path, listen_override).await;
     telemetry.shutdown();
     r
 }
 
-async fn run_inner(config: Config, config_path: Option<std::path::PathBuf>) -> Result<(), String> {
+async fn run_inner(
+    config: Config,
+    config_path: Option<std::path::PathBuf>,
+    listen_override: Option<std::net::SocketAddr>,
+) -> Result<(), String> {
     if config_path.is_none() {
         tracing::warn!("no --config given: starting the built-in demo configuration");
     }
-    config.check_listener()?;
     let security = Security::new(
         Policy::new(&config.auth, &config.limits)?,
         Audit::open(&config.audit)?,
@@ -420,6 +435,7 @@ async fn run_inner(config: Config, config_path: Option<std::path::PathBuf>) -> R
             security: Some(security),
             lifecycle: Some(lifecycle.clone()),
             config_path,
+            listen_override,
         };
         serve_full(&config, registry, listener, extras, shutdown_signal()).await
     }
@@ -435,6 +451,10 @@ async fn run_inner(config: Config, config_path: Option<std::path::PathBuf>) -> R
 /// What a SIGHUP reloads.
 struct Reload {
     path: std::path::PathBuf,
+    /// The configuration serving started with: restart-only settings are
+    /// compared with it.
+    in_force: Config,
+    listen_override: Option<std::net::SocketAddr>,
     security: Arc<Security>,
     profiles: Arc<crate::http::profile::ProfileSet>,
     tls: Option<Arc<crate::tls::TlsState>>,
@@ -445,8 +465,10 @@ impl Reload {
     /// Loads everything first and installs only if all of it loads: a bad
     /// file changes nothing.
     fn once(&self) -> Result<(), String> {
-        let c = Config::load(&self.path)?;
-        c.check_listener()
+        let mut c = Config::load(&self.path)?;
+        c.override_listen(self.listen_override);
+        // The same check as start-up and `signet check-config`.
+        c.check()
             .map_err(|e| format!("the new [auth] or [server] would not be valid: {e}"))?;
         let policy = Policy::new(&c.auth, &c.limits)?;
         let profiles = c.resolved_profiles()?;
@@ -463,6 +485,13 @@ impl Reload {
         self.profiles.replace(profiles);
         if let (Some(state), Some((section, cfg))) = (&self.tls, tls) {
             state.install(section, cfg);
+        }
+        for setting in crate::config::restart_only_changes(&self.in_force, &c) {
+            tracing::warn!(
+                setting = %setting,
+                "SIGHUP: {setting} changed in the file but takes effect only on restart; \
+                 the running value stays in force"
+            );
         }
         tracing::info!(
             path = %self.path.display(),

@@ -156,7 +156,7 @@ impl KeyAdminService {
 
     async fn rotate(&self, r: pb::RotateKeyRequest) -> Result<pb::RotateKeyResponse> {
         validate_name("key", &r.name)?;
-        let grace = convert::opt_duration("grace_period", r.grace_period.as_ref())?;
+        let grace = convert::grace_period(r.grace_period.as_ref())?;
         let (view, version) = self.registry.rotate(&r.name, r.promote, grace).await?;
         tracing::info!(key = %r.name, version, promote = r.promote, "key rotated");
         Ok(pb::RotateKeyResponse {
@@ -228,7 +228,7 @@ impl KeyAdmin for KeyAdminService {
         request: Request<pb::PromoteKeyVersionRequest>,
     ) -> Result<Response<pb::Key>, Status> {
         version_op!(self, request, Op::AdminPromote, "promoted", |r, name, v| {
-            let grace = convert::opt_duration("grace_period", r.grace_period.as_ref())?;
+            let grace = convert::grace_period(r.grace_period.as_ref())?;
             self.registry.promote(name, v, grace).await
         })
     }
@@ -251,7 +251,7 @@ impl KeyAdmin for KeyAdminService {
         request: Request<pb::EnableKeyVersionRequest>,
     ) -> Result<Response<pb::Key>, Status> {
         version_op!(self, request, Op::AdminEnable, "enabled", |r, name, v| {
-            let grace = convert::opt_duration("grace_period", r.grace_period.as_ref())?;
+            let grace = convert::grace_period(r.grace_period.as_ref())?;
             self.registry.enable(name, v, grace).await
         })
     }

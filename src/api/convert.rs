@@ -3,6 +3,7 @@
 use std::time::{Duration, SystemTime};
 
 use super::pb;
+use crate::bounds::{self, Range};
 use crate::error::{Error, Result};
 use crate::keys::ecdsa_sig::SignatureFormat;
 use crate::keys::record::{RotationPolicy, VersionRecord, VersionState};
@@ -49,35 +50,43 @@ pub fn required_version(v: u32) -> Result<u32> {
     version(v).ok_or_else(|| Error::invalid("version is required (1, 2, ...)"))
 }
 
-/// proto Duration → std; negative or out-of-range is `INVALID_ARGUMENT`.
-pub fn duration(field: &str, d: &prost_types::Duration) -> Result<Duration> {
+/// proto Duration → std, within `range` ([`crate::bounds`]); negative,
+/// malformed or out-of-range is `INVALID_ARGUMENT` naming the field and
+/// the range.
+pub fn duration(field: &str, d: &prost_types::Duration, range: Range) -> Result<Duration> {
     if d.seconds < 0 || d.nanos < 0 || d.nanos >= 1_000_000_000 {
         return Err(Error::invalid(format!(
-            "{field} must be a non-negative duration"
+            "{field} must be a non-negative duration between {} and {}",
+            bounds::show(range.min),
+            bounds::show(range.max)
         )));
     }
-    // Cap at 100 years so that time arithmetic cannot overflow.
-    if d.seconds > 100 * 366 * 24 * 3600 {
-        return Err(Error::invalid(format!("{field} is too long")));
-    }
-    Ok(Duration::new(d.seconds as u64, d.nanos as u32))
+    let d = Duration::new(d.seconds as u64, d.nanos as u32);
+    crate::keys::record::in_range(range, field, d)?;
+    Ok(d)
 }
 
-/// Optional proto Duration → std.
-pub fn opt_duration(field: &str, d: Option<&prost_types::Duration>) -> Result<Option<Duration>> {
-    d.map(|d| duration(field, d)).transpose()
+/// Optional proto Duration → std, within `range`.
+pub fn opt_duration(
+    field: &str,
+    d: Option<&prost_types::Duration>,
+    range: Range,
+) -> Result<Option<Duration>> {
+    d.map(|d| duration(field, d, range)).transpose()
+}
+
+/// A request's `grace_period`: 1s..=3650d.
+pub fn grace_period(d: Option<&prost_types::Duration>) -> Result<Option<Duration>> {
+    opt_duration("grace_period", d, bounds::GRACE_PERIOD)
 }
 
 fn duration_pb(d: Duration) -> prost_types::Duration {
-    prost_types::Duration {
-        seconds: d.as_secs() as i64,
-        nanos: d.subsec_nanos() as i32,
-    }
+    bounds::duration_pb(d)
 }
 
-/// std time → proto Timestamp.
+/// std time → proto Timestamp, clamped to 0001-01-01..=9999-12-31.
 pub fn timestamp(t: SystemTime) -> prost_types::Timestamp {
-    prost_types::Timestamp::from(t)
+    bounds::timestamp(t)
 }
 
 /// proto policy → domain (validated).
@@ -86,12 +95,26 @@ pub fn policy(p: &pb::RotationPolicy) -> Result<RotationPolicy> {
         .rotation_period
         .as_ref()
         .ok_or_else(|| Error::invalid("rotation_policy.rotation_period is required"))
-        .and_then(|d| duration("rotation_policy.rotation_period", d))?;
+        .and_then(|d| {
+            duration(
+                "rotation_policy.rotation_period",
+                d,
+                bounds::ROTATION_PERIOD,
+            )
+        })?;
     let policy = RotationPolicy {
         rotation_period,
-        pending_period: opt_duration("rotation_policy.pending_period", p.pending_period.as_ref())?
-            .unwrap_or_default(),
-        grace_period: opt_duration("rotation_policy.grace_period", p.grace_period.as_ref())?,
+        pending_period: opt_duration(
+            "rotation_policy.pending_period",
+            p.pending_period.as_ref(),
+            bounds::PENDING_PERIOD,
+        )?
+        .unwrap_or_default(),
+        grace_period: opt_duration(
+            "rotation_policy.grace_period",
+            p.grace_period.as_ref(),
+            bounds::GRACE_PERIOD,
+        )?,
     };
     policy.validate()?;
     Ok(policy)
@@ -172,10 +195,23 @@ mod tests {
             seconds: s,
             nanos: n,
         };
-        assert_eq!(duration("x", &d(5, 0)).unwrap(), Duration::from_secs(5));
-        assert!(duration("x", &d(-1, 0)).is_err());
-        assert!(duration("x", &d(1, -1)).is_err());
-        assert!(duration("x", &d(i64::MAX, 0)).is_err());
+        let g = bounds::GRACE_PERIOD;
+        assert_eq!(duration("x", &d(5, 0), g).unwrap(), Duration::from_secs(5));
+        assert!(duration("x", &d(-1, 0), g).is_err());
+        assert!(duration("x", &d(1, -1), g).is_err());
+        let e = duration("grace_period", &d(i64::MAX, 0), g).unwrap_err();
+        assert_eq!(e.kind(), crate::error::ErrorKind::InvalidArgument);
+        assert!(
+            e.message()
+                .contains("grace_period must be between 1s and 3650d"),
+            "{e}"
+        );
+        let e = grace_period(Some(&d(0, 0))).unwrap_err();
+        assert!(e.message().contains("between 1s and 3650d"), "{e}");
+        // Just past ten years, and the largest a proto Duration holds.
+        assert!(grace_period(Some(&d(3650 * 86_400 + 1, 0))).is_err());
+        assert!(grace_period(Some(&d(315_576_000_000, 0))).is_err());
+        assert!(grace_period(Some(&d(3650 * 86_400, 0))).is_ok());
     }
 }
 

@@ -234,11 +234,89 @@ fn patterns(list: &[String], what: &str) -> Result<Vec<Pattern>, String> {
         .map(|p| {
             if p.is_empty() || p.len() > 128 {
                 Err(format!("{what}: pattern {p:?} must be 1 to 128 characters"))
+            } else if !can_match_a_name(p) {
+                Err(format!(
+                    "{what}: pattern {p:?} matches no valid name (names are \
+                     [a-z0-9][a-z0-9._-]{{0,63}}; \"*\" matches any run of characters)"
+                ))
             } else {
                 Ok(Pattern(p.clone()))
             }
         })
         .collect()
+}
+
+/// True when some valid key or profile name (`[a-z0-9][a-z0-9._-]{0,63}`,
+/// [`crate::keys::validate_name`]) matches the pattern: a grant that can
+/// never apply is a mistake, not a policy.
+fn can_match_a_name(p: &str) -> bool {
+    let literals: Vec<u8> = p.bytes().filter(|&b| b != b'*').collect();
+    let allowed = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b".-_".contains(&b);
+    let leading = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    if !literals.iter().all(|&b| allowed(b)) || literals.len() > 64 {
+        return false;
+    }
+    match p.as_bytes()[0] {
+        // A leading `*` can supply the first character while there is room.
+        b'*' => literals.len() < 64 || literals.first().is_none_or(|&b| leading(b)),
+        b => leading(b),
+    }
+}
+
+/// The operations a grant names, and what it must name for each to mean
+/// something: key operations need `keys`, profile operations `profiles`,
+/// and a pattern list no named operation uses is refused too.
+fn check_grant(g: &crate::config::GrantConfig, ops: &[Op], what: &str) -> Result<(), String> {
+    let wildcard = g.operations.iter().any(|o| o == "*");
+    let key_ops = ops.iter().any(|o| !o.on_profile());
+    let profile_ops = ops.iter().any(|o| o.on_profile());
+    if g.keys.is_empty() && g.profiles.is_empty() {
+        return Err(format!(
+            "{what}: name the keys or profiles it covers (\"*\" for all)"
+        ));
+    }
+    // `*` covers both kinds: either list makes it useful.
+    if wildcard {
+        return Ok(());
+    }
+    let list = |on_profile: bool| {
+        let named: Vec<_> = ops
+            .iter()
+            .filter(|o| o.on_profile() == on_profile)
+            .map(|o| o.name())
+            .collect();
+        match named.len() {
+            1 => format!("operation {} acts", named[0]),
+            _ => format!("operations {} act", named.join(", ")),
+        }
+    };
+    if key_ops && g.keys.is_empty() {
+        return Err(format!(
+            "{what}: {} on keys, but the grant names no keys, so it grants nothing for \
+             them: add keys = [...]",
+            list(false)
+        ));
+    }
+    if profile_ops && g.profiles.is_empty() {
+        return Err(format!(
+            "{what}: {} on profiles, but the grant names no profiles, so it grants \
+             nothing for them: add profiles = [...]",
+            list(true)
+        ));
+    }
+    if !key_ops && !g.keys.is_empty() {
+        return Err(format!(
+            "{what}.keys: none of the grant's operations acts on keys (http_sign, \
+             http_verify and http_profiles take profiles = [...])"
+        ));
+    }
+    if !profile_ops && !g.profiles.is_empty() {
+        return Err(format!(
+            "{what}.profiles: none of the grant's operations acts on profiles (only \
+             http_sign, http_verify and http_profiles do; the others take keys = [...])"
+        ));
+    }
+    Ok(())
 }
 
 fn cidrs(list: &[String], what: &str) -> Result<Vec<Cidr>, String> {
@@ -268,13 +346,9 @@ impl Policy {
                 if ops.is_empty() {
                     return Err(format!("{gw}.operations is empty"));
                 }
+                check_grant(g, &ops, &gw)?;
                 let keys = patterns(&g.keys, &format!("{gw}.keys"))?;
                 let profiles = patterns(&g.profiles, &format!("{gw}.profiles"))?;
-                if keys.is_empty() && profiles.is_empty() {
-                    return Err(format!(
-                        "{gw}: name the keys or profiles it covers (\"*\" for all)"
-                    ));
-                }
                 grants.push(Grant {
                     ops,
                     keys,
@@ -293,15 +367,49 @@ impl Policy {
                 return Err(format!("{what}: identity named twice"));
             }
         }
-        let mut tokens = Vec::new();
-        for (i, t) in auth.tokens.iter().enumerate() {
-            let what = format!("auth.tokens[{i}]");
+        let mut tokens: Vec<Token> = Vec::new();
+        let listed = auth
+            .tokens
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (format!("auth.tokens[{i}]"), t));
+        let from_file = auth
+            .file_tokens
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (format!("auth.tokens_file [[tokens]][{i}]"), t));
+        let mut seen: HashMap<[u8; 32], String> = HashMap::new();
+        for (what, t) in listed.chain(from_file) {
             let (name, _) = identities
                 .get_key_value(t.identity.as_str())
                 .ok_or_else(|| format!("{what}.identity {:?} is not an identity", t.identity))?;
             let mut hash = [0u8; 32];
             hex::decode_to_slice(t.sha256.trim(), &mut hash)
                 .map_err(|_| format!("{what}.sha256 must be 64 hex digits"))?;
+            // One token, one identity: the same hash twice would make the
+            // last entry win, a copy-paste slip away from an admin. The
+            // message names the entries and identities, never the hash.
+            if let Some(first) = seen.get(&hash) {
+                let other = tokens
+                    .iter()
+                    .find(|o| o.hash == hash)
+                    .map(|o| o.identity.clone())
+                    .unwrap_or_else(|| Arc::from(""));
+                return Err(if *other == *t.identity {
+                    format!(
+                        "{what}: the same token hash is listed twice for identity {:?} (first as \
+                         {first}); list each token once",
+                        t.identity
+                    )
+                } else {
+                    format!(
+                        "{what}: the same token hash is listed for identity {:?} ({first}) and \
+                         for identity {:?}; a token must authenticate exactly one identity",
+                        other, t.identity
+                    )
+                });
+            }
+            seen.insert(hash, what.clone());
             let expires = t
                 .expires
                 .as_deref()
@@ -319,6 +427,8 @@ impl Policy {
         let mut key_limiters = HashMap::new();
         for (i, k) in limits.keys.iter().enumerate() {
             let what = format!("limits.keys[{i}] ({})", k.key);
+            crate::keys::validate_name("key", &k.key)
+                .map_err(|e| format!("limits.keys[{i}].key {:?}: {}", k.key, e.message()))?;
             let l = limiter(Some(k.rate_per_second), k.burst, &what)?.expect("rate given");
             if key_limiters.insert(k.key.clone(), l).is_some() {
                 return Err(format!("{what}: key named twice"));
@@ -457,160 +567,5 @@ pub fn token_hash(token: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::Config;
-
-    fn policy(toml: &str) -> Policy {
-        let c = Config::parse(toml).unwrap();
-        Policy::new(&c.auth, &c.limits).unwrap()
-    }
-
-    const BASE: &str = r#"
-[auth]
-trusted_proxies = ["10.9.0.0/16"]
-[[auth.identities]]
-name = "payments"
-allow_from = ["10.1.0.0/16", "2001:db8::/32"]
-rate_per_second = 2
-burst = 2
-[[auth.identities.grants]]
-operations = ["sign", "verify"]
-keys = ["pay-*"]
-[[auth.identities.grants]]
-operations = ["http_sign"]
-profiles = ["stripe"]
-[[auth.identities]]
-name = "custodian"
-[[auth.identities.grants]]
-operations = ["admin.*"]
-keys = ["*"]
-[[auth.tokens]]
-identity = "payments"
-sha256 = "5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8"
-[[auth.tokens]]
-identity = "payments"
-sha256 = "d74ff0ee8da3b9806b18c877dbf29bbde50b5bd8e4dad7a3a725000feb82e8f1"
-expires = "2020-01-01T00:00:00Z"
-"#;
-
-    #[test]
-    fn globs() {
-        for (p, s, want) in [
-            ("*", "", true),
-            ("pay-*", "pay-eu", true),
-            ("pay-*", "pay", false),
-            ("*-eu", "pay-eu", true),
-            ("a*b*c", "axxbyyc", true),
-            ("a*b*c", "axxbyy", false),
-            ("exact", "exact", true),
-            ("exact", "exactly", false),
-            ("**", "x", true),
-        ] {
-            assert_eq!(glob(p.as_bytes(), s.as_bytes()), want, "{p} {s}");
-        }
-    }
-
-    #[test]
-    fn tokens_by_hash_with_expiry_and_rotation() {
-        let p = policy(BASE);
-        let now = SystemTime::now();
-        // sha256("password") is the first hash; "pass" hashes to the second,
-        // expired one.
-        assert_eq!(&*p.token_identity("password", now).unwrap(), "payments");
-        assert_eq!(
-            p.token_identity("pass", now),
-            Err(Denial::Unauthenticated),
-            "expired"
-        );
-        assert_eq!(p.token_identity("nope", now), Err(Denial::Unauthenticated));
-        assert_eq!(token_hash("password"), p_hash0());
-    }
-
-    fn p_hash0() -> String {
-        "5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8".into()
-    }
-
-    #[test]
-    fn grants_default_deny() {
-        let p = policy(BASE);
-        assert!(p.allows("payments", Op::Sign, "pay-eu"));
-        assert!(!p.allows("payments", Op::Sign, "other"));
-        assert!(!p.allows("payments", Op::PublicKey, "pay-eu"));
-        assert!(p.allows("payments", Op::HttpSign, "stripe"));
-        assert!(!p.allows("payments", Op::HttpVerify, "stripe"));
-        assert!(!p.allows("payments", Op::AdminRotate, "pay-eu"));
-        assert!(p.allows("custodian", Op::AdminDestroy, "pay-eu"));
-        assert!(!p.allows("custodian", Op::Sign, "pay-eu"));
-        assert!(!p.allows("stranger", Op::Sign, "pay-eu"));
-        // No identities: authorization off.
-        let open = policy("");
-        assert!(!open.enabled());
-        assert!(open.allows(ANONYMOUS, Op::AdminDestroy, "x"));
-    }
-
-    #[test]
-    fn allow_lists_and_rates() {
-        let p = policy(BASE);
-        let inside: IpAddr = "10.1.2.3".parse().unwrap();
-        assert_eq!(
-            p.admit("payments", "10.2.0.1".parse().unwrap()),
-            Err(Denial::PermissionDenied)
-        );
-        assert_eq!(p.admit("stranger", inside), Err(Denial::PermissionDenied));
-        assert!(p.admit("payments", "2001:db8::1".parse().unwrap()).is_ok());
-        assert!(p.admit("payments", inside).is_ok());
-        match p.admit("payments", inside) {
-            Err(Denial::RateLimited(d)) => assert!(d <= Duration::from_secs(1), "{d:?}"),
-            other => panic!("third call in a burst of 2: {other:?}"),
-        }
-        assert!(p.admit("custodian", "192.0.2.1".parse().unwrap()).is_ok());
-    }
-
-    #[test]
-    fn forwarded_addresses_only_from_trusted_proxies() {
-        let p = policy(BASE);
-        let proxy: IpAddr = "10.9.0.5".parse().unwrap();
-        let outsider: IpAddr = "192.0.2.1".parse().unwrap();
-        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
-        assert_eq!(p.client_address(outsider, Some("10.1.2.3")), outsider);
-        assert_eq!(p.client_address(proxy, Some("10.1.2.3")), ip("10.1.2.3"));
-        assert_eq!(
-            p.client_address(proxy, Some("6.6.6.6, 10.1.2.3, 10.9.0.7")),
-            ip("10.1.2.3"),
-            "the rightmost untrusted hop, not the client-supplied leftmost"
-        );
-        assert_eq!(p.client_address(proxy, Some("junk")), proxy);
-        assert_eq!(p.client_address(proxy, None), proxy);
-    }
-
-    #[test]
-    fn bad_policies_name_the_field() {
-        for (toml, want) in [
-            (
-                "[[auth.identities]]\nname = \"a\"\n[[auth.identities.grants]]\noperations = [\"sing\"]\nkeys = [\"*\"]\n",
-                "unknown operation \"sing\"",
-            ),
-            (
-                "[[auth.identities]]\nname = \"a\"\n[[auth.identities.grants]]\noperations = [\"sign\"]\n",
-                "grants[0]",
-            ),
-            (
-                "[[auth.identities]]\nname = \"a\"\n[[auth.tokens]]\nidentity = \"b\"\nsha256 = \"00\"\n",
-                "auth.tokens[0].identity",
-            ),
-            (
-                "[[auth.identities]]\nname = \"a\"\n[[auth.tokens]]\nidentity = \"a\"\nsha256 = \"00\"\n",
-                "auth.tokens[0].sha256",
-            ),
-            (
-                "[[auth.identities]]\nname = \"a\"\nallow_from = [\"10.0.0.0/33\"]\n",
-                "allow_from",
-            ),
-        ] {
-            // Config::parse builds the policy too: a bad one stops start-up.
-            let e = Config::parse(toml).unwrap_err();
-            assert!(e.contains(want), "{e}");
-        }
-    }
-}
+#[path = "policy_tests.rs"]
+mod tests;

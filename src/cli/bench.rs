@@ -92,6 +92,13 @@ pub async fn run(global: &Global, a: BenchArgs) -> CliResult {
     if a.duration.is_zero() {
         return Err(CliError::usage("--duration must be more than 0"));
     }
+    // Bounded, so that `start + warmup + duration` cannot overflow.
+    const DAY: Duration = Duration::from_secs(86_400);
+    if a.duration > DAY || a.warmup > DAY {
+        return Err(CliError::usage(
+            "--duration and --warmup must be at most 1d",
+        ));
+    }
     let report = if a.in_process {
         tokio::task::spawn_blocking(move || super::bench_local::run(a))
             .await

@@ -209,8 +209,8 @@ fn check_config(path: &std::path::Path) -> Result<(), String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read config {}: {e}", path.display()))?;
     let config = Config::parse(&text).map_err(|e| format!("config {}: {e}", path.display()))?;
-    config.check_listener()?;
-    crate::auth::Policy::new(&config.auth, &config.limits)?;
+    // The same check `serve` and the SIGHUP reload make.
+    config.check()?;
     let profiles = config.resolved_profiles()?;
     println!(
         "{}: ok ({} profiles, {} identities)",
@@ -222,14 +222,11 @@ fn check_config(path: &std::path::Path) -> Result<(), String> {
 }
 
 async fn serve(args: ServeArgs) -> Result<(), String> {
-    let mut config = match &args.config {
+    let config = match &args.config {
         Some(p) => Config::load(p)?,
         None => Config::demo(),
     };
-    if let Some(l) = args.listen {
-        config.server.listen = l;
-    }
-    crate::server::run(config, args.config.clone()).await
+    crate::server::run(config, args.config.clone(), args.listen).await
 }
 
 #[cfg(test)]

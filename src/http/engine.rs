@@ -620,7 +620,7 @@ pub async fn verify(
     if profile.reject_replayed_signatures && (nonce.is_none() || !nonce_signed) {
         replay_keys.push([&b"c:"[..], &covered_digest(&b)].concat());
     }
-    let ttl = Duration::from_secs(2 * profile.tolerance_seconds);
+    let ttl = Duration::from_secs(profile.tolerance_seconds.saturating_mul(2));
     for k in replay_keys {
         if !crate::telemetry::rpc::replay_check(
             replay.kind(),

@@ -125,7 +125,11 @@ impl MemoryReplayStore {
                 "replay store is full; raise http.replay_capacity",
             ));
         }
-        let until = now + ttl;
+        // Profiles bound the ttl (twice tolerance_seconds, at most 2 h);
+        // checked all the same, so no value can panic here.
+        let until = now
+            .checked_add(ttl)
+            .ok_or_else(|| Error::invalid("replay ttl out of range"))?;
         inner.expiry.insert(id, until);
         inner.order.push_back((id, until));
         Ok(true)
@@ -142,6 +146,11 @@ pub fn redact_url(url: &str) -> String {
         },
         None => url.to_string(),
     }
+}
+
+/// Parses a Redis URL without connecting; the error shows it redacted.
+pub fn parse_url(url: &str) -> std::result::Result<redis::Client, String> {
+    redis::Client::open(url).map_err(|e| format!("http.redis_url {}: {e}", redact_url(url)))
 }
 
 /// Redis, shared by every replica: `SET key 1 NX PX ttl` is the atomic
@@ -164,8 +173,7 @@ impl RedisReplayStore {
     /// Connects (once; the connection manager reconnects by itself after).
     pub async fn connect(url: &str) -> std::result::Result<Self, String> {
         let url_for_logs = redact_url(url);
-        let client =
-            redis::Client::open(url).map_err(|e| format!("http.redis_url {url_for_logs}: {e}"))?;
+        let client = parse_url(url)?;
         // Retries are few and short: a request waiting on the replay check
         // should fail closed within seconds, not queue behind a backoff.
         // (redis 0.32 hands `factor` to backon as a growth factor, whose

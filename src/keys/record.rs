@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 
 use super::Algorithm;
+use crate::bounds;
 use crate::error::{Error, Result};
 
 /// The lifecycle state of a key version.
@@ -68,30 +69,52 @@ pub struct RotationPolicy {
 }
 
 impl RotationPolicy {
-    /// Checks the periods make sense.
+    /// Checks the periods are within their ranges ([`crate::bounds`]) and
+    /// make sense together.
     pub fn validate(&self) -> Result<()> {
-        if self.rotation_period < Duration::from_secs(1) {
-            return Err(Error::invalid("rotation_period must be at least 1s"));
-        }
+        let field = |f: &str| format!("rotation_policy.{f}");
+        in_range(
+            bounds::ROTATION_PERIOD,
+            &field("rotation_period"),
+            self.rotation_period,
+        )?;
+        in_range(
+            bounds::PENDING_PERIOD,
+            &field("pending_period"),
+            self.pending_period,
+        )?;
         if self.pending_period >= self.rotation_period {
             return Err(Error::invalid(
-                "pending_period must be shorter than rotation_period",
+                "rotation_policy.pending_period must be shorter than rotation_period",
             ));
         }
         if let Some(g) = self.grace_period {
-            check_grace(g)?;
+            in_range(bounds::GRACE_PERIOD, &field("grace_period"), g)?;
         }
         Ok(())
     }
 }
 
-/// Grace periods are at least one second.
+/// `INVALID_ARGUMENT` naming the field and the range when `d` is outside.
+pub fn in_range(range: bounds::Range, field: &str, d: Duration) -> Result<()> {
+    range.check(field, d).map_err(Error::invalid)
+}
+
+/// Grace periods are 1s..=3650d ([`bounds::GRACE_PERIOD`]).
 pub fn check_grace(grace: Duration) -> Result<()> {
-    if grace < Duration::from_secs(1) {
-        Err(Error::invalid("grace_period must be at least 1s"))
-    } else {
-        Ok(())
-    }
+    in_range(bounds::GRACE_PERIOD, "grace_period", grace)
+}
+
+/// `now + d` for a time written into a record: refused with
+/// `INVALID_ARGUMENT` past 9999-12-31 (the end of the protobuf
+/// `Timestamp` range) instead of overflowing.
+fn deadline(now: SystemTime, d: Duration, field: &str) -> Result<SystemTime> {
+    bounds::later(now, d).ok_or_else(|| {
+        Error::invalid(format!(
+            "{field} of {} ends after 9999-12-31",
+            bounds::show(d)
+        ))
+    })
 }
 
 /// One version's metadata.
@@ -231,10 +254,11 @@ impl KeyRecord {
                 state.name()
             )));
         }
+        let until = deadline(now, grace, "grace_period")?;
         for r in &mut self.versions {
             if r.state == VersionState::Active {
                 r.state = VersionState::Retiring;
-                r.verify_until = Some(now + grace);
+                r.verify_until = Some(until);
             }
         }
         let r = self.version_mut(v)?;
@@ -270,11 +294,12 @@ impl KeyRecord {
     /// DISABLED → RETIRING, verifying again until `now + grace`.
     pub fn enable(&mut self, v: u32, grace: Duration, now: SystemTime) -> Result<()> {
         check_grace(grace)?;
+        let until = deadline(now, grace, "grace_period")?;
         let r = self.version_mut(v)?;
         match r.effective_state(now) {
             VersionState::Disabled => {
                 r.state = VersionState::Retiring;
-                r.verify_until = Some(now + grace);
+                r.verify_until = Some(until);
                 r.disable_time = None;
                 Ok(())
             }
@@ -287,6 +312,7 @@ impl KeyRecord {
 
     /// DISABLED → DESTROY_SCHEDULED, destroyed at `now + delay`.
     pub fn schedule_destroy(&mut self, v: u32, delay: Duration, now: SystemTime) -> Result<()> {
+        let at = deadline(now, delay, "keys.destroy_delay")?;
         let r = self.version_mut(v)?;
         match r.effective_state(now) {
             VersionState::Disabled => {
@@ -296,7 +322,7 @@ impl KeyRecord {
                     r.verify_until = None;
                 }
                 r.state = VersionState::DestroyScheduled;
-                r.destroy_time = Some(now + delay);
+                r.destroy_time = Some(at);
                 Ok(())
             }
             s => Err(Error::precondition(format!(
@@ -358,11 +384,14 @@ impl KeyRecord {
         Ok(())
     }
 
-    /// When the rotation policy will next make a new version ACTIVE.
+    /// When the rotation policy will next make a new version ACTIVE
+    /// (capped at 9999-12-31: a record written before periods were bounded
+    /// may hold any period).
     pub fn next_rotation(&self) -> Option<SystemTime> {
         let policy = self.policy?;
         let active = self.active()?;
-        Some(active.activate_time.unwrap_or(active.create_time) + policy.rotation_period)
+        let since = active.activate_time.unwrap_or(active.create_time);
+        Some(bounds::later_or_max(since, policy.rotation_period))
     }
 
     /// When the rotation policy next acts, and what it will do then.
@@ -370,7 +399,7 @@ impl KeyRecord {
         let policy = self.policy?;
         let active = self.active()?;
         let since = active.activate_time.unwrap_or(active.create_time);
-        let promote_at = since + policy.rotation_period;
+        let promote_at = bounds::later_or_max(since, policy.rotation_period);
         // A PENDING version created after the active one was activated is the
         // one the policy will promote.
         let pending = self
@@ -385,7 +414,9 @@ impl KeyRecord {
                 Some((promote_at, PolicyAction::CreateAndPromote))
             }
             None => Some((
-                promote_at - policy.pending_period,
+                bounds::earlier(promote_at, policy.pending_period)
+                    .unwrap_or(since)
+                    .max(since),
                 PolicyAction::CreatePending,
             )),
         }

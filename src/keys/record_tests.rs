@@ -283,3 +283,46 @@ fn records_round_trip_through_json() {
     let back: KeyRecord = serde_json::from_str(&json).unwrap();
     assert_eq!(back, k);
 }
+
+#[test]
+fn unbounded_periods_are_refused_or_capped_never_a_panic() {
+    let huge = [
+        Duration::from_secs(u64::MAX),
+        humantime::parse_duration("106751991167300d").unwrap(),
+        humantime::parse_duration("300000y").unwrap(),
+    ];
+    for d in huge {
+        let mut k = key();
+        let v2 = add_pending(&mut k, t(10));
+        let before = k.clone();
+        let e = k.promote(v2, d, t(20)).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+        assert!(e.message().contains("between 1s and 3650d"), "{e}");
+        assert_eq!(k, before, "a refused promotion changes nothing");
+        k.disable(1, t(20)).unwrap_err();
+        // Destruction delays are checked where the time is computed.
+        let mut k = key();
+        let v2 = add_pending(&mut k, t(10));
+        k.promote(v2, H, t(20)).unwrap();
+        k.disable(1, t(30)).unwrap();
+        let e = k.schedule_destroy(1, d, t(40)).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+        // A record stored before periods were bounded: the schedule is
+        // capped at 9999-12-31, so it converts to a protobuf Timestamp.
+        let mut k = key();
+        k.policy = Some(RotationPolicy {
+            rotation_period: d,
+            pending_period: Duration::from_secs(1),
+            grace_period: Some(d),
+        });
+        let next = k.next_rotation().unwrap();
+        assert_eq!(next, crate::bounds::max_time());
+        assert!(k.next_deadline().unwrap() <= next);
+        assert_eq!(k.due_policy_action(t(50)), None);
+        assert!(k.policy.unwrap().validate().is_err());
+    }
+    // The largest accepted grace still ends in range.
+    let mut k = key();
+    let v2 = add_pending(&mut k, t(10));
+    k.promote(v2, crate::bounds::MAX_LIFECYCLE, t(20)).unwrap();
+}

@@ -1,0 +1,375 @@
+//! `signet check-config`, `signet serve` and the SIGHUP reload agree on
+//! what a configuration may hold (they call one check), durations are
+//! bounded in the file and in the API, and a reload names every
+//! restart-only setting it could not apply.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use signet::api::pb;
+use signet::auth::policy::token_hash;
+
+use crate::support::TestServer;
+
+const PLAIN: &str =
+    "[server]\nlisten = \"127.0.0.1:0\"\nplaintext = true\n[audit]\noutput = \"off\"\n";
+
+/// Runs the binary; returns (success, the `signet: ` error line).
+fn signet(args: &[&str]) -> (bool, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_signet"))
+        .args(args)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("signet {args:?} did not exit: it accepted the configuration");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    let line = err
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("signet: "))
+        .unwrap_or_default()
+        .to_string();
+    (status.success(), line)
+}
+
+/// Configurations `serve` refuses: `check-config` must refuse each, with
+/// the same message. (Classes from the attack report: unbounded
+/// durations, one token under two identities, useless grants and
+/// patterns, sections `serve` alone used to check.)
+fn bad_configs() -> Vec<(String, &'static str)> {
+    let hash = token_hash("sgt_copy_pasted");
+    let ids = "[[auth.identities]]\nname = \"verifier\"\n[[auth.identities.grants]]\n\
+               operations = [\"verify\"]\nkeys = [\"*\"]\n\
+               [[auth.identities]]\nname = \"root\"\n[[auth.identities.grants]]\n\
+               operations = [\"*\"]\nkeys = [\"*\"]\n";
+    let grant = |g: &str| {
+        format!("{PLAIN}[[auth.identities]]\nname = \"a\"\n[[auth.identities.grants]]\n{g}")
+    };
+    vec![
+        (
+            format!("{PLAIN}[keys]\ndefault_grace_period = \"106751991167300d\"\n"),
+            "keys.default_grace_period must be between 1s and 3650d",
+        ),
+        (
+            format!("{PLAIN}[keys]\ndefault_grace_period = \"300000y\"\n"),
+            "keys.default_grace_period must be between",
+        ),
+        (
+            format!("{PLAIN}[keys]\ndestroy_delay = \"3651d\"\n"),
+            "keys.destroy_delay must be between 0s and 3650d",
+        ),
+        (
+            format!("{PLAIN}[keys]\ntick_interval = \"0s\"\n"),
+            "keys.tick_interval must be between",
+        ),
+        (
+            PLAIN.replace(
+                "plaintext = true\n",
+                "plaintext = true\ndrain_delay = \"106751991167300d\"\n",
+            ),
+            "server.drain_delay must be between 0s and 5m",
+        ),
+        (
+            PLAIN.replace(
+                "plaintext = true\n",
+                "plaintext = true\nshutdown_timeout = \"1d\"\n",
+            ),
+            "server.shutdown_timeout must be between 0s and 15m",
+        ),
+        (
+            "[server]\nlisten = \"127.0.0.1:0\"\n[server.tls]\ncert_file = \"c\"\n\
+             key_file = \"k\"\nreload_interval = \"0s\"\n"
+                .into(),
+            "server.tls.reload_interval must be between 100ms and 1h",
+        ),
+        (
+            "[backend]\ntype = \"pkcs11\"\nmodule = \"/nonexistent.so\"\ntoken_label = \"t\"\n\
+             pin_env = \"SIGNET_TEST_NO_PIN\"\nsession_wait = \"300000y\"\n"
+                .into(),
+            "backend.session_wait must be between 1ms and 5m",
+        ),
+        (
+            PLAIN.replace("output = \"off\"", "output = \"syslog\""),
+            "audit.output must be \"stdout\", \"file\" or \"off\", not \"syslog\"",
+        ),
+        (
+            PLAIN.replace("output = \"off\"", "output = \"file\""),
+            "audit.path is required with output = \"file\"",
+        ),
+        (
+            grant("operations = [\"sign\"]\nprofiles = [\"stripe\"]\n"),
+            "operation sign acts on keys, but the grant names no keys",
+        ),
+        (
+            grant("operations = [\"sign\"]\nkeys = [\"Pay Ments\"]\n"),
+            "pattern \"Pay Ments\" matches no valid name",
+        ),
+        (
+            format!("{PLAIN}[[limits.keys]]\nkey = \"Bad Name\"\nrate_per_second = 5\n"),
+            "limits.keys[0].key \"Bad Name\": invalid key name",
+        ),
+        (
+            format!(
+                "{PLAIN}{ids}[[auth.tokens]]\nidentity = \"verifier\"\nsha256 = \"{hash}\"\n\
+                 [[auth.tokens]]\nidentity = \"root\"\nsha256 = \"{hash}\"\n"
+            ),
+            "listed for identity \"verifier\" (auth.tokens[0]) and for identity \"root\"",
+        ),
+        (
+            "[server]\nlisten = \"0.0.0.0:0\"\nplaintext = true\n".into(),
+            "is not a loopback address",
+        ),
+        (
+            format!(
+                "{PLAIN}[http]\nreplay_store = \"redis\"\nredis_url = \"nope://:pw-31337@h\"\n"
+            ),
+            "http.redis_url",
+        ),
+    ]
+}
+
+#[test]
+fn check_config_refuses_what_serve_refuses_with_the_same_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    let file = path.to_str().unwrap();
+    for (text, want) in bad_configs() {
+        std::fs::write(&path, &text).unwrap();
+        let (ok, checked) = signet(&["check-config", file]);
+        assert!(!ok, "check-config accepted:\n{text}");
+        let (ok, served) = signet(&["serve", "--config", file]);
+        assert!(!ok, "serve accepted:\n{text}");
+        assert_eq!(
+            checked, served,
+            "check-config and serve disagree on\n{text}"
+        );
+        assert!(
+            checked.contains(want),
+            "want {want:?} in {checked:?}\n{text}"
+        );
+        // Nothing secret in the message: no token hash, no password.
+        assert!(
+            !checked.contains(&token_hash("sgt_copy_pasted")),
+            "{checked}"
+        );
+        assert!(!checked.contains("pw-31337"), "{checked}");
+    }
+    // And a good file passes both ways (serve is not started here).
+    std::fs::write(&path, PLAIN).unwrap();
+    assert!(signet(&["check-config", file]).0);
+}
+
+/// A `signet serve` whose log is kept, for reload tests.
+struct Served {
+    child: std::process::Child,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Served {
+    fn start(config: &Path) -> Served {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_signet"))
+            .args(["serve", "--config", config.to_str().unwrap()])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let l = log.clone();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                l.lock().unwrap().push(line);
+            }
+        });
+        let s = Served { child, log };
+        s.wait_log(0, "signet listening");
+        s
+    }
+
+    fn len(&self) -> usize {
+        self.log.lock().unwrap().len()
+    }
+
+    fn wait_log(&self, from: usize, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Some(l) = self.log.lock().unwrap()[from..]
+                .iter()
+                .find(|l| l.contains(needle))
+            {
+                return l.clone();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("no {needle:?} in {:#?}", self.log.lock().unwrap());
+    }
+
+    fn since(&self, from: usize) -> String {
+        self.log.lock().unwrap()[from..].join("\n")
+    }
+
+    fn hup(&self) {
+        assert!(Command::new("kill")
+            .args(["-HUP", &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success());
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn sighup_names_restart_only_settings_and_refuses_what_start_up_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("signet.toml");
+    std::fs::write(&config, PLAIN).unwrap();
+    let s = Served::start(&config);
+
+    // Restart-only settings changed, next to a reloadable one.
+    let edited = PLAIN.replace("127.0.0.1:0", "127.0.0.1:1").replace(
+        "plaintext = true\n",
+        "plaintext = true\ndrain_delay = \"2s\"\n",
+    ) + "[keys]\ndefault_grace_period = \"1d\"\n[limits]\nmax_in_flight = 7\n\
+           [[limits.keys]]\nkey = \"k\"\nrate_per_second = 3\n";
+    std::fs::write(&config, &edited).unwrap();
+    let from = s.len();
+    s.hup();
+    s.wait_log(from, "SIGHUP: reloaded");
+    let said = s.since(from);
+    for setting in [
+        "server.listen",
+        "server.drain_delay",
+        "keys.default_grace_period",
+        "limits.max_in_flight",
+    ] {
+        let line = said
+            .lines()
+            .find(|l| l.contains(&format!("SIGHUP: {setting} changed")))
+            .unwrap_or_else(|| panic!("no warning for {setting}:\n{said}"));
+        assert!(line.contains("WARN"), "{line}");
+        assert!(line.contains("only on restart"), "{line}");
+    }
+    assert!(!said.contains("limits.keys changed"), "{said}");
+
+    // The same refusals as start-up: a duplicated token keeps the policy
+    // in force, and the log names the identities, not the hash.
+    let hash = token_hash("sgt_dup");
+    let dup = format!(
+        "{PLAIN}[[auth.identities]]\nname = \"ro\"\n[[auth.identities.grants]]\n\
+         operations = [\"verify\"]\nkeys = [\"*\"]\n[[auth.identities]]\nname = \"rw\"\n\
+         [[auth.identities.grants]]\noperations = [\"*\"]\nkeys = [\"*\"]\n\
+         [[auth.tokens]]\nidentity = \"ro\"\nsha256 = \"{hash}\"\n\
+         [[auth.tokens]]\nidentity = \"rw\"\nsha256 = \"{hash}\"\n"
+    );
+    std::fs::write(&config, dup).unwrap();
+    let from = s.len();
+    s.hup();
+    let line = s.wait_log(from, "config not reloaded");
+    assert!(line.contains("\"ro\"") && line.contains("\"rw\""), "{line}");
+    assert!(!line.contains(&hash), "{line}");
+}
+
+#[tokio::test]
+async fn api_durations_out_of_range_are_invalid_argument_naming_the_field() {
+    let s = TestServer::memory().await;
+    let mut admin = s.admin();
+    admin
+        .create_key(pb::CreateKeyRequest {
+            name: "k".into(),
+            algorithm: pb::Algorithm::HmacSha256 as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    admin
+        .rotate_key(pb::RotateKeyRequest {
+            name: "k".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    // The largest a protobuf Duration holds (10,000 years).
+    let huge = prost_types::Duration {
+        seconds: 315_576_000_000,
+        nanos: 0,
+    };
+    let ten_years_and_a_second = prost_types::Duration {
+        seconds: 3650 * 86_400 + 1,
+        nanos: 0,
+    };
+    for d in [huge, ten_years_and_a_second] {
+        let e = admin
+            .promote_key_version(pb::PromoteKeyVersionRequest {
+                name: "k".into(),
+                version: 2,
+                grace_period: Some(d),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e:?}");
+        assert!(
+            e.message()
+                .contains("grace_period must be between 1s and 3650d"),
+            "{e:?}"
+        );
+        let e = admin
+            .create_key(pb::CreateKeyRequest {
+                name: "p".into(),
+                algorithm: pb::Algorithm::HmacSha256 as i32,
+                rotation_policy: Some(pb::RotationPolicy {
+                    rotation_period: Some(d),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e:?}");
+        assert!(
+            e.message()
+                .contains("rotation_policy.rotation_period must be between 1s and 3650d"),
+            "{e:?}"
+        );
+    }
+    // The largest accepted grace works, and every time in the answer is a
+    // valid protobuf Timestamp.
+    let k = admin
+        .promote_key_version(pb::PromoteKeyVersionRequest {
+            name: "k".into(),
+            version: 2,
+            grace_period: Some(prost_types::Duration {
+                seconds: 3650 * 86_400,
+                nanos: 0,
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let until = k.versions[0].verify_until.unwrap();
+    assert!(until.seconds <= 253_402_300_799);
+    s.stop().await.unwrap();
+}
