@@ -113,16 +113,26 @@ async fn server(url: &str) -> TestServer {
     s
 }
 
+const BODY: &[u8] = b"{\"action\":\"opened\"}";
+
 async fn verify(
     s: &TestServer,
     headers: &[pb::HttpHeader],
+) -> Result<pb::VerifyHttpRequestResponse, tonic::Status> {
+    verify_body(s, headers, BODY).await
+}
+
+async fn verify_body(
+    s: &TestServer,
+    headers: &[pb::HttpHeader],
+    body: &[u8],
 ) -> Result<pb::VerifyHttpRequestResponse, tonic::Status> {
     s.signer()
         .verify_http_request(pb::VerifyHttpRequestRequest {
             profile: "gh".into(),
             method: "POST".into(),
             url: "https://ci.example/hook".into(),
-            body: b"{\"action\":\"opened\"}".to_vec(),
+            body: body.to_vec(),
             headers: headers.to_vec(),
             source_ip: String::new(),
         })
@@ -130,39 +140,50 @@ async fn verify(
         .map(|r| r.into_inner())
 }
 
+async fn sign_body(s: &TestServer, body: &[u8]) -> pb::SignHttpRequestResponse {
+    s.signer()
+        .sign_http_request(pb::SignHttpRequestRequest {
+            profile: "gh".into(),
+            method: "POST".into(),
+            url: "https://ci.example/hook".into(),
+            body: body.to_vec(),
+            nonce: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_servers_sharing_redis_agree_on_replays_and_fail_closed() {
     let redis = redis_server();
     let a = server(&redis.url).await;
     let b = server(&redis.url).await;
-    let signed = a
-        .signer()
-        .sign_http_request(pb::SignHttpRequestRequest {
-            profile: "gh".into(),
-            method: "POST".into(),
-            url: "https://ci.example/hook".into(),
-            body: b"{\"action\":\"opened\"}".to_vec(),
-            nonce: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let signed = sign_body(&a, BODY).await;
     let first = verify(&a, &signed.headers).await.unwrap();
     assert!(first.valid, "{first:?}");
     let replayed = verify(&b, &signed.headers).await.unwrap();
     assert!(!replayed.valid);
     assert_eq!(replayed.reason, pb::VerifyFailureReason::Replayed as i32);
+    // GitHub's delivery id is not signed: the same delivery under a new id
+    // is still a replay, on the other replica too.
+    let mut renamed = signed.headers.clone();
+    renamed[1].value = "fresh-delivery-0".into();
+    let r = verify(&b, &renamed).await.unwrap();
+    assert_eq!(r.reason, pb::VerifyFailureReason::Replayed as i32);
 
     // An unverified request writes nothing: a forged signature with a fresh
-    // delivery id fails, and the same id then still verifies genuinely.
-    let mut forged = signed.headers.clone();
+    // delivery id fails, and that id then still verifies a genuine delivery.
+    let second_body = b"{\"action\":\"closed\"}";
+    let second = sign_body(&a, second_body).await;
+    let mut forged = second.headers.clone();
     forged[0].value = format!("sha256={}", "0".repeat(64));
     forged[1].value = "fresh-delivery-1".into();
-    let r = verify(&b, &forged).await.unwrap();
+    let r = verify_body(&b, &forged, second_body).await.unwrap();
     assert_eq!(r.reason, pb::VerifyFailureReason::SignatureMismatch as i32);
-    let mut genuine = signed.headers.clone();
+    let mut genuine = second.headers.clone();
     genuine[1].value = "fresh-delivery-1".into();
-    assert!(verify(&b, &genuine).await.unwrap().valid);
+    assert!(verify_body(&b, &genuine, second_body).await.unwrap().valid);
 
     // Redis gone: verification fails closed with UNAVAILABLE.
     let port = redis.url.rsplit(':').next().unwrap().to_string();
