@@ -131,6 +131,9 @@ mod conformance_on_softhsm {
     conformance_suite!(super::start_fresh());
 }
 
+/// Token loss and return, with signet in a process of its own.
+mod outage;
+
 pub(crate) fn fresh_label() -> String {
     format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..30])
 }
