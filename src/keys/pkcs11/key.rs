@@ -8,6 +8,7 @@
 //! failed and the module was re-initialised, a token logged out or
 //! re-inserted) costs one `C_FindObjects` per key, not a failed request.
 
+use std::cell::Cell;
 use std::sync::Arc;
 
 use cryptoki::context::Function;
@@ -190,7 +191,12 @@ impl std::fmt::Debug for Pkcs11Key {
 impl Pkcs11Key {
     /// The key's object in the current generation, found again if the
     /// cached one is older (or `stale`: the token refused it).
-    fn object(&self, s: &Session, stale: bool) -> std::result::Result<ObjectHandle, CkError> {
+    fn object(
+        &self,
+        s: &Session,
+        stale: bool,
+        missing: &Cell<bool>,
+    ) -> std::result::Result<ObjectHandle, CkError> {
         let generation = self.pool.generation();
         let (g, h) = *self.object.read();
         if g == generation && !stale {
@@ -202,11 +208,15 @@ impl Pkcs11Key {
                 Ok(*h)
             }
             // Not on a token that answers (another process destroyed it,
-            // or this session lost its login: the pool checks which).
-            _ => Err(CkError::Pkcs11(
-                RvError::KeyHandleInvalid,
-                Function::FindObjects,
-            )),
+            // this session lost its login, or the token lost track of its
+            // objects: the pool and `sign` check which).
+            _ => {
+                missing.set(true);
+                Err(CkError::Pkcs11(
+                    RvError::KeyHandleInvalid,
+                    Function::FindObjects,
+                ))
+            }
         }
     }
 }
@@ -224,16 +234,24 @@ impl KeyHandle for Pkcs11Key {
         input.check(self.alg)?;
         let data = token_input(self.alg, input)?;
         let mechanism = sign_mechanism(self.alg);
-        self.pool.with("sign", |s| {
-            let object = self.object(s, false)?;
-            match s.sign(&mechanism, object, &data) {
-                Err(CkError::Pkcs11(
-                    RvError::KeyHandleInvalid | RvError::ObjectHandleInvalid,
-                    _,
-                )) => s.sign(&mechanism, self.object(s, true)?, &data),
-                r => r,
-            }
-        })
+        let missing = Cell::new(false);
+        let attempt = || {
+            missing.set(false);
+            self.pool.with("sign", |s| {
+                let object = self.object(s, false, &missing)?;
+                match s.sign(&mechanism, object, &data) {
+                    Err(CkError::Pkcs11(
+                        RvError::KeyHandleInvalid | RvError::ObjectHandleInvalid,
+                        _,
+                    )) => s.sign(&mechanism, self.object(s, true, &missing)?, &data),
+                    r => r,
+                }
+            })
+        };
+        match attempt() {
+            Err(_) if missing.get() && self.pool.object_missing() => attempt(),
+            r => r,
+        }
     }
 
     fn verify_mac(&self, input: SignInput<'_>, tag: &[u8]) -> Result<bool> {

@@ -42,6 +42,10 @@ use crate::error::{Error, Result};
 /// Least time between two recovery attempts of a failed token.
 pub(super) const RETRY: Duration = Duration::from_millis(500);
 
+/// Least time between two re-initialisations for a key object missing on
+/// a token that answers (see [`Pool::object_missing`]).
+const MISSING_RETRY: Duration = Duration::from_secs(3);
+
 pub(super) struct Pool {
     module: Arc<Module>,
     token: TokenSelector,
@@ -59,6 +63,8 @@ pub(super) struct Pool {
     pin_refused: AtomicBool,
     /// Held by the one recovery attempt running; the last attempt's time.
     recovery: Mutex<Option<Instant>>,
+    /// The last re-initialisation for a missing key object.
+    missing: Mutex<Option<Instant>>,
 }
 
 struct PoolState {
@@ -123,6 +129,7 @@ impl Pool {
             failed: AtomicBool::new(false),
             pin_refused: AtomicBool::new(false),
             recovery: Mutex::new(None),
+            missing: Mutex::new(None),
         });
         module.register(&pool);
         Ok(pool)
@@ -189,6 +196,36 @@ impl Pool {
             self.check_token()?;
         }
         Ok(found)
+    }
+
+    /// A key the registry knows is not on a token that answers. Either it
+    /// was destroyed (by another process), or the token lost track of its
+    /// objects: SoftHSM2 never shows an object again whose file failed
+    /// once (moved away and back, unreadable for a while), even though
+    /// the token itself answers, until the module is re-initialised. So
+    /// re-initialise, at most once per [`MISSING_RETRY`]; true if it was
+    /// done and the caller should look once more. Must not be called from
+    /// inside [`Pool::with`].
+    pub(super) fn object_missing(&self) -> bool {
+        {
+            let mut last = self.missing.lock();
+            if last.is_some_and(|t| t.elapsed() < MISSING_RETRY) {
+                return false;
+            }
+            *last = Some(Instant::now());
+        }
+        tracing::warn!(
+            token = %self.token,
+            "a key object is missing on a token that answers; re-initialising the module \
+             in case the token lost track of its objects"
+        );
+        match self.module.reinitialize(self.module.epoch()) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, "PKCS#11 module re-initialisation failed");
+                false
+            }
+        }
     }
 
     /// Does the token answer? (`C_GetTokenInfo` reads SoftHSM2's token file.)

@@ -21,16 +21,16 @@ use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
 
 /// A SoftHSM2 installation of its own: config, token directory, one token.
-struct Store {
-    dir: PathBuf,
+pub(super) struct Store {
+    pub(super) dir: PathBuf,
     conf: PathBuf,
-    tokens: PathBuf,
+    pub(super) tokens: PathBuf,
     label: String,
     pin_file: PathBuf,
 }
 
 impl Store {
-    fn new() -> Store {
+    pub(super) fn new() -> Store {
         let dir = tempfile::Builder::new()
             .prefix("signet-outage-")
             .tempdir()
@@ -101,7 +101,7 @@ impl Store {
 }
 
 /// `signet serve` on a [`Store`], with its addresses and its log.
-struct Serve {
+pub(super) struct Serve {
     proc: std::process::Child,
     grpc: String,
     admin: String,
@@ -149,7 +149,7 @@ fn spawn(
 }
 
 impl Serve {
-    fn start(store: &Store, user: Option<(u32, u32)>) -> Serve {
+    pub(super) fn start(store: &Store, user: Option<(u32, u32)>) -> Serve {
         let (proc, mut lines) = spawn(store, user);
         let log = Arc::new(Mutex::new(String::new()));
         let (mut grpc, mut admin) = (String::new(), String::new());
@@ -181,7 +181,7 @@ impl Serve {
         }
     }
 
-    async fn channel(&self) -> Channel {
+    pub(super) async fn channel(&self) -> Channel {
         Channel::from_shared(format!("http://{}", self.grpc))
             .unwrap()
             .connect()
@@ -190,7 +190,7 @@ impl Serve {
     }
 
     /// grpc.health.v1 for the whole server, on the gRPC port.
-    async fn health(&self) -> ServingStatus {
+    pub(super) async fn health(&self) -> ServingStatus {
         let mut c = tonic_health::pb::health_client::HealthClient::new(self.channel().await);
         let s = c
             .check(tonic_health::pb::HealthCheckRequest {
@@ -239,9 +239,9 @@ impl Serve {
     }
 }
 
-const BOUND: Duration = Duration::from_secs(10);
+pub(super) const BOUND: Duration = Duration::from_secs(10);
 
-fn sign_req(key: &str, msg: &[u8]) -> pb::SignRequest {
+pub(super) fn sign_req(key: &str, msg: &[u8]) -> pb::SignRequest {
     pb::SignRequest {
         key: key.into(),
         input: Some(pb::sign_request::Input::Message(msg.to_vec())),
@@ -249,7 +249,7 @@ fn sign_req(key: &str, msg: &[u8]) -> pb::SignRequest {
     }
 }
 
-fn verify_req(key: &str, msg: &[u8], sig: &[u8]) -> pb::VerifyRequest {
+pub(super) fn verify_req(key: &str, msg: &[u8], sig: &[u8]) -> pb::VerifyRequest {
     pb::VerifyRequest {
         key: key.into(),
         input: Some(pb::verify_request::Input::Message(msg.to_vec())),
@@ -258,7 +258,7 @@ fn verify_req(key: &str, msg: &[u8], sig: &[u8]) -> pb::VerifyRequest {
     }
 }
 
-async fn create(ch: &Channel, name: &str, alg: &str) -> Result<pb::Key, tonic::Status> {
+pub(super) async fn create(ch: &Channel, name: &str, alg: &str) -> Result<pb::Key, tonic::Status> {
     pb::key_admin_client::KeyAdminClient::new(ch.clone())
         .create_key(pb::CreateKeyRequest {
             name: name.into(),
