@@ -309,8 +309,9 @@ fn warn_missing_keys(registry: &Registry, profiles: &[crate::http::profile::Prof
     }
 }
 
-/// Readiness follows the backend and the replay store: checked every 5 s
-/// while they answer, every second while they do not.
+/// Readiness follows the backend and the replay store: checked every 2 s
+/// while they answer (a lost HSM token turns readiness off within about
+/// that), every second while they do not.
 fn spawn_health_monitor(
     registry: Arc<Registry>,
     replay: Arc<dyn crate::http::replay::ReplayStore>,
@@ -346,7 +347,7 @@ fn spawn_health_monitor(
                 last = Some(now);
             }
             let ok = now.0 && now.1;
-            tokio::time::sleep(Duration::from_secs(if ok { 5 } else { 1 })).await;
+            tokio::time::sleep(Duration::from_secs(if ok { 2 } else { 1 })).await;
         }
     })
 }

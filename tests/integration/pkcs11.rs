@@ -131,6 +131,11 @@ mod conformance_on_softhsm {
     conformance_suite!(super::start_fresh());
 }
 
+/// Token loss and return, with signet in a process of its own.
+mod outage;
+/// Key objects lost and returned on a token that keeps answering.
+mod outage_objects;
+
 pub(crate) fn fresh_label() -> String {
     format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..30])
 }

@@ -6,7 +6,13 @@
 //! true and the registry runs them on the blocking pool (the one place
 //! where PKCS#11 leaves the async runtime). Object handles are found once,
 //! when a version is generated, imported or opened, and cached in the
-//! [`KeyHandle`]: the signing path never searches the token.
+//! [`KeyHandle`]: the signing path searches the token only after a failure
+//! made every cached handle stale (see `key` and `pool`).
+//!
+//! A lost token (device gone, token store missing or unreadable, sessions
+//! or login lost) answers `UNAVAILABLE`, turns readiness off through
+//! [`KeyBackend::health`], and recovers on its own when the token is back:
+//! see `pool` for how, and `module` for what SoftHSM2 does meanwhile.
 //!
 //! Messages are hashed in software and the token signs the digest
 //! (`CKM_RSA_PKCS` over a DigestInfo, `CKM_RSA_PKCS_PSS`, `CKM_ECDSA`), so
@@ -14,6 +20,10 @@
 //! fewest mechanisms from the token. HMAC (`CKM_SHAx_HMAC`) and Ed25519
 //! (`CKM_EDDSA`) sign the message itself, as their definitions require.
 
+mod errors;
+mod key;
+mod module;
+mod objects;
 mod pool;
 pub mod store;
 mod workers;
@@ -21,27 +31,27 @@ mod workers;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use cryptoki::context::Function;
-use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
-use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsPssParams};
 use cryptoki::mechanism::{Mechanism, MechanismType};
-use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
-use cryptoki::session::Session;
-use cryptoki::slot::Slot;
+use cryptoki::object::{Attribute, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::types::{AuthPin, Ulong};
 use der::asn1::OctetStringRef;
-use der::{Decode, Encode};
-use subtle::ConstantTimeEq;
+use der::Decode;
 
 use super::public::{mismatch, KeyParts};
 use super::{
-    Algorithm, Curve, Family, Hash, ImportMaterial, KeyBackend, KeyHandle, ProtectionLevel,
-    PublicKey, SignInput,
+    Algorithm, Family, Hash, ImportMaterial, KeyBackend, KeyHandle, ProtectionLevel, PublicKey,
 };
 use crate::error::{Error, Result};
 use crate::keys::memory::MemoryKey;
-use pool::{map_err, Pool};
+use errors::map_err;
+pub use key::RawSigner;
+use key::{find_key, Pkcs11Key};
+pub use module::module_context;
+use objects::{
+    der_octets, ec_params, label_of, private_template, public_template, read_public, scrub,
+};
+use pool::Pool;
 
 /// Which token to use: by label or by serial number, never by slot index
 /// (slot numbers change when tokens are added or removed).
@@ -105,13 +115,19 @@ impl Pkcs11Backend {
                 settings.module.display()
             )));
         }
-        let ctx = module_context(&settings.module)?;
-        let slot = find_token(&ctx, &settings.token)?;
-        let mechanisms = ctx
-            .get_mechanism_list(slot)
-            .map_err(|e| map_err("mechanism list", e))?;
+        let module = module::module(&settings.module, Some(&settings.token))?;
+        let (slot, mechanisms) = {
+            let _in = module.enter();
+            let slot = module.find_token(&settings.token)?;
+            let mechanisms = module
+                .ctx()
+                .get_mechanism_list(slot)
+                .map_err(|e| map_err("mechanism list", e))?;
+            (slot, mechanisms)
+        };
         let pool = Pool::new(
-            ctx,
+            module,
+            settings.token.clone(),
             slot,
             settings.pin,
             settings.max_sessions,
@@ -120,7 +136,7 @@ impl Pkcs11Backend {
         let workers = workers::Workers::start(settings.threads)
             .map_err(|e| Error::internal(format!("cannot start PKCS#11 threads: {e}")))?;
         Ok(Self {
-            pool: Arc::new(pool),
+            pool,
             workers,
             mechanisms,
             token: settings.token.to_string(),
@@ -140,7 +156,10 @@ impl Pkcs11Backend {
                 ObjectClass::SECRET_KEY,
                 ObjectClass::PUBLIC_KEY,
             ] {
-                for h in s.find_objects(&[Attribute::Token(true), Attribute::Class(class)])? {
+                for h in self
+                    .pool
+                    .find(s, &[Attribute::Token(true), Attribute::Class(class)])?
+                {
                     if let Some(l) = label_of(s, h)? {
                         if !labels.contains(&l) {
                             labels.push(l);
@@ -152,10 +171,13 @@ impl Pkcs11Backend {
         })
     }
 
+    /// The key for `private`, a handle found in handle generation
+    /// `generation` (or later).
     fn handle(
         &self,
         label: &str,
         alg: Algorithm,
+        generation: u64,
         private: ObjectHandle,
     ) -> Result<Arc<dyn KeyHandle>> {
         let public = if alg.is_symmetric() {
@@ -163,10 +185,13 @@ impl Pkcs11Backend {
         } else {
             let label_attr = Attribute::Label(label.as_bytes().to_vec());
             let parts = self.pool.with("read public key", |s| {
-                let found = s.find_objects(&[
-                    Attribute::Class(ObjectClass::PUBLIC_KEY),
-                    label_attr.clone(),
-                ])?;
+                let found = self.pool.find(
+                    s,
+                    &[
+                        Attribute::Class(ObjectClass::PUBLIC_KEY),
+                        label_attr.clone(),
+                    ],
+                )?;
                 let Some(&h) = found.first() else {
                     return Ok(None);
                 };
@@ -180,133 +205,10 @@ impl Pkcs11Backend {
         Ok(Arc::new(Pkcs11Key {
             alg,
             label: label.to_string(),
-            object: parking_lot::RwLock::new(private),
+            object: parking_lot::RwLock::new((generation, private)),
             public,
             pool: self.pool.clone(),
         }))
-    }
-}
-
-/// The process-wide context for a module: loaded and initialised once,
-/// shared by every backend in the process (PKCS#11 allows one
-/// `C_Initialize` per process), and never finalised while the process runs.
-pub fn module_context(module: &std::path::Path) -> Result<Pkcs11> {
-    static CONTEXTS: std::sync::OnceLock<parking_lot::Mutex<Vec<(PathBuf, Pkcs11)>>> =
-        std::sync::OnceLock::new();
-    let mut contexts = CONTEXTS.get_or_init(Default::default).lock();
-    if let Some((_, ctx)) = contexts.iter().find(|(p, _)| p == module) {
-        return Ok(ctx.clone());
-    }
-    let ctx = Pkcs11::new(module).map_err(|e| {
-        Error::unavailable(format!(
-            "cannot load PKCS#11 module {}: {e}",
-            module.display()
-        ))
-    })?;
-    match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
-        Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
-        Err(e) => return Err(map_err("C_Initialize", e)),
-    }
-    contexts.push((module.to_path_buf(), ctx.clone()));
-    Ok(ctx)
-}
-
-fn find_token(ctx: &Pkcs11, want: &TokenSelector) -> Result<Slot> {
-    let slots = ctx
-        .get_slots_with_token()
-        .map_err(|e| map_err("slot list", e))?;
-    let mut found = Vec::new();
-    for slot in slots {
-        let info = ctx
-            .get_token_info(slot)
-            .map_err(|e| map_err("token info", e))?;
-        let hit = match want {
-            TokenSelector::Label(l) => info.label().trim_end() == l,
-            TokenSelector::Serial(s) => info.serial_number().trim_end() == s,
-        };
-        if hit {
-            found.push(slot);
-        }
-    }
-    match found.as_slice() {
-        [slot] => Ok(*slot),
-        [] => Err(Error::unavailable(format!("no PKCS#11 token with {want}"))),
-        _ => Err(Error::unavailable(format!(
-            "{} PKCS#11 tokens match {want}; select by serial instead",
-            found.len()
-        ))),
-    }
-}
-
-fn label_of(s: &Session, h: ObjectHandle) -> std::result::Result<Option<String>, CkError> {
-    for a in s.get_attributes(h, &[AttributeType::Label])? {
-        if let Attribute::Label(l) = a {
-            return Ok(String::from_utf8(l).ok());
-        }
-    }
-    Ok(None)
-}
-
-/// Reads a public key object's components. An inner error means the token
-/// returned something that is not a key of `alg`.
-fn read_public(
-    s: &Session,
-    alg: Algorithm,
-    h: ObjectHandle,
-) -> std::result::Result<Result<KeyParts>, CkError> {
-    if alg.rsa_bits().is_some() {
-        let (mut n, mut e) = (None, None);
-        for a in s.get_attributes(h, &[AttributeType::Modulus, AttributeType::PublicExponent])? {
-            match a {
-                Attribute::Modulus(v) => n = Some(v),
-                Attribute::PublicExponent(v) => e = Some(v),
-                _ => {}
-            }
-        }
-        return Ok(match (n, e) {
-            (Some(n), Some(e)) => Ok(KeyParts::Rsa { n, e }),
-            _ => Err(mismatch(alg)),
-        });
-    }
-    let mut point = None;
-    for a in s.get_attributes(h, &[AttributeType::EcPoint])? {
-        if let Attribute::EcPoint(v) = a {
-            point = Some(v);
-        }
-    }
-    let Some(point) = point else {
-        return Ok(Err(mismatch(alg)));
-    };
-    // CKA_EC_POINT is a DER OCTET STRING; some modules return it bare.
-    let raw = match OctetStringRef::from_der(&point) {
-        Ok(os) => os.as_bytes().to_vec(),
-        Err(_) => point,
-    };
-    Ok(match (alg.family(), alg.curve()) {
-        (Family::Ecdsa, Some(curve)) => Ok(KeyParts::Ec { curve, point: raw }),
-        (Family::Ed25519, _) => raw
-            .try_into()
-            .map(|x| KeyParts::Ed25519 { x })
-            .map_err(|_| mismatch(alg)),
-        _ => Err(mismatch(alg)),
-    })
-}
-
-/// `CKA_EC_PARAMS`: the curve's OID, DER-encoded.
-fn ec_params(alg: Algorithm) -> Vec<u8> {
-    match alg.curve() {
-        Some(Curve::P256) => vec![0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07],
-        Some(Curve::P384) => vec![0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22],
-        // id-Ed25519, 1.3.101.112 (RFC 8410).
-        None => vec![0x06, 0x03, 0x2b, 0x65, 0x70],
-    }
-}
-
-fn hmac_mechanism(hash: Hash) -> Mechanism<'static> {
-    match hash {
-        Hash::Sha256 => Mechanism::Sha256Hmac,
-        Hash::Sha384 => Mechanism::Sha384Hmac,
-        Hash::Sha512 => Mechanism::Sha512Hmac,
     }
 }
 
@@ -316,126 +218,6 @@ fn hmac_mechanism_type(hash: Hash) -> MechanismType {
         Hash::Sha384 => MechanismType::SHA384_HMAC,
         Hash::Sha512 => MechanismType::SHA512_HMAC,
     }
-}
-
-fn pss_params(hash: Hash) -> PkcsPssParams {
-    let (hash_alg, mgf) = match hash {
-        Hash::Sha256 => (MechanismType::SHA256, PkcsMgfType::MGF1_SHA256),
-        Hash::Sha384 => (MechanismType::SHA384, PkcsMgfType::MGF1_SHA384),
-        Hash::Sha512 => (MechanismType::SHA512, PkcsMgfType::MGF1_SHA512),
-    };
-    // Salt as long as the hash: what RFC 8017 recommends and what the
-    // in-memory backend (and JOSE's PS256/PS512) use.
-    PkcsPssParams {
-        hash_alg,
-        mgf,
-        s_len: Ulong::from(hash.output_len() as u64),
-    }
-}
-
-/// The class of the object that signs for `alg`.
-fn key_class(alg: Algorithm) -> ObjectClass {
-    if alg.is_symmetric() {
-        ObjectClass::SECRET_KEY
-    } else {
-        ObjectClass::PRIVATE_KEY
-    }
-}
-
-/// The signing objects labelled `label` (one, unless the token is damaged).
-fn find_key(
-    s: &Session,
-    label: &str,
-    alg: Algorithm,
-) -> std::result::Result<Vec<ObjectHandle>, CkError> {
-    s.find_objects(&[
-        Attribute::Class(key_class(alg)),
-        Attribute::Label(label.as_bytes().to_vec()),
-    ])
-}
-
-/// What the token signs for `input`: the message for HMAC and Ed25519, the
-/// digest for ECDSA and PSS, the DigestInfo-wrapped digest for PKCS#1 v1.5.
-fn token_input(alg: Algorithm, input: SignInput<'_>) -> Result<std::borrow::Cow<'_, [u8]>> {
-    let digest = |hash: Hash| match input {
-        SignInput::Message(m) => hash.digest(m),
-        SignInput::Digest(d) => d.to_vec(),
-    };
-    Ok(match (alg.family(), alg.hash(), input) {
-        (Family::Hmac | Family::Ed25519, _, SignInput::Message(m)) => m.into(),
-        (Family::Hmac | Family::Ed25519, _, SignInput::Digest(_)) => {
-            return Err(Error::invalid(format!(
-                "{alg} signs the message, not a digest"
-            )))
-        }
-        (Family::RsaPkcs1, Some(hash), _) => {
-            let mut d = digest_info_prefix(hash).to_vec();
-            d.extend(digest(hash));
-            d.into()
-        }
-        (Family::RsaPss | Family::Ecdsa, Some(hash), _) => digest(hash).into(),
-        _ => return Err(mismatch(alg)),
-    })
-}
-
-/// The mechanism that signs for `alg` (over the digest for RSA and ECDSA).
-fn sign_mechanism(alg: Algorithm) -> Mechanism<'static> {
-    match (alg.family(), alg.hash()) {
-        (Family::Hmac, Some(h)) => hmac_mechanism(h),
-        (Family::RsaPkcs1, _) => Mechanism::RsaPkcs,
-        (Family::RsaPss, Some(h)) => Mechanism::RsaPkcsPss(pss_params(h)),
-        (Family::Ecdsa, _) => Mechanism::Ecdsa,
-        _ => Mechanism::Eddsa(cryptoki::mechanism::eddsa::EddsaParams::new(
-            cryptoki::mechanism::eddsa::EddsaSignatureScheme::Pure,
-        )),
-    }
-}
-
-/// DER DigestInfo prefix (RFC 8017 §9.2 note 1) for PKCS#1 v1.5 over a digest.
-fn digest_info_prefix(hash: Hash) -> &'static [u8] {
-    match hash {
-        Hash::Sha256 => &[
-            0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
-            0x01, 0x05, 0x00, 0x04, 0x20,
-        ],
-        Hash::Sha384 => &[
-            0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
-            0x02, 0x05, 0x00, 0x04, 0x30,
-        ],
-        Hash::Sha512 => &[
-            0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
-            0x03, 0x05, 0x00, 0x04, 0x40,
-        ],
-    }
-}
-
-/// Attributes every private or secret key signet puts on the token.
-fn private_template(label: &str) -> Vec<Attribute> {
-    vec![
-        Attribute::Token(true),
-        Attribute::Private(true),
-        Attribute::Sensitive(true),
-        Attribute::Extractable(false),
-        Attribute::Sign(true),
-        Attribute::Label(label.as_bytes().to_vec()),
-        Attribute::Id(label.as_bytes().to_vec()),
-    ]
-}
-
-fn public_template(label: &str) -> Vec<Attribute> {
-    vec![
-        Attribute::Token(true),
-        Attribute::Private(false),
-        Attribute::Verify(true),
-        Attribute::Label(label.as_bytes().to_vec()),
-        Attribute::Id(label.as_bytes().to_vec()),
-    ]
-}
-
-fn der_octets(bytes: &[u8]) -> Result<Vec<u8>> {
-    OctetStringRef::new(bytes)
-        .and_then(|o| o.to_der())
-        .map_err(|e| Error::internal(format!("DER encoding failed: {e}")))
 }
 
 impl KeyBackend for Pkcs11Backend {
@@ -474,6 +256,7 @@ impl KeyBackend for Pkcs11Backend {
 
     fn generate(&self, label: &str, alg: Algorithm) -> Result<Arc<dyn KeyHandle>> {
         self.check_algorithm(alg)?;
+        let generation = self.pool.generation();
         let mut private = private_template(label);
         let mut public = public_template(label);
         let object = match alg.family() {
@@ -514,9 +297,10 @@ impl KeyBackend for Pkcs11Backend {
                 private
             }
         };
-        self.handle(label, alg, object).inspect_err(|_| {
-            let _ = self.destroy(label);
-        })
+        self.handle(label, alg, generation, object)
+            .inspect_err(|_| {
+                let _ = self.destroy(label);
+            })
     }
 
     fn import(
@@ -526,6 +310,7 @@ impl KeyBackend for Pkcs11Backend {
         material: ImportMaterial,
     ) -> Result<Arc<dyn KeyHandle>> {
         self.check_algorithm(alg)?;
+        let generation = self.pool.generation();
         let mut private = private_template(label);
         let mut public = public_template(label);
         match (&material, alg.family()) {
@@ -553,7 +338,7 @@ impl KeyBackend for Pkcs11Backend {
                 ]);
                 let object = self.pool.with("import key", |s| s.create_object(&private));
                 scrub(&mut private);
-                return self.handle(label, alg, object?);
+                return self.handle(label, alg, generation, object?);
             }
             (ImportMaterial::Pkcs8(_), Family::Hmac) | (ImportMaterial::HmacSecret(_), _) => {
                 return Err(mismatch(alg))
@@ -640,15 +425,19 @@ impl KeyBackend for Pkcs11Backend {
         });
         scrub(&mut private);
         let object = created?;
-        self.handle(label, alg, object).inspect_err(|_| {
-            let _ = self.destroy(label);
-        })
+        self.handle(label, alg, generation, object)
+            .inspect_err(|_| {
+                let _ = self.destroy(label);
+            })
     }
 
     fn open(&self, label: &str, alg: Algorithm) -> Result<Arc<dyn KeyHandle>> {
-        let found = self.pool.with("find key", |s| find_key(s, label, alg))?;
+        let generation = self.pool.generation();
+        let found = self
+            .pool
+            .with("find key", |s| find_key(&self.pool, s, label, alg))?;
         match found.as_slice() {
-            [h] => self.handle(label, alg, *h),
+            [h] => self.handle(label, alg, generation, *h),
             [] => Err(Error::not_found(format!(
                 "key object {label} is not on the token"
             ))),
@@ -661,10 +450,13 @@ impl KeyBackend for Pkcs11Backend {
 
     fn destroy(&self, label: &str) -> Result<()> {
         self.pool.with("destroy key", |s| {
-            for h in s.find_objects(&[
-                Attribute::Token(true),
-                Attribute::Label(label.as_bytes().to_vec()),
-            ])? {
+            for h in self.pool.find(
+                s,
+                &[
+                    Attribute::Token(true),
+                    Attribute::Label(label.as_bytes().to_vec()),
+                ],
+            )? {
                 match s.destroy_object(h) {
                     Ok(()) | Err(CkError::Pkcs11(RvError::ObjectHandleInvalid, _)) => {}
                     Err(e) => return Err(e),
@@ -696,128 +488,5 @@ impl KeyBackend for Pkcs11Backend {
             .into_iter()
             .filter(|l| store::is_key_label(l) && !referenced.contains(l))
             .collect())
-    }
-}
-
-/// For benchmarks: a session of its own and a key's object handle, to
-/// time `C_Sign` with nothing of signet in between.
-pub struct RawSigner {
-    session: Session,
-    object: ObjectHandle,
-    alg: Algorithm,
-    data: Vec<u8>,
-}
-
-impl RawSigner {
-    /// One `C_Sign` over the prepared input.
-    pub fn sign(&self) -> Result<Vec<u8>> {
-        // Built per call, as the service does (a Mechanism is not Send).
-        self.session
-            .sign(&sign_mechanism(self.alg), self.object, &self.data)
-            .map_err(|e| map_err("sign", e))
-    }
-}
-
-impl Pkcs11Backend {
-    /// A [`RawSigner`] for the key under `label`, signing `message` (hashed
-    /// once, here, for the algorithms that sign a digest).
-    pub fn raw_signer(&self, label: &str, alg: Algorithm, message: &[u8]) -> Result<RawSigner> {
-        let ctx = self.pool.context();
-        let session = ctx
-            .open_rw_session(self.pool.slot())
-            .map_err(|e| map_err("open session", e))?;
-        let object = *find_key(&session, label, alg)
-            .map_err(|e| map_err("find key", e))?
-            .first()
-            .ok_or_else(|| Error::not_found(format!("no key object {label}")))?;
-        let data = token_input(alg, SignInput::Message(message))?.into_owned();
-        Ok(RawSigner {
-            session,
-            object,
-            alg,
-            data,
-        })
-    }
-}
-
-/// Overwrites secret attribute values before the template is dropped.
-fn scrub(template: &mut [Attribute]) {
-    use zeroize::Zeroize;
-    for a in template.iter_mut() {
-        match a {
-            Attribute::Value(v)
-            | Attribute::PrivateExponent(v)
-            | Attribute::Prime1(v)
-            | Attribute::Prime2(v)
-            | Attribute::Exponent1(v)
-            | Attribute::Exponent2(v)
-            | Attribute::Coefficient(v) => v.zeroize(),
-            _ => {}
-        }
-    }
-}
-
-/// One version's key on the token: a cached object handle.
-struct Pkcs11Key {
-    alg: Algorithm,
-    label: String,
-    /// Found once; found again only if the token invalidates it (SoftHSM2
-    /// drops private-object handles on logout; a re-inserted token has new
-    /// ones).
-    object: parking_lot::RwLock<ObjectHandle>,
-    public: Option<PublicKey>,
-    pool: Arc<Pool>,
-}
-
-impl std::fmt::Debug for Pkcs11Key {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pkcs11Key").field("alg", &self.alg).finish()
-    }
-}
-
-impl KeyHandle for Pkcs11Key {
-    fn algorithm(&self) -> Algorithm {
-        self.alg
-    }
-
-    fn public_key(&self) -> Option<&PublicKey> {
-        self.public.as_ref()
-    }
-
-    fn sign(&self, input: SignInput<'_>) -> Result<Vec<u8>> {
-        input.check(self.alg)?;
-        let alg = self.alg;
-        let data = token_input(alg, input)?;
-        let mechanism = sign_mechanism(alg);
-        self.pool.with("sign", |s| {
-            let object = *self.object.read();
-            match s.sign(&mechanism, object, &data) {
-                Err(CkError::Pkcs11(
-                    RvError::KeyHandleInvalid | RvError::ObjectHandleInvalid,
-                    _,
-                )) => {
-                    let found = find_key(s, &self.label, alg)?;
-                    match found.as_slice() {
-                        [h] => {
-                            *self.object.write() = *h;
-                            s.sign(&mechanism, *h, &data)
-                        }
-                        _ => Err(CkError::Pkcs11(
-                            RvError::KeyHandleInvalid,
-                            Function::SignInit,
-                        )),
-                    }
-                }
-                r => r,
-            }
-        })
-    }
-
-    fn verify_mac(&self, input: SignInput<'_>, tag: &[u8]) -> Result<bool> {
-        if !self.alg.is_symmetric() {
-            return Err(mismatch(self.alg));
-        }
-        let expected = self.sign(input)?;
-        Ok(expected.len() == tag.len() && bool::from(expected.ct_eq(tag)))
     }
 }

@@ -71,6 +71,7 @@ pub fn is_key_label(label: &str) -> bool {
 type RegistryObject = (ObjectHandle, Option<String>, Vec<u8>);
 
 fn registry_objects(
+    pool: &Pool,
     s: &Session,
     name: Option<&str>,
 ) -> std::result::Result<Vec<RegistryObject>, cryptoki::error::Error> {
@@ -83,14 +84,14 @@ fn registry_objects(
         template.push(Attribute::Label(format!("{LABEL_PREFIX}{n}").into_bytes()));
     }
     let mut out = Vec::new();
-    for h in s.find_objects(&template)? {
+    for h in pool.find(s, &template)? {
         let (mut label, mut value) = (None, Vec::new());
         // Another process may destroy a superseded record between the
         // search and the read: an object that cannot be read any more is
         // gone, not an error (a device failure still is).
         let attrs = match s.get_attributes(h, &[AttributeType::Label, AttributeType::Value]) {
             Ok(a) => a,
-            Err(e) if super::pool::is_device_error(&e) => return Err(e),
+            Err(e) if super::errors::is_token_failure(&e) => return Err(e),
             Err(_) => continue,
         };
         for a in attrs {
@@ -107,9 +108,10 @@ fn registry_objects(
 
 impl RegistryStore for TokenStore {
     fn load(&self) -> Result<Vec<KeyRecord>> {
+        let generation = self.pool.generation();
         let objects = self
             .pool
-            .with("read registry", |s| registry_objects(s, None))?;
+            .with("read registry", |s| registry_objects(&self.pool, s, None))?;
         // name → (generation, value, record, handle). Everything older than
         // the newest generation is stale. Two objects of the same generation
         // are a write race in progress (see `put`): neither is removed here,
@@ -149,6 +151,11 @@ impl RegistryStore for TokenStore {
                 "removing superseded registry records left by an interrupted update"
             );
             self.pool.with("clean registry", |s| {
+                // Handles from before a failure may name other objects
+                // after the module was re-initialised: the next load cleans.
+                if self.pool.generation() != generation {
+                    return Ok(());
+                }
                 for h in &stale {
                     let _ = s.destroy_object(*h);
                 }
@@ -168,7 +175,7 @@ impl RegistryStore for TokenStore {
         let name = record.name.clone();
         let expected = self.seen.lock().get(&name).copied().unwrap_or(0);
         let written = self.pool.with("write registry", |s| {
-            let existing = registry_objects(s, Some(&name))?;
+            let existing = registry_objects(&self.pool, s, Some(&name))?;
             let current = existing
                 .iter()
                 .filter_map(|(_, _, v)| serde_json::from_slice::<Stored>(v).ok())
@@ -198,7 +205,7 @@ impl RegistryStore for TokenStore {
             // Whoever finds a rival after creating its object withdraws it.
             // Of two racing writers the later one always sees the earlier,
             // so at most one succeeds (both may withdraw; both then retry).
-            let rival = registry_objects(s, Some(&name))?
+            let rival = registry_objects(&self.pool, s, Some(&name))?
                 .iter()
                 .filter(|(h, _, _)| *h != mine)
                 .filter_map(|(_, _, v)| serde_json::from_slice::<Stored>(v).ok())

@@ -1,0 +1,125 @@
+//! The objects signet puts on a token: templates, and reading a public
+//! key back.
+
+use cryptoki::error::Error as CkError;
+use cryptoki::object::{Attribute, AttributeType, ObjectHandle};
+use cryptoki::session::Session;
+use der::asn1::OctetStringRef;
+use der::{Decode, Encode};
+
+use crate::error::{Error, Result};
+use crate::keys::public::{mismatch, KeyParts};
+use crate::keys::{Algorithm, Curve, Family};
+
+pub(super) fn label_of(
+    s: &Session,
+    h: ObjectHandle,
+) -> std::result::Result<Option<String>, CkError> {
+    for a in s.get_attributes(h, &[AttributeType::Label])? {
+        if let Attribute::Label(l) = a {
+            return Ok(String::from_utf8(l).ok());
+        }
+    }
+    Ok(None)
+}
+
+/// Reads a public key object's components. An inner error means the token
+/// returned something that is not a key of `alg`.
+pub(super) fn read_public(
+    s: &Session,
+    alg: Algorithm,
+    h: ObjectHandle,
+) -> std::result::Result<Result<KeyParts>, CkError> {
+    if alg.rsa_bits().is_some() {
+        let (mut n, mut e) = (None, None);
+        for a in s.get_attributes(h, &[AttributeType::Modulus, AttributeType::PublicExponent])? {
+            match a {
+                Attribute::Modulus(v) => n = Some(v),
+                Attribute::PublicExponent(v) => e = Some(v),
+                _ => {}
+            }
+        }
+        return Ok(match (n, e) {
+            (Some(n), Some(e)) => Ok(KeyParts::Rsa { n, e }),
+            _ => Err(mismatch(alg)),
+        });
+    }
+    let mut point = None;
+    for a in s.get_attributes(h, &[AttributeType::EcPoint])? {
+        if let Attribute::EcPoint(v) = a {
+            point = Some(v);
+        }
+    }
+    let Some(point) = point else {
+        return Ok(Err(mismatch(alg)));
+    };
+    // CKA_EC_POINT is a DER OCTET STRING; some modules return it bare.
+    let raw = match OctetStringRef::from_der(&point) {
+        Ok(os) => os.as_bytes().to_vec(),
+        Err(_) => point,
+    };
+    Ok(match (alg.family(), alg.curve()) {
+        (Family::Ecdsa, Some(curve)) => Ok(KeyParts::Ec { curve, point: raw }),
+        (Family::Ed25519, _) => raw
+            .try_into()
+            .map(|x| KeyParts::Ed25519 { x })
+            .map_err(|_| mismatch(alg)),
+        _ => Err(mismatch(alg)),
+    })
+}
+
+/// `CKA_EC_PARAMS`: the curve's OID, DER-encoded.
+pub(super) fn ec_params(alg: Algorithm) -> Vec<u8> {
+    match alg.curve() {
+        Some(Curve::P256) => vec![0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07],
+        Some(Curve::P384) => vec![0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22],
+        // id-Ed25519, 1.3.101.112 (RFC 8410).
+        None => vec![0x06, 0x03, 0x2b, 0x65, 0x70],
+    }
+}
+
+/// Attributes every private or secret key signet puts on the token.
+pub(super) fn private_template(label: &str) -> Vec<Attribute> {
+    vec![
+        Attribute::Token(true),
+        Attribute::Private(true),
+        Attribute::Sensitive(true),
+        Attribute::Extractable(false),
+        Attribute::Sign(true),
+        Attribute::Label(label.as_bytes().to_vec()),
+        Attribute::Id(label.as_bytes().to_vec()),
+    ]
+}
+
+pub(super) fn public_template(label: &str) -> Vec<Attribute> {
+    vec![
+        Attribute::Token(true),
+        Attribute::Private(false),
+        Attribute::Verify(true),
+        Attribute::Label(label.as_bytes().to_vec()),
+        Attribute::Id(label.as_bytes().to_vec()),
+    ]
+}
+
+pub(super) fn der_octets(bytes: &[u8]) -> Result<Vec<u8>> {
+    OctetStringRef::new(bytes)
+        .and_then(|o| o.to_der())
+        .map_err(|e| Error::internal(format!("DER encoding failed: {e}")))
+}
+
+/// Overwrites secret attribute values before the template is dropped.
+pub(super) fn scrub(template: &mut [Attribute]) {
+    use zeroize::Zeroize;
+    for a in template.iter_mut() {
+        match a {
+            Attribute::Value(v)
+            | Attribute::PrivateExponent(v)
+            | Attribute::Prime1(v)
+            | Attribute::Prime2(v)
+            | Attribute::Exponent1(v)
+            | Attribute::Exponent2(v)
+            | Attribute::Coefficient(v) => v.zeroize(),
+            _ => {}
+        }
+    }
+}
