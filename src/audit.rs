@@ -116,7 +116,7 @@ impl Record {
     /// Sets the outcome from a gRPC code.
     pub fn with_code(mut self, code: tonic::Code) -> Self {
         self.time = SystemTime::now();
-        self.code = Some(code_name(code));
+        self.code = Some(crate::error::code_name(code));
         self.outcome = match code {
             tonic::Code::Ok => "ok",
             tonic::Code::Unauthenticated
@@ -125,30 +125,6 @@ impl Record {
             _ => "error",
         };
         self
-    }
-}
-
-/// The canonical name of a gRPC code.
-pub fn code_name(code: tonic::Code) -> &'static str {
-    use tonic::Code::*;
-    match code {
-        Ok => "OK",
-        Cancelled => "CANCELLED",
-        Unknown => "UNKNOWN",
-        InvalidArgument => "INVALID_ARGUMENT",
-        DeadlineExceeded => "DEADLINE_EXCEEDED",
-        NotFound => "NOT_FOUND",
-        AlreadyExists => "ALREADY_EXISTS",
-        PermissionDenied => "PERMISSION_DENIED",
-        ResourceExhausted => "RESOURCE_EXHAUSTED",
-        FailedPrecondition => "FAILED_PRECONDITION",
-        Aborted => "ABORTED",
-        OutOfRange => "OUT_OF_RANGE",
-        Unimplemented => "UNIMPLEMENTED",
-        Internal => "INTERNAL",
-        Unavailable => "UNAVAILABLE",
-        DataLoss => "DATA_LOSS",
-        Unauthenticated => "UNAUTHENTICATED",
     }
 }
 

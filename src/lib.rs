@@ -9,7 +9,7 @@ pub mod bounds;
 pub mod cli;
 pub mod config;
 pub mod error;
-pub mod http;
+pub mod httpsig;
 pub mod keys;
 pub mod listener;
 pub mod server;

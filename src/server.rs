@@ -191,17 +191,18 @@ pub async fn serve_full(
     let decode_limit = config.server.max_message_bytes * 2 + 64 * 1024;
     let profile_list = config.resolved_profiles()?;
     warn_missing_keys(&registry, &profile_list);
-    let replay: Arc<dyn crate::http::replay::ReplayStore> = match config.http.resolve_redis_url()? {
-        Some(url) => {
-            let store = crate::http::replay::RedisReplayStore::connect(&url).await?;
-            tracing::info!(store = ?store, "replay store: Redis");
-            Arc::new(store)
-        }
-        None => Arc::new(crate::http::replay::MemoryReplayStore::new(
-            config.http.replay_capacity,
-        )),
-    };
-    let profiles = crate::http::profile::ProfileSet::new(profile_list);
+    let replay: Arc<dyn crate::httpsig::replay::ReplayStore> =
+        match config.http.resolve_redis_url()? {
+            Some(url) => {
+                let store = crate::httpsig::replay::RedisReplayStore::connect(&url).await?;
+                tracing::info!(store = ?store, "replay store: Redis");
+                Arc::new(store)
+            }
+            None => Arc::new(crate::httpsig::replay::MemoryReplayStore::new(
+                config.http.replay_capacity,
+            )),
+        };
+    let profiles = crate::httpsig::profile::ProfileSet::new(profile_list);
     let admin = KeyAdminServer::new(
         KeyAdminService::new(registry.clone())
             .with_profiles(profiles.clone())
@@ -299,7 +300,7 @@ pub async fn serve_full(
     result
 }
 
-fn warn_missing_keys(registry: &Registry, profiles: &[crate::http::profile::Profile]) {
+fn warn_missing_keys(registry: &Registry, profiles: &[crate::httpsig::profile::Profile]) {
     for p in profiles {
         for k in [&p.key, &p.verify_key].into_iter().flatten() {
             if registry.get(k).is_err() {
@@ -314,7 +315,7 @@ fn warn_missing_keys(registry: &Registry, profiles: &[crate::http::profile::Prof
 /// that), every second while they do not.
 fn spawn_health_monitor(
     registry: Arc<Registry>,
-    replay: Arc<dyn crate::http::replay::ReplayStore>,
+    replay: Arc<dyn crate::httpsig::replay::ReplayStore>,
     lifecycle: Arc<Lifecycle>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -457,7 +458,7 @@ struct Reload {
     in_force: Config,
     listen_override: Option<std::net::SocketAddr>,
     security: Arc<Security>,
-    profiles: Arc<crate::http::profile::ProfileSet>,
+    profiles: Arc<crate::httpsig::profile::ProfileSet>,
     tls: Option<Arc<crate::tls::TlsState>>,
     registry: Arc<Registry>,
 }

@@ -29,7 +29,7 @@ pub struct KeyAdminService {
     security: Arc<Security>,
     /// Keys named by a `standard-webhooks` profile: an HMAC secret imported
     /// for one of them as `whsec_` + base64 is stored decoded.
-    profiles: Arc<crate::http::profile::ProfileSet>,
+    profiles: Arc<crate::httpsig::profile::ProfileSet>,
 }
 
 impl KeyAdminService {
@@ -50,7 +50,7 @@ impl KeyAdminService {
 
     /// The HTTP profiles: imports for keys named by a `standard-webhooks`
     /// profile decode a `whsec_` secret (http-signing.md, Presets).
-    pub fn with_profiles(mut self, profiles: Arc<crate::http::profile::ProfileSet>) -> Self {
+    pub fn with_profiles(mut self, profiles: Arc<crate::httpsig::profile::ProfileSet>) -> Self {
         self.profiles = profiles;
         self
     }

@@ -9,9 +9,9 @@ use super::pb::{self, signer_server::Signer};
 use super::run;
 use crate::auth::{CallContext, Op, Security};
 use crate::error::{Error, Result};
-use crate::http::engine;
-use crate::http::profile::{Profile, ProfileSet};
-use crate::http::replay::{MemoryReplayStore, ReplayStore};
+use crate::httpsig::engine;
+use crate::httpsig::profile::{Profile, ProfileSet};
+use crate::httpsig::replay::{MemoryReplayStore, ReplayStore};
 use crate::keys::registry::{Input, Registry};
 use crate::keys::validate_name;
 

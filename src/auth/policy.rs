@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::config::{AuthConfig, LimitsConfig};
-use crate::http::profile::Cidr;
+use crate::httpsig::profile::Cidr;
 
 /// An operation, as grants name it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

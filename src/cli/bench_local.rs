@@ -28,7 +28,7 @@ pub fn demo_algorithm(key: &str) -> Option<Algorithm> {
 
 /// The gRPC code name of a backend error kind.
 fn kind_name(k: ErrorKind) -> &'static str {
-    crate::audit::code_name(k.code())
+    crate::error::code_name(k.code())
 }
 
 /// Runs the in-process bench (blocking: call from a blocking thread).

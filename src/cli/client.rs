@@ -98,7 +98,7 @@ impl CliError {
 pub type CliResult<T = ()> = Result<T, CliError>;
 
 /// The canonical gRPC name of a status code, e.g. `NOT_FOUND`.
-pub use crate::audit::code_name;
+pub use crate::error::code_name;
 
 /// `CODE: message` (see [`status_detail`]).
 pub fn status_message(s: &Status) -> String {

@@ -34,7 +34,7 @@ impl std::fmt::Debug for HttpConfig {
                 &self
                     .redis_url
                     .as_deref()
-                    .map(crate::http::replay::redact_url),
+                    .map(crate::httpsig::replay::redact_url),
             )
             .field("redis_url_env", &self.redis_url_env)
             .finish()
@@ -99,7 +99,7 @@ impl HttpConfig {
             return Err("http: set exactly one of redis_url and redis_url_env".into());
         }
         if let Some(url) = &self.redis_url {
-            crate::http::replay::parse_url(url)?;
+            crate::httpsig::replay::parse_url(url)?;
         }
         Ok(())
     }

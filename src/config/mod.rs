@@ -52,7 +52,7 @@ pub struct Config {
     pub http: HttpConfig,
     /// HTTP request signing and webhook verification profiles.
     #[serde(default)]
-    pub profiles: Vec<crate::http::profile::ProfileConfig>,
+    pub profiles: Vec<crate::httpsig::profile::ProfileConfig>,
     /// Who may call what.
     #[serde(default)]
     pub auth: AuthConfig,
@@ -119,8 +119,8 @@ impl Config {
     }
 
     /// The profiles, validated; names are unique.
-    pub fn resolved_profiles(&self) -> Result<Vec<crate::http::profile::Profile>, String> {
-        let mut out: Vec<crate::http::profile::Profile> = Vec::new();
+    pub fn resolved_profiles(&self) -> Result<Vec<crate::httpsig::profile::Profile>, String> {
+        let mut out: Vec<crate::httpsig::profile::Profile> = Vec::new();
         for p in &self.profiles {
             let r = p.resolve()?;
             if out.iter().any(|o| o.name == r.name) {

@@ -340,7 +340,7 @@ where
                 service,
                 method,
                 algorithm,
-                crate::audit::code_name(code),
+                crate::error::code_name(code),
                 start.elapsed(),
             );
             r

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use signet::api::pb;
 use signet::config::Config;
-use signet::http::replay::{RedisReplayStore, ReplayStore};
+use signet::httpsig::replay::{RedisReplayStore, ReplayStore};
 
 use crate::server::spawn_serve_env;
 use crate::support::TestServer;

@@ -5,8 +5,14 @@
 //! material, PINs, or text from a library), and optionally a boxed source
 //! that only goes to the server log.
 
+mod codes;
+mod startup;
+
 use std::borrow::Cow;
 use std::fmt;
+
+pub use codes::code_name;
+pub use startup::{ConfigError, StartupError};
 
 /// What went wrong, as far as the caller is concerned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -147,7 +153,7 @@ impl Error {
     pub fn from_library(status: &tonic::Status) -> Self {
         use tonic::Code;
         let text = status.message();
-        let cause = format!("{}: {text}", crate::audit::code_name(status.code()));
+        let cause = format!("{}: {text}", crate::error::code_name(status.code()));
         let e = match status.code() {
             Code::Internal | Code::InvalidArgument if text.contains("decod") => Error::invalid(
                 "malformed request: the message is not a valid protobuf encoding of this method's request",

@@ -11,8 +11,8 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use super::*;
-use crate::http::profile::ProfileConfig;
-use crate::http::replay::MemoryReplayStore;
+use crate::httpsig::profile::ProfileConfig;
+use crate::httpsig::replay::MemoryReplayStore;
 use crate::keys::clock::ManualClock;
 use crate::keys::memory::MemoryBackend;
 use crate::keys::registry::RegistrySettings;
