@@ -250,3 +250,7 @@ where
 #[cfg(test)]
 #[path = "run_tests.rs"]
 mod run_tests;
+
+#[cfg(test)]
+#[path = "rpcs_tests.rs"]
+mod rpcs_tests;
