@@ -2,7 +2,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use base64::{engine::general_purpose::STANDARD, Engine};
 use zeroize::Zeroizing;
 
 use super::page_token::{page_token, parse_page_token};
@@ -13,23 +12,6 @@ use crate::auth::CallContext;
 use crate::error::{Error, Result};
 use crate::keys::registry::KeyView;
 use crate::rpcs::{self, Rpc};
-
-/// A Standard Webhooks secret, `whsec_` + standard base64, as the HMAC key
-/// bytes it stands for. Other material is returned as it is.
-fn decode_whsec(material: Zeroizing<Vec<u8>>) -> Result<Zeroizing<Vec<u8>>> {
-    let Some(rest) = material.strip_prefix(b"whsec_") else {
-        return Ok(material);
-    };
-    let rest = rest.trim_ascii_end();
-    let decoded = STANDARD
-        .decode(rest)
-        .map(Zeroizing::new)
-        .map_err(|_| Error::invalid("a whsec_ secret must be whsec_ followed by base64"))?;
-    if decoded.is_empty() {
-        return Err(Error::invalid("the whsec_ secret is empty"));
-    }
-    Ok(decoded)
-}
 
 fn labels(m: HashMap<String, String>) -> BTreeMap<String, String> {
     m.into_iter().collect()
@@ -77,8 +59,13 @@ impl Call for pb::ImportKeyRequest {
             )));
         }
         let mut material = Zeroizing::new(self.material);
-        if alg.is_symmetric() && s.profiles.current().takes_whsec(&self.name) {
-            material = decode_whsec(material)?;
+        if alg.is_symmetric() {
+            // A preset may write its secrets in a form of its own (whsec_).
+            material = s
+                .profiles
+                .current()
+                .secret_encoding(&self.name)
+                .decode(material)?;
         }
         let v = s
             .registry
@@ -224,30 +211,5 @@ impl Call for pb::ListKeysRequest {
             keys: views.iter().map(convert::key_pb).collect(),
             next_page_token: next,
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn z(b: &[u8]) -> Zeroizing<Vec<u8>> {
-        Zeroizing::new(b.to_vec())
-    }
-
-    #[test]
-    fn whsec_secrets_decode_and_others_pass_through() {
-        let d = decode_whsec(z(b"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n")).unwrap();
-        assert_eq!(
-            d.as_slice(),
-            STANDARD.decode("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap()
-        );
-        assert_eq!(
-            decode_whsec(z(b"raw-secret")).unwrap().as_slice(),
-            b"raw-secret"
-        );
-        let e = decode_whsec(z(b"whsec_not base64!")).unwrap_err();
-        assert_eq!(e.kind(), crate::error::ErrorKind::InvalidArgument);
-        assert!(decode_whsec(z(b"whsec_")).is_err());
     }
 }

@@ -91,7 +91,7 @@ impl Call for pb::SignHttpRequestRequest {
     async fn call(self, s: &SignerService, _: &CallContext) -> Result<pb::SignHttpRequestResponse> {
         let profile = s.profile(&self.profile)?;
         let nonce = (!self.nonce.is_empty()).then_some(self.nonce.as_str());
-        let out = engine::sign(
+        let out = engine::sign_request(
             &profile,
             &s.registry,
             engine::Request {
@@ -150,7 +150,7 @@ impl Call for pb::VerifyHttpRequestRequest {
             .into_iter()
             .map(|h| (h.name, h.value))
             .collect();
-        let v = engine::verify(
+        let v = engine::verify_request(
             &profile,
             &s.registry,
             s.replay.as_ref(),
