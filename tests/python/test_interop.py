@@ -1356,7 +1356,7 @@ def rpc_table() -> dict[str, set[str]]:
     """The methods of each service, as src/rpcs.rs declares them."""
     import re
 
-    text = (ROOT / "src" / "rpcs.rs").read_text()
+    text = (Path(__file__).resolve().parents[2] / "src" / "rpcs.rs").read_text()
     rows = re.findall(r'^\s*[A-Z_]+ = "([\w.]+)" / "(\w+)", \w+, \w+;$', text, re.M)
     table: dict[str, set[str]] = {}
     for service, method in rows:
