@@ -4,9 +4,11 @@
 use std::sync::Arc;
 
 use super::*;
+use crate::api::pb;
 use crate::audit::Audit;
 use crate::auth::{CallContext, Op, Policy, Security};
 use crate::config::{AuditConfig, Config};
+use crate::rpcs;
 
 fn security(path: &std::path::Path) -> Arc<Security> {
     let c = Config::default();
@@ -45,7 +47,7 @@ async fn a_panicking_admin_handler_answers_internal_and_ends_its_record() {
     let mut rec = ctx.record(Op::AdminPromote);
     rec.key = Some("k".into());
     let r: Result<Response<pb::Key>, Status> =
-        run(&s, &ctx, rec, Op::AdminPromote, Some("k"), || async {
+        run(&s, &ctx, rec, &rpcs::PROMOTE_KEY_VERSION, || async {
             // What an unchecked `now + grace` did with a huge grace period.
             let _ = std::time::SystemTime::now() + std::time::Duration::from_secs(u64::MAX);
             Ok(pb::Key::default())
@@ -68,16 +70,13 @@ async fn a_panic_while_making_the_handler_future_is_caught_too() {
     let path = dir.path().join("audit.jsonl");
     let s = security(&path);
     let ctx = ctx();
-    let rec = ctx.record(Op::Sign);
-    let r: Result<Response<pb::SignResponse>, Status> = run(
-        &s,
-        &ctx,
-        rec,
-        Op::Sign,
-        Some("k"),
-        || -> std::future::Ready<_> { panic!("before the future exists") },
-    )
-    .await;
+    let mut rec = ctx.record(Op::Sign);
+    rec.key = Some("k".into());
+    let r: Result<Response<pb::SignResponse>, Status> =
+        run(&s, &ctx, rec, &rpcs::SIGN, || -> std::future::Ready<_> {
+            panic!("before the future exists")
+        })
+        .await;
     assert_eq!(r.unwrap_err().code(), tonic::Code::Internal);
     let lines = trail(&s, &path).await;
     assert_eq!(lines.len(), 1, "{lines:?}");
@@ -90,8 +89,9 @@ async fn a_call_dropped_mid_handler_still_gets_an_outcome() {
     let path = dir.path().join("audit.jsonl");
     let s = security(&path);
     let ctx = ctx();
-    let rec = ctx.record(Op::AdminPromote);
-    let call = run::<pb::Key, _>(&s, &ctx, rec, Op::AdminPromote, Some("k"), || {
+    let mut rec = ctx.record(Op::AdminPromote);
+    rec.key = Some("k".into());
+    let call = run::<pb::Key, _>(&s, &ctx, rec, &rpcs::PROMOTE_KEY_VERSION, || {
         std::future::pending()
     });
     // The client goes away: the transport drops the call's future.

@@ -219,27 +219,11 @@ fn bearer_token(value: &str) -> Option<&str> {
 /// A refused request: the identity (when known), the source, the error.
 type Refusal = (Option<Arc<str>>, IpAddr, Error);
 
-/// The operation a method stands for, for audit records of refusals.
+/// The operation a method stands for, for audit records of refusals: the
+/// RPC table's ([`crate::rpcs`]), by method name.
 pub fn op_of(rpc: &str) -> Option<Op> {
     let method = rpc.rsplit('/').next()?;
-    Some(match method {
-        "Sign" => Op::Sign,
-        "Verify" => Op::Verify,
-        "GetPublicKey" | "GetJwks" => Op::PublicKey,
-        "SignHttpRequest" => Op::HttpSign,
-        "VerifyHttpRequest" => Op::HttpVerify,
-        "ListHttpProfiles" => Op::HttpProfiles,
-        "GetKey" | "ListKeys" => Op::AdminRead,
-        "CreateKey" => Op::AdminCreate,
-        "ImportKey" => Op::AdminImport,
-        "RotateKey" => Op::AdminRotate,
-        "PromoteKeyVersion" => Op::AdminPromote,
-        "DisableKeyVersion" => Op::AdminDisable,
-        "EnableKeyVersion" => Op::AdminEnable,
-        "DestroyKeyVersion" => Op::AdminDestroy,
-        "RestoreKeyVersion" => Op::AdminRestore,
-        _ => return None,
-    })
+    crate::rpcs::by_method(method).map(|r| r.op)
 }
 
 /// The layer.

@@ -122,7 +122,7 @@ impl Config {
     pub fn resolved_profiles(&self) -> Result<Vec<crate::httpsig::profile::Profile>, String> {
         let mut out: Vec<crate::httpsig::profile::Profile> = Vec::new();
         for p in &self.profiles {
-            let r = p.resolve()?;
+            let r = p.resolve().map_err(|e| e.to_string())?;
             if out.iter().any(|o| o.name == r.name) {
                 return Err(format!("profile {:?}: name: defined twice", r.name));
             }

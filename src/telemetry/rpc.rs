@@ -206,39 +206,28 @@ pub fn is_known(path: &str) -> bool {
 /// The service and method of `path` when signet serves them; "unknown"
 /// otherwise, so a caller cannot mint metric labels or span names.
 fn known(path: &str) -> (&'static str, &'static str) {
-    const SERVICES: [&str; 4] = [
-        "signet.v1.Signer",
-        "signet.v1.KeyAdmin",
+    // signet's own services and methods come from the RPC table; server
+    // reflection is served too. A known service with any known method
+    // counts, as before: the label set stays bounded either way.
+    const REFLECTION: [&str; 2] = [
         "grpc.reflection.v1.ServerReflection",
         "grpc.reflection.v1alpha.ServerReflection",
     ];
-    const METHODS: [&str; 18] = [
-        "Sign",
-        "Verify",
-        "GetPublicKey",
-        "GetJwks",
-        "SignHttpRequest",
-        "VerifyHttpRequest",
-        "ListHttpProfiles",
-        "CreateKey",
-        "ImportKey",
-        "RotateKey",
-        "PromoteKeyVersion",
-        "DisableKeyVersion",
-        "EnableKeyVersion",
-        "DestroyKeyVersion",
-        "RestoreKeyVersion",
-        "GetKey",
-        "ListKeys",
-        "ServerReflectionInfo",
-    ];
+    const REFLECTION_METHOD: &str = "ServerReflectionInfo";
     let Some((svc, m)) = path.split_once('/') else {
         return ("unknown", "unknown");
     };
-    match (
-        SERVICES.iter().find(|s| **s == svc),
-        METHODS.iter().find(|x| **x == m),
-    ) {
+    let service = crate::rpcs::ALL
+        .iter()
+        .map(|r| r.service)
+        .chain(REFLECTION)
+        .find(|s| *s == svc);
+    let method = crate::rpcs::ALL
+        .iter()
+        .map(|r| r.method)
+        .chain([REFLECTION_METHOD])
+        .find(|x| *x == m);
+    match (service, method) {
         (Some(s), Some(m)) => (s, m),
         _ => ("unknown", "unknown"),
     }

@@ -11,6 +11,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use super::*;
+use crate::httpsig::headers::parse_signature_header;
 use crate::httpsig::profile::ProfileConfig;
 use crate::httpsig::replay::MemoryReplayStore;
 use crate::keys::clock::ManualClock;
@@ -71,7 +72,9 @@ fn req(body: &[u8]) -> Request<'_> {
 async fn boxo_default_string_to_sign_and_headers() {
     let (reg, _) = setup().await;
     let p = profile("name = \"b\"\npreset = \"boxo\"\nkey = \"hook\"\nclient_id = \"cli-9\"\n");
-    let out = sign(&p, &reg, req(BODY), None, now()).await.unwrap();
+    let out = sign_request(&p, &reg, req(BODY), None, now())
+        .await
+        .unwrap();
     let s = format!(
         "{NOW}cli-9POSThttps://api.example.com/v1/pay?x=1#frag{}",
         r#"{"id":"evt_1","amount":1.50,"note":"caf\u00e9"}"#
@@ -94,7 +97,7 @@ async fn presets_put_the_mac_where_the_platforms_expect_it() {
     let (reg, _) = setup().await;
     let body = br#"{"type":"payment.succeeded"}"#;
     let raw = std::str::from_utf8(body).unwrap();
-    type Expect<'a> = Box<dyn Fn(&Signed) -> String + 'a>;
+    type Expect<'a> = Box<dyn Fn(&SignedRequest) -> String + 'a>;
     let cases: &[(&str, &str, Expect<'_>)] = &[
         (
             "stripe",
@@ -142,22 +145,26 @@ async fn presets_put_the_mac_where_the_platforms_expect_it() {
         let p = profile(&format!(
             "name = \"p\"\npreset = \"{preset}\"\nkey = \"hook\"\n"
         ));
-        let out = sign(&p, &reg, req(body), None, now()).await.unwrap();
+        let out = sign_request(&p, &reg, req(body), None, now())
+            .await
+            .unwrap();
         assert_eq!(out.headers[0].0, *header, "{preset}");
         assert_eq!(out.headers[0].1, want(&out), "{preset}");
     }
     let p = profile("name = \"p\"\npreset = \"standard-webhooks\"\nkey = \"hook\"\n");
-    let out = sign(&p, &reg, req(body), None, now()).await.unwrap();
+    let out = sign_request(&p, &reg, req(body), None, now())
+        .await
+        .unwrap();
     assert!(
         out.nonce.starts_with("msg_") && out.nonce.len() == 28,
         "{}",
         out.nonce
     );
-    let out = sign(&p, &reg, req(body), Some("evt_42"), now())
+    let out = sign_request(&p, &reg, req(body), Some("evt_42"), now())
         .await
         .unwrap();
     assert_eq!(out.nonce, "evt_42");
-    assert!(sign(&p, &reg, req(body), Some("bad nonce"), now())
+    assert!(sign_request(&p, &reg, req(body), Some("bad nonce"), now())
         .await
         .is_err());
 }
@@ -170,17 +177,19 @@ async fn every_preset_verifies_what_it_signs_and_refuses_a_replay() {
         let p = profile(&format!(
             "name = \"p\"\npreset = \"{preset}\"\nkey = \"hook\"\n"
         ));
-        let out = sign(&p, &reg, req(b"{}"), None, now()).await.unwrap();
-        let v = verify(&p, &reg, &replay, req(b"{}"), &out.headers, "", now())
+        let out = sign_request(&p, &reg, req(b"{}"), None, now())
+            .await
+            .unwrap();
+        let v = verify_request(&p, &reg, &replay, req(b"{}"), &out.headers, "", now())
             .await
             .unwrap();
         assert_eq!(v.reason, None, "{preset}");
         assert_eq!(v.key_version_id.as_deref(), Some("hook:v1"));
-        let again = verify(&p, &reg, &replay, req(b"{}"), &out.headers, "", now())
+        let again = verify_request(&p, &reg, &replay, req(b"{}"), &out.headers, "", now())
             .await
             .unwrap();
         assert_eq!(again.reason, Some(Reason::Replayed), "{preset}");
-        let other = verify(&p, &reg, &replay, req(b"{ }"), &out.headers, "", now())
+        let other = verify_request(&p, &reg, &replay, req(b"{ }"), &out.headers, "", now())
             .await
             .unwrap();
         assert_eq!(other.reason, Some(Reason::SignatureMismatch), "{preset}");
@@ -194,13 +203,15 @@ async fn failure_reasons_in_the_specs_order() {
         "name = \"b\"\nkey = \"hook\"\nclient_id = \"c\"\nallowed_source_ips = [\"10.0.0.0/8\", \"2001:db8::/32\"]\n",
     );
     let replay = MemoryReplayStore::new(100);
-    let out = sign(&p, &reg, req(BODY), None, now()).await.unwrap();
+    let out = sign_request(&p, &reg, req(BODY), None, now())
+        .await
+        .unwrap();
     let h = out.headers.clone();
     let check =
         |headers: Vec<(String, String)>, body: &'static [u8], ip: &'static str, at: SystemTime| {
             let (p, reg, replay) = (&p, &reg, &replay);
             async move {
-                verify(p, reg, replay, req(body), &headers, ip, at)
+                verify_request(p, reg, replay, req(body), &headers, ip, at)
                     .await
                     .unwrap()
                     .reason
@@ -304,7 +315,9 @@ async fn multi_signature_headers_carry_active_and_pending() {
     .await
     .unwrap();
     let p = profile("name = \"s\"\npreset = \"stripe\"\nkey = \"hook\"\n");
-    let out = sign(&p, &reg, req(b"{}"), None, now()).await.unwrap();
+    let out = sign_request(&p, &reg, req(b"{}"), None, now())
+        .await
+        .unwrap();
     let t = &out.timestamp;
     let want = format!(
         "t={t},v1={},v1={}",
@@ -322,13 +335,13 @@ async fn multi_signature_headers_carry_active_and_pending() {
         "stripe-signature".to_string(),
         format!("v0=abc,v1={v1},t={t}"),
     )];
-    let v = verify(&p, &reg, &replay, req(b"{}"), &shuffled, "", now())
+    let v = verify_request(&p, &reg, &replay, req(b"{}"), &shuffled, "", now())
         .await
         .unwrap();
     assert_eq!(v.reason, None);
 
     let sw = profile("name = \"w\"\npreset = \"standard-webhooks\"\nkey = \"hook\"\n");
-    let out = sign(&sw, &reg, req(b"{}"), Some("msg_1"), now())
+    let out = sign_request(&sw, &reg, req(b"{}"), Some("msg_1"), now())
         .await
         .unwrap();
     assert_eq!(out.headers[0].1.split(' ').count(), 2);
@@ -360,13 +373,13 @@ async fn ed25519_keys_and_bad_methods_are_refused() {
         .await
         .unwrap();
     let p = profile("name = \"e\"\nkey = \"ed\"\nclient_id = \"c\"\n");
-    assert!(sign(&p, &reg, req(b""), None, now()).await.is_err());
+    assert!(sign_request(&p, &reg, req(b""), None, now()).await.is_err());
     let p = profile("name = \"b\"\nkey = \"hook\"\nclient_id = \"c\"\n");
     let bad = Request {
         method: "PO ST",
         ..req(b"")
     };
-    assert!(sign(&p, &reg, bad, None, now()).await.is_err());
+    assert!(sign_request(&p, &reg, bad, None, now()).await.is_err());
     // Timespecs scale T.
     let ms =
         profile("name = \"m\"\nkey = \"hook\"\nclient_id = \"c\"\ntimespec = \"milliseconds\"\n");
@@ -394,7 +407,9 @@ async fn re_encoded_signatures_are_replays() {
         let sig_header = p.headers[&Field::Signature].clone();
         for _ in 0..8 {
             let replay = MemoryReplayStore::new(100);
-            let out = sign(&p, &reg, req(BODY), None, now()).await.unwrap();
+            let out = sign_request(&p, &reg, req(BODY), None, now())
+                .await
+                .unwrap();
             let value = &out
                 .headers
                 .iter()
@@ -423,17 +438,17 @@ async fn re_encoded_signatures_are_replays() {
                 })
                 .collect();
             assert_ne!(forged, out.headers);
-            let first = verify(&p, &reg, &replay, req(BODY), &out.headers, "", now())
+            let first = verify_request(&p, &reg, &replay, req(BODY), &out.headers, "", now())
                 .await
                 .unwrap();
             assert_eq!(first.reason, None, "{format}");
-            let again = verify(&p, &reg, &replay, req(BODY), &forged, "", now())
+            let again = verify_request(&p, &reg, &replay, req(BODY), &forged, "", now())
                 .await
                 .unwrap();
             assert_eq!(again.reason, Some(Reason::Replayed), "{format}");
             // And the twin alone, first, is accepted: it is a valid signature.
             let fresh = MemoryReplayStore::new(100);
-            let alone = verify(&p, &reg, &fresh, req(BODY), &forged, "", now())
+            let alone = verify_request(&p, &reg, &fresh, req(BODY), &forged, "", now())
                 .await
                 .unwrap();
             assert_eq!(alone.reason, None, "{format}");
@@ -442,13 +457,15 @@ async fn re_encoded_signatures_are_replays() {
     // Stripe: the same signature, reordered and repeated.
     let p = profile("name = \"s\"\npreset = \"stripe\"\nkey = \"hook\"\n");
     let replay = MemoryReplayStore::new(10);
-    let out = sign(&p, &reg, req(b"{}"), None, now()).await.unwrap();
+    let out = sign_request(&p, &reg, req(b"{}"), None, now())
+        .await
+        .unwrap();
     let (t, v1) = out.headers[0]
         .1
         .split_once(',')
         .map(|(t, v)| (t.to_string(), v.to_string()))
         .unwrap();
-    let first = verify(&p, &reg, &replay, req(b"{}"), &out.headers, "", now())
+    let first = verify_request(&p, &reg, &replay, req(b"{}"), &out.headers, "", now())
         .await
         .unwrap();
     assert_eq!(first.reason, None);
@@ -458,7 +475,7 @@ async fn re_encoded_signatures_are_replays() {
         format!("{t},{v1},{v1}"),
     ] {
         let h = vec![("Stripe-Signature".to_string(), spelling.clone())];
-        let v = verify(&p, &reg, &replay, req(b"{}"), &h, "", now())
+        let v = verify_request(&p, &reg, &replay, req(b"{}"), &h, "", now())
             .await
             .unwrap();
         assert_eq!(v.reason, Some(Reason::Replayed), "{spelling}");
@@ -477,10 +494,10 @@ async fn an_unsigned_nonce_does_not_make_a_replay_fresh() {
         assert!(!p.payload_template.uses(Placeholder::Nonce), "{preset}");
         let nonce_header = p.headers[&Field::Nonce].clone();
         let replay = MemoryReplayStore::new(100);
-        let out = sign(&p, &reg, req(b"{\"id\":1}"), None, now())
+        let out = sign_request(&p, &reg, req(b"{\"id\":1}"), None, now())
             .await
             .unwrap();
-        let first = verify(
+        let first = verify_request(
             &p,
             &reg,
             &replay,
@@ -504,12 +521,12 @@ async fn an_unsigned_nonce_does_not_make_a_replay_fresh() {
             })
             .collect();
         assert_ne!(renamed, out.headers);
-        let again = verify(&p, &reg, &replay, req(b"{\"id\":1}"), &renamed, "", now())
+        let again = verify_request(&p, &reg, &replay, req(b"{\"id\":1}"), &renamed, "", now())
             .await
             .unwrap();
         assert_eq!(again.reason, Some(Reason::Replayed), "{preset}");
         // The same delivery id on other content is a replay too (the spec's rule).
-        let other = sign(&p, &reg, req(b"{\"id\":2}"), None, now())
+        let other = sign_request(&p, &reg, req(b"{\"id\":2}"), None, now())
             .await
             .unwrap();
         let reused: Vec<(String, String)> = other
@@ -524,7 +541,7 @@ async fn an_unsigned_nonce_does_not_make_a_replay_fresh() {
                 }
             })
             .collect();
-        let v = verify(&p, &reg, &replay, req(b"{\"id\":2}"), &reused, "", now())
+        let v = verify_request(&p, &reg, &replay, req(b"{\"id\":2}"), &reused, "", now())
             .await
             .unwrap();
         assert_eq!(v.reason, Some(Reason::Replayed), "{preset}");

@@ -1,0 +1,215 @@
+//! What each KeyAdmin RPC does, per request message.
+
+use std::collections::{BTreeMap, HashMap};
+
+use zeroize::Zeroizing;
+
+use super::page_token::{page_token, parse_page_token};
+use super::{KeyAdminService, MAX_MATERIAL_BYTES};
+use crate::api::{convert, pb, Call};
+use crate::audit::Record;
+use crate::auth::CallContext;
+use crate::error::{Error, Result};
+use crate::keys::registry::KeyView;
+use crate::rpcs::{self, Rpc};
+
+fn labels(m: HashMap<String, String>) -> BTreeMap<String, String> {
+    m.into_iter().collect()
+}
+
+impl Call for pb::CreateKeyRequest {
+    type Service = KeyAdminService;
+    type Reply = pb::Key;
+    const RPC: &'static Rpc = &rpcs::CREATE_KEY;
+
+    fn subject(&self) -> &str {
+        &self.name
+    }
+
+    async fn call(self, s: &KeyAdminService, _: &CallContext) -> Result<pb::Key> {
+        let alg = convert::algorithm(self.algorithm)?;
+        let policy = self
+            .rotation_policy
+            .as_ref()
+            .map(convert::policy)
+            .transpose()?;
+        let v = s
+            .registry
+            .create_key(&self.name, alg, labels(self.labels), policy)
+            .await?;
+        tracing::info!(key = %self.name, algorithm = %alg, "key created");
+        Ok(convert::key_pb(&v))
+    }
+}
+
+impl Call for pb::ImportKeyRequest {
+    type Service = KeyAdminService;
+    type Reply = pb::Key;
+    const RPC: &'static Rpc = &rpcs::IMPORT_KEY;
+
+    fn subject(&self) -> &str {
+        &self.name
+    }
+
+    async fn call(self, s: &KeyAdminService, _: &CallContext) -> Result<pb::Key> {
+        let alg = convert::algorithm(self.algorithm)?;
+        if self.material.len() > MAX_MATERIAL_BYTES {
+            return Err(Error::invalid(format!(
+                "material is larger than {MAX_MATERIAL_BYTES} bytes"
+            )));
+        }
+        let mut material = Zeroizing::new(self.material);
+        if alg.is_symmetric() {
+            // A preset may write its secrets in a form of its own (whsec_).
+            material = s
+                .profiles
+                .current()
+                .secret_encoding(&self.name)
+                .decode(material)?;
+        }
+        let v = s
+            .registry
+            .import_key(
+                &self.name,
+                alg,
+                &material,
+                self.as_new_version,
+                labels(self.labels),
+            )
+            .await?;
+        tracing::info!(key = %self.name, algorithm = %alg, new_version = self.as_new_version, "key imported");
+        Ok(convert::key_pb(&v))
+    }
+}
+
+impl Call for pb::RotateKeyRequest {
+    type Service = KeyAdminService;
+    type Reply = pb::RotateKeyResponse;
+    const RPC: &'static Rpc = &rpcs::ROTATE_KEY;
+
+    fn subject(&self) -> &str {
+        &self.name
+    }
+
+    async fn call(self, s: &KeyAdminService, _: &CallContext) -> Result<pb::RotateKeyResponse> {
+        let grace = convert::grace_period(self.grace_period.as_ref())?;
+        let (view, version) = s.registry.rotate(&self.name, self.promote, grace).await?;
+        tracing::info!(key = %self.name, version, promote = self.promote, "key rotated");
+        Ok(pb::RotateKeyResponse {
+            version: convert::key_version_pb(&view, version),
+            key: Some(convert::key_pb(&view)),
+        })
+    }
+}
+
+/// The answer to a change of one version's state, logged as `what`.
+fn version_changed(name: &str, version: u32, what: &str, view: &KeyView) -> pb::Key {
+    tracing::info!(key = %name, version, "key version {what}");
+    convert::key_pb(view)
+}
+
+/// The five calls that change one version's state: the key is `name`, the
+/// version (required) is audited.
+macro_rules! version_call {
+    ($request:ty, $row:ident, |$r:ident, $s:ident, $v:ident| $call:expr, $what:literal) => {
+        impl Call for $request {
+            type Service = KeyAdminService;
+            type Reply = pb::Key;
+            const RPC: &'static Rpc = &rpcs::$row;
+
+            fn subject(&self) -> &str {
+                &self.name
+            }
+
+            fn audit(&self, _: &KeyAdminService, record: &mut Record) {
+                record.version = (self.version > 0).then_some(self.version);
+            }
+
+            async fn call(self, $s: &KeyAdminService, _: &CallContext) -> Result<pb::Key> {
+                let $r = self;
+                let $v = convert::required_version($r.version)?;
+                let view = $call?;
+                Ok(version_changed(&$r.name, $v, $what, &view))
+            }
+        }
+    };
+}
+
+version_call!(
+    pb::PromoteKeyVersionRequest,
+    PROMOTE_KEY_VERSION,
+    |r, s, v| {
+        let grace = convert::grace_period(r.grace_period.as_ref())?;
+        s.registry.promote(&r.name, v, grace).await
+    },
+    "promoted"
+);
+version_call!(
+    pb::DisableKeyVersionRequest,
+    DISABLE_KEY_VERSION,
+    |r, s, v| s.registry.disable(&r.name, v).await,
+    "disabled"
+);
+version_call!(
+    pb::EnableKeyVersionRequest,
+    ENABLE_KEY_VERSION,
+    |r, s, v| {
+        let grace = convert::grace_period(r.grace_period.as_ref())?;
+        s.registry.enable(&r.name, v, grace).await
+    },
+    "enabled"
+);
+version_call!(
+    pb::DestroyKeyVersionRequest,
+    DESTROY_KEY_VERSION,
+    |r, s, v| s.registry.destroy(&r.name, v).await,
+    "scheduled for destruction"
+);
+version_call!(
+    pb::RestoreKeyVersionRequest,
+    RESTORE_KEY_VERSION,
+    |r, s, v| s.registry.restore(&r.name, v).await,
+    "restored"
+);
+
+impl Call for pb::GetKeyRequest {
+    type Service = KeyAdminService;
+    type Reply = pb::Key;
+    const RPC: &'static Rpc = &rpcs::GET_KEY;
+
+    fn subject(&self) -> &str {
+        &self.name
+    }
+
+    async fn call(self, s: &KeyAdminService, _: &CallContext) -> Result<pb::Key> {
+        s.registry.get(&self.name).map(|v| convert::key_pb(&v))
+    }
+}
+
+impl Call for pb::ListKeysRequest {
+    type Service = KeyAdminService;
+    type Reply = pb::ListKeysResponse;
+    const RPC: &'static Rpc = &rpcs::LIST_KEYS;
+
+    async fn call(self, s: &KeyAdminService, ctx: &CallContext) -> Result<pb::ListKeysResponse> {
+        let size = match self.page_size {
+            0 => 100,
+            n @ 1..=1000 => n as usize,
+            _ => return Err(Error::invalid("page_size must be at most 1000")),
+        };
+        let after = parse_page_token(&ctx.identity, &self.page_token)?;
+        // Only the keys the caller may read, filtered before paging.
+        let policy = s.security.policy();
+        let (views, more) = s.registry.list(after.as_deref(), size, |name| {
+            policy.allows(&ctx.identity, Self::RPC.op, name)
+        });
+        let next = match (more, views.last()) {
+            (true, Some(last)) => page_token(&ctx.identity, &last.record.name),
+            _ => String::new(),
+        };
+        Ok(pb::ListKeysResponse {
+            keys: views.iter().map(convert::key_pb).collect(),
+            next_page_token: next,
+        })
+    }
+}

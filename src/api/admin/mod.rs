@@ -1,0 +1,135 @@
+//! `signet.v1.KeyAdmin`: what key custodians call.
+//!
+//! The service's state and the gRPC trait, whose methods all go through
+//! [`serve`]. What each RPC does is its request message's
+//! [`super::Call`] implementation, in [`calls`].
+
+mod calls;
+mod page_token;
+
+use std::sync::Arc;
+
+use tonic::{Request, Response, Status};
+
+use super::pb::{self, key_admin_server::KeyAdmin};
+use super::{serve, Served};
+use crate::auth::Security;
+use crate::httpsig::profile::ProfileSet;
+use crate::keys::registry::Registry;
+
+/// Largest import material accepted, in bytes (a 4096-bit RSA PKCS#8 PEM is
+/// about 3.3 KiB).
+pub const MAX_MATERIAL_BYTES: usize = 64 * 1024;
+
+/// The KeyAdmin service.
+#[derive(Clone, Debug)]
+pub struct KeyAdminService {
+    registry: Arc<Registry>,
+    security: Arc<Security>,
+    /// The HTTP profiles: a preset may say how its keys' secrets are
+    /// written (Standard Webhooks' `whsec_`), and an import decodes them.
+    profiles: Arc<ProfileSet>,
+}
+
+impl KeyAdminService {
+    /// A service over `registry`.
+    pub fn new(registry: Arc<Registry>) -> Self {
+        Self {
+            registry,
+            security: Security::open(),
+            profiles: Arc::default(),
+        }
+    }
+
+    /// Puts the service under `security` (authorization, audit).
+    pub fn with_security(mut self, security: Arc<Security>) -> Self {
+        self.security = security;
+        self
+    }
+
+    /// The HTTP profiles: imports for keys named by a `standard-webhooks`
+    /// profile decode a `whsec_` secret (http-signing.md, Presets).
+    pub fn with_profiles(mut self, profiles: Arc<ProfileSet>) -> Self {
+        self.profiles = profiles;
+        self
+    }
+}
+
+impl Served for KeyAdminService {
+    fn security(&self) -> &Security {
+        &self.security
+    }
+}
+
+#[tonic::async_trait]
+impl KeyAdmin for KeyAdminService {
+    async fn create_key(
+        &self,
+        request: Request<pb::CreateKeyRequest>,
+    ) -> Result<Response<pb::Key>, Status> {
+        serve(self, request).await
+    }
+
+    async fn import_key(
+        &self,
+        request: Request<pb::ImportKeyRequest>,
+    ) -> Result<Response<pb::Key>, Status> {
+        serve(self, request).await
+    }
+
+    async fn rotate_key(
+        &self,
+        request: Request<pb::RotateKeyRequest>,
+    ) -> Result<Response<pb::RotateKeyResponse>, Status> {
+        serve(self, request).await
+    }
+
+    async fn promote_key_version(
+        &self,
+        request: Request<pb::PromoteKeyVersionRequest>,
+    ) -> Result<Response<pb::Key>, Status> {
+        serve(self, request).await
+    }
+
+    async fn disable_key_version(
+        &self,
+        request: Request<pb::DisableKeyVersionRequest>,
+    ) -> Result<Response<pb::Key>, Status> {
+        serve(self, request).await
+    }
+
+    async fn enable_key_version(
+        &self,
+        request: Request<pb::EnableKeyVersionRequest>,
+    ) -> Result<Response<pb::Key>, Status> {
+        serve(self, request).await
+    }
+
+    async fn destroy_key_version(
+        &self,
+        request: Request<pb::DestroyKeyVersionRequest>,
+    ) -> Result<Response<pb::Key>, Status> {
+        serve(self, request).await
+    }
+
+    async fn restore_key_version(
+        &self,
+        request: Request<pb::RestoreKeyVersionRequest>,
+    ) -> Result<Response<pb::Key>, Status> {
+        serve(self, request).await
+    }
+
+    async fn get_key(
+        &self,
+        request: Request<pb::GetKeyRequest>,
+    ) -> Result<Response<pb::Key>, Status> {
+        serve(self, request).await
+    }
+
+    async fn list_keys(
+        &self,
+        request: Request<pb::ListKeysRequest>,
+    ) -> Result<Response<pb::ListKeysResponse>, Status> {
+        serve(self, request).await
+    }
+}

@@ -1,0 +1,177 @@
+//! The key operations of `signet.v1.Signer`: sign, verify, public keys.
+
+use super::SignerService;
+use crate::api::convert;
+use crate::api::pb;
+use crate::api::Call;
+use crate::audit::Record;
+use crate::auth::CallContext;
+use crate::error::{Error, Result};
+use crate::keys::registry::Input;
+use crate::rpcs::{self, Rpc};
+
+/// Lowercase hex SHA-256 of what is signed or verified, for the audit
+/// record: never the message itself.
+pub(super) fn sha256_hex(data: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(data))
+}
+
+/// A requested version: 0 means "the default", which the record leaves out.
+fn requested(version: u32) -> Option<u32> {
+    (version > 0).then_some(version)
+}
+
+impl SignerService {
+    fn check_message_size(&self, input: &Input) -> Result<()> {
+        if let Input::Message(m) = input {
+            if m.len() > self.limits.max_message_bytes {
+                return Err(Error::invalid(format!(
+                    "message is {} bytes; the limit is {}",
+                    m.len(),
+                    self.limits.max_message_bytes
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Call for pb::SignRequest {
+    type Service = SignerService;
+    type Reply = pb::SignResponse;
+    const RPC: &'static Rpc = &rpcs::SIGN;
+
+    fn subject(&self) -> &str {
+        &self.key
+    }
+
+    fn audit(&self, _: &SignerService, record: &mut Record) {
+        use pb::sign_request::Input as I;
+        record.version = requested(self.version);
+        record.message_sha256 = match &self.input {
+            Some(I::Message(m)) | Some(I::Digest(m)) => Some(sha256_hex(m)),
+            None => None,
+        };
+    }
+
+    async fn call(self, s: &SignerService, _: &CallContext) -> Result<pb::SignResponse> {
+        let format = convert::signature_format(self.signature_format)?;
+        let input = match self.input {
+            Some(pb::sign_request::Input::Message(m)) => convert::input(Some(m), None)?,
+            Some(pb::sign_request::Input::Digest(d)) => convert::input(None, Some(d))?,
+            None => convert::input(None, None)?,
+        };
+        s.check_message_size(&input)?;
+        let signature = s
+            .registry
+            .sign(&self.key, convert::version(self.version), input, format)
+            .await?;
+        Ok(pb::SignResponse {
+            signature: signature.signature,
+            version: signature.version,
+            key_version_id: signature.key_version_id,
+            algorithm: convert::algorithm_pb(signature.algorithm) as i32,
+        })
+    }
+}
+
+impl Call for pb::VerifyRequest {
+    type Service = SignerService;
+    type Reply = pb::VerifyResponse;
+    const RPC: &'static Rpc = &rpcs::VERIFY;
+
+    fn subject(&self) -> &str {
+        &self.key
+    }
+
+    fn audit(&self, _: &SignerService, record: &mut Record) {
+        use pb::verify_request::Input as I;
+        record.version = requested(self.version);
+        record.message_sha256 = match &self.input {
+            Some(I::Message(m)) | Some(I::Digest(m)) => Some(sha256_hex(m)),
+            None => None,
+        };
+    }
+
+    async fn call(self, s: &SignerService, _: &CallContext) -> Result<pb::VerifyResponse> {
+        let format = convert::signature_format(self.signature_format)?;
+        let input = match self.input {
+            Some(pb::verify_request::Input::Message(m)) => convert::input(Some(m), None)?,
+            Some(pb::verify_request::Input::Digest(d)) => convert::input(None, Some(d))?,
+            None => convert::input(None, None)?,
+        };
+        s.check_message_size(&input)?;
+        let v = s
+            .registry
+            .verify(
+                &self.key,
+                convert::version(self.version),
+                input,
+                self.signature,
+                format,
+            )
+            .await?;
+        Ok(pb::VerifyResponse {
+            valid: v.valid,
+            version: v.version.unwrap_or(0),
+            key_version_id: v.key_version_id.unwrap_or_default(),
+        })
+    }
+}
+
+impl Call for pb::GetPublicKeyRequest {
+    type Service = SignerService;
+    type Reply = pb::GetPublicKeyResponse;
+    const RPC: &'static Rpc = &rpcs::GET_PUBLIC_KEY;
+
+    fn subject(&self) -> &str {
+        &self.key
+    }
+
+    async fn call(self, s: &SignerService, _: &CallContext) -> Result<pb::GetPublicKeyResponse> {
+        let format = pb::PublicKeyFormat::try_from(self.format)
+            .map_err(|_| Error::invalid(format!("unknown public key format {}", self.format)))?;
+        let e = s
+            .registry
+            .public_key(&self.key, convert::version(self.version))?;
+        let (format, bytes) = match format {
+            pb::PublicKeyFormat::Unspecified | pb::PublicKeyFormat::Pem => {
+                (pb::PublicKeyFormat::Pem, e.key.to_pem().into_bytes())
+            }
+            pb::PublicKeyFormat::PemPkcs1 => (
+                pb::PublicKeyFormat::PemPkcs1,
+                e.key.to_pkcs1_pem()?.into_bytes(),
+            ),
+            pb::PublicKeyFormat::Der => (pb::PublicKeyFormat::Der, e.key.spki_der().to_vec()),
+            pb::PublicKeyFormat::Jwk => (
+                pb::PublicKeyFormat::Jwk,
+                e.key.to_jwk(&e.key_version_id).to_string().into_bytes(),
+            ),
+        };
+        Ok(pb::GetPublicKeyResponse {
+            public_key: bytes,
+            format: format as i32,
+            algorithm: convert::algorithm_pb(e.key.algorithm()) as i32,
+            version: e.version,
+            key_version_id: e.key_version_id,
+            state: convert::state_pb(e.state) as i32,
+        })
+    }
+}
+
+impl Call for pb::GetJwksRequest {
+    type Service = SignerService;
+    type Reply = pb::GetJwksResponse;
+    const RPC: &'static Rpc = &rpcs::GET_JWKS;
+
+    fn subject(&self) -> &str {
+        &self.key
+    }
+
+    async fn call(self, s: &SignerService, _: &CallContext) -> Result<pb::GetJwksResponse> {
+        Ok(pb::GetJwksResponse {
+            jwks: s.registry.jwks(&self.key)?.to_string(),
+        })
+    }
+}

@@ -1,0 +1,178 @@
+//! Signature header formats: how a signature header carries one or more
+//! signatures, both ways (render when signing, parse when verifying).
+
+use super::profile::{Profile, SigEncoding};
+use super::template::{Part, Placeholder};
+
+/// How a preset's signature header carries signatures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SignatureHeader {
+    /// One signature, by the signature template.
+    Single,
+    /// Stripe: `t=T,v1=σ1,v1=σ2`, any element order, other schemes ignored.
+    Stripe,
+    /// Standard Webhooks: `v1,σ1 v1,σ2`.
+    StandardWebhooks,
+}
+
+/// What a signature header yielded.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ParsedSignatureHeader {
+    /// The encoded signatures, in header order.
+    pub sigs: Vec<String>,
+    /// T, when the header carries it.
+    pub timestamp: Option<String>,
+    /// N, when the header carries it.
+    pub nonce: Option<String>,
+}
+
+/// The regular expression an encoded signature matches.
+pub(super) fn sig_alphabet(enc: SigEncoding) -> &'static str {
+    match enc {
+        SigEncoding::Base64 => "[A-Za-z0-9+/]+={0,2}",
+        SigEncoding::Base64url => "[A-Za-z0-9_-]+",
+        SigEncoding::Hex => "[0-9a-f]+",
+    }
+}
+
+impl SignatureHeader {
+    /// Whether the header carries several signatures (ACTIVE and PENDING
+    /// during a staged rotation).
+    pub fn carries_several(self) -> bool {
+        self != SignatureHeader::Single
+    }
+
+    /// The header value for `encoded` signatures (the first is the ACTIVE
+    /// version's); `render_one` renders the signature template around one.
+    pub fn render(self, encoded: &[String], render_one: impl Fn(&str) -> String) -> String {
+        match self {
+            SignatureHeader::Single => render_one(&encoded[0]),
+            SignatureHeader::Stripe => {
+                let mut v = render_one(&encoded[0]);
+                for e in &encoded[1..] {
+                    v.push_str(",v1=");
+                    v.push_str(e);
+                }
+                v
+            }
+            SignatureHeader::StandardWebhooks => encoded
+                .iter()
+                .map(|e| render_one(e))
+                .collect::<Vec<_>>()
+                .join(" "),
+        }
+    }
+}
+
+/// Verification step 2: the signature header against the profile's format;
+/// `None` when it does not have that format.
+pub fn parse_signature_header(profile: &Profile, value: &str) -> Option<ParsedSignatureHeader> {
+    let value = value.trim_matches([' ', '\t']);
+    let alphabet = regex::Regex::new(&format!("^{}$", sig_alphabet(profile.signature_encoding)))
+        .expect("static pattern");
+    match profile.signature_header {
+        SignatureHeader::Stripe => parse_stripe(value, &alphabet),
+        SignatureHeader::StandardWebhooks => parse_standard_webhooks(value, &alphabet),
+        SignatureHeader::Single => parse_template(profile, value),
+    }
+}
+
+fn parse_stripe(value: &str, alphabet: &regex::Regex) -> Option<ParsedSignatureHeader> {
+    let (mut t, mut sigs) = (None, Vec::new());
+    for el in value.split(',') {
+        let (k, v) = el.split_once('=')?;
+        match k {
+            "t" if t.is_none() && !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) => {
+                t = Some(v.to_string())
+            }
+            "t" => return None,
+            "v1" if alphabet.is_match(v) => sigs.push(v.to_string()),
+            "v1" => return None,
+            // Other schemes (v0, ...) are ignored, as Stripe's libraries do.
+            _ => {}
+        }
+    }
+    (t.is_some() && !sigs.is_empty()).then_some(ParsedSignatureHeader {
+        sigs,
+        timestamp: t,
+        nonce: None,
+    })
+}
+
+fn parse_standard_webhooks(value: &str, alphabet: &regex::Regex) -> Option<ParsedSignatureHeader> {
+    let mut sigs = Vec::new();
+    for entry in value.split(' ') {
+        let (version, sig) = entry.split_once(',')?;
+        if version == "v1" {
+            if !alphabet.is_match(sig) {
+                return None;
+            }
+            sigs.push(sig.to_string());
+        }
+    }
+    (!sigs.is_empty()).then_some(ParsedSignatureHeader {
+        sigs,
+        timestamp: None,
+        nonce: None,
+    })
+}
+
+/// The header matched against the signature template, as written.
+fn parse_template(profile: &Profile, value: &str) -> Option<ParsedSignatureHeader> {
+    let mut pattern = String::from("^");
+    let mut groups = Vec::new();
+    for part in profile.signature_template.parts() {
+        match part {
+            Part::Literal(l) => pattern.push_str(&regex::escape(l)),
+            Part::Placeholder(ph) => {
+                let p = match ph {
+                    Placeholder::Signature => {
+                        format!("({})", sig_alphabet(profile.signature_encoding))
+                    }
+                    Placeholder::Timestamp => "([0-9]+)".into(),
+                    Placeholder::Nonce => "([A-Za-z0-9_.-]+)".into(),
+                    Placeholder::Identity => {
+                        regex::escape(profile.identity.as_deref().unwrap_or_default())
+                    }
+                    Placeholder::ClientId => {
+                        regex::escape(profile.client_id.as_deref().unwrap_or_default())
+                    }
+                    Placeholder::MerchantId => {
+                        regex::escape(profile.merchant_id.as_deref().unwrap_or_default())
+                    }
+                    // Values of the request itself are not carried
+                    // in a header; match anything.
+                    _ => "(?:.*)".into(),
+                };
+                if matches!(
+                    ph,
+                    Placeholder::Signature | Placeholder::Timestamp | Placeholder::Nonce
+                ) {
+                    groups.push(*ph);
+                }
+                pattern.push_str(&p);
+            }
+        }
+    }
+    pattern.push('$');
+    let re = regex::Regex::new(&pattern).ok()?;
+    let caps = re.captures(value)?;
+    let mut parsed = ParsedSignatureHeader::default();
+    for (i, ph) in groups.iter().enumerate() {
+        let v = caps.get(i + 1)?.as_str().to_string();
+        let slot = match ph {
+            Placeholder::Signature => {
+                parsed.sigs.push(v);
+                continue;
+            }
+            Placeholder::Timestamp => &mut parsed.timestamp,
+            _ => &mut parsed.nonce,
+        };
+        // The same placeholder twice must carry the same value.
+        if slot.as_ref().is_some_and(|old| *old != v) {
+            return None;
+        }
+        *slot = Some(v);
+    }
+    Some(parsed)
+}

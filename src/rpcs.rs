@@ -1,0 +1,156 @@
+//! Every RPC signet serves, declared once: its path, the operation a grant
+//! must hold for it, and what it acts on.
+//!
+//! This module sits below `api`, `auth`'s layer and `telemetry`, and imports
+//! only [`Op`]: the authorization layer ([`crate::auth::op_of`]), the
+//! telemetry method list and the handlers (`crate::api::call`) all read
+//! this table, and tests check it against the generated gRPC services and
+//! the Python suite. A new RPC is one row here plus its handler.
+
+use crate::auth::policy::Op;
+
+/// What a call acts on, which is what its operation is authorized on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Subject {
+    /// The key a request field names (`key` or `name`).
+    Key,
+    /// The HTTP profile the request's `profile` field names.
+    Profile,
+    /// Nothing by name: a list, allowed to whoever holds the operation on
+    /// something and filtered to what the caller holds it on.
+    List,
+}
+
+impl Subject {
+    /// What a name of this kind is called in error messages (`key`,
+    /// `profile`); `None` for lists.
+    pub fn noun(self) -> Option<&'static str> {
+        match self {
+            Subject::Key => Some("key"),
+            Subject::Profile => Some("profile"),
+            Subject::List => None,
+        }
+    }
+}
+
+/// One RPC.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rpc {
+    /// The gRPC service (`signet.v1.Signer`).
+    pub service: &'static str,
+    /// The method (`Sign`).
+    pub method: &'static str,
+    /// `service/method`, as the request path has it without its leading `/`.
+    pub path: &'static str,
+    /// The operation a grant must hold.
+    pub op: Op,
+    /// What the operation is authorized on.
+    pub subject: Subject,
+}
+
+/// The Signer service: what payment back-ends call.
+pub const SIGNER: &str = "signet.v1.Signer";
+/// The KeyAdmin service: what key custodians call.
+pub const KEY_ADMIN: &str = "signet.v1.KeyAdmin";
+
+macro_rules! rpcs {
+    ($( $(#[$doc:meta])* $row:ident = $service:literal / $method:literal, $op:ident, $subject:ident; )*) => {
+        $(
+            $(#[$doc])*
+            pub const $row: Rpc = Rpc {
+                service: $service,
+                method: $method,
+                path: concat!($service, "/", $method),
+                op: Op::$op,
+                subject: Subject::$subject,
+            };
+        )*
+        /// Every RPC, Signer's then KeyAdmin's, in the order of the protos.
+        pub const ALL: &[Rpc] = &[$($row),*];
+    };
+}
+
+rpcs! {
+    /// Signs a message or a digest with a named key.
+    SIGN = "signet.v1.Signer" / "Sign", Sign, Key;
+    /// Verifies a signature with a named key.
+    VERIFY = "signet.v1.Signer" / "Verify", Verify, Key;
+    /// A key version's public key.
+    GET_PUBLIC_KEY = "signet.v1.Signer" / "GetPublicKey", PublicKey, Key;
+    /// A key's JWK set.
+    GET_JWKS = "signet.v1.Signer" / "GetJwks", PublicKey, Key;
+    /// Signs an HTTP request by profile.
+    SIGN_HTTP_REQUEST = "signet.v1.Signer" / "SignHttpRequest", HttpSign, Profile;
+    /// Verifies an HTTP request (a webhook) by profile.
+    VERIFY_HTTP_REQUEST = "signet.v1.Signer" / "VerifyHttpRequest", HttpVerify, Profile;
+    /// The profiles the caller may see.
+    LIST_HTTP_PROFILES = "signet.v1.Signer" / "ListHttpProfiles", HttpProfiles, List;
+    /// Creates a key.
+    CREATE_KEY = "signet.v1.KeyAdmin" / "CreateKey", AdminCreate, Key;
+    /// Imports key material.
+    IMPORT_KEY = "signet.v1.KeyAdmin" / "ImportKey", AdminImport, Key;
+    /// Adds a version.
+    ROTATE_KEY = "signet.v1.KeyAdmin" / "RotateKey", AdminRotate, Key;
+    /// Makes a version ACTIVE.
+    PROMOTE_KEY_VERSION = "signet.v1.KeyAdmin" / "PromoteKeyVersion", AdminPromote, Key;
+    /// Disables a version.
+    DISABLE_KEY_VERSION = "signet.v1.KeyAdmin" / "DisableKeyVersion", AdminDisable, Key;
+    /// Re-enables a version.
+    ENABLE_KEY_VERSION = "signet.v1.KeyAdmin" / "EnableKeyVersion", AdminEnable, Key;
+    /// Schedules a version's destruction.
+    DESTROY_KEY_VERSION = "signet.v1.KeyAdmin" / "DestroyKeyVersion", AdminDestroy, Key;
+    /// Cancels a scheduled destruction.
+    RESTORE_KEY_VERSION = "signet.v1.KeyAdmin" / "RestoreKeyVersion", AdminRestore, Key;
+    /// One key's metadata.
+    GET_KEY = "signet.v1.KeyAdmin" / "GetKey", AdminRead, Key;
+    /// The keys the caller may read, a page at a time.
+    LIST_KEYS = "signet.v1.KeyAdmin" / "ListKeys", AdminRead, List;
+}
+
+/// The RPC a request path names (with or without its leading `/`).
+pub fn by_path(path: &str) -> Option<&'static Rpc> {
+    let path = path.strip_prefix('/').unwrap_or(path);
+    ALL.iter().find(|r| r.path == path)
+}
+
+/// The RPC a method name stands for, whichever service it is asked of.
+pub fn by_method(method: &str) -> Option<&'static Rpc> {
+    ALL.iter().find(|r| r.method == method)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_service_slash_method_and_unique() {
+        for (i, r) in ALL.iter().enumerate() {
+            assert_eq!(r.path, format!("{}/{}", r.service, r.method));
+            assert!([SIGNER, KEY_ADMIN].contains(&r.service), "{r:?}");
+            assert!(ALL[..i].iter().all(|o| o.method != r.method), "{r:?}");
+            assert_eq!(by_path(&format!("/{}", r.path)), Some(r));
+            assert_eq!(by_method(r.method), Some(r));
+        }
+        assert_eq!(by_path("signet.v1.Signer/Nope"), None);
+    }
+
+    #[test]
+    fn admin_rpcs_are_the_key_admin_service() {
+        for r in ALL {
+            assert_eq!(r.op.is_admin(), r.service == KEY_ADMIN, "{r:?}");
+            assert_eq!(
+                r.op.on_profile(),
+                r.service == SIGNER && r.op.name().starts_with("http"),
+                "{r:?}"
+            );
+        }
+    }
+
+    /// Every operation a grant can name is reachable by some RPC.
+    #[test]
+    fn every_op_has_an_rpc() {
+        for op in Op::ALL {
+            assert!(ALL.iter().any(|r| r.op == op), "{op:?}");
+        }
+    }
+}
