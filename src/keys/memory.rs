@@ -8,20 +8,19 @@ use std::sync::Arc;
 use aws_lc_rs::encoding::{AsDer, PublicKeyX509Der};
 use aws_lc_rs::error::{KeyRejected, Unspecified};
 use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::rsa::KeySize;
-use aws_lc_rs::signature::{
-    self as sig, EcdsaKeyPair, EcdsaSigningAlgorithm, Ed25519KeyPair, KeyPair as _, RsaEncoding,
-    RsaKeyPair,
-};
-use hmac::digest::KeyInit;
-use hmac::{Hmac, Mac};
+use aws_lc_rs::signature::{EcdsaKeyPair, Ed25519KeyPair, KeyPair as _, RsaKeyPair};
 use parking_lot::RwLock;
 use zeroize::Zeroizing;
 
-use super::public::{aws_hash, check_pkcs8_algorithm, import_digest, mismatch};
+pub(crate) mod aws_lc;
+
+use aws_lc::{digest_alg, ecdsa_signing, rsa_encoding, rsa_key_size};
+pub(crate) use aws_lc::{hmac_sign, hmac_verify};
+
+use super::public::{check_pkcs8_algorithm, import_digest, mismatch};
 use super::{
-    Algorithm, Curve, Family, Hash, ImportMaterial, KeyBackend, KeyHandle, ProtectionLevel,
-    PublicKey, SecretBytes, SignInput,
+    Algorithm, Family, Hash, ImportMaterial, KeyBackend, KeyHandle, ProtectionLevel, PublicKey,
+    SecretBytes, SignInput,
 };
 use crate::error::{Error, Result};
 
@@ -159,13 +158,7 @@ impl MemoryKey {
                 Secret::Hmac(SecretBytes::from_slice(&buf))
             }
             Family::RsaPkcs1 | Family::RsaPss => {
-                let size = match alg.rsa_bits() {
-                    Some(2048) => KeySize::Rsa2048,
-                    Some(3072) => KeySize::Rsa3072,
-                    Some(4096) => KeySize::Rsa4096,
-                    _ => return Err(Error::internal("no RSA key size for algorithm")),
-                };
-                Secret::Rsa(RsaKeyPair::generate(size).map_err(failed)?)
+                Secret::Rsa(RsaKeyPair::generate(rsa_key_size(alg)?).map_err(failed)?)
             }
             Family::Ecdsa => {
                 Secret::Ecdsa(EcdsaKeyPair::generate(ecdsa_signing(alg)?).map_err(failed)?)
@@ -242,65 +235,8 @@ fn rejected(alg: Algorithm, e: KeyRejected) -> Error {
     }
 }
 
-fn ecdsa_signing(alg: Algorithm) -> Result<&'static EcdsaSigningAlgorithm> {
-    match alg.curve() {
-        Some(Curve::P256) => Ok(&sig::ECDSA_P256_SHA256_FIXED_SIGNING),
-        Some(Curve::P384) => Ok(&sig::ECDSA_P384_SHA384_FIXED_SIGNING),
-        None => Err(mismatch(alg)),
-    }
-}
-
-fn rsa_encoding(alg: Algorithm) -> &'static dyn RsaEncoding {
-    match (alg.family(), alg.hash()) {
-        (Family::RsaPss, Some(Hash::Sha512)) => &sig::RSA_PSS_SHA512,
-        (Family::RsaPss, _) => &sig::RSA_PSS_SHA256,
-        (_, Some(Hash::Sha512)) => &sig::RSA_PKCS1_SHA512,
-        _ => &sig::RSA_PKCS1_SHA256,
-    }
-}
-
 fn alg_hash(alg: Algorithm) -> Result<Hash> {
     alg.hash().ok_or_else(|| mismatch(alg))
-}
-
-fn keyed<M: Mac + KeyInit>(key: &[u8], msg: &[u8]) -> Result<M> {
-    let mut mac =
-        <M as KeyInit>::new_from_slice(key).map_err(|_| Error::internal("HMAC key rejected"))?;
-    mac.update(msg);
-    Ok(mac)
-}
-
-/// HMAC of `msg` under `key` with `hash`.
-pub(crate) fn hmac_sign(hash: Hash, key: &[u8], msg: &[u8]) -> Result<Vec<u8>> {
-    Ok(match hash {
-        Hash::Sha256 => keyed::<Hmac<sha2::Sha256>>(key, msg)?
-            .finalize()
-            .into_bytes()
-            .to_vec(),
-        Hash::Sha384 => keyed::<Hmac<sha2::Sha384>>(key, msg)?
-            .finalize()
-            .into_bytes()
-            .to_vec(),
-        Hash::Sha512 => keyed::<Hmac<sha2::Sha512>>(key, msg)?
-            .finalize()
-            .into_bytes()
-            .to_vec(),
-    })
-}
-
-/// Checks an HMAC tag in constant time; a tag of the wrong length is `false`.
-pub(crate) fn hmac_verify(hash: Hash, key: &[u8], msg: &[u8], tag: &[u8]) -> Result<bool> {
-    Ok(match hash {
-        Hash::Sha256 => keyed::<Hmac<sha2::Sha256>>(key, msg)?
-            .verify_slice(tag)
-            .is_ok(),
-        Hash::Sha384 => keyed::<Hmac<sha2::Sha384>>(key, msg)?
-            .verify_slice(tag)
-            .is_ok(),
-        Hash::Sha512 => keyed::<Hmac<sha2::Sha512>>(key, msg)?
-            .verify_slice(tag)
-            .is_ok(),
-    })
 }
 
 fn messages_only(alg: Algorithm) -> Error {
@@ -328,7 +264,7 @@ impl KeyHandle for MemoryKey {
                 match input {
                     SignInput::Message(m) => kp.sign(encoding, &SystemRandom::new(), m, &mut out),
                     SignInput::Digest(d) => {
-                        let digest = import_digest(d, aws_hash(alg_hash(self.alg)?))?;
+                        let digest = import_digest(d, digest_alg(alg_hash(self.alg)?))?;
                         kp.sign_digest(encoding, &digest, &mut out)
                     }
                 }
@@ -339,7 +275,7 @@ impl KeyHandle for MemoryKey {
                 let signature = match input {
                     SignInput::Message(m) => kp.sign(&SystemRandom::new(), m),
                     SignInput::Digest(d) => {
-                        kp.sign_digest(&import_digest(d, aws_hash(alg_hash(self.alg)?))?)
+                        kp.sign_digest(&import_digest(d, digest_alg(alg_hash(self.alg)?))?)
                     }
                 }
                 .map_err(failed)?;

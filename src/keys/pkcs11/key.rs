@@ -13,51 +13,17 @@ use std::sync::Arc;
 
 use cryptoki::context::Function;
 use cryptoki::error::{Error as CkError, RvError};
-use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsPssParams};
-use cryptoki::mechanism::{Mechanism, MechanismType};
-use cryptoki::object::{Attribute, ObjectClass, ObjectHandle};
+use cryptoki::object::{Attribute, ObjectHandle};
 use cryptoki::session::Session;
-use cryptoki::types::Ulong;
 use subtle::ConstantTimeEq;
 
 use super::errors::map_err;
+use super::mechanisms::{key_class, sign_mechanism};
 use super::pool::Pool;
 use super::Pkcs11Backend;
 use crate::error::{Error, Result};
 use crate::keys::public::mismatch;
 use crate::keys::{Algorithm, Family, Hash, KeyHandle, PublicKey, SignInput};
-
-fn hmac_mechanism(hash: Hash) -> Mechanism<'static> {
-    match hash {
-        Hash::Sha256 => Mechanism::Sha256Hmac,
-        Hash::Sha384 => Mechanism::Sha384Hmac,
-        Hash::Sha512 => Mechanism::Sha512Hmac,
-    }
-}
-
-fn pss_params(hash: Hash) -> PkcsPssParams {
-    let (hash_alg, mgf) = match hash {
-        Hash::Sha256 => (MechanismType::SHA256, PkcsMgfType::MGF1_SHA256),
-        Hash::Sha384 => (MechanismType::SHA384, PkcsMgfType::MGF1_SHA384),
-        Hash::Sha512 => (MechanismType::SHA512, PkcsMgfType::MGF1_SHA512),
-    };
-    // Salt as long as the hash: what RFC 8017 recommends and what the
-    // in-memory backend (and JOSE's PS256/PS512) use.
-    PkcsPssParams {
-        hash_alg,
-        mgf,
-        s_len: Ulong::from(hash.output_len() as u64),
-    }
-}
-
-/// The class of the object that signs for `alg`.
-fn key_class(alg: Algorithm) -> ObjectClass {
-    if alg.is_symmetric() {
-        ObjectClass::SECRET_KEY
-    } else {
-        ObjectClass::PRIVATE_KEY
-    }
-}
 
 /// The signing objects labelled `label` (one, unless the token is damaged).
 pub(super) fn find_key(
@@ -90,44 +56,13 @@ fn token_input(alg: Algorithm, input: SignInput<'_>) -> Result<std::borrow::Cow<
             )))
         }
         (Family::RsaPkcs1, Some(hash), _) => {
-            let mut d = digest_info_prefix(hash).to_vec();
+            let mut d = hash.digest_info_prefix().to_vec();
             d.extend(digest(hash));
             d.into()
         }
         (Family::RsaPss | Family::Ecdsa, Some(hash), _) => digest(hash).into(),
         _ => return Err(mismatch(alg)),
     })
-}
-
-/// The mechanism that signs for `alg` (over the digest for RSA and ECDSA).
-fn sign_mechanism(alg: Algorithm) -> Mechanism<'static> {
-    match (alg.family(), alg.hash()) {
-        (Family::Hmac, Some(h)) => hmac_mechanism(h),
-        (Family::RsaPkcs1, _) => Mechanism::RsaPkcs,
-        (Family::RsaPss, Some(h)) => Mechanism::RsaPkcsPss(pss_params(h)),
-        (Family::Ecdsa, _) => Mechanism::Ecdsa,
-        _ => Mechanism::Eddsa(cryptoki::mechanism::eddsa::EddsaParams::new(
-            cryptoki::mechanism::eddsa::EddsaSignatureScheme::Pure,
-        )),
-    }
-}
-
-/// DER DigestInfo prefix (RFC 8017 §9.2 note 1) for PKCS#1 v1.5 over a digest.
-fn digest_info_prefix(hash: Hash) -> &'static [u8] {
-    match hash {
-        Hash::Sha256 => &[
-            0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
-            0x01, 0x05, 0x00, 0x04, 0x20,
-        ],
-        Hash::Sha384 => &[
-            0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
-            0x02, 0x05, 0x00, 0x04, 0x30,
-        ],
-        Hash::Sha512 => &[
-            0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
-            0x03, 0x05, 0x00, 0x04, 0x40,
-        ],
-    }
 }
 
 /// For benchmarks: a session of its own and a key's object handle, to
@@ -144,7 +79,7 @@ impl RawSigner {
     pub fn sign(&self) -> Result<Vec<u8>> {
         // Built per call, as the service does (a Mechanism is not Send).
         self.session
-            .sign(&sign_mechanism(self.alg), self.object, &self.data)
+            .sign(&sign_mechanism(self.alg)?, self.object, &self.data)
             .map_err(|e| map_err("sign", e))
     }
 }
@@ -233,7 +168,7 @@ impl KeyHandle for Pkcs11Key {
     fn sign(&self, input: SignInput<'_>) -> Result<Vec<u8>> {
         input.check(self.alg)?;
         let data = token_input(self.alg, input)?;
-        let mechanism = sign_mechanism(self.alg);
+        let mechanism = sign_mechanism(self.alg)?;
         let missing = Cell::new(false);
         let attempt = || {
             missing.set(false);

@@ -22,6 +22,7 @@
 
 mod errors;
 mod key;
+mod mechanisms;
 mod module;
 mod objects;
 mod pool;
@@ -33,24 +34,21 @@ use std::sync::Arc;
 
 use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::mechanism::{Mechanism, MechanismType};
-use cryptoki::object::{Attribute, KeyType, ObjectClass, ObjectHandle};
+use cryptoki::object::{Attribute, ObjectClass, ObjectHandle};
 use cryptoki::types::{AuthPin, Ulong};
 use der::asn1::OctetStringRef;
 use der::Decode;
 
 use super::public::{mismatch, KeyParts};
-use super::{
-    Algorithm, Family, Hash, ImportMaterial, KeyBackend, KeyHandle, ProtectionLevel, PublicKey,
-};
+use super::{Algorithm, Family, ImportMaterial, KeyBackend, KeyHandle, ProtectionLevel, PublicKey};
 use crate::error::{Error, Result};
 use crate::keys::memory::MemoryKey;
 use errors::map_err;
 pub use key::RawSigner;
 use key::{find_key, Pkcs11Key};
+use mechanisms::ec_params;
 pub use module::module_context;
-use objects::{
-    der_octets, ec_params, label_of, private_template, public_template, read_public, scrub,
-};
+use objects::{der_octets, label_of, private_template, public_template, read_public, scrub};
 use pool::Pool;
 
 /// Which token to use: by label or by serial number, never by slot index
@@ -212,39 +210,13 @@ impl Pkcs11Backend {
     }
 }
 
-fn hmac_mechanism_type(hash: Hash) -> MechanismType {
-    match hash {
-        Hash::Sha256 => MechanismType::SHA256_HMAC,
-        Hash::Sha384 => MechanismType::SHA384_HMAC,
-        Hash::Sha512 => MechanismType::SHA512_HMAC,
-    }
-}
-
 impl KeyBackend for Pkcs11Backend {
     fn protection_level(&self) -> ProtectionLevel {
         ProtectionLevel::Hsm
     }
 
     fn check_algorithm(&self, alg: Algorithm) -> Result<()> {
-        let needed: Vec<MechanismType> = match alg.family() {
-            Family::Hmac => vec![
-                MechanismType::GENERIC_SECRET_KEY_GEN,
-                hmac_mechanism_type(alg.hash().expect("HMAC has a hash")),
-            ],
-            Family::RsaPkcs1 => vec![
-                MechanismType::RSA_PKCS_KEY_PAIR_GEN,
-                MechanismType::RSA_PKCS,
-            ],
-            Family::RsaPss => vec![
-                MechanismType::RSA_PKCS_KEY_PAIR_GEN,
-                MechanismType::RSA_PKCS_PSS,
-            ],
-            Family::Ecdsa => vec![MechanismType::ECC_KEY_PAIR_GEN, MechanismType::ECDSA],
-            Family::Ed25519 => vec![
-                MechanismType::ECC_EDWARDS_KEY_PAIR_GEN,
-                MechanismType::EDDSA,
-            ],
-        };
+        let needed = mechanisms::required(alg)?;
         if needed.iter().all(|m| self.has(*m)) {
             Ok(())
         } else {
@@ -264,7 +236,7 @@ impl KeyBackend for Pkcs11Backend {
                 let len = alg.hash().expect("HMAC has a hash").output_len() as u64;
                 private.extend([
                     Attribute::Class(ObjectClass::SECRET_KEY),
-                    Attribute::KeyType(KeyType::GENERIC_SECRET),
+                    Attribute::KeyType(mechanisms::key_type(alg)),
                     Attribute::ValueLen(Ulong::from(len)),
                     Attribute::Verify(true),
                 ]);
@@ -273,24 +245,16 @@ impl KeyBackend for Pkcs11Backend {
                 })?
             }
             family => {
-                let mechanism = match family {
-                    Family::RsaPkcs1 | Family::RsaPss => {
-                        let bits = alg.rsa_bits().expect("RSA has a size") as u64;
-                        public.extend([
-                            Attribute::ModulusBits(Ulong::from(bits)),
-                            Attribute::PublicExponent(vec![0x01, 0x00, 0x01]),
-                        ]);
-                        Mechanism::RsaPkcsKeyPairGen
-                    }
-                    Family::Ecdsa => {
-                        public.push(Attribute::EcParams(ec_params(alg)));
-                        Mechanism::EccKeyPairGen
-                    }
-                    _ => {
-                        public.push(Attribute::EcParams(ec_params(alg)));
-                        Mechanism::EccEdwardsKeyPairGen
-                    }
-                };
+                if matches!(family, Family::RsaPkcs1 | Family::RsaPss) {
+                    let bits = alg.rsa_bits().expect("RSA has a size") as u64;
+                    public.extend([
+                        Attribute::ModulusBits(Ulong::from(bits)),
+                        Attribute::PublicExponent(vec![0x01, 0x00, 0x01]),
+                    ]);
+                } else {
+                    public.push(Attribute::EcParams(ec_params(alg)?));
+                }
+                let mechanism = mechanisms::key_pair_gen(alg)?;
                 let (_, private) = self.pool.with("generate key pair", |s| {
                     s.generate_key_pair(&mechanism, &public, &private)
                 })?;
@@ -332,7 +296,7 @@ impl KeyBackend for Pkcs11Backend {
                 }
                 private.extend([
                     Attribute::Class(ObjectClass::SECRET_KEY),
-                    Attribute::KeyType(KeyType::GENERIC_SECRET),
+                    Attribute::KeyType(mechanisms::key_type(alg)),
                     Attribute::Verify(true),
                     Attribute::Value(value),
                 ]);
@@ -363,7 +327,7 @@ impl KeyBackend for Pkcs11Backend {
                     pkcs1::RsaPrivateKey::from_der(info.private_key).map_err(|_| mismatch(alg))?;
                 private.extend([
                     Attribute::Class(ObjectClass::PRIVATE_KEY),
-                    Attribute::KeyType(KeyType::RSA),
+                    Attribute::KeyType(mechanisms::key_type(alg)),
                     Attribute::Modulus(n.clone()),
                     Attribute::PublicExponent(e.clone()),
                     Attribute::PrivateExponent(k.private_exponent.as_bytes().to_vec()),
@@ -375,7 +339,7 @@ impl KeyBackend for Pkcs11Backend {
                 ]);
                 public.extend([
                     Attribute::Class(ObjectClass::PUBLIC_KEY),
-                    Attribute::KeyType(KeyType::RSA),
+                    Attribute::KeyType(mechanisms::key_type(alg)),
                     Attribute::Modulus(n.clone()),
                     Attribute::PublicExponent(e.clone()),
                 ]);
@@ -385,14 +349,14 @@ impl KeyBackend for Pkcs11Backend {
                     sec1::EcPrivateKey::from_der(info.private_key).map_err(|_| mismatch(alg))?;
                 private.extend([
                     Attribute::Class(ObjectClass::PRIVATE_KEY),
-                    Attribute::KeyType(KeyType::EC),
-                    Attribute::EcParams(ec_params(alg)),
+                    Attribute::KeyType(mechanisms::key_type(alg)),
+                    Attribute::EcParams(ec_params(alg)?),
                     Attribute::Value(k.private_key.to_vec()),
                 ]);
                 public.extend([
                     Attribute::Class(ObjectClass::PUBLIC_KEY),
-                    Attribute::KeyType(KeyType::EC),
-                    Attribute::EcParams(ec_params(alg)),
+                    Attribute::KeyType(mechanisms::key_type(alg)),
+                    Attribute::EcParams(ec_params(alg)?),
                     Attribute::EcPoint(der_octets(point)?),
                 ]);
             }
@@ -400,14 +364,14 @@ impl KeyBackend for Pkcs11Backend {
                 let seed = OctetStringRef::from_der(info.private_key).map_err(|_| mismatch(alg))?;
                 private.extend([
                     Attribute::Class(ObjectClass::PRIVATE_KEY),
-                    Attribute::KeyType(KeyType::EC_EDWARDS),
-                    Attribute::EcParams(ec_params(alg)),
+                    Attribute::KeyType(mechanisms::key_type(alg)),
+                    Attribute::EcParams(ec_params(alg)?),
                     Attribute::Value(seed.as_bytes().to_vec()),
                 ]);
                 public.extend([
                     Attribute::Class(ObjectClass::PUBLIC_KEY),
-                    Attribute::KeyType(KeyType::EC_EDWARDS),
-                    Attribute::EcParams(ec_params(alg)),
+                    Attribute::KeyType(mechanisms::key_type(alg)),
+                    Attribute::EcParams(ec_params(alg)?),
                     Attribute::EcPoint(der_octets(x)?),
                 ]);
             }
