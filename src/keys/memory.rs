@@ -72,6 +72,10 @@ fn label_taken() -> Error {
 }
 
 impl KeyBackend for MemoryBackend {
+    fn name(&self) -> &'static str {
+        "memory"
+    }
+
     fn protection_level(&self) -> ProtectionLevel {
         ProtectionLevel::Software
     }

@@ -141,6 +141,12 @@ impl Pkcs11Backend {
         })
     }
 
+    /// PKCS#11 calls queued or running on this backend's threads: zero
+    /// once [`KeyBackend::shutdown`] has returned.
+    pub fn calls_in_flight(&self) -> usize {
+        self.workers.in_flight()
+    }
+
     fn has(&self, m: MechanismType) -> bool {
         self.mechanisms.contains(&m)
     }
@@ -211,6 +217,10 @@ impl Pkcs11Backend {
 }
 
 impl KeyBackend for Pkcs11Backend {
+    fn name(&self) -> &'static str {
+        "pkcs11"
+    }
+
     fn protection_level(&self) -> ProtectionLevel {
         ProtectionLevel::Hsm
     }
@@ -438,8 +448,8 @@ impl KeyBackend for Pkcs11Backend {
         true
     }
 
-    fn dispatch(&self, job: crate::keys::Job) {
-        self.workers.submit(job);
+    fn dispatch(&self, job: crate::keys::Job) -> Result<()> {
+        self.workers.submit(job)
     }
 
     fn shutdown(&self) {

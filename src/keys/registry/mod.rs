@@ -214,7 +214,7 @@ impl Registry {
     pub async fn load(&self) -> Result<usize> {
         let _g = self.admin.lock().await;
         let store = self.store.clone();
-        let records = self.blocking(move || store.load()).await?;
+        let records = self.call(Op::Load, move || store.load()).await?;
         self.reconcile(&records).await;
         let mut loaded = 0;
         for record in records {
@@ -253,13 +253,9 @@ impl Registry {
                 .map(|p| VersionMaterial::Public(Arc::new(p))),
             None => {
                 let (b, label, alg) = (self.backend.clone(), v.label.clone(), record.algorithm);
-                crate::telemetry::rpc::backend(
-                    self.kind(),
-                    "open",
-                    self.blocking(move || b.open(&label, alg)),
-                )
-                .await
-                .map(VersionMaterial::Private)
+                self.call(Op::Open, move || b.open(&label, alg))
+                    .await
+                    .map(VersionMaterial::Private)
             }
         };
         m.inspect_err(|e| {
@@ -282,7 +278,7 @@ impl Registry {
         }
         let _g = self.admin.lock().await;
         let store = self.store.clone();
-        let records = self.blocking(move || store.load()).await?;
+        let records = self.call(Op::Load, move || store.load()).await?;
         let mut changed = 0;
         for record in records {
             if record.check_invariants().is_err() {
@@ -377,7 +373,10 @@ impl Registry {
             .map(|v| v.label.clone())
             .collect();
         let b = self.backend.clone();
-        let orphans = match self.blocking(move || b.orphan_check(&referenced)).await {
+        let orphans = match self
+            .call(Op::OrphanCheck, move || b.orphan_check(&referenced))
+            .await
+        {
             Ok(o) => o,
             Err(e) => {
                 tracing::error!(error = %e, "start-up reconciliation could not list key material");
@@ -387,7 +386,7 @@ impl Registry {
         for label in orphans {
             if destroyed.contains(&label) || self.settings.destroy_orphans {
                 let (b, l) = (self.backend.clone(), label.clone());
-                match self.blocking(move || b.destroy(&l)).await {
+                match self.call(Op::Destroy, move || b.destroy(&l)).await {
                     Ok(()) => tracing::warn!(
                         label = %label,
                         "destroyed key material left by an interrupted destruction, create or rotation"
@@ -413,9 +412,12 @@ impl Registry {
     }
 
     /// Stops the backend once the server no longer calls it: waits for its
-    /// in-flight calls (a tick or health probe whose task was aborted may
-    /// still be running on a backend thread).
+    /// in-flight calls (a tick, an admin call or a health probe whose task
+    /// was aborted may still be running on a backend thread). Every call
+    /// goes through [`Registry::call`], so afterwards none is inside the
+    /// backend, and calls made later fail with the backend's error.
     pub async fn shutdown_backend(&self) {
+        // Joining the backend's threads blocks, and must not run on them.
         let b = self.backend.clone();
         let _ = tokio::task::spawn_blocking(move || b.shutdown()).await;
     }
@@ -423,26 +425,7 @@ impl Registry {
     /// The backend's health.
     pub async fn health(&self) -> Result<()> {
         let b = self.backend.clone();
-        self.blocking(move || b.health()).await
-    }
-
-    /// Runs a backend or store call where it belongs: on the backend's own
-    /// threads for backends that block (see [`KeyBackend::dispatch`]),
-    /// inline for CPU-only ones.
-    async fn blocking<T: Send + 'static>(
-        &self,
-        f: impl FnOnce() -> Result<T> + Send + 'static,
-    ) -> Result<T> {
-        if self.backend.blocking() {
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            self.backend.dispatch(Box::new(move || {
-                let _ = tx.send(f());
-            }));
-            rx.await
-                .map_err(|_| Error::internal("backend call ended without a result"))?
-        } else {
-            f()
-        }
+        self.call(Op::Health, move || b.health()).await
     }
 
     fn entry(&self, name: &str) -> Result<Arc<KeyEntry>> {
@@ -454,14 +437,6 @@ impl Registry {
             .ok_or_else(|| Error::not_found(format!("key {name} not found")))?;
         crate::telemetry::rpc::note_key(name, e.state.read().record.algorithm);
         Ok(e)
-    }
-
-    /// The backend's name in metrics and traces.
-    fn kind(&self) -> &'static str {
-        match self.backend.protection_level() {
-            crate::keys::ProtectionLevel::Hsm => "pkcs11",
-            crate::keys::ProtectionLevel::Software => "memory",
-        }
     }
 
     fn view(&self, record: &KeyRecord, now: SystemTime) -> KeyView {
@@ -660,17 +635,9 @@ impl Registry {
     ) -> Result<Signed> {
         input.borrow().check(alg)?;
         crate::telemetry::rpc::note_version(v);
-        let kind = self.kind();
-        let raw = if self.backend.blocking() {
-            crate::telemetry::rpc::backend(
-                kind,
-                "sign",
-                self.blocking(move || handle.sign(input.borrow())),
-            )
-            .await?
-        } else {
-            crate::telemetry::rpc::backend_sync(kind, "sign", || handle.sign(input.borrow()))?
-        };
+        let raw = self
+            .call(Op::Sign, move || handle.sign(input.borrow()))
+            .await?;
         // Every ECDSA signature leaves in low-S form, whichever backend made
         // it, so signet never hands out both (r, s) and (r, n − s).
         let signature = match (alg.family(), alg.curve()) {
@@ -737,19 +704,8 @@ impl Registry {
             let ok = match &m {
                 VersionMaterial::Private(h) if alg.is_symmetric() => {
                     let (h, input, sig) = (h.clone(), input.clone(), signature.clone());
-                    let kind = self.kind();
-                    if self.backend.blocking() {
-                        crate::telemetry::rpc::backend(
-                            kind,
-                            "verify",
-                            self.blocking(move || h.verify_mac(input.borrow(), &sig)),
-                        )
+                    self.call(Op::Verify, move || h.verify_mac(input.borrow(), &sig))
                         .await?
-                    } else {
-                        crate::telemetry::rpc::backend_sync(kind, "verify", || {
-                            h.verify_mac(input.borrow(), &sig)
-                        })?
-                    }
                 }
                 VersionMaterial::Private(h) => match h.public_key() {
                     Some(p) => p.verify(input.borrow(), &signature, format)?,
@@ -829,7 +785,10 @@ impl Registry {
     }
 }
 
+mod bridge;
 mod lifecycle;
+
+use bridge::Op;
 
 #[cfg(test)]
 mod tests;
