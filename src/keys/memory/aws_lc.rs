@@ -6,16 +6,19 @@
 //! [`ecdsa_signing`] and one in [`ecdsa_verifiers`].
 
 use aws_lc_rs::digest;
+use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::error::{KeyRejected, Unspecified};
 use aws_lc_rs::rsa::KeySize;
 use aws_lc_rs::signature::{
-    self as sig, EcdsaSigningAlgorithm, RsaEncoding, VerificationAlgorithm,
+    self as sig, EcdsaKeyPair, EcdsaSigningAlgorithm, Ed25519KeyPair, KeyPair as _, RsaEncoding,
+    RsaKeyPair, VerificationAlgorithm,
 };
 use hmac::digest::KeyInit;
 use hmac::{Hmac, Mac};
 
 use crate::error::{Error, Result};
 use crate::keys::public::mismatch;
-use crate::keys::{Algorithm, Curve, Family, Hash};
+use crate::keys::{Algorithm, Curve, Family, Hash, PublicKey};
 
 /// The aws-lc-rs digest algorithm for a hash.
 pub(crate) fn digest_alg(hash: Hash) -> &'static digest::Algorithm {
@@ -75,6 +78,74 @@ pub(crate) fn ecdsa_verifiers(
     match curve {
         Curve::P256 => (&sig::ECDSA_P256_SHA256_ASN1, &sig::ECDSA_P256_SHA256_FIXED),
         Curve::P384 => (&sig::ECDSA_P384_SHA384_ASN1, &sig::ECDSA_P384_SHA384_FIXED),
+    }
+}
+
+/// An asymmetric private key held by aws-lc-rs (freed, and zeroized by
+/// aws-lc, on drop).
+pub(crate) enum KeyPair {
+    /// RSA, either padding.
+    Rsa(RsaKeyPair),
+    /// ECDSA, fixed-width signatures.
+    Ecdsa(EcdsaKeyPair),
+    /// Ed25519.
+    Ed25519(Ed25519KeyPair),
+}
+
+impl KeyPair {
+    /// Generates a key pair for the asymmetric `alg`.
+    pub(crate) fn generate(alg: Algorithm) -> Result<Self> {
+        let failed = |_: Unspecified| Error::internal("key generation failed");
+        Ok(match alg.family() {
+            Family::RsaPkcs1 | Family::RsaPss => {
+                KeyPair::Rsa(RsaKeyPair::generate(rsa_key_size(alg)?).map_err(failed)?)
+            }
+            Family::Ecdsa => {
+                KeyPair::Ecdsa(EcdsaKeyPair::generate(ecdsa_signing(alg)?).map_err(failed)?)
+            }
+            Family::Ed25519 => KeyPair::Ed25519(Ed25519KeyPair::generate().map_err(failed)?),
+            Family::Hmac => return Err(mismatch(alg)),
+        })
+    }
+
+    /// Parses PKCS#8 DER (v1 or v2) whose AlgorithmIdentifier was checked
+    /// against `alg` (`material::check_pkcs8_algorithm`); aws-lc-rs checks
+    /// the key itself (consistency, RSA size, point on the curve).
+    pub(crate) fn from_pkcs8(alg: Algorithm, der: &[u8]) -> Result<Self> {
+        let rejected = |e: KeyRejected| rejected(alg, e);
+        Ok(match alg.family() {
+            Family::Ecdsa => KeyPair::Ecdsa(
+                EcdsaKeyPair::from_pkcs8(ecdsa_signing(alg)?, der).map_err(rejected)?,
+            ),
+            Family::Ed25519 => {
+                KeyPair::Ed25519(Ed25519KeyPair::from_pkcs8_maybe_unchecked(der).map_err(rejected)?)
+            }
+            Family::RsaPkcs1 | Family::RsaPss => {
+                KeyPair::Rsa(RsaKeyPair::from_pkcs8(der).map_err(rejected)?)
+            }
+            Family::Hmac => return Err(mismatch(alg)),
+        })
+    }
+
+    /// The public key, checked against `alg`.
+    pub(crate) fn public_key(&self, alg: Algorithm) -> Result<PublicKey> {
+        let der = match self {
+            KeyPair::Rsa(kp) => kp.public_key().as_der(),
+            KeyPair::Ecdsa(kp) => kp.public_key().as_der(),
+            KeyPair::Ed25519(kp) => kp.public_key().as_der(),
+        }
+        .map_err(|_| Error::internal("public key encoding failed"))?;
+        PublicKey::from_spki_der(alg, der.as_ref())
+    }
+}
+
+/// aws-lc refused the private key: name the size problem when that is it.
+fn rejected(alg: Algorithm, e: KeyRejected) -> Error {
+    match e.description_() {
+        "TooSmall" | "TooLarge" if alg.rsa_bits().is_some() => {
+            Error::invalid(format!("RSA key size does not match {alg}"))
+        }
+        _ => Error::invalid(format!("private key is not a valid {alg} key")),
     }
 }
 
