@@ -218,15 +218,6 @@ impl Registry {
             record::check_grace(g)?;
         }
         let _g = self.admin.lock().await;
-        self.rotate_locked(name, promote, grace).await
-    }
-
-    async fn rotate_locked(
-        &self,
-        name: &str,
-        promote: bool,
-        grace: Option<Duration>,
-    ) -> Result<(KeyView, u32)> {
         self.rotate_at(name, promote, grace, None).await
     }
 
@@ -377,7 +368,7 @@ impl Registry {
         }
         // Policy actions take effect at their scheduled time, not at the
         // tick's: the next period counts from the schedule, so it never drifts.
-        let Some((at, action)) = rec.next_policy_event().filter(|(at, _)| now >= *at) else {
+        let Some((at, action)) = rec.due_policy_event(now) else {
             return Ok(());
         };
         // After a long outage, start a fresh schedule instead of replaying

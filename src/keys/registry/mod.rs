@@ -62,9 +62,10 @@ impl Input {
     }
 }
 
-/// The result of a signature.
+/// A signature made by a key version, and which version made it (named
+/// apart from the HTTP signing engine's `Signed`).
 #[derive(Debug, Clone)]
-pub struct Signed {
+pub struct KeySignature {
     /// Signature bytes.
     pub signature: Vec<u8>,
     /// Version that signed.
@@ -530,7 +531,7 @@ impl Registry {
         version: Option<u32>,
         input: Input,
         format: SignatureFormat,
-    ) -> Result<Signed> {
+    ) -> Result<KeySignature> {
         let entry = self.entry(name)?;
         let now = self.clock.now();
         let (v, handle, alg, kid) = {
@@ -577,7 +578,7 @@ impl Registry {
         name: &str,
         input: Input,
         format: SignatureFormat,
-    ) -> Result<Vec<Signed>> {
+    ) -> Result<Vec<KeySignature>> {
         let entry = self.entry(name)?;
         let now = self.clock.now();
         let (alg, signers) = {
@@ -632,7 +633,7 @@ impl Registry {
         kid: String,
         input: Input,
         format: SignatureFormat,
-    ) -> Result<Signed> {
+    ) -> Result<KeySignature> {
         input.borrow().check(alg)?;
         crate::telemetry::rpc::note_version(v);
         let raw = self
@@ -651,7 +652,7 @@ impl Registry {
             }
             _ => raw,
         };
-        Ok(Signed {
+        Ok(KeySignature {
             signature,
             version: v,
             key_version_id: kid,
@@ -791,4 +792,5 @@ mod lifecycle;
 use bridge::Op;
 
 #[cfg(test)]
+#[path = "registry_tests.rs"]
 mod tests;

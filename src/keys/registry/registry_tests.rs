@@ -29,7 +29,7 @@ fn msg(m: &[u8]) -> Input {
     Input::Message(m.to_vec())
 }
 
-async fn sign(reg: &Registry, name: &str) -> Signed {
+async fn sign(reg: &Registry, name: &str) -> KeySignature {
     reg.sign(name, None, msg(b"payload"), SignatureFormat::Der)
         .await
         .unwrap()
