@@ -9,6 +9,7 @@ use parking_lot::Mutex;
 use super::super::*;
 use crate::error::ErrorKind;
 use crate::keys::clock::ManualClock;
+use crate::keys::ecdsa_sig::SignatureFormat;
 use crate::keys::memory::MemoryBackend;
 use crate::keys::store::NullStore;
 use crate::keys::{ImportMaterial, Job, KeyBackend, KeyHandle};

@@ -6,6 +6,7 @@ use std::time::UNIX_EPOCH;
 use super::*;
 use crate::error::ErrorKind;
 use crate::keys::clock::ManualClock;
+use crate::keys::ecdsa_sig::SignatureFormat;
 use crate::keys::memory::MemoryBackend;
 use crate::keys::record::RotationPolicy;
 use crate::keys::store::NullStore;
