@@ -209,12 +209,9 @@ impl Target {
                 alg,
                 raw: true,
                 ..
-            } => {
-                let raw = backend
-                    .raw_signer(label, *alg, &message)
-                    .map_err(|e| CliError::rpc(format!("raw PKCS#11 session: {}", e.message())))?;
-                Box::new(move || raw.sign())
-            }
+            } => backend
+                .bench_raw_signer(label, *alg, &message)
+                .map_err(|e| CliError::rpc(format!("raw PKCS#11 session: {}", e.message())))?,
         })
     }
 

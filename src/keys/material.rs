@@ -8,6 +8,7 @@ use der::{AnyRef, Decode};
 use spki::{ObjectIdentifier, SubjectPublicKeyInfoRef};
 use zeroize::Zeroizing;
 
+use super::memory::aws_lc::KeyPair;
 use super::public::{
     mismatch, rsa_parts, PublicKey, OID_EC_PUBLIC_KEY, OID_ED25519, OID_RSASSA_PSS,
     OID_RSA_ENCRYPTION,
@@ -19,6 +20,96 @@ const ERR_PKCS8: &str = "malformed PKCS#8 private key";
 const ERR_UNRECOGNISED: &str = "unrecognised key material";
 const ERR_TRADITIONAL: &str =
     "PKCS#1 and SEC1 private keys are not accepted; import PKCS#8 (PRIVATE KEY)";
+
+/// A PKCS#8 private key checked against its algorithm: the private
+/// components a token import needs and the public key. Never printed.
+pub struct Pkcs8Key {
+    /// The public key, derived from the private key and checked against
+    /// the algorithm.
+    pub public: PublicKey,
+    /// The private components.
+    pub private: PrivateParts,
+}
+
+impl std::fmt::Debug for Pkcs8Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pkcs8Key")
+            .field("public", &self.public)
+            .field("private", &"REDACTED")
+            .finish()
+    }
+}
+
+/// Private key components, big-endian, in zeroizing buffers. The public
+/// ones (RSA n and e, the EC point, the Ed25519 key) are in
+/// [`Pkcs8Key::public`].
+#[allow(missing_docs)]
+pub enum PrivateParts {
+    /// RSA CRT components (RFC 8017 §3.2).
+    Rsa {
+        d: SecretBytes,
+        p: SecretBytes,
+        q: SecretBytes,
+        dp: SecretBytes,
+        dq: SecretBytes,
+        qinv: SecretBytes,
+    },
+    /// The ECDSA private scalar.
+    Ec { scalar: SecretBytes },
+    /// The 32-byte Ed25519 seed.
+    Ed25519 { seed: SecretBytes },
+}
+
+/// Parses and checks PKCS#8 DER for `alg`: the AlgorithmIdentifier (type,
+/// curve), then the key itself with aws-lc-rs (consistency, RSA size, the
+/// point on the curve), which also gives the public key. Every error is
+/// `INVALID_ARGUMENT` with a fixed text. For backends that take the key
+/// apart (PKCS#11 `C_CreateObject`); the memory backend keeps aws-lc's
+/// parsed key instead and so shares the two checks, not this function.
+pub fn check_pkcs8(alg: Algorithm, der: &[u8]) -> Result<Pkcs8Key> {
+    let info = pkcs8::PrivateKeyInfo::from_der(der).map_err(|_| Error::invalid(ERR_PKCS8))?;
+    check_key_info(alg, &info)?;
+    let public = KeyPair::from_pkcs8(alg, der)?.public_key(alg)?;
+    let bad = |_| mismatch(alg);
+    let private = match alg.family() {
+        Family::RsaPkcs1 | Family::RsaPss => {
+            let k = pkcs1::RsaPrivateKey::from_der(info.private_key).map_err(bad)?;
+            let b = |u: der::asn1::UintRef<'_>| SecretBytes::from_slice(u.as_bytes());
+            PrivateParts::Rsa {
+                d: b(k.private_exponent),
+                p: b(k.prime1),
+                q: b(k.prime2),
+                dp: b(k.exponent1),
+                dq: b(k.exponent2),
+                qinv: b(k.coefficient),
+            }
+        }
+        Family::Ecdsa => {
+            let k = sec1::EcPrivateKey::from_der(info.private_key).map_err(bad)?;
+            PrivateParts::Ec {
+                scalar: SecretBytes::from_slice(k.private_key),
+            }
+        }
+        Family::Ed25519 => {
+            let seed = der::asn1::OctetStringRef::from_der(info.private_key).map_err(bad)?;
+            PrivateParts::Ed25519 {
+                seed: SecretBytes::from_slice(seed.as_bytes()),
+            }
+        }
+        Family::Hmac => return Err(mismatch(alg)),
+    };
+    Ok(Pkcs8Key { public, private })
+}
+
+/// Refuses an HMAC secret outside 16 to 128 bytes (every backend, and
+/// `ImportKey` before it reaches one).
+pub fn check_hmac_secret(len: usize) -> Result<()> {
+    if (16..=128).contains(&len) {
+        Ok(())
+    } else {
+        Err(Error::invalid("HMAC secret must be 16 to 128 bytes"))
+    }
+}
 
 /// Checks that PKCS#8 DER is well formed and holds a key of `alg`'s type
 /// (and curve, when the AlgorithmIdentifier names one). The backend still
@@ -79,9 +170,7 @@ pub fn parse_material(alg: Algorithm, material: &[u8]) -> Result<Material> {
         // An oct JWK is decoded, not stored as its JSON text.
         let decoded = jwk::oct_secret(alg, material)?;
         let secret = decoded.as_deref().map_or(material, |d| d.as_slice());
-        if !(16..=128).contains(&secret.len()) {
-            return Err(Error::invalid("HMAC secret must be 16 to 128 bytes"));
-        }
+        check_hmac_secret(secret.len())?;
         return Ok(Material::Private(ImportMaterial::HmacSecret(
             SecretBytes::from_slice(secret),
         )));
@@ -159,157 +248,5 @@ fn parse_pem(alg: Algorithm, pem: &[u8]) -> Result<Material> {
 }
 
 #[cfg(test)]
-mod tests {
-    use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der, Pkcs8V2Der};
-    use aws_lc_rs::signature::{self as sig, EcdsaKeyPair, Ed25519KeyPair, KeyPair};
-
-    use super::*;
-    use crate::error::ErrorKind;
-    use crate::keys::public::pem_encode;
-
-    fn invalid(r: Result<Material>) -> String {
-        let e = r.expect_err("expected INVALID_ARGUMENT");
-        assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e:?}");
-        e.message().to_owned()
-    }
-
-    fn public(m: Material) -> PublicKey {
-        match m {
-            Material::Public(p) => p,
-            Material::Private(_) => panic!("expected a public key"),
-        }
-    }
-
-    #[test]
-    fn material_forms_are_recognised() {
-        let alg = Algorithm::EcdsaP256Sha256;
-        let kp = EcdsaKeyPair::generate(&sig::ECDSA_P256_SHA256_FIXED_SIGNING).unwrap();
-        let pkcs8 = kp.to_pkcs8v1().unwrap();
-        let spki = kp.public_key().as_der().unwrap().as_ref().to_vec();
-        // Binary DER.
-        assert!(matches!(
-            parse_material(alg, pkcs8.as_ref()).unwrap(),
-            Material::Private(ImportMaterial::Pkcs8(ref s)) if s.expose() == pkcs8.as_ref()
-        ));
-        assert_eq!(public(parse_material(alg, &spki).unwrap()).spki_der(), spki);
-        // PEM, with whitespace around and CRLF line ends.
-        let pem = pem_encode("PRIVATE KEY", pkcs8.as_ref());
-        let crlf = format!("\n  {}\r\n\n", pem.replace('\n', "\r\n"));
-        for text in [&pem, &crlf] {
-            assert!(matches!(
-                parse_material(alg, text.as_bytes()).unwrap(),
-                Material::Private(ImportMaterial::Pkcs8(ref s)) if s.expose() == pkcs8.as_ref()
-            ));
-        }
-        let key = public(parse_material(alg, pem_encode("PUBLIC KEY", &spki).as_bytes()).unwrap());
-        assert_eq!(key.spki_der(), spki);
-        // Wrong curve for PKCS#8, in PEM and DER.
-        let m = invalid(parse_material(Algorithm::EcdsaP384Sha384, pem.as_bytes()));
-        assert_eq!(m, "key material does not match ECDSA_P384_SHA384");
-        invalid(parse_material(Algorithm::RsaPss2048Sha256, pkcs8.as_ref()));
-        // Ed25519 v1 and v2.
-        let ed = Ed25519KeyPair::generate().unwrap();
-        for der in [
-            AsDer::<Pkcs8V1Der>::as_der(&ed).unwrap().as_ref().to_vec(),
-            AsDer::<Pkcs8V2Der>::as_der(&ed).unwrap().as_ref().to_vec(),
-        ] {
-            let m = parse_material(Algorithm::Ed25519, &der).unwrap();
-            assert!(matches!(m, Material::Private(ImportMaterial::Pkcs8(_))));
-        }
-    }
-
-    #[test]
-    fn refused_material_gets_fixed_texts() {
-        let alg = Algorithm::RsaPkcs1_2048Sha256;
-        let secret_b64 = "c2VjcmV0LXNlY3JldC1zZWNyZXQ=";
-        for (label, want) in [
-            ("ENCRYPTED PRIVATE KEY", "unencrypted PKCS#8"),
-            ("RSA PRIVATE KEY", "import PKCS#8"),
-            ("EC PRIVATE KEY", "import PKCS#8"),
-            ("CERTIFICATE", "unsupported PEM type"),
-        ] {
-            let pem = format!("-----BEGIN {label}-----\n{secret_b64}\n-----END {label}-----\n");
-            let m = invalid(parse_material(alg, pem.as_bytes()));
-            assert!(m.contains(want), "{label}: {m}");
-            assert!(!m.contains(secret_b64));
-        }
-        let broken = "-----BEGIN PRIVATE KEY-----\n!!!!\n-----END PRIVATE KEY-----\n";
-        assert_eq!(
-            invalid(parse_material(alg, broken.as_bytes())),
-            "malformed PEM"
-        );
-        let not_pkcs8 = pem_encode("PRIVATE KEY", b"\x30\x03\x02\x01\x00");
-        assert_eq!(
-            invalid(parse_material(alg, not_pkcs8.as_bytes())),
-            ERR_PKCS8
-        );
-        for garbage in [&b""[..], b"hello", b"\x30\x00", &[0xffu8; 300]] {
-            assert_eq!(invalid(parse_material(alg, garbage)), ERR_UNRECOGNISED);
-        }
-        // PKCS#1 public PEM is for RSA algorithms only.
-        let pkcs1 = pem_encode("RSA PUBLIC KEY", b"\x30\x00");
-        invalid(parse_material(Algorithm::Ed25519, pkcs1.as_bytes()));
-        assert!(invalid(parse_material(alg, pkcs1.as_bytes())).contains("PKCS#1"));
-    }
-
-    #[test]
-    fn hmac_material_is_the_raw_secret() {
-        for len in [16, 20, 64, 128] {
-            let m = parse_material(Algorithm::HmacSha384, &vec![7u8; len]).unwrap();
-            assert!(
-                matches!(m, Material::Private(ImportMaterial::HmacSecret(ref s)) if s.len() == len)
-            );
-        }
-        for len in [0, 15, 129] {
-            let m = invalid(parse_material(Algorithm::HmacSha256, &vec![7u8; len]));
-            assert_eq!(m, "HMAC secret must be 16 to 128 bytes");
-        }
-        // Even PEM-looking bytes are a secret for HMAC.
-        let pem = pem_encode("PUBLIC KEY", &[1u8; 40]);
-        assert!(matches!(
-            parse_material(Algorithm::HmacSha512, pem.as_bytes()).unwrap(),
-            Material::Private(ImportMaterial::HmacSecret(_))
-        ));
-    }
-
-    #[test]
-    fn an_oct_jwk_is_decoded_and_other_jwks_are_refused() {
-        use base64::Engine as _;
-        let secret = [0x5au8; 32];
-        let k = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret);
-        let jwk = format!(r#"{{"kty":"oct","k":"{k}","alg":"HS256"}}"#);
-        match parse_material(Algorithm::HmacSha256, jwk.as_bytes()).unwrap() {
-            Material::Private(ImportMaterial::HmacSecret(s)) => assert_eq!(s.expose(), secret),
-            other => panic!("{other:?}"),
-        }
-        for (alg, bad, says) in [
-            (Algorithm::HmacSha384, jwk.clone(), "does not match"),
-            (
-                Algorithm::HmacSha256,
-                r#"{"kty":"EC","crv":"P-256"}"#.into(),
-                "not an HMAC secret",
-            ),
-            (Algorithm::HmacSha256, r#"{"kty":"oct"}"#.into(), "missing"),
-            (
-                Algorithm::HmacSha256,
-                r#"{"kty":"oct","k":"a+b/"}"#.into(),
-                "base64url",
-            ),
-            (
-                Algorithm::HmacSha256,
-                format!(r#"{{"kty":"oct","k":"{k}","use":"enc"}}"#),
-                "use",
-            ),
-        ] {
-            let m = invalid(parse_material(alg, bad.as_bytes()));
-            assert!(m.contains(says), "{bad}: {m}");
-            assert!(!m.contains(&k), "the secret is never echoed");
-        }
-        // JSON that is not a JWK stays a raw secret.
-        let raw = br#"{"not":"a jwk","pad":"0123456789"}"#;
-        assert!(matches!(
-            parse_material(Algorithm::HmacSha256, raw).unwrap(),
-            Material::Private(ImportMaterial::HmacSecret(ref s)) if s.expose() == raw
-        ));
-    }
-}
+#[path = "material_tests.rs"]
+mod tests;

@@ -5,23 +5,21 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-use aws_lc_rs::encoding::{AsDer, PublicKeyX509Der};
-use aws_lc_rs::error::{KeyRejected, Unspecified};
+use aws_lc_rs::error::Unspecified;
 use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::rsa::KeySize;
-use aws_lc_rs::signature::{
-    self as sig, EcdsaKeyPair, EcdsaSigningAlgorithm, Ed25519KeyPair, KeyPair as _, RsaEncoding,
-    RsaKeyPair,
-};
-use hmac::digest::KeyInit;
-use hmac::{Hmac, Mac};
 use parking_lot::RwLock;
 use zeroize::Zeroizing;
 
-use super::public::{aws_hash, check_pkcs8_algorithm, import_digest, mismatch};
+pub(crate) mod aws_lc;
+
+use aws_lc::{digest_alg, rsa_encoding, KeyPair};
+pub(crate) use aws_lc::{hmac_sign, hmac_verify};
+
+use super::material::check_hmac_secret;
+use super::public::{check_pkcs8_algorithm, import_digest, mismatch};
 use super::{
-    Algorithm, Curve, Family, Hash, ImportMaterial, KeyBackend, KeyHandle, ProtectionLevel,
-    PublicKey, SecretBytes, SignInput,
+    Algorithm, Family, Hash, ImportMaterial, KeyBackend, KeyHandle, ProtectionLevel, PublicKey,
+    SecretBytes, SignInput,
 };
 use crate::error::{Error, Result};
 
@@ -73,6 +71,10 @@ fn label_taken() -> Error {
 }
 
 impl KeyBackend for MemoryBackend {
+    fn name(&self) -> &'static str {
+        "memory"
+    }
+
     fn protection_level(&self) -> ProtectionLevel {
         ProtectionLevel::Software
     }
@@ -123,12 +125,10 @@ impl KeyBackend for MemoryBackend {
     }
 }
 
-/// Private or secret material, by family.
+/// Private or secret material: an HMAC secret or an aws-lc key pair.
 enum Secret {
     Hmac(SecretBytes),
-    Rsa(RsaKeyPair),
-    Ecdsa(EcdsaKeyPair),
-    Ed25519(Ed25519KeyPair),
+    Pair(KeyPair),
 }
 
 /// One key held in memory: the secret, its algorithm and (asymmetric keys)
@@ -158,19 +158,7 @@ impl MemoryKey {
                 aws_lc_rs::rand::fill(&mut buf).map_err(failed)?;
                 Secret::Hmac(SecretBytes::from_slice(&buf))
             }
-            Family::RsaPkcs1 | Family::RsaPss => {
-                let size = match alg.rsa_bits() {
-                    Some(2048) => KeySize::Rsa2048,
-                    Some(3072) => KeySize::Rsa3072,
-                    Some(4096) => KeySize::Rsa4096,
-                    _ => return Err(Error::internal("no RSA key size for algorithm")),
-                };
-                Secret::Rsa(RsaKeyPair::generate(size).map_err(failed)?)
-            }
-            Family::Ecdsa => {
-                Secret::Ecdsa(EcdsaKeyPair::generate(ecdsa_signing(alg)?).map_err(failed)?)
-            }
-            Family::Ed25519 => Secret::Ed25519(Ed25519KeyPair::generate().map_err(failed)?),
+            _ => Secret::Pair(KeyPair::generate(alg)?),
         };
         // Our own key must always yield a public key of its algorithm.
         Self::new(alg, secret).map_err(Error::internal)
@@ -182,27 +170,16 @@ impl MemoryKey {
     pub fn import(alg: Algorithm, material: ImportMaterial) -> Result<Self> {
         let secret = match (alg.family(), material) {
             (Family::Hmac, ImportMaterial::HmacSecret(s)) => {
-                if !(16..=128).contains(&s.len()) {
-                    return Err(Error::invalid("HMAC secret must be 16 to 128 bytes"));
-                }
+                check_hmac_secret(s.len())?;
                 Secret::Hmac(s)
             }
             (Family::Hmac, ImportMaterial::Pkcs8(_)) | (_, ImportMaterial::HmacSecret(_)) => {
                 return Err(mismatch(alg))
             }
-            (family, ImportMaterial::Pkcs8(der)) => {
+            (_, ImportMaterial::Pkcs8(der)) => {
                 let der = der.expose();
                 check_pkcs8_algorithm(alg, der)?;
-                let rejected = |e: KeyRejected| rejected(alg, e);
-                match family {
-                    Family::Ecdsa => Secret::Ecdsa(
-                        EcdsaKeyPair::from_pkcs8(ecdsa_signing(alg)?, der).map_err(rejected)?,
-                    ),
-                    Family::Ed25519 => Secret::Ed25519(
-                        Ed25519KeyPair::from_pkcs8_maybe_unchecked(der).map_err(rejected)?,
-                    ),
-                    _ => Secret::Rsa(RsaKeyPair::from_pkcs8(der).map_err(rejected)?),
-                }
+                Secret::Pair(KeyPair::from_pkcs8(alg, der)?)
             }
         };
         Self::new(alg, secret)
@@ -210,19 +187,9 @@ impl MemoryKey {
 
     /// Builds the key and its public key (which checks RSA sizes and curves).
     fn new(alg: Algorithm, secret: Secret) -> Result<Self> {
-        let spki: Option<std::result::Result<PublicKeyX509Der<'static>, Unspecified>> =
-            match &secret {
-                Secret::Hmac(_) => None,
-                Secret::Rsa(kp) => Some(kp.public_key().as_der()),
-                Secret::Ecdsa(kp) => Some(kp.public_key().as_der()),
-                Secret::Ed25519(kp) => Some(kp.public_key().as_der()),
-            };
-        let public = match spki {
-            None => None,
-            Some(der) => {
-                let der = der.map_err(|_| Error::internal("public key encoding failed"))?;
-                Some(PublicKey::from_spki_der(alg, der.as_ref())?)
-            }
+        let public = match &secret {
+            Secret::Hmac(_) => None,
+            Secret::Pair(pair) => Some(pair.public_key(alg)?),
         };
         Ok(Self {
             alg,
@@ -232,75 +199,8 @@ impl MemoryKey {
     }
 }
 
-/// aws-lc refused the private key: name the size problem when that is it.
-fn rejected(alg: Algorithm, e: KeyRejected) -> Error {
-    match e.description_() {
-        "TooSmall" | "TooLarge" if alg.rsa_bits().is_some() => {
-            Error::invalid(format!("RSA key size does not match {alg}"))
-        }
-        _ => Error::invalid(format!("private key is not a valid {alg} key")),
-    }
-}
-
-fn ecdsa_signing(alg: Algorithm) -> Result<&'static EcdsaSigningAlgorithm> {
-    match alg.curve() {
-        Some(Curve::P256) => Ok(&sig::ECDSA_P256_SHA256_FIXED_SIGNING),
-        Some(Curve::P384) => Ok(&sig::ECDSA_P384_SHA384_FIXED_SIGNING),
-        None => Err(mismatch(alg)),
-    }
-}
-
-fn rsa_encoding(alg: Algorithm) -> &'static dyn RsaEncoding {
-    match (alg.family(), alg.hash()) {
-        (Family::RsaPss, Some(Hash::Sha512)) => &sig::RSA_PSS_SHA512,
-        (Family::RsaPss, _) => &sig::RSA_PSS_SHA256,
-        (_, Some(Hash::Sha512)) => &sig::RSA_PKCS1_SHA512,
-        _ => &sig::RSA_PKCS1_SHA256,
-    }
-}
-
 fn alg_hash(alg: Algorithm) -> Result<Hash> {
     alg.hash().ok_or_else(|| mismatch(alg))
-}
-
-fn keyed<M: Mac + KeyInit>(key: &[u8], msg: &[u8]) -> Result<M> {
-    let mut mac =
-        <M as KeyInit>::new_from_slice(key).map_err(|_| Error::internal("HMAC key rejected"))?;
-    mac.update(msg);
-    Ok(mac)
-}
-
-/// HMAC of `msg` under `key` with `hash`.
-pub(crate) fn hmac_sign(hash: Hash, key: &[u8], msg: &[u8]) -> Result<Vec<u8>> {
-    Ok(match hash {
-        Hash::Sha256 => keyed::<Hmac<sha2::Sha256>>(key, msg)?
-            .finalize()
-            .into_bytes()
-            .to_vec(),
-        Hash::Sha384 => keyed::<Hmac<sha2::Sha384>>(key, msg)?
-            .finalize()
-            .into_bytes()
-            .to_vec(),
-        Hash::Sha512 => keyed::<Hmac<sha2::Sha512>>(key, msg)?
-            .finalize()
-            .into_bytes()
-            .to_vec(),
-    })
-}
-
-/// Checks an HMAC tag in constant time; a tag of the wrong length is `false`.
-pub(crate) fn hmac_verify(hash: Hash, key: &[u8], msg: &[u8], tag: &[u8]) -> Result<bool> {
-    Ok(match hash {
-        Hash::Sha256 => keyed::<Hmac<sha2::Sha256>>(key, msg)?
-            .verify_slice(tag)
-            .is_ok(),
-        Hash::Sha384 => keyed::<Hmac<sha2::Sha384>>(key, msg)?
-            .verify_slice(tag)
-            .is_ok(),
-        Hash::Sha512 => keyed::<Hmac<sha2::Sha512>>(key, msg)?
-            .verify_slice(tag)
-            .is_ok(),
-    })
 }
 
 fn messages_only(alg: Algorithm) -> Error {
@@ -322,33 +222,33 @@ impl KeyHandle for MemoryKey {
             (Secret::Hmac(key), SignInput::Message(m)) => {
                 hmac_sign(alg_hash(self.alg)?, key.expose(), m)
             }
-            (Secret::Rsa(kp), input) => {
+            (Secret::Pair(KeyPair::Rsa(kp)), input) => {
                 let encoding = rsa_encoding(self.alg);
                 let mut out = vec![0u8; kp.public_modulus_len()];
                 match input {
                     SignInput::Message(m) => kp.sign(encoding, &SystemRandom::new(), m, &mut out),
                     SignInput::Digest(d) => {
-                        let digest = import_digest(d, aws_hash(alg_hash(self.alg)?))?;
+                        let digest = import_digest(d, digest_alg(alg_hash(self.alg)?))?;
                         kp.sign_digest(encoding, &digest, &mut out)
                     }
                 }
                 .map_err(failed)?;
                 Ok(out)
             }
-            (Secret::Ecdsa(kp), input) => {
+            (Secret::Pair(KeyPair::Ecdsa(kp)), input) => {
                 let signature = match input {
                     SignInput::Message(m) => kp.sign(&SystemRandom::new(), m),
                     SignInput::Digest(d) => {
-                        kp.sign_digest(&import_digest(d, aws_hash(alg_hash(self.alg)?))?)
+                        kp.sign_digest(&import_digest(d, digest_alg(alg_hash(self.alg)?))?)
                     }
                 }
                 .map_err(failed)?;
                 Ok(signature.as_ref().to_vec())
             }
-            (Secret::Ed25519(kp), SignInput::Message(m)) => {
+            (Secret::Pair(KeyPair::Ed25519(kp)), SignInput::Message(m)) => {
                 Ok(kp.try_sign(m).map_err(failed)?.as_ref().to_vec())
             }
-            (Secret::Hmac(_) | Secret::Ed25519(_), SignInput::Digest(_)) => {
+            (Secret::Hmac(_) | Secret::Pair(KeyPair::Ed25519(_)), SignInput::Digest(_)) => {
                 Err(messages_only(self.alg))
             }
         }

@@ -89,6 +89,16 @@ pub enum ProtectionLevel {
     Hsm,
 }
 
+/// The error for an operation a backend (or one of its keys) does not
+/// implement: `UNIMPLEMENTED`, "<operation> is not supported by the
+/// <backend> backend".
+pub fn unsupported(operation: &str, backend: &str) -> Error {
+    Error::new(
+        crate::error::ErrorKind::Unimplemented,
+        format!("{operation} is not supported by the {backend} backend"),
+    )
+}
+
 /// A key backend: where secret material is generated, held and used.
 ///
 /// Narrow and synchronous on purpose (calls may block on an HSM; the
@@ -96,48 +106,81 @@ pub enum ProtectionLevel {
 /// `label` the registry chooses (unique per key version) and used through
 /// the [`KeyHandle`] the backend returns, so the signing path never looks
 /// anything up in the backend.
+///
+/// Only [`KeyBackend::name`] and [`KeyBackend::protection_level`] are
+/// required. Every operation has a default that refuses it with a clear
+/// error (see [`unsupported`]), so a backend implements what it can and a
+/// new operation is an addition to this trait, not a change to every
+/// backend (the pattern of Parsec's `Provide` trait).
 pub trait KeyBackend: Send + Sync + fmt::Debug {
+    /// The backend's name in metrics, traces and errors: "memory", "pkcs11".
+    fn name(&self) -> &'static str;
+
     /// Where this backend keeps material.
     fn protection_level(&self) -> ProtectionLevel;
 
     /// Refuses (`INVALID_ARGUMENT`, naming the algorithm) what this backend
-    /// cannot generate or use, before anything is created.
-    fn check_algorithm(&self, alg: Algorithm) -> Result<()>;
+    /// cannot generate or use, before anything is created. The default
+    /// refuses every algorithm.
+    fn check_algorithm(&self, alg: Algorithm) -> Result<()> {
+        Err(Error::invalid(format!(
+            "algorithm {alg} is not supported by the {} backend",
+            self.name()
+        )))
+    }
 
     /// Generates new material for `alg` under `label`.
-    fn generate(&self, label: &str, alg: Algorithm) -> Result<Arc<dyn KeyHandle>>;
+    fn generate(&self, _label: &str, _alg: Algorithm) -> Result<Arc<dyn KeyHandle>> {
+        Err(unsupported("key generation", self.name()))
+    }
 
     /// Imports private or secret material for `alg` under `label`.
     fn import(
         &self,
-        label: &str,
-        alg: Algorithm,
-        material: ImportMaterial,
-    ) -> Result<Arc<dyn KeyHandle>>;
+        _label: &str,
+        _alg: Algorithm,
+        _material: ImportMaterial,
+    ) -> Result<Arc<dyn KeyHandle>> {
+        Err(unsupported("key import", self.name()))
+    }
 
     /// Opens existing material under `label` (for backends that persist it).
-    fn open(&self, label: &str, alg: Algorithm) -> Result<Arc<dyn KeyHandle>>;
+    fn open(&self, _label: &str, _alg: Algorithm) -> Result<Arc<dyn KeyHandle>> {
+        Err(unsupported("opening stored keys", self.name()))
+    }
 
     /// Destroys the material under `label` for good. Destroying what is not
     /// there is not an error.
-    fn destroy(&self, label: &str) -> Result<()>;
+    fn destroy(&self, _label: &str) -> Result<()> {
+        Err(unsupported("key destruction", self.name()))
+    }
 
-    /// Answers `Ok` when the backend can serve requests.
-    fn health(&self) -> Result<()>;
+    /// Answers `Ok` when the backend can serve requests. The default is
+    /// always ready.
+    fn health(&self) -> Result<()> {
+        Ok(())
+    }
 
-    /// True when calls may block on I/O (an HSM): the registry then runs them
-    /// on the blocking thread pool. CPU-only backends answer false and are
-    /// called inline.
+    /// True when calls may block on I/O (an HSM): the registry then runs
+    /// every call, the signing path included, through
+    /// [`KeyBackend::dispatch`]. CPU-only backends answer false: the
+    /// registry calls them inline, and dispatches only the slow admin calls
+    /// (generation, import, destruction).
     fn blocking(&self) -> bool {
         false
     }
 
-    /// Runs `job` (a blocking backend or store call) where this backend's
-    /// blocking work belongs. Only called when [`KeyBackend::blocking`] is
-    /// true, from within the tokio runtime; the default is tokio's blocking
-    /// pool.
-    fn dispatch(&self, job: Job) {
-        drop(tokio::task::spawn_blocking(job));
+    /// Runs `job` (a backend or store call, wrapped by the registry) where
+    /// this backend's blocking work belongs, or refuses it
+    /// (`UNAVAILABLE`) once [`KeyBackend::shutdown`] has begun; a refused
+    /// job is dropped unrun. The default is tokio's blocking pool, or the
+    /// calling thread outside a runtime.
+    fn dispatch(&self, job: Job) -> Result<()> {
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => drop(rt.spawn_blocking(job)),
+            Err(_) => job(),
+        }
+        Ok(())
     }
 
     /// Waits for the backend's in-flight calls and stops taking new ones.
@@ -157,20 +200,30 @@ pub trait KeyBackend: Send + Sync + fmt::Debug {
 pub type Job = Box<dyn FnOnce() + Send + 'static>;
 
 /// One version's usable material inside a backend.
+///
+/// Only [`KeyHandle::algorithm`] is required; operations a key cannot do
+/// have defaults that refuse them (see [`KeyBackend`]).
 pub trait KeyHandle: Send + Sync + fmt::Debug {
     /// The algorithm.
     fn algorithm(&self) -> Algorithm;
 
-    /// The public key (asymmetric algorithms), built once.
-    fn public_key(&self) -> Option<&PublicKey>;
+    /// The public key (asymmetric algorithms), built once. The default has
+    /// none.
+    fn public_key(&self) -> Option<&PublicKey> {
+        None
+    }
 
     /// Signs. Input has been checked with [`SignInput::check`]. ECDSA
     /// signatures come back raw (r‖s, fixed width); callers convert to DER.
-    fn sign(&self, input: SignInput<'_>) -> Result<Vec<u8>>;
+    fn sign(&self, _input: SignInput<'_>) -> Result<Vec<u8>> {
+        Err(unsupported("signing", "key's"))
+    }
 
     /// Checks an HMAC tag in constant time (HMAC algorithms only; asymmetric
     /// verification is done in software from [`KeyHandle::public_key`]).
-    fn verify_mac(&self, input: SignInput<'_>, tag: &[u8]) -> Result<bool>;
+    fn verify_mac(&self, _input: SignInput<'_>, _tag: &[u8]) -> Result<bool> {
+        Err(unsupported("MAC verification", "key's"))
+    }
 }
 
 /// Validates a key name: `[a-z0-9][a-z0-9._-]{0,63}`.
@@ -205,6 +258,72 @@ mod tests {
         for bad in ["", "A", "-a", ".a", "a b", "é", &"a".repeat(65), "a/b"] {
             assert!(validate_name("key", bad).is_err(), "{bad:?}");
         }
+    }
+
+    /// A backend and a key that implement only what is required.
+    #[derive(Debug)]
+    struct Bare;
+
+    impl KeyBackend for Bare {
+        fn name(&self) -> &'static str {
+            "bare"
+        }
+        fn protection_level(&self) -> ProtectionLevel {
+            ProtectionLevel::Software
+        }
+    }
+
+    impl KeyHandle for Bare {
+        fn algorithm(&self) -> Algorithm {
+            Algorithm::Ed25519
+        }
+    }
+
+    #[test]
+    fn unimplemented_operations_are_refused_clearly() {
+        use crate::error::ErrorKind;
+        let alg = Algorithm::Ed25519;
+        let e = Bare.check_algorithm(alg).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+        assert_eq!(
+            e.message(),
+            "algorithm ED25519 is not supported by the bare backend"
+        );
+        let refused = [
+            Bare.generate("l", alg).map(drop),
+            Bare.import(
+                "l",
+                alg,
+                ImportMaterial::HmacSecret(SecretBytes::from_slice(b"s")),
+            )
+            .map(drop),
+            Bare.open("l", alg).map(drop),
+            Bare.destroy("l"),
+            Bare.sign(SignInput::Message(b"m")).map(drop),
+            Bare.verify_mac(SignInput::Message(b"m"), b"t").map(drop),
+        ];
+        let messages: Vec<String> = refused
+            .into_iter()
+            .map(|r| {
+                let e = r.unwrap_err();
+                assert_eq!(e.kind(), ErrorKind::Unimplemented, "{}", e.message());
+                e.message().to_owned()
+            })
+            .collect();
+        assert_eq!(
+            messages,
+            [
+                "key generation is not supported by the bare backend",
+                "key import is not supported by the bare backend",
+                "opening stored keys is not supported by the bare backend",
+                "key destruction is not supported by the bare backend",
+                "signing is not supported by the key's backend",
+                "MAC verification is not supported by the key's backend",
+            ]
+        );
+        assert!(Bare.public_key().is_none());
+        Bare.health().unwrap();
+        assert!(Bare.orphan_check(&[]).unwrap().is_empty());
     }
 
     #[test]

@@ -9,21 +9,18 @@ use der::{AnyRef, Decode, Encode};
 use spki::{AlgorithmIdentifierRef, ObjectIdentifier, SubjectPublicKeyInfoRef};
 
 use super::ecdsa_sig::SignatureFormat;
-use super::{jwk, Algorithm, Curve, Family, Hash, SignInput};
+use super::memory::aws_lc::{digest_alg, ecdsa_verifiers, rsa_verifier};
+use super::{jwk, Algorithm, Curve, Family, SignInput};
 use crate::error::{Error, Result};
 
 // Import material is recognised in `material`; re-exported here, where the
 // API has always had it.
 pub use super::material::{check_pkcs8_algorithm, parse_material, Material};
 
-pub(crate) const OID_RSA_ENCRYPTION: ObjectIdentifier =
-    ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
-pub(crate) const OID_RSASSA_PSS: ObjectIdentifier =
-    ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.10");
-const OID_MGF1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.8");
-pub(crate) const OID_EC_PUBLIC_KEY: ObjectIdentifier =
-    ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
-pub(crate) const OID_ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
+// The key-type OIDs are table facts (see `algorithm`).
+pub(crate) use super::algorithm::{
+    OID_EC_PUBLIC_KEY, OID_ED25519, OID_MGF1, OID_RSASSA_PSS, OID_RSA_ENCRYPTION,
+};
 
 const ERR_SPKI: &str = "malformed SubjectPublicKeyInfo";
 
@@ -130,7 +127,7 @@ impl PublicKey {
             },
             other => other,
         };
-        let hash = alg.hash().map(aws_hash);
+        let hash = alg.hash().map(digest_alg);
         let (spki_der, verifier) = match (&parts, hash) {
             (KeyParts::Rsa { n, e }, Some(hash)) if alg.rsa_bits().is_some() => {
                 check_rsa(alg, n, e)?;
@@ -250,36 +247,6 @@ fn verify_with(
 pub(crate) fn import_digest(d: &[u8], hash: &'static digest::Algorithm) -> Result<digest::Digest> {
     digest::Digest::import_less_safe(d, hash)
         .map_err(|_| Error::invalid("digest has the wrong length for the key's hash"))
-}
-
-/// The aws-lc-rs digest algorithm for a hash.
-pub(crate) fn aws_hash(hash: Hash) -> &'static digest::Algorithm {
-    match hash {
-        Hash::Sha256 => &digest::SHA256,
-        Hash::Sha384 => &digest::SHA384,
-        Hash::Sha512 => &digest::SHA512,
-    }
-}
-
-fn rsa_verifier(alg: Algorithm) -> &'static dyn VerificationAlgorithm {
-    match (alg.family(), alg.hash()) {
-        (Family::RsaPss, Some(Hash::Sha512)) => &sig::RSA_PSS_2048_8192_SHA512,
-        (Family::RsaPss, _) => &sig::RSA_PSS_2048_8192_SHA256,
-        (_, Some(Hash::Sha512)) => &sig::RSA_PKCS1_2048_8192_SHA512,
-        _ => &sig::RSA_PKCS1_2048_8192_SHA256,
-    }
-}
-
-fn ecdsa_verifiers(
-    curve: Curve,
-) -> (
-    &'static dyn VerificationAlgorithm,
-    &'static dyn VerificationAlgorithm,
-) {
-    match curve {
-        Curve::P256 => (&sig::ECDSA_P256_SHA256_ASN1, &sig::ECDSA_P256_SHA256_FIXED),
-        Curve::P384 => (&sig::ECDSA_P384_SHA384_ASN1, &sig::ECDSA_P384_SHA384_FIXED),
-    }
 }
 
 fn parse_key(

@@ -422,12 +422,10 @@ impl KeyRecord {
         }
     }
 
-    /// The policy action due at `now`, if any.
-    pub fn due_policy_action(&self, now: SystemTime) -> Option<PolicyAction> {
-        match self.next_policy_event()? {
-            (at, action) if now >= at => Some(action),
-            _ => None,
-        }
+    /// The policy action due at `now`, if any, with its scheduled time
+    /// (what the ticker acts on).
+    pub fn due_policy_event(&self, now: SystemTime) -> Option<(SystemTime, PolicyAction)> {
+        self.next_policy_event().filter(|(at, _)| now >= *at)
     }
 
     /// The earliest time at which something changes on its own.

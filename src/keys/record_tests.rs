@@ -216,9 +216,9 @@ fn policy_creates_pending_then_promotes() {
         k.next_policy_event(),
         Some((t(70), PolicyAction::CreatePending))
     );
-    assert_eq!(k.due_policy_action(t(69)), None);
+    assert_eq!(k.due_policy_event(t(69)).map(|(_, a)| a), None);
     assert_eq!(
-        k.due_policy_action(t(70)),
+        k.due_policy_event(t(70)).map(|(_, a)| a),
         Some(PolicyAction::CreatePending)
     );
     let v2 = add_pending(&mut k, t(70));
@@ -318,7 +318,7 @@ fn unbounded_periods_are_refused_or_capped_never_a_panic() {
         let next = k.next_rotation().unwrap();
         assert_eq!(next, crate::bounds::max_time());
         assert!(k.next_deadline().unwrap() <= next);
-        assert_eq!(k.due_policy_action(t(50)), None);
+        assert_eq!(k.due_policy_event(t(50)).map(|(_, a)| a), None);
         assert!(k.policy.unwrap().validate().is_err());
     }
     // The largest accepted grace still ends in range.

@@ -1,5 +1,5 @@
-//! One key version on the token, and what signing needs: the input the
-//! token signs, the mechanism, and the object handle.
+//! One key version on the token: its cached object handle, found again
+//! when the cache is stale.
 //!
 //! The handle is found once and cached with the pool's handle generation
 //! (see `pool`). After a failure drops the sessions the generation moves
@@ -13,51 +13,12 @@ use std::sync::Arc;
 
 use cryptoki::context::Function;
 use cryptoki::error::{Error as CkError, RvError};
-use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsPssParams};
-use cryptoki::mechanism::{Mechanism, MechanismType};
-use cryptoki::object::{Attribute, ObjectClass, ObjectHandle};
+use cryptoki::object::{Attribute, ObjectHandle};
 use cryptoki::session::Session;
-use cryptoki::types::Ulong;
-use subtle::ConstantTimeEq;
 
-use super::errors::map_err;
+use super::mechanisms::key_class;
 use super::pool::Pool;
-use super::Pkcs11Backend;
-use crate::error::{Error, Result};
-use crate::keys::public::mismatch;
-use crate::keys::{Algorithm, Family, Hash, KeyHandle, PublicKey, SignInput};
-
-fn hmac_mechanism(hash: Hash) -> Mechanism<'static> {
-    match hash {
-        Hash::Sha256 => Mechanism::Sha256Hmac,
-        Hash::Sha384 => Mechanism::Sha384Hmac,
-        Hash::Sha512 => Mechanism::Sha512Hmac,
-    }
-}
-
-fn pss_params(hash: Hash) -> PkcsPssParams {
-    let (hash_alg, mgf) = match hash {
-        Hash::Sha256 => (MechanismType::SHA256, PkcsMgfType::MGF1_SHA256),
-        Hash::Sha384 => (MechanismType::SHA384, PkcsMgfType::MGF1_SHA384),
-        Hash::Sha512 => (MechanismType::SHA512, PkcsMgfType::MGF1_SHA512),
-    };
-    // Salt as long as the hash: what RFC 8017 recommends and what the
-    // in-memory backend (and JOSE's PS256/PS512) use.
-    PkcsPssParams {
-        hash_alg,
-        mgf,
-        s_len: Ulong::from(hash.output_len() as u64),
-    }
-}
-
-/// The class of the object that signs for `alg`.
-fn key_class(alg: Algorithm) -> ObjectClass {
-    if alg.is_symmetric() {
-        ObjectClass::SECRET_KEY
-    } else {
-        ObjectClass::PRIVATE_KEY
-    }
-}
+use crate::keys::{Algorithm, PublicKey};
 
 /// The signing objects labelled `label` (one, unless the token is damaged).
 pub(super) fn find_key(
@@ -73,103 +34,6 @@ pub(super) fn find_key(
             Attribute::Label(label.as_bytes().to_vec()),
         ],
     )
-}
-
-/// What the token signs for `input`: the message for HMAC and Ed25519, the
-/// digest for ECDSA and PSS, the DigestInfo-wrapped digest for PKCS#1 v1.5.
-fn token_input(alg: Algorithm, input: SignInput<'_>) -> Result<std::borrow::Cow<'_, [u8]>> {
-    let digest = |hash: Hash| match input {
-        SignInput::Message(m) => hash.digest(m),
-        SignInput::Digest(d) => d.to_vec(),
-    };
-    Ok(match (alg.family(), alg.hash(), input) {
-        (Family::Hmac | Family::Ed25519, _, SignInput::Message(m)) => m.into(),
-        (Family::Hmac | Family::Ed25519, _, SignInput::Digest(_)) => {
-            return Err(Error::invalid(format!(
-                "{alg} signs the message, not a digest"
-            )))
-        }
-        (Family::RsaPkcs1, Some(hash), _) => {
-            let mut d = digest_info_prefix(hash).to_vec();
-            d.extend(digest(hash));
-            d.into()
-        }
-        (Family::RsaPss | Family::Ecdsa, Some(hash), _) => digest(hash).into(),
-        _ => return Err(mismatch(alg)),
-    })
-}
-
-/// The mechanism that signs for `alg` (over the digest for RSA and ECDSA).
-fn sign_mechanism(alg: Algorithm) -> Mechanism<'static> {
-    match (alg.family(), alg.hash()) {
-        (Family::Hmac, Some(h)) => hmac_mechanism(h),
-        (Family::RsaPkcs1, _) => Mechanism::RsaPkcs,
-        (Family::RsaPss, Some(h)) => Mechanism::RsaPkcsPss(pss_params(h)),
-        (Family::Ecdsa, _) => Mechanism::Ecdsa,
-        _ => Mechanism::Eddsa(cryptoki::mechanism::eddsa::EddsaParams::new(
-            cryptoki::mechanism::eddsa::EddsaSignatureScheme::Pure,
-        )),
-    }
-}
-
-/// DER DigestInfo prefix (RFC 8017 §9.2 note 1) for PKCS#1 v1.5 over a digest.
-fn digest_info_prefix(hash: Hash) -> &'static [u8] {
-    match hash {
-        Hash::Sha256 => &[
-            0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
-            0x01, 0x05, 0x00, 0x04, 0x20,
-        ],
-        Hash::Sha384 => &[
-            0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
-            0x02, 0x05, 0x00, 0x04, 0x30,
-        ],
-        Hash::Sha512 => &[
-            0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
-            0x03, 0x05, 0x00, 0x04, 0x40,
-        ],
-    }
-}
-
-/// For benchmarks: a session of its own and a key's object handle, to
-/// time `C_Sign` with nothing of signet in between.
-pub struct RawSigner {
-    session: Session,
-    object: ObjectHandle,
-    alg: Algorithm,
-    data: Vec<u8>,
-}
-
-impl RawSigner {
-    /// One `C_Sign` over the prepared input.
-    pub fn sign(&self) -> Result<Vec<u8>> {
-        // Built per call, as the service does (a Mechanism is not Send).
-        self.session
-            .sign(&sign_mechanism(self.alg), self.object, &self.data)
-            .map_err(|e| map_err("sign", e))
-    }
-}
-
-impl Pkcs11Backend {
-    /// A [`RawSigner`] for the key under `label`, signing `message` (hashed
-    /// once, here, for the algorithms that sign a digest).
-    pub fn raw_signer(&self, label: &str, alg: Algorithm, message: &[u8]) -> Result<RawSigner> {
-        // Outside the pool (and its recovery): a benchmark of C_Sign alone.
-        let ctx = self.pool.module().ctx();
-        let session = ctx
-            .open_rw_session(self.pool.slot())
-            .map_err(|e| map_err("open session", e))?;
-        let object = *find_key(&self.pool, &session, label, alg)
-            .map_err(|e| map_err("find key", e))?
-            .first()
-            .ok_or_else(|| Error::not_found(format!("no key object {label}")))?;
-        let data = token_input(alg, SignInput::Message(message))?.into_owned();
-        Ok(RawSigner {
-            session,
-            object,
-            alg,
-            data,
-        })
-    }
 }
 
 /// One version's key on the token: a cached object handle.
@@ -191,7 +55,7 @@ impl std::fmt::Debug for Pkcs11Key {
 impl Pkcs11Key {
     /// The key's object in the current generation, found again if the
     /// cached one is older (or `stale`: the token refused it).
-    fn object(
+    pub(super) fn object(
         &self,
         s: &Session,
         stale: bool,
@@ -218,47 +82,5 @@ impl Pkcs11Key {
                 ))
             }
         }
-    }
-}
-
-impl KeyHandle for Pkcs11Key {
-    fn algorithm(&self) -> Algorithm {
-        self.alg
-    }
-
-    fn public_key(&self) -> Option<&PublicKey> {
-        self.public.as_ref()
-    }
-
-    fn sign(&self, input: SignInput<'_>) -> Result<Vec<u8>> {
-        input.check(self.alg)?;
-        let data = token_input(self.alg, input)?;
-        let mechanism = sign_mechanism(self.alg);
-        let missing = Cell::new(false);
-        let attempt = || {
-            missing.set(false);
-            self.pool.with("sign", |s| {
-                let object = self.object(s, false, &missing)?;
-                match s.sign(&mechanism, object, &data) {
-                    Err(CkError::Pkcs11(
-                        RvError::KeyHandleInvalid | RvError::ObjectHandleInvalid,
-                        _,
-                    )) => s.sign(&mechanism, self.object(s, true, &missing)?, &data),
-                    r => r,
-                }
-            })
-        };
-        match attempt() {
-            Err(_) if missing.get() && self.pool.object_missing() => attempt(),
-            r => r,
-        }
-    }
-
-    fn verify_mac(&self, input: SignInput<'_>, tag: &[u8]) -> Result<bool> {
-        if !self.alg.is_symmetric() {
-            return Err(mismatch(self.alg));
-        }
-        let expected = self.sign(input)?;
-        Ok(expected.len() == tag.len() && bool::from(expected.ct_eq(tag)))
     }
 }

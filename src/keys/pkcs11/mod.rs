@@ -3,8 +3,16 @@
 //! public keys built from the token's public attributes.
 //!
 //! Every call here blocks on the module, so [`KeyBackend::blocking`] is
-//! true and the registry runs them on the blocking pool (the one place
-//! where PKCS#11 leaves the async runtime). Object handles are found once,
+//! true and the registry runs every call, admin ones included, on this
+//! backend's own threads (`workers`), which shutdown joins.
+//!
+//! Files by operation (the layout of Parsec's `providers/pkcs11/`):
+//! `keygen` and `import` put keys on the token, `sign` signs with them,
+//! `key` caches their object handles, `mechanisms` is this backend's
+//! mapping of the algorithm table; `pool`, `module`, `workers` and
+//! `errors` are the session, module, thread and error plumbing, `objects`
+//! the templates, `store` the registry records on the token and `bench`
+//! the raw signer of `signet bench --raw`. Object handles are found once,
 //! when a version is generated, imported or opened, and cached in the
 //! [`KeyHandle`]: the signing path searches the token only after a failure
 //! made every cached handle stale (see `key` and `pool`).
@@ -20,11 +28,16 @@
 //! fewest mechanisms from the token. HMAC (`CKM_SHAx_HMAC`) and Ed25519
 //! (`CKM_EDDSA`) sign the message itself, as their definitions require.
 
+mod bench;
 mod errors;
+mod import;
 mod key;
+mod keygen;
+mod mechanisms;
 mod module;
 mod objects;
 mod pool;
+mod sign;
 pub mod store;
 mod workers;
 
@@ -32,25 +45,17 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use cryptoki::error::{Error as CkError, RvError};
-use cryptoki::mechanism::{Mechanism, MechanismType};
-use cryptoki::object::{Attribute, KeyType, ObjectClass, ObjectHandle};
-use cryptoki::types::{AuthPin, Ulong};
-use der::asn1::OctetStringRef;
-use der::Decode;
+use cryptoki::mechanism::MechanismType;
+use cryptoki::object::{Attribute, ObjectClass, ObjectHandle};
+use cryptoki::types::AuthPin;
 
-use super::public::{mismatch, KeyParts};
-use super::{
-    Algorithm, Family, Hash, ImportMaterial, KeyBackend, KeyHandle, ProtectionLevel, PublicKey,
-};
+use super::{Algorithm, ImportMaterial, KeyBackend, KeyHandle, ProtectionLevel, PublicKey};
 use crate::error::{Error, Result};
-use crate::keys::memory::MemoryKey;
+pub use bench::RawSign;
 use errors::map_err;
-pub use key::RawSigner;
 use key::{find_key, Pkcs11Key};
 pub use module::module_context;
-use objects::{
-    der_octets, ec_params, label_of, private_template, public_template, read_public, scrub,
-};
+use objects::{label_of, read_public};
 use pool::Pool;
 
 /// Which token to use: by label or by serial number, never by slot index
@@ -143,6 +148,12 @@ impl Pkcs11Backend {
         })
     }
 
+    /// PKCS#11 calls queued or running on this backend's threads: zero
+    /// once [`KeyBackend::shutdown`] has returned.
+    pub fn calls_in_flight(&self) -> usize {
+        self.workers.in_flight()
+    }
+
     fn has(&self, m: MechanismType) -> bool {
         self.mechanisms.contains(&m)
     }
@@ -212,39 +223,17 @@ impl Pkcs11Backend {
     }
 }
 
-fn hmac_mechanism_type(hash: Hash) -> MechanismType {
-    match hash {
-        Hash::Sha256 => MechanismType::SHA256_HMAC,
-        Hash::Sha384 => MechanismType::SHA384_HMAC,
-        Hash::Sha512 => MechanismType::SHA512_HMAC,
-    }
-}
-
 impl KeyBackend for Pkcs11Backend {
+    fn name(&self) -> &'static str {
+        "pkcs11"
+    }
+
     fn protection_level(&self) -> ProtectionLevel {
         ProtectionLevel::Hsm
     }
 
     fn check_algorithm(&self, alg: Algorithm) -> Result<()> {
-        let needed: Vec<MechanismType> = match alg.family() {
-            Family::Hmac => vec![
-                MechanismType::GENERIC_SECRET_KEY_GEN,
-                hmac_mechanism_type(alg.hash().expect("HMAC has a hash")),
-            ],
-            Family::RsaPkcs1 => vec![
-                MechanismType::RSA_PKCS_KEY_PAIR_GEN,
-                MechanismType::RSA_PKCS,
-            ],
-            Family::RsaPss => vec![
-                MechanismType::RSA_PKCS_KEY_PAIR_GEN,
-                MechanismType::RSA_PKCS_PSS,
-            ],
-            Family::Ecdsa => vec![MechanismType::ECC_KEY_PAIR_GEN, MechanismType::ECDSA],
-            Family::Ed25519 => vec![
-                MechanismType::ECC_EDWARDS_KEY_PAIR_GEN,
-                MechanismType::EDDSA,
-            ],
-        };
+        let needed = mechanisms::required(alg)?;
         if needed.iter().all(|m| self.has(*m)) {
             Ok(())
         } else {
@@ -255,52 +244,7 @@ impl KeyBackend for Pkcs11Backend {
     }
 
     fn generate(&self, label: &str, alg: Algorithm) -> Result<Arc<dyn KeyHandle>> {
-        self.check_algorithm(alg)?;
-        let generation = self.pool.generation();
-        let mut private = private_template(label);
-        let mut public = public_template(label);
-        let object = match alg.family() {
-            Family::Hmac => {
-                let len = alg.hash().expect("HMAC has a hash").output_len() as u64;
-                private.extend([
-                    Attribute::Class(ObjectClass::SECRET_KEY),
-                    Attribute::KeyType(KeyType::GENERIC_SECRET),
-                    Attribute::ValueLen(Ulong::from(len)),
-                    Attribute::Verify(true),
-                ]);
-                self.pool.with("generate key", |s| {
-                    s.generate_key(&Mechanism::GenericSecretKeyGen, &private)
-                })?
-            }
-            family => {
-                let mechanism = match family {
-                    Family::RsaPkcs1 | Family::RsaPss => {
-                        let bits = alg.rsa_bits().expect("RSA has a size") as u64;
-                        public.extend([
-                            Attribute::ModulusBits(Ulong::from(bits)),
-                            Attribute::PublicExponent(vec![0x01, 0x00, 0x01]),
-                        ]);
-                        Mechanism::RsaPkcsKeyPairGen
-                    }
-                    Family::Ecdsa => {
-                        public.push(Attribute::EcParams(ec_params(alg)));
-                        Mechanism::EccKeyPairGen
-                    }
-                    _ => {
-                        public.push(Attribute::EcParams(ec_params(alg)));
-                        Mechanism::EccEdwardsKeyPairGen
-                    }
-                };
-                let (_, private) = self.pool.with("generate key pair", |s| {
-                    s.generate_key_pair(&mechanism, &public, &private)
-                })?;
-                private
-            }
-        };
-        self.handle(label, alg, generation, object)
-            .inspect_err(|_| {
-                let _ = self.destroy(label);
-            })
+        self.generate_key(label, alg)
     }
 
     fn import(
@@ -309,126 +253,7 @@ impl KeyBackend for Pkcs11Backend {
         alg: Algorithm,
         material: ImportMaterial,
     ) -> Result<Arc<dyn KeyHandle>> {
-        self.check_algorithm(alg)?;
-        let generation = self.pool.generation();
-        let mut private = private_template(label);
-        let mut public = public_template(label);
-        match (&material, alg.family()) {
-            (ImportMaterial::HmacSecret(secret), Family::Hmac) => {
-                if !(16..=128).contains(&secret.len()) {
-                    return Err(Error::invalid("HMAC secret must be 16 to 128 bytes"));
-                }
-                // Tokens (SoftHSM2 among them) refuse HMAC keys shorter than
-                // the hash output (CKR_KEY_SIZE_RANGE at first use), while
-                // platforms hand out shorter webhook secrets. HMAC pads the
-                // key with zeros to the hash's block size before use
-                // (RFC 2104 §2), so zero-padding up to the output length
-                // (never past the block size) gives the same MAC, byte for
-                // byte.
-                let hash = alg.hash().expect("HMAC has a hash");
-                let mut value = secret.expose().to_vec();
-                if value.len() < hash.output_len() {
-                    value.resize(hash.output_len(), 0);
-                }
-                private.extend([
-                    Attribute::Class(ObjectClass::SECRET_KEY),
-                    Attribute::KeyType(KeyType::GENERIC_SECRET),
-                    Attribute::Verify(true),
-                    Attribute::Value(value),
-                ]);
-                let object = self.pool.with("import key", |s| s.create_object(&private));
-                scrub(&mut private);
-                return self.handle(label, alg, generation, object?);
-            }
-            (ImportMaterial::Pkcs8(_), Family::Hmac) | (ImportMaterial::HmacSecret(_), _) => {
-                return Err(mismatch(alg))
-            }
-            _ => {}
-        }
-        let ImportMaterial::Pkcs8(der) = &material else {
-            return Err(mismatch(alg));
-        };
-        // The in-memory parser checks the key against `alg` (type, size,
-        // curve, consistency) and gives the public key.
-        let checked = MemoryKey::import(
-            alg,
-            ImportMaterial::Pkcs8(crate::keys::secret::SecretBytes::from_slice(der.expose())),
-        )?;
-        let pubkey = checked.public_key().ok_or_else(|| mismatch(alg))?.clone();
-        drop(checked);
-        let info = pkcs8::PrivateKeyInfo::from_der(der.expose()).map_err(|_| mismatch(alg))?;
-        match (alg.family(), pubkey.parts()) {
-            (Family::RsaPkcs1 | Family::RsaPss, KeyParts::Rsa { n, e }) => {
-                let k =
-                    pkcs1::RsaPrivateKey::from_der(info.private_key).map_err(|_| mismatch(alg))?;
-                private.extend([
-                    Attribute::Class(ObjectClass::PRIVATE_KEY),
-                    Attribute::KeyType(KeyType::RSA),
-                    Attribute::Modulus(n.clone()),
-                    Attribute::PublicExponent(e.clone()),
-                    Attribute::PrivateExponent(k.private_exponent.as_bytes().to_vec()),
-                    Attribute::Prime1(k.prime1.as_bytes().to_vec()),
-                    Attribute::Prime2(k.prime2.as_bytes().to_vec()),
-                    Attribute::Exponent1(k.exponent1.as_bytes().to_vec()),
-                    Attribute::Exponent2(k.exponent2.as_bytes().to_vec()),
-                    Attribute::Coefficient(k.coefficient.as_bytes().to_vec()),
-                ]);
-                public.extend([
-                    Attribute::Class(ObjectClass::PUBLIC_KEY),
-                    Attribute::KeyType(KeyType::RSA),
-                    Attribute::Modulus(n.clone()),
-                    Attribute::PublicExponent(e.clone()),
-                ]);
-            }
-            (Family::Ecdsa, KeyParts::Ec { point, .. }) => {
-                let k =
-                    sec1::EcPrivateKey::from_der(info.private_key).map_err(|_| mismatch(alg))?;
-                private.extend([
-                    Attribute::Class(ObjectClass::PRIVATE_KEY),
-                    Attribute::KeyType(KeyType::EC),
-                    Attribute::EcParams(ec_params(alg)),
-                    Attribute::Value(k.private_key.to_vec()),
-                ]);
-                public.extend([
-                    Attribute::Class(ObjectClass::PUBLIC_KEY),
-                    Attribute::KeyType(KeyType::EC),
-                    Attribute::EcParams(ec_params(alg)),
-                    Attribute::EcPoint(der_octets(point)?),
-                ]);
-            }
-            (Family::Ed25519, KeyParts::Ed25519 { x }) => {
-                let seed = OctetStringRef::from_der(info.private_key).map_err(|_| mismatch(alg))?;
-                private.extend([
-                    Attribute::Class(ObjectClass::PRIVATE_KEY),
-                    Attribute::KeyType(KeyType::EC_EDWARDS),
-                    Attribute::EcParams(ec_params(alg)),
-                    Attribute::Value(seed.as_bytes().to_vec()),
-                ]);
-                public.extend([
-                    Attribute::Class(ObjectClass::PUBLIC_KEY),
-                    Attribute::KeyType(KeyType::EC_EDWARDS),
-                    Attribute::EcParams(ec_params(alg)),
-                    Attribute::EcPoint(der_octets(x)?),
-                ]);
-            }
-            _ => return Err(mismatch(alg)),
-        }
-        let created = self.pool.with("import key", |s| {
-            let p = s.create_object(&private)?;
-            match s.create_object(&public) {
-                Ok(_) => Ok(p),
-                Err(e) => {
-                    let _ = s.destroy_object(p);
-                    Err(e)
-                }
-            }
-        });
-        scrub(&mut private);
-        let object = created?;
-        self.handle(label, alg, generation, object)
-            .inspect_err(|_| {
-                let _ = self.destroy(label);
-            })
+        self.import_key(label, alg, material)
     }
 
     fn open(&self, label: &str, alg: Algorithm) -> Result<Arc<dyn KeyHandle>> {
@@ -474,8 +299,8 @@ impl KeyBackend for Pkcs11Backend {
         true
     }
 
-    fn dispatch(&self, job: crate::keys::Job) {
-        self.workers.submit(job);
+    fn dispatch(&self, job: crate::keys::Job) -> Result<()> {
+        self.workers.submit(job)
     }
 
     fn shutdown(&self) {

@@ -9,7 +9,7 @@ use der::{Decode, Encode};
 
 use crate::error::{Error, Result};
 use crate::keys::public::{mismatch, KeyParts};
-use crate::keys::{Algorithm, Curve, Family};
+use crate::keys::{Algorithm, Family};
 
 pub(super) fn label_of(
     s: &Session,
@@ -66,16 +66,6 @@ pub(super) fn read_public(
             .map_err(|_| mismatch(alg)),
         _ => Err(mismatch(alg)),
     })
-}
-
-/// `CKA_EC_PARAMS`: the curve's OID, DER-encoded.
-pub(super) fn ec_params(alg: Algorithm) -> Vec<u8> {
-    match alg.curve() {
-        Some(Curve::P256) => vec![0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07],
-        Some(Curve::P384) => vec![0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22],
-        // id-Ed25519, 1.3.101.112 (RFC 8410).
-        None => vec![0x06, 0x03, 0x2b, 0x65, 0x70],
-    }
 }
 
 /// Attributes every private or secret key signet puts on the token.

@@ -8,15 +8,19 @@
 //! queue without sleeping.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex};
 
+use crate::error::{Error, Result};
 use crate::keys::Job;
 
 struct Queue {
     jobs: Mutex<(VecDeque<Job>, bool)>,
     ready: Condvar,
+    /// Jobs queued or running: what shutdown waits for.
+    in_flight: AtomicUsize,
 }
 
 /// A fixed set of worker threads.
@@ -37,6 +41,7 @@ impl Workers {
         let queue = Arc::new(Queue {
             jobs: Mutex::new((VecDeque::new(), false)),
             ready: Condvar::new(),
+            in_flight: AtomicUsize::new(0),
         });
         let mut threads = Vec::new();
         for i in 0..n.max(1) {
@@ -53,16 +58,24 @@ impl Workers {
         })
     }
 
-    /// Queues a job. After [`Workers::shutdown`] the job is dropped unrun,
-    /// so its caller gets an error rather than waiting forever.
-    pub(super) fn submit(&self, job: Job) {
+    /// Queues a job, or refuses it (`UNAVAILABLE`, the job dropped unrun)
+    /// once [`Workers::shutdown`] has begun, so its caller gets a clear
+    /// error rather than waiting forever.
+    pub(super) fn submit(&self, job: Job) -> Result<()> {
         let mut g = self.queue.jobs.lock();
         if g.1 {
-            return;
+            return Err(Error::unavailable("the PKCS#11 backend is shutting down"));
         }
+        self.queue.in_flight.fetch_add(1, Ordering::SeqCst);
         g.0.push_back(job);
         drop(g);
         self.queue.ready.notify_one();
+        Ok(())
+    }
+
+    /// Jobs queued or running now.
+    pub(super) fn in_flight(&self) -> usize {
+        self.queue.in_flight.load(Ordering::SeqCst)
     }
 
     /// Stops taking jobs, lets the threads finish what is queued, and waits
@@ -95,6 +108,7 @@ fn run(q: &Queue) {
         // A panicking job drops its result sender (the caller sees an
         // error); the worker lives on.
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+        q.in_flight.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -109,7 +123,7 @@ impl Drop for Workers {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use crate::error::ErrorKind;
 
     #[test]
     fn shutdown_waits_for_queued_jobs_and_refuses_new_ones() {
@@ -120,12 +134,16 @@ mod tests {
             w.submit(Box::new(move || {
                 std::thread::sleep(std::time::Duration::from_millis(20));
                 d.fetch_add(1, Ordering::SeqCst);
-            }));
+            }))
+            .unwrap();
         }
+        assert!(w.in_flight() > 0);
         w.shutdown();
         assert_eq!(done.load(Ordering::SeqCst), 8, "shutdown returned early");
+        assert_eq!(w.in_flight(), 0, "a call is still in flight after shutdown");
         let (tx, rx) = std::sync::mpsc::channel::<()>();
-        w.submit(Box::new(move || tx.send(()).unwrap()));
+        let refused = w.submit(Box::new(move || tx.send(()).unwrap()));
+        assert_eq!(refused.unwrap_err().kind(), ErrorKind::Unavailable);
         assert!(rx.recv().is_err(), "a job ran after shutdown");
         w.shutdown(); // twice is harmless
     }
@@ -135,17 +153,20 @@ mod tests {
         let w = Workers::start(2).unwrap();
         let done = Arc::new(AtomicUsize::new(0));
         let (tx, rx) = std::sync::mpsc::channel();
-        w.submit(Box::new(|| panic!("job panics")));
+        w.submit(Box::new(|| panic!("job panics"))).unwrap();
         for _ in 0..100 {
             let (d, tx) = (done.clone(), tx.clone());
             w.submit(Box::new(move || {
                 d.fetch_add(1, Ordering::Relaxed);
                 tx.send(()).unwrap();
-            }));
+            }))
+            .unwrap();
         }
         for _ in 0..100 {
             rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap();
         }
         assert_eq!(done.load(Ordering::Relaxed), 100);
+        w.shutdown();
+        assert_eq!(w.in_flight(), 0, "the panicking job is still counted");
     }
 }

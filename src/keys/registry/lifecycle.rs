@@ -9,7 +9,9 @@ use std::time::{Duration, SystemTime};
 
 use parking_lot::RwLock;
 
-use super::{new_label, validate_labels, KeyEntry, KeyState, KeyView, Registry, VersionMaterial};
+use super::{
+    new_label, validate_labels, KeyEntry, KeyState, KeyView, Op, Registry, VersionMaterial,
+};
 use crate::error::{Error, Result};
 use crate::keys::public::{parse_material, Material};
 use crate::keys::record::{
@@ -21,8 +23,7 @@ impl Registry {
     async fn persist(&self, record: &KeyRecord) -> Result<()> {
         record.check_invariants()?;
         let (store, rec) = (self.store.clone(), record.clone());
-        crate::telemetry::rpc::backend(self.kind(), "store", self.blocking(move || store.put(&rec)))
-            .await
+        self.call(Op::Store, move || store.put(&rec)).await
     }
 
     fn grace_for(&self, rec: &KeyRecord, grace: Option<Duration>) -> Duration {
@@ -53,12 +54,7 @@ impl Registry {
         let now = self.clock.now();
         let label = new_label(name, 1);
         let (b, l) = (self.backend.clone(), label.clone());
-        let handle = crate::telemetry::rpc::backend(
-            self.kind(),
-            "generate",
-            self.blocking_admin(move || b.generate(&l, alg)),
-        )
-        .await?;
+        let handle = self.call(Op::Generate, move || b.generate(&l, alg)).await?;
         let record = KeyRecord {
             name: name.to_string(),
             algorithm: alg,
@@ -105,29 +101,9 @@ impl Registry {
     async fn discard(&self, label: &str, material: &VersionMaterial) {
         if let VersionMaterial::Private(_) = material {
             let (b, l) = (self.backend.clone(), label.to_string());
-            if let Err(e) = crate::telemetry::rpc::backend(
-                self.kind(),
-                "destroy",
-                self.blocking_admin(move || b.destroy(&l)),
-            )
-            .await
-            {
+            if let Err(e) = self.call(Op::Destroy, move || b.destroy(&l)).await {
                 tracing::error!(label, error = %e, "could not discard unrecorded key material");
             }
-        }
-    }
-
-    /// Backend calls for admin operations always leave the async runtime:
-    /// RSA generation takes seconds even in memory.
-    async fn blocking_admin<T: Send + 'static>(
-        &self,
-        f: impl FnOnce() -> Result<T> + Send + 'static,
-    ) -> Result<T> {
-        match tokio::runtime::Handle::try_current() {
-            Ok(_) => tokio::task::spawn_blocking(f)
-                .await
-                .map_err(|e| Error::internal(format!("backend task failed: {e}")))?,
-            Err(_) => f(),
         }
     }
 
@@ -181,12 +157,7 @@ impl Registry {
             }
             Material::Private(m) => {
                 let (b, l) = (self.backend.clone(), label.clone());
-                let h = crate::telemetry::rpc::backend(
-                    self.kind(),
-                    "import",
-                    self.blocking_admin(move || b.import(&l, alg, m)),
-                )
-                .await?;
+                let h = self.call(Op::Import, move || b.import(&l, alg, m)).await?;
                 (VersionMaterial::Private(h), None)
             }
         };
@@ -247,15 +218,6 @@ impl Registry {
             record::check_grace(g)?;
         }
         let _g = self.admin.lock().await;
-        self.rotate_locked(name, promote, grace).await
-    }
-
-    async fn rotate_locked(
-        &self,
-        name: &str,
-        promote: bool,
-        grace: Option<Duration>,
-    ) -> Result<(KeyView, u32)> {
         self.rotate_at(name, promote, grace, None).await
     }
 
@@ -278,12 +240,7 @@ impl Registry {
         let version = rec.next_version();
         let label = new_label(name, version);
         let (b, l, alg) = (self.backend.clone(), label.clone(), rec.algorithm);
-        let handle = crate::telemetry::rpc::backend(
-            self.kind(),
-            "generate",
-            self.blocking_admin(move || b.generate(&l, alg)),
-        )
-        .await?;
+        let handle = self.call(Op::Generate, move || b.generate(&l, alg)).await?;
         let now = at.unwrap_or_else(|| self.clock.now());
         rec.versions.push(VersionRecord::new(
             version,
@@ -398,12 +355,7 @@ impl Registry {
             let public_only = rec.version(v)?.public_only();
             if !public_only {
                 let b = self.backend.clone();
-                crate::telemetry::rpc::backend(
-                    self.kind(),
-                    "destroy",
-                    self.blocking_admin(move || b.destroy(&label)),
-                )
-                .await?;
+                self.call(Op::Destroy, move || b.destroy(&label)).await?;
             }
             rec.mark_destroyed(v, now)?;
             entry.state.write().material.remove(&v);
@@ -416,7 +368,7 @@ impl Registry {
         }
         // Policy actions take effect at their scheduled time, not at the
         // tick's: the next period counts from the schedule, so it never drifts.
-        let Some((at, action)) = rec.next_policy_event().filter(|(at, _)| now >= *at) else {
+        let Some((at, action)) = rec.due_policy_event(now) else {
             return Ok(());
         };
         // After a long outage, start a fresh schedule instead of replaying

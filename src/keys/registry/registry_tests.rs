@@ -6,6 +6,7 @@ use std::time::UNIX_EPOCH;
 use super::*;
 use crate::error::ErrorKind;
 use crate::keys::clock::ManualClock;
+use crate::keys::ecdsa_sig::SignatureFormat;
 use crate::keys::memory::MemoryBackend;
 use crate::keys::record::RotationPolicy;
 use crate::keys::store::NullStore;
@@ -29,7 +30,7 @@ fn msg(m: &[u8]) -> Input {
     Input::Message(m.to_vec())
 }
 
-async fn sign(reg: &Registry, name: &str) -> Signed {
+async fn sign(reg: &Registry, name: &str) -> KeySignature {
     reg.sign(name, None, msg(b"payload"), SignatureFormat::Der)
         .await
         .unwrap()

@@ -1,0 +1,81 @@
+//! Signing on the token: what the token signs (the message, the digest or
+//! a DigestInfo), the mechanism, and one retry when the cached object
+//! handle went stale.
+
+use std::borrow::Cow;
+use std::cell::Cell;
+
+use cryptoki::error::{Error as CkError, RvError};
+use subtle::ConstantTimeEq;
+
+use super::key::Pkcs11Key;
+use super::mechanisms::sign_mechanism;
+use crate::error::{Error, Result};
+use crate::keys::public::mismatch;
+use crate::keys::{Algorithm, Family, Hash, KeyHandle, PublicKey, SignInput};
+
+/// What the token signs for `input`: the message for HMAC and Ed25519, the
+/// digest for ECDSA and PSS, the DigestInfo-wrapped digest for PKCS#1 v1.5.
+pub(super) fn token_input(alg: Algorithm, input: SignInput<'_>) -> Result<Cow<'_, [u8]>> {
+    let digest = |hash: Hash| match input {
+        SignInput::Message(m) => hash.digest(m),
+        SignInput::Digest(d) => d.to_vec(),
+    };
+    Ok(match (alg.family(), alg.hash(), input) {
+        (Family::Hmac | Family::Ed25519, _, SignInput::Message(m)) => m.into(),
+        (Family::Hmac | Family::Ed25519, _, SignInput::Digest(_)) => {
+            return Err(Error::invalid(format!(
+                "{alg} signs the message, not a digest"
+            )))
+        }
+        (Family::RsaPkcs1, Some(hash), _) => {
+            let mut d = hash.digest_info_prefix().to_vec();
+            d.extend(digest(hash));
+            d.into()
+        }
+        (Family::RsaPss | Family::Ecdsa, Some(hash), _) => digest(hash).into(),
+        _ => return Err(mismatch(alg)),
+    })
+}
+
+impl KeyHandle for Pkcs11Key {
+    fn algorithm(&self) -> Algorithm {
+        self.alg
+    }
+
+    fn public_key(&self) -> Option<&PublicKey> {
+        self.public.as_ref()
+    }
+
+    fn sign(&self, input: SignInput<'_>) -> Result<Vec<u8>> {
+        input.check(self.alg)?;
+        let data = token_input(self.alg, input)?;
+        let mechanism = sign_mechanism(self.alg)?;
+        let missing = Cell::new(false);
+        let attempt = || {
+            missing.set(false);
+            self.pool.with("sign", |s| {
+                let object = self.object(s, false, &missing)?;
+                match s.sign(&mechanism, object, &data) {
+                    Err(CkError::Pkcs11(
+                        RvError::KeyHandleInvalid | RvError::ObjectHandleInvalid,
+                        _,
+                    )) => s.sign(&mechanism, self.object(s, true, &missing)?, &data),
+                    r => r,
+                }
+            })
+        };
+        match attempt() {
+            Err(_) if missing.get() && self.pool.object_missing() => attempt(),
+            r => r,
+        }
+    }
+
+    fn verify_mac(&self, input: SignInput<'_>, tag: &[u8]) -> Result<bool> {
+        if !self.alg.is_symmetric() {
+            return Err(mismatch(self.alg));
+        }
+        let expected = self.sign(input)?;
+        Ok(expected.len() == tag.len() && bool::from(expected.ct_eq(tag)))
+    }
+}

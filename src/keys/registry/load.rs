@@ -1,0 +1,208 @@
+//! Reading the registry from its store: start-up load and reconciliation
+//! of the backend's material, and the refresh that brings in what other
+//! signet processes changed in a shared store.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+
+use super::{KeyEntry, KeyState, Op, Registry, VersionMaterial};
+use crate::error::Result;
+use crate::keys::record::{KeyRecord, VersionRecord, VersionState};
+use crate::keys::PublicKey;
+
+impl Registry {
+    /// Loads every stored record and opens its material. Versions whose
+    /// material cannot be opened are reported and left out of service.
+    pub async fn load(&self) -> Result<usize> {
+        let _g = self.admin.lock().await;
+        let store = self.store.clone();
+        let records = self.call(Op::Load, move || store.load()).await?;
+        self.reconcile(&records).await;
+        let mut loaded = 0;
+        for record in records {
+            record.check_invariants()?;
+            let mut material = HashMap::new();
+            for v in &record.versions {
+                if v.state == VersionState::Destroyed {
+                    continue;
+                }
+                if let Some(m) = self.open_version(&record, v).await {
+                    material.insert(v.version, m);
+                }
+            }
+            let name = record.name.clone();
+            self.keys.write().insert(
+                name,
+                Arc::new(KeyEntry {
+                    state: RwLock::new(KeyState { record, material }),
+                }),
+            );
+            loaded += 1;
+        }
+        Ok(loaded)
+    }
+
+    /// Opens one version's material: its public key from the record, or
+    /// the backend's handle. A failure is logged and the version is left
+    /// without material (it then neither signs nor verifies).
+    async fn open_version(&self, record: &KeyRecord, v: &VersionRecord) -> Option<VersionMaterial> {
+        let m = match &v.public_spki {
+            Some(der) => PublicKey::from_spki_der(record.algorithm, der)
+                .map(|p| VersionMaterial::Public(Arc::new(p))),
+            None => {
+                let (b, label, alg) = (self.backend.clone(), v.label.clone(), record.algorithm);
+                self.call(Op::Open, move || b.open(&label, alg))
+                    .await
+                    .map(VersionMaterial::Private)
+            }
+        };
+        m.inspect_err(|e| {
+            tracing::error!(
+                key = %record.name, version = v.version, error = %e,
+                "key version material cannot be opened; it will not be used"
+            )
+        })
+        .ok()
+    }
+
+    /// Brings in changes other signet processes made to a shared store (a
+    /// token several replicas use): new keys, new versions, new states.
+    /// Material for new versions is opened once, here; versions another
+    /// process destroyed lose theirs. Called on every tick when the store
+    /// is shared; a no-op otherwise.
+    pub async fn refresh(&self) -> Result<usize> {
+        if !self.store.shared() {
+            return Ok(0);
+        }
+        let _g = self.admin.lock().await;
+        let store = self.store.clone();
+        let records = self.call(Op::Load, move || store.load()).await?;
+        let mut changed = 0;
+        for record in records {
+            if record.check_invariants().is_err() {
+                tracing::error!(key = %record.name, "stored record breaks an invariant; ignored");
+                continue;
+            }
+            let existing = self.keys.read().get(&record.name).cloned();
+            let (mut material, labels) = match &existing {
+                Some(e) => {
+                    let st = e.state.read();
+                    if st.record == record {
+                        continue;
+                    }
+                    let labels: HashMap<u32, String> = st
+                        .record
+                        .versions
+                        .iter()
+                        .map(|v| (v.version, v.label.clone()))
+                        .collect();
+                    (st.material.clone(), labels)
+                }
+                None => (HashMap::new(), HashMap::new()),
+            };
+            for v in &record.versions {
+                if v.state == VersionState::Destroyed {
+                    material.remove(&v.version);
+                    continue;
+                }
+                // The same version number with another label: two replicas
+                // raced and the store kept the other's record (a token that
+                // does not show one process's new objects to another at
+                // once, such as SoftHSM2, can let both writes through).
+                // Converge on the stored version's material.
+                if labels.get(&v.version).is_some_and(|l| *l != v.label) {
+                    tracing::warn!(
+                        key = %record.name, version = v.version,
+                        "version replaced by another replica's after a write race; using the stored one"
+                    );
+                    material.remove(&v.version);
+                }
+                if material.contains_key(&v.version) {
+                    continue;
+                }
+                if let Some(m) = self.open_version(&record, v).await {
+                    material.insert(v.version, m);
+                }
+            }
+            changed += 1;
+            match existing {
+                Some(e) => {
+                    let mut st = e.state.write();
+                    st.record = record;
+                    st.material = material;
+                }
+                None => {
+                    let name = record.name.clone();
+                    self.keys.write().insert(
+                        name,
+                        Arc::new(KeyEntry {
+                            state: RwLock::new(KeyState { record, material }),
+                        }),
+                    );
+                }
+            }
+        }
+        if changed > 0 {
+            tracing::info!(
+                keys = changed,
+                "registry refreshed with changes from the shared store"
+            );
+        }
+        Ok(changed)
+    }
+
+    /// Start-up check of the backend's material against the records:
+    /// material of a DESTROYED version (a crash between the record update
+    /// and the destruction) is destroyed now; material no record names (a
+    /// crash between generation and the record write) is reported, and
+    /// destroyed only with `destroy_orphans`, because another signet process
+    /// on the same token may be about to record it.
+    async fn reconcile(&self, records: &[KeyRecord]) {
+        let referenced: Vec<String> = records
+            .iter()
+            .flat_map(|r| r.versions.iter())
+            .filter(|v| v.state != VersionState::Destroyed)
+            .map(|v| v.label.clone())
+            .collect();
+        let destroyed: Vec<String> = records
+            .iter()
+            .flat_map(|r| r.versions.iter())
+            .filter(|v| v.state == VersionState::Destroyed)
+            .map(|v| v.label.clone())
+            .collect();
+        let b = self.backend.clone();
+        let orphans = match self
+            .call(Op::OrphanCheck, move || b.orphan_check(&referenced))
+            .await
+        {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::error!(error = %e, "start-up reconciliation could not list key material");
+                return;
+            }
+        };
+        for label in orphans {
+            if destroyed.contains(&label) || self.settings.destroy_orphans {
+                let (b, l) = (self.backend.clone(), label.clone());
+                match self.call(Op::Destroy, move || b.destroy(&l)).await {
+                    Ok(()) => tracing::warn!(
+                        label = %label,
+                        "destroyed key material left by an interrupted destruction, create or rotation"
+                    ),
+                    Err(e) => {
+                        tracing::error!(label = %label, error = %e, "cannot destroy leftover material")
+                    }
+                }
+            } else {
+                tracing::warn!(
+                    label = %label,
+                    "key material on the backend that no key record names (an interrupted create \
+                     or rotation); it is never used. Remove it with the backend's tools once no \
+                     other signet process is rotating keys"
+                );
+            }
+        }
+    }
+}
