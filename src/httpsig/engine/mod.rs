@@ -207,4 +207,6 @@ fn check_key(registry: &Registry, name: &str) -> Result<()> {
 }
 
 #[cfg(test)]
+mod replay_tests;
+#[cfg(test)]
 mod tests;

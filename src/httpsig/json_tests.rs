@@ -1,0 +1,158 @@
+//! Tests of the canonical JSON reader and writer.
+
+use super::*;
+use proptest::prelude::*;
+
+const COMPACT: Style = Style {
+    spaces: false,
+    sort_keys: false,
+    ascii: true,
+};
+
+fn canon(s: &str, style: Style) -> String {
+    canonicalize(s.as_bytes(), style).unwrap()
+}
+
+#[test]
+fn separators_order_and_numbers() {
+    let body = r#" { "b" : [1.0, 1e3, -0, 2E-7] , "a" : {"z": true, "y": null} } "#;
+    assert_eq!(
+        canon(body, COMPACT),
+        r#"{"b":[1.0,1e3,-0,2E-7],"a":{"z":true,"y":null}}"#
+    );
+    let sorted = Style {
+        spaces: true,
+        sort_keys: true,
+        ascii: true,
+    };
+    assert_eq!(
+        canon(body, sorted),
+        r#"{"a": {"y": null, "z": true}, "b": [1.0, 1e3, -0, 2E-7]}"#
+    );
+}
+
+#[test]
+fn string_escaping_matches_the_spec() {
+    let body = "[\"q\\\" b\\\\ s\\/ \\b\\f\\n\\r\\t \\u0001 \\u001F é € 😀 \u{7f}\"]";
+    assert_eq!(
+        canon(body, COMPACT),
+        "[\"q\\\" b\\\\ s/ \\b\\f\\n\\r\\t \\u0001 \\u001f \\u00e9 \\u20ac \\ud83d\\ude00 \u{7f}\"]"
+    );
+    let utf8 = Style {
+        ascii: false,
+        ..COMPACT
+    };
+    assert_eq!(canon("[\"é😀\\u00e9\"]", utf8), "[\"é😀é\"]");
+    // A surrogate pair written as escapes is one character.
+    assert_eq!(canon("[\"\\ud83d\\ude00\"]", utf8), "[\"😀\"]");
+}
+
+#[test]
+fn sorting_compares_code_points() {
+    let s = Style {
+        sort_keys: true,
+        ..COMPACT
+    };
+    // U+FF5E sorts after U+1F600's high surrogate in UTF-16, before it
+    // in code points: code points win.
+    assert_eq!(
+        canon("{\"😀\":1,\"～\":2,\"a\":3,\"B\":4}", s),
+        "{\"B\":4,\"a\":3,\"\\uff5e\":2,\"\\ud83d\\ude00\":1}"
+    );
+}
+
+#[test]
+fn refuses_what_rfc_8259_refuses() {
+    for bad in [
+        "",
+        " ",
+        "{",
+        "[1,]",
+        "{\"a\":1,}",
+        "01",
+        "1.",
+        ".5",
+        "-",
+        "1e",
+        "+1",
+        "NaN",
+        "[1] x",
+        "{\"a\":1,\"a\":2}",
+        "\"\\x\"",
+        "\"\\ud800\"",
+        "\"\\udc00x\"",
+        "\"a\u{1}\"",
+        "[1 2]",
+        "tru",
+        "\u{feff}{}",
+        "'a'",
+        "{a:1}",
+    ] {
+        assert!(parse(bad.as_bytes()).is_err(), "accepted {bad:?}");
+    }
+    assert!(parse(b"\"\xff\"").is_err());
+    let deep = "[".repeat(MAX_DEPTH + 2) + &"]".repeat(MAX_DEPTH + 2);
+    assert!(parse(deep.as_bytes()).is_err());
+    let ok = "[".repeat(MAX_DEPTH) + &"]".repeat(MAX_DEPTH);
+    assert!(parse(ok.as_bytes()).is_ok());
+}
+
+#[test]
+fn duplicate_keys_are_checked_per_object() {
+    assert!(parse(br#"{"a":{"a":1},"b":{"a":2}}"#).is_ok());
+    let e = parse(br#"{"a":1,"b":2,"a":3}"#).unwrap_err();
+    assert_eq!(e.what, "duplicate object key");
+    // Keys are compared after unescaping.
+    for dup in [r#"{"a":1,"\u0061":2}"#, "{\"\\ud83d\\ude00\":1,\"😀\":2}"] {
+        let e = parse(dup.as_bytes()).unwrap_err();
+        assert_eq!(e.what, "duplicate object key", "{dup}");
+    }
+}
+
+fn styles() -> impl Strategy<Value = Style> {
+    (any::<bool>(), any::<bool>(), any::<bool>()).prop_map(|(spaces, sort_keys, ascii)| Style {
+        spaces,
+        sort_keys,
+        ascii,
+    })
+}
+
+fn json_values() -> impl Strategy<Value = String> {
+    let leaf = prop_oneof![
+        Just("null".to_string()),
+        Just("true".to_string()),
+        "-?(0|[1-9][0-9]{0,5})(\\.[0-9]{1,4})?([eE][+-]?[0-9]{1,2})?",
+        "\\PC{0,8}".prop_map(|s| serde_json::to_string(&s).unwrap()),
+    ];
+    leaf.prop_recursive(4, 32, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..5).prop_map(|v| format!("[{}]", v.join(" , "))),
+            prop::collection::btree_map("[a-zé😀]{0,4}", inner, 0..5).prop_map(|m| {
+                let members: Vec<String> = m
+                    .into_iter()
+                    .map(|(k, v)| format!("{}:{v}", serde_json::to_string(&k).unwrap()))
+                    .collect();
+                format!("{{ {} }}", members.join(","))
+            }),
+        ]
+    })
+}
+
+proptest! {
+    /// Any bytes: an answer, never a panic.
+    #[test]
+    fn arbitrary_bytes_never_panic(b in prop::collection::vec(any::<u8>(), 0..64), style in styles()) {
+        let _ = canonicalize(&b, style);
+    }
+
+    /// Canonical output is a fixed point, and means what the input meant.
+    #[test]
+    fn canonical_form_is_a_fixed_point(v in json_values(), style in styles()) {
+        let once = canonicalize(v.as_bytes(), style).unwrap();
+        let twice = canonicalize(once.as_bytes(), style).unwrap();
+        prop_assert_eq!(&once, &twice);
+        let a: serde_json::Value = serde_json::from_str(&v).unwrap();
+        let b: serde_json::Value = serde_json::from_str(&once).unwrap();
+        prop_assert_eq!(a, b);
+    }
+}
