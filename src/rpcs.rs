@@ -1,13 +1,85 @@
 //! Every RPC signet serves, declared once: its path, the operation a grant
 //! must hold for it, and what it acts on.
 //!
-//! This module sits below `api`, `auth`'s layer and `telemetry`, and imports
-//! only [`Op`]: the authorization layer ([`crate::auth::op_of`]), the
+//! This module sits below `api`, `auth` and `telemetry`, imports nothing of
+//! signet's, and owns [`Op`], the operations grants name (re-exported as
+//! `auth::policy::Op`): the authorization layer ([`crate::auth::op_of`]), the
 //! telemetry method list and the handlers (`crate::api::call`) all read
 //! this table, and tests check it against the generated gRPC services and
 //! the Python suite. A new RPC is one row here plus its handler.
 
-use crate::auth::policy::Op;
+/// An operation, as grants name it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[allow(missing_docs)]
+pub enum Op {
+    Sign,
+    Verify,
+    PublicKey,
+    HttpSign,
+    HttpVerify,
+    HttpProfiles,
+    AdminRead,
+    AdminCreate,
+    AdminImport,
+    AdminRotate,
+    AdminPromote,
+    AdminDisable,
+    AdminEnable,
+    AdminDestroy,
+    AdminRestore,
+}
+
+impl Op {
+    /// Every operation, in the order the docs list them.
+    pub const ALL: [Op; 15] = [
+        Op::Sign,
+        Op::Verify,
+        Op::PublicKey,
+        Op::HttpSign,
+        Op::HttpVerify,
+        Op::HttpProfiles,
+        Op::AdminRead,
+        Op::AdminCreate,
+        Op::AdminImport,
+        Op::AdminRotate,
+        Op::AdminPromote,
+        Op::AdminDisable,
+        Op::AdminEnable,
+        Op::AdminDestroy,
+        Op::AdminRestore,
+    ];
+
+    /// The name used in grants and audit records.
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::Sign => "sign",
+            Op::Verify => "verify",
+            Op::PublicKey => "public_key",
+            Op::HttpSign => "http_sign",
+            Op::HttpVerify => "http_verify",
+            Op::HttpProfiles => "http_profiles",
+            Op::AdminRead => "admin.read",
+            Op::AdminCreate => "admin.create",
+            Op::AdminImport => "admin.import",
+            Op::AdminRotate => "admin.rotate",
+            Op::AdminPromote => "admin.promote",
+            Op::AdminDisable => "admin.disable",
+            Op::AdminEnable => "admin.enable",
+            Op::AdminDestroy => "admin.destroy",
+            Op::AdminRestore => "admin.restore",
+        }
+    }
+
+    /// True for KeyAdmin operations.
+    pub fn is_admin(self) -> bool {
+        self.name().starts_with("admin.")
+    }
+
+    /// True for operations on HTTP profiles (their grants name profiles).
+    pub fn on_profile(self) -> bool {
+        matches!(self, Op::HttpSign | Op::HttpVerify | Op::HttpProfiles)
+    }
+}
 
 /// What a call acts on, which is what its operation is authorized on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -22,12 +22,6 @@ pub mod pb {
         include_bytes!(concat!(env!("OUT_DIR"), "/signet_descriptor.bin"));
 }
 
-/// A fresh request id: returned in `x-request-id` response metadata and
-/// logged next to any error detail.
-pub fn new_request_id() -> String {
-    uuid::Uuid::new_v4().simple().to_string()
-}
-
 /// Turns a handler's result into a gRPC response carrying the request id.
 pub fn respond<T>(request_id: &str, result: Result<T>) -> Result<Response<T>, Status> {
     match result {

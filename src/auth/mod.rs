@@ -25,6 +25,12 @@ use crate::error::{Error, Result};
 use crate::listener::ConnInfo;
 pub use policy::{Denial, Op, Policy};
 
+/// A fresh request id: minted here for every call, returned in
+/// `x-request-id` and logged next to any error detail.
+pub fn new_request_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
 /// Who is calling, from where, under which request id.
 #[derive(Clone, Debug)]
 pub struct CallContext {
@@ -47,7 +53,7 @@ impl CallContext {
             .get::<CallContext>()
             .cloned()
             .unwrap_or_else(|| CallContext {
-                request_id: crate::api::new_request_id(),
+                request_id: new_request_id(),
                 identity: Arc::from(policy::ANONYMOUS),
                 source: IpAddr::V4(Ipv4Addr::LOCALHOST),
                 rpc: Arc::from(""),
@@ -281,7 +287,7 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let sec = self.security.clone();
         let rpc: Arc<str> = Arc::from(req.uri().path().trim_start_matches('/'));
-        let request_id = crate::api::new_request_id();
+        let request_id = new_request_id();
         // Health is for probes (kubelet, load balancers): no credentials,
         // no audit, but a request id like every answer.
         if rpc.starts_with("grpc.health.v1.Health/") {

@@ -17,77 +17,7 @@ use subtle::ConstantTimeEq;
 use crate::config::{AuthConfig, LimitsConfig};
 use crate::httpsig::profile::Cidr;
 
-/// An operation, as grants name it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Op {
-    Sign,
-    Verify,
-    PublicKey,
-    HttpSign,
-    HttpVerify,
-    HttpProfiles,
-    AdminRead,
-    AdminCreate,
-    AdminImport,
-    AdminRotate,
-    AdminPromote,
-    AdminDisable,
-    AdminEnable,
-    AdminDestroy,
-    AdminRestore,
-}
-
-impl Op {
-    /// Every operation, in the order the docs list them.
-    pub const ALL: [Op; 15] = [
-        Op::Sign,
-        Op::Verify,
-        Op::PublicKey,
-        Op::HttpSign,
-        Op::HttpVerify,
-        Op::HttpProfiles,
-        Op::AdminRead,
-        Op::AdminCreate,
-        Op::AdminImport,
-        Op::AdminRotate,
-        Op::AdminPromote,
-        Op::AdminDisable,
-        Op::AdminEnable,
-        Op::AdminDestroy,
-        Op::AdminRestore,
-    ];
-
-    /// The name used in grants and audit records.
-    pub fn name(self) -> &'static str {
-        match self {
-            Op::Sign => "sign",
-            Op::Verify => "verify",
-            Op::PublicKey => "public_key",
-            Op::HttpSign => "http_sign",
-            Op::HttpVerify => "http_verify",
-            Op::HttpProfiles => "http_profiles",
-            Op::AdminRead => "admin.read",
-            Op::AdminCreate => "admin.create",
-            Op::AdminImport => "admin.import",
-            Op::AdminRotate => "admin.rotate",
-            Op::AdminPromote => "admin.promote",
-            Op::AdminDisable => "admin.disable",
-            Op::AdminEnable => "admin.enable",
-            Op::AdminDestroy => "admin.destroy",
-            Op::AdminRestore => "admin.restore",
-        }
-    }
-
-    /// True for KeyAdmin operations.
-    pub fn is_admin(self) -> bool {
-        self.name().starts_with("admin.")
-    }
-
-    /// True for operations on HTTP profiles (their grants name profiles).
-    pub fn on_profile(self) -> bool {
-        matches!(self, Op::HttpSign | Op::HttpVerify | Op::HttpProfiles)
-    }
-}
+pub use crate::rpcs::Op;
 
 /// A name pattern: `*` matches any run of characters, everything else
 /// itself.

@@ -1,8 +1,8 @@
 //! Answers that no signet handler wrote.
 //!
-//! Every handler answers through [`crate::api::respond`] or
+//! Every handler answers through the API layer's `respond` or
 //! [`crate::error::Error::into_status`], which put `x-request-id` on the
-//! answer, log it and (through [`crate::api::run`]) audit it. A few answers
+//! answer, log it and (through the API layer's `run`) audit it. A few answers
 //! are made by the gRPC library before any handler runs: a body that does
 //! not decode, a message over the transport limit, an unknown method, an
 //! unsupported compression. The auth layer passes each answer through
