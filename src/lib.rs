@@ -12,6 +12,7 @@ pub mod error;
 pub mod httpsig;
 pub mod keys;
 pub mod listener;
+pub mod net;
 pub mod server;
 pub mod telemetry;
 pub mod tls;

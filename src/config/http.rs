@@ -31,10 +31,7 @@ impl std::fmt::Debug for HttpConfig {
             .field("replay_capacity", &self.replay_capacity)
             .field(
                 "redis_url",
-                &self
-                    .redis_url
-                    .as_deref()
-                    .map(crate::httpsig::replay::redact_url),
+                &self.redis_url.as_deref().map(crate::net::redact_url),
             )
             .field("redis_url_env", &self.redis_url_env)
             .finish()

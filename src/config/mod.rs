@@ -15,6 +15,7 @@
 mod auth;
 mod backend;
 mod http;
+pub mod profiles;
 mod reload;
 mod server;
 
@@ -52,7 +53,7 @@ pub struct Config {
     pub http: HttpConfig,
     /// HTTP request signing and webhook verification profiles.
     #[serde(default)]
-    pub profiles: Vec<crate::httpsig::profile::ProfileConfig>,
+    pub profiles: Vec<profiles::ProfileConfig>,
     /// Who may call what.
     #[serde(default)]
     pub auth: AuthConfig,
