@@ -6,6 +6,8 @@
 //! - [`probes`]: readiness and the plaintext probe port (health, `/metrics`).
 //! - [`health`]: readiness follows the backend and the replay store.
 //! - [`reload`]: what a SIGHUP re-reads and installs.
+//! - [`settings`]: a configuration checked and turned into domain objects,
+//!   the one path of start-up, reload and `check-config`.
 //! - [`run`]: `signet serve` from start to exit.
 
 mod health;
@@ -13,8 +15,9 @@ pub mod probes;
 mod registry;
 mod reload;
 mod run;
+pub mod settings;
 
-pub use registry::{build_registry, DEMO_KEYS};
+pub use registry::{build_registry, open_registry, DEMO_KEYS};
 pub use run::{run, shutdown_signal};
 
 use std::future::Future;
@@ -27,10 +30,11 @@ use tonic::transport::Server;
 use crate::api::admin::KeyAdminService;
 use crate::api::pb;
 use crate::api::pb::{key_admin_server::KeyAdminServer, signer_server::SignerServer};
-use crate::api::signer::{SignerLimits, SignerService};
+use crate::api::signer::SignerService;
 use crate::audit::Audit;
-use crate::auth::{AuthLayer, Policy, Security};
+use crate::auth::{AuthLayer, Security};
 use crate::config::Config;
+use crate::error::StartupError;
 use crate::keys::registry::Registry;
 use health::spawn_health_monitor;
 use probes::Readiness;
@@ -43,7 +47,7 @@ pub async fn serve(
     registry: Arc<Registry>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), String> {
+) -> Result<(), StartupError> {
     serve_with(config, registry, listener, None, shutdown).await
 }
 
@@ -55,7 +59,7 @@ pub async fn serve_with(
     listener: TcpListener,
     security: Option<Arc<Security>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), String> {
+) -> Result<(), StartupError> {
     let extras = Extras {
         security,
         ..Extras::default()
@@ -87,10 +91,10 @@ pub async fn serve_full(
     listener: TcpListener,
     extras: Extras,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), String> {
+) -> Result<(), StartupError> {
     let local = listener
         .local_addr()
-        .map_err(|e| format!("listener address: {e}"))?;
+        .map_err(|e| StartupError::failed("listener address", e))?;
 
     let readiness = match extras.readiness {
         Some(l) => l,
@@ -100,18 +104,21 @@ pub async fn serve_full(
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
-        .map_err(|e| format!("reflection: {e}"))?;
+        .map_err(|e| StartupError::failed("reflection", e))?;
     let reflection_v1alpha = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()
-        .map_err(|e| format!("reflection: {e}"))?;
+        .map_err(|e| StartupError::failed("reflection", e))?;
 
-    let limits = SignerLimits::from_config(config);
+    // The listener is bound: its rules were checked by `run` (with the rest
+    // of `Settings::from_config`, as `check-config` and the reload do).
+    let settings = settings::Settings::for_bound_listener(config)?;
+    let limits = settings.signer;
     let security = match extras.security {
         Some(s) => s,
         None => Security::new(
-            Policy::new(&config.auth, &config.limits)?,
+            settings.policy,
             Audit::open(&config.audit)?,
             config.limits.max_in_flight,
         ),
@@ -125,12 +132,14 @@ pub async fn serve_full(
     // The transport limit leaves room for the rest of the request, so an
     // oversized message reaches the handler and gets INVALID_ARGUMENT.
     let decode_limit = config.server.max_message_bytes * 2 + 64 * 1024;
-    let profile_list = config.resolved_profiles()?;
+    let profile_list = settings.profiles;
     warn_missing_keys(&registry, &profile_list);
     let replay: Arc<dyn crate::httpsig::replay::ReplayStore> =
         match config.http.resolve_redis_url()? {
             Some(url) => {
-                let store = crate::httpsig::replay::RedisReplayStore::connect(&url).await?;
+                let store = crate::httpsig::replay::RedisReplayStore::connect(&url)
+                    .await
+                    .map_err(|e| StartupError::failed("replay store", e))?;
                 tracing::info!(store = ?store, "replay store: Redis");
                 Arc::new(store)
             }
@@ -209,7 +218,7 @@ pub async fn serve_full(
     tokio::pin!(server);
     readiness.set_started().await;
     let result = tokio::select! {
-        r = &mut server => r.map_err(|e| format!("server: {e}")),
+        r = &mut server => r.map_err(|e| StartupError::failed("server", e)),
         _ = async {
             let _ = drain_rx.await;
             tokio::time::sleep(timeout).await;

@@ -3,9 +3,11 @@
 
 use std::sync::Arc;
 
+use super::settings::Settings;
 use super::warn_missing_keys;
-use crate::auth::{Policy, Security};
+use crate::auth::Security;
 use crate::config::Config;
+use crate::error::{ConfigError, StartupError};
 use crate::keys::registry::Registry;
 
 /// What a SIGHUP reloads.
@@ -24,20 +26,28 @@ pub(super) struct Reload {
 impl Reload {
     /// Loads everything first and installs only if all of it loads: a bad
     /// file changes nothing.
-    fn once(&self) -> Result<(), String> {
+    fn once(&self) -> Result<(), StartupError> {
         let mut c = Config::load(&self.path)?;
         c.override_listen(self.listen_override);
         // The same check as start-up and `signet check-config`.
-        c.check()
-            .map_err(|e| format!("the new [auth] or [server] would not be valid: {e}"))?;
-        let policy = Policy::new(&c.auth, &c.limits)?;
-        let profiles = c.resolved_profiles()?;
+        let Settings {
+            policy, profiles, ..
+        } = Settings::from_config(&c).map_err(|source| StartupError::InFile {
+            path: self.path.clone(),
+            source,
+        })?;
         let tls = match (&self.tls, &c.server.tls) {
             (Some(_), Some(section)) => {
                 Some((section.clone(), crate::tls::TlsState::prepare(section)?))
             }
             (None, None) => None,
-            _ => return Err("switching between TLS and plaintext needs a restart".into()),
+            _ => {
+                return Err(ConfigError::new(
+                    "server.tls",
+                    "switching between TLS and plaintext needs a restart",
+                )
+                .into())
+            }
         };
         warn_missing_keys(&self.registry, &profiles);
         let n = profiles.len();
@@ -77,7 +87,7 @@ pub(super) fn spawn_reload(reload: Reload) -> tokio::task::JoinHandle<()> {
             let r = reload.clone();
             let outcome = tokio::task::spawn_blocking(move || r.once())
                 .await
-                .unwrap_or_else(|e| Err(format!("reload task failed: {e}")));
+                .unwrap_or_else(|e| Err(StartupError::failed("reload task", e)));
             if let Err(e) = outcome {
                 tracing::error!(error = %e, path = %reload.path.display(), "SIGHUP: config not reloaded; keeping the configuration in force");
             }

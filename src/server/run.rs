@@ -7,10 +7,12 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use super::probes::Readiness;
-use super::{build_registry, serve_full, Extras};
+use super::settings::Settings;
+use super::{open_registry, serve_full, Extras};
 use crate::audit::Audit;
-use crate::auth::{Policy, Security};
+use crate::auth::Security;
 use crate::config::Config;
+use crate::error::{ConfigError, StartupError};
 use crate::keys::clock::SystemClock;
 
 /// Resolves on SIGTERM or SIGINT.
@@ -41,27 +43,39 @@ pub async fn run(
     mut config: Config,
     config_path: Option<std::path::PathBuf>,
     listen_override: Option<std::net::SocketAddr>,
-) -> Result<(), String> {
+) -> Result<(), StartupError> {
     config.override_listen(listen_override);
     // The same check as `signet check-config` and the SIGHUP reload.
-    config.check()?;
-    let telemetry =
-        crate::telemetry::init(&config.log.level, config.log.format, &config.telemetry)?;
-    let r = run_inner(config, config_path, listen_override).await;
+    let settings = Settings::from_config(&config).map_err(|e| in_file(&config_path, e))?;
+    let telemetry = crate::telemetry::init(&config.log.level, config.log.format, &config.telemetry)
+        .map_err(|e| StartupError::failed("telemetry", e))?;
+    let r = run_inner(config, settings, config_path, listen_override).await;
     telemetry.shutdown();
     r
 }
 
+/// A refusal, naming the file it comes from (none: the demo configuration).
+pub(super) fn in_file(path: &Option<std::path::PathBuf>, source: ConfigError) -> StartupError {
+    match path {
+        Some(p) => StartupError::InFile {
+            path: p.clone(),
+            source,
+        },
+        None => StartupError::Config(source),
+    }
+}
+
 async fn run_inner(
     config: Config,
+    settings: Settings,
     config_path: Option<std::path::PathBuf>,
     listen_override: Option<std::net::SocketAddr>,
-) -> Result<(), String> {
+) -> Result<(), StartupError> {
     if config_path.is_none() {
         tracing::warn!("no --config given: starting the built-in demo configuration");
     }
     let security = Security::new(
-        Policy::new(&config.auth, &config.limits)?,
+        settings.policy,
         Audit::open(&config.audit)?,
         config.limits.max_in_flight,
     );
@@ -74,9 +88,9 @@ async fn run_inner(
     let (admin_stop, admin_stopped) = tokio::sync::watch::channel(false);
     let admin = match config.admin.listen {
         Some(addr) => {
-            let l = TcpListener::bind(addr)
-                .await
-                .map_err(|e| format!("cannot listen on admin.listen {addr}: {e}"))?;
+            let l = TcpListener::bind(addr).await.map_err(|e| {
+                StartupError::failed("admin.listen", format!("cannot listen on {addr}: {e}"))
+            })?;
             let mut stopped = admin_stopped.clone();
             Some(tokio::spawn(super::probes::serve(
                 l,
@@ -89,10 +103,13 @@ async fn run_inner(
         None => None,
     };
     let result = async {
-        let registry = build_registry(&config, Arc::new(SystemClock)).await?;
-        let listener = TcpListener::bind(config.server.listen)
-            .await
-            .map_err(|e| format!("cannot listen on {}: {e}", config.server.listen))?;
+        let registry = open_registry(&config, Arc::new(SystemClock)).await?;
+        let listener = TcpListener::bind(config.server.listen).await.map_err(|e| {
+            StartupError::failed(
+                "server.listen",
+                format!("cannot listen on {}: {e}", config.server.listen),
+            )
+        })?;
         let extras = Extras {
             security: Some(security),
             readiness: Some(readiness.clone()),
