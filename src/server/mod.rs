@@ -10,6 +10,7 @@
 //!   the one path of start-up, reload and `check-config`.
 //! - [`run`]: `signet serve` from start to exit.
 
+mod gauges;
 mod health;
 pub mod probes;
 mod registry;
@@ -160,7 +161,7 @@ pub async fn serve_full(
             .with_security(security.clone()),
     )
     .max_decoding_message_size(decode_limit);
-    crate::telemetry::metrics::watch_registry(&registry);
+    gauges::watch(&registry);
 
     let ticker = registry.spawn_ticker(config.keys.tick_interval);
     let monitor = spawn_health_monitor(registry.clone(), replay, readiness.clone());

@@ -11,7 +11,7 @@ use super::settings::Settings;
 use super::{open_registry, serve_full, Extras};
 use crate::audit::Audit;
 use crate::auth::Security;
-use crate::config::Config;
+use crate::config::{Config, LogFormat};
 use crate::error::{ConfigError, StartupError};
 use crate::keys::clock::SystemClock;
 
@@ -47,8 +47,12 @@ pub async fn run(
     config.override_listen(listen_override);
     // The same check as `signet check-config` and the SIGHUP reload.
     let settings = Settings::from_config(&config).map_err(|e| in_file(&config_path, e))?;
-    let telemetry = crate::telemetry::init(&config.log.level, config.log.format, &config.telemetry)
-        .map_err(|e| StartupError::failed("telemetry", e))?;
+    let format = match config.log.format {
+        LogFormat::Text => crate::telemetry::LogFormat::Text,
+        LogFormat::Json => crate::telemetry::LogFormat::Json,
+    };
+    let telemetry =
+        crate::telemetry::init(&config.log.level, format, &config.telemetry.service_name)?;
     let r = run_inner(config, settings, config_path, listen_override).await;
     telemetry.shutdown();
     r
