@@ -158,10 +158,11 @@ pub async fn serve(
     listener: TcpListener,
     readiness: Arc<Readiness>,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), String> {
+) -> Result<(), crate::error::StartupError> {
+    use crate::error::StartupError;
     let local = listener
         .local_addr()
-        .map_err(|e| format!("admin listener address: {e}"))?;
+        .map_err(|e| StartupError::failed("admin listener address", e))?;
     let router = tonic::service::Routes::new(readiness.health_service())
         .prepare()
         .into_axum_router()
@@ -170,7 +171,7 @@ pub async fn serve(
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await
-        .map_err(|e| format!("admin port: {e}"))
+        .map_err(|e| StartupError::failed("admin port", e))
 }
 
 #[cfg(test)]
