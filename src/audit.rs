@@ -16,8 +16,8 @@ use std::time::SystemTime;
 
 use serde::Serialize;
 
-use crate::config::AuditConfig;
-use crate::error::{Error, Result};
+use crate::config::{AuditConfig, AuditOutput};
+use crate::error::{ConfigError, Error, Result, StartupError};
 
 /// One audit record.
 #[derive(Clone, Debug, Serialize)]
@@ -174,18 +174,20 @@ impl Audit {
 
     /// Opens the trail the section describes; a file that cannot be opened
     /// for appending stops start-up.
-    pub fn open(cfg: &AuditConfig) -> std::result::Result<Self, String> {
+    pub fn open(cfg: &AuditConfig) -> std::result::Result<Self, StartupError> {
         cfg.validate()?;
-        let sink = match (cfg.output.as_str(), &cfg.path) {
-            ("file", Some(p)) => {
+        let sink = match (cfg.output, &cfg.path) {
+            (AuditOutput::File, Some(p)) => {
                 let f = std::fs::OpenOptions::new()
                     .create(true)
                     .append(true)
                     .open(p)
-                    .map_err(|e| format!("audit.path {}: {e}", p.display()))?;
+                    .map_err(|e| {
+                        ConfigError::new(format!("audit.path {}", p.display()), e.to_string())
+                    })?;
                 Sink::File(f, p.clone())
             }
-            ("stdout", _) => Sink::Stdout,
+            (AuditOutput::Stdout, _) => Sink::Stdout,
             _ => return Ok(Self::off()),
         };
         let (tx, rx) = std::sync::mpsc::sync_channel::<Msg>(QUEUE);
@@ -194,7 +196,7 @@ impl Audit {
         std::thread::Builder::new()
             .name("signet-audit".into())
             .spawn(move || write_loop(sink, rx, h))
-            .map_err(|e| format!("audit thread: {e}"))?;
+            .map_err(|e| StartupError::failed("audit thread", e))?;
         Ok(Self {
             inner: Some(Arc::new(Inner {
                 tx,
@@ -334,7 +336,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("audit.jsonl");
         let a = Audit::open(&AuditConfig {
-            output: "file".into(),
+            output: AuditOutput::File,
             path: Some(path.clone()),
         })
         .unwrap();
@@ -362,7 +364,7 @@ mod tests {
     async fn a_failing_sink_fails_durable_records() {
         // /dev/full accepts the open and refuses every write.
         let a = Audit::open(&AuditConfig {
-            output: "file".into(),
+            output: AuditOutput::File,
             path: Some("/dev/full".into()),
         })
         .unwrap();
@@ -375,13 +377,15 @@ mod tests {
 
     #[test]
     fn bad_sections_are_refused() {
-        let c = |o: &str, p: Option<&str>| AuditConfig {
-            output: o.into(),
+        let c = |o: AuditOutput, p: Option<&str>| AuditConfig {
+            output: o,
             path: p.map(PathBuf::from),
         };
-        assert!(Audit::open(&c("file", None)).is_err());
-        assert!(Audit::open(&c("stdout", Some("/tmp/x"))).is_err());
-        assert!(Audit::open(&c("syslog", None)).is_err());
-        assert!(Audit::open(&c("file", Some("/nonexistent-dir/a.jsonl"))).is_err());
+        assert!(Audit::open(&c(AuditOutput::File, None)).is_err());
+        assert!(Audit::open(&c(AuditOutput::Stdout, Some("/tmp/x"))).is_err());
+        // An output outside the set cannot be written down: it is refused
+        // when the file is read.
+        assert!(crate::config::Config::parse("[audit]\noutput = \"syslog\"\n").is_err());
+        assert!(Audit::open(&c(AuditOutput::File, Some("/nonexistent-dir/a.jsonl"))).is_err());
     }
 }

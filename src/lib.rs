@@ -1,7 +1,6 @@
 //! signet: a gRPC signing service whose callers never hold a private key or
 //! an HMAC secret. See README.md and docs/.
 
-pub mod admin;
 pub mod api;
 pub mod audit;
 pub mod auth;
@@ -12,6 +11,7 @@ pub mod error;
 pub mod httpsig;
 pub mod keys;
 pub mod listener;
+pub mod net;
 pub mod rpcs;
 pub mod server;
 pub mod telemetry;

@@ -12,40 +12,50 @@ use rustls::{RootCertStore, ServerConfig};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
-use crate::config::TlsConfig;
+use crate::config::{TlsConfig, TlsVersion};
+use crate::error::{ConfigError, StartupError};
+
+/// A TLS file or setting that does not load; `sentence` names the field.
+fn refused(field: &'static str, sentence: String) -> StartupError {
+    StartupError::Config(ConfigError::naming(field, sentence))
+}
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
 
-fn read_certs(path: &Path, what: &str) -> Result<Vec<CertificateDer<'static>>, String> {
+fn read_certs(
+    path: &Path,
+    what: &'static str,
+) -> Result<Vec<CertificateDer<'static>>, StartupError> {
     let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|e| format!("{what} {}: {e}", path.display()))?
+        .map_err(|e| refused(what, format!("{what} {}: {e}", path.display())))?
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("{what} {}: {e}", path.display()))?;
+        .map_err(|e| refused(what, format!("{what} {}: {e}", path.display())))?;
     if certs.is_empty() {
-        return Err(format!("{what} {}: no PEM certificate", path.display()));
+        return Err(refused(
+            what,
+            format!("{what} {}: no PEM certificate", path.display()),
+        ));
     }
     Ok(certs)
 }
 
 /// Builds the rustls configuration the section describes.
-pub fn server_config(cfg: &TlsConfig) -> Result<Arc<ServerConfig>, String> {
-    let versions: &[&'static rustls::SupportedProtocolVersion] = match cfg.min_version.as_str() {
-        "1.2" => &[&rustls::version::TLS13, &rustls::version::TLS12],
-        "1.3" => &[&rustls::version::TLS13],
-        other => {
-            return Err(format!(
-                "server.tls.min_version must be \"1.2\" or \"1.3\", not {other:?}"
-            ))
-        }
+pub fn server_config(cfg: &TlsConfig) -> Result<Arc<ServerConfig>, StartupError> {
+    let versions: &[&'static rustls::SupportedProtocolVersion] = match cfg.min_version {
+        TlsVersion::Tls12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
+        TlsVersion::Tls13 => &[&rustls::version::TLS13],
     };
     let certs = read_certs(&cfg.cert_file, "server.tls.cert_file")?;
     // The key file's content never reaches an error message: only its path.
     let key = PrivateKeyDer::from_pem_file(&cfg.key_file).map_err(|_| {
-        format!(
-            "server.tls.key_file {}: no readable PEM private key",
-            cfg.key_file.display()
+        refused(
+            "server.tls.key_file",
+            format!(
+                "server.tls.key_file {}: no readable PEM private key",
+                cfg.key_file.display()
+            ),
         )
     })?;
     let verifier = match &cfg.client_ca_file {
@@ -53,9 +63,12 @@ pub fn server_config(cfg: &TlsConfig) -> Result<Arc<ServerConfig>, String> {
         Some(ca) => {
             let mut roots = RootCertStore::empty();
             for c in read_certs(ca, "server.tls.client_ca_file")? {
-                roots
-                    .add(c)
-                    .map_err(|e| format!("server.tls.client_ca_file {}: {e}", ca.display()))?;
+                roots.add(c).map_err(|e| {
+                    refused(
+                        "server.tls.client_ca_file",
+                        format!("server.tls.client_ca_file {}: {e}", ca.display()),
+                    )
+                })?;
             }
             let b = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider());
             let b = if cfg.require_client_cert {
@@ -63,16 +76,25 @@ pub fn server_config(cfg: &TlsConfig) -> Result<Arc<ServerConfig>, String> {
             } else {
                 b.allow_unauthenticated()
             };
-            b.build()
-                .map_err(|e| format!("server.tls.client_ca_file {}: {e}", ca.display()))?
+            b.build().map_err(|e| {
+                refused(
+                    "server.tls.client_ca_file",
+                    format!("server.tls.client_ca_file {}: {e}", ca.display()),
+                )
+            })?
         }
     };
     let mut config = ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(versions)
-        .map_err(|e| format!("server.tls: {e}"))?
+        .map_err(|e| refused("server.tls", format!("server.tls: {e}")))?
         .with_client_cert_verifier(verifier)
         .with_single_cert(certs, key)
-        .map_err(|e| format!("server.tls: certificate and key do not make a pair: {e}"))?;
+        .map_err(|e| {
+            refused(
+                "server.tls",
+                format!("server.tls: certificate and key do not make a pair: {e}"),
+            )
+        })?;
     // gRPC runs over HTTP/2; clients negotiate it with ALPN.
     config.alpn_protocols = vec![b"h2".to_vec()];
     Ok(Arc::new(config))
@@ -106,7 +128,7 @@ impl std::fmt::Debug for TlsState {
 
 impl TlsState {
     /// Loads the files; an error stops start-up.
-    pub fn new(section: TlsConfig) -> Result<Arc<Self>, String> {
+    pub fn new(section: TlsConfig) -> Result<Arc<Self>, StartupError> {
         let config = server_config(&section)?;
         let stamps = Mutex::new(Self::files_of(&section).iter().map(|p| stamp(p)).collect());
         Ok(Arc::new(Self {
@@ -133,7 +155,7 @@ impl TlsState {
     }
 
     /// Loads `section`'s files (a SIGHUP reload), without installing them.
-    pub fn prepare(section: &TlsConfig) -> Result<Arc<ServerConfig>, String> {
+    pub fn prepare(section: &TlsConfig) -> Result<Arc<ServerConfig>, StartupError> {
         server_config(section)
     }
 

@@ -13,7 +13,7 @@ use crate::rpcs;
 fn security(path: &std::path::Path) -> Arc<Security> {
     let c = Config::default();
     let audit = Audit::open(&AuditConfig {
-        output: "file".into(),
+        output: crate::config::AuditOutput::File,
         path: Some(path.to_path_buf()),
     })
     .unwrap();

@@ -18,7 +18,7 @@ use crate::keys::store::NullStore;
 async fn setup(path: &std::path::Path) -> (Arc<Registry>, Arc<Security>) {
     let c = Config::default();
     let audit = Audit::open(&AuditConfig {
-        output: "file".into(),
+        output: crate::config::AuditOutput::File,
         path: Some(path.to_path_buf()),
     })
     .unwrap();

@@ -148,7 +148,7 @@ impl Target {
                 .map_err(|e| CliError::rpc(format!("cannot generate a {alg} key: {e}")))?;
             return Ok(Target::Memory(handle));
         };
-        let config = Config::load(path).map_err(CliError::usage)?;
+        let config = Config::load(path).map_err(|e| CliError::usage(e.to_string()))?;
         let BackendConfig::Pkcs11(p) = &config.backend else {
             return Err(CliError::usage(
                 "--backend-config: the file's [backend] must be type = \"pkcs11\"",
@@ -162,7 +162,7 @@ impl Target {
         let backend = Pkcs11Backend::open(Pkcs11Settings {
             module: p.module.clone(),
             token,
-            pin: p.read_pin().map_err(CliError::usage)?,
+            pin: p.read_pin().map_err(|e| CliError::usage(e.to_string()))?,
             max_sessions: p.max_sessions,
             session_wait: p.session_wait,
             threads: p.worker_threads(),

@@ -25,6 +25,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::config::Config;
+use crate::error::StartupError;
+use crate::server::settings::Settings;
 use client::{CliError, CliResult, EXIT_USAGE};
 
 /// signet: a gRPC signing service. Keys never leave it.
@@ -193,7 +195,7 @@ fn report(json: bool, e: &CliError) {
 pub async fn dispatch(cli: Cli) -> CliResult {
     let g = &cli.global;
     match cli.command {
-        Command::Serve(args) => serve(args).await.map_err(CliError::rpc),
+        Command::Serve(args) => serve(args).await.map_err(|e| CliError::rpc(e.to_string())),
         Command::Keys(cmd) => keys::run(g, cmd).await,
         Command::Sign(a) => sign::sign(g, a).await,
         Command::Verify(a) => sign::verify(g, a).await,
@@ -201,27 +203,37 @@ pub async fn dispatch(cli: Cli) -> CliResult {
         Command::Bench(a) => bench::run(g, a).await,
         Command::Http(c) => http::run(g, c).await,
         Command::Token(c) => token::run(g, c),
-        Command::CheckConfig(a) => check_config(&a.config).map_err(CliError::usage),
+        Command::CheckConfig(a) => {
+            check_config(&a.config).map_err(|e| CliError::usage(e.to_string()))
+        }
     }
 }
 
-fn check_config(path: &std::path::Path) -> Result<(), String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read config {}: {e}", path.display()))?;
-    let config = Config::parse(&text).map_err(|e| format!("config {}: {e}", path.display()))?;
-    // The same check `serve` and the SIGHUP reload make.
-    config.check()?;
-    let profiles = config.resolved_profiles()?;
+/// `signet check-config`: the file parsed and put through
+/// [`crate::server::settings::Settings::from_config`], the check `serve`
+/// and the SIGHUP reload make.
+fn check_config(path: &std::path::Path) -> Result<(), StartupError> {
+    let text = std::fs::read_to_string(path).map_err(|source| StartupError::File {
+        what: "config",
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let in_file = |source| StartupError::InFile {
+        path: path.to_path_buf(),
+        source,
+    };
+    let config = Config::parse(&text).map_err(in_file)?;
+    let settings = Settings::from_config(&config).map_err(in_file)?;
     println!(
         "{}: ok ({} profiles, {} identities)",
         path.display(),
-        profiles.len(),
+        settings.profiles.len(),
         config.auth.identities.len()
     );
     Ok(())
 }
 
-async fn serve(args: ServeArgs) -> Result<(), String> {
+async fn serve(args: ServeArgs) -> Result<(), StartupError> {
     let config = match &args.config {
         Some(p) => Config::load(p)?,
         None => Config::demo(),

@@ -1,10 +1,12 @@
-//! `[backend]` (memory or PKCS#11) and `[keys]`.
+//! `[backend]`: memory or PKCS#11.
 
 use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::in_range;
 use crate::bounds;
+use crate::error::ConfigError;
 
 /// `[backend]`, tagged by `type`.
 #[derive(Clone, PartialEq, Debug, Deserialize)]
@@ -68,40 +70,58 @@ fn default_max_sessions() -> usize {
 }
 
 impl Pkcs11Config {
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), ConfigError> {
         if self.token_label.is_some() == self.token_serial.is_some() {
-            return Err(
-                "backend: set exactly one of token_label and token_serial (slot indexes are not accepted)"
-                    .into(),
-            );
+            return Err(ConfigError::new(
+                "backend",
+                "set exactly one of token_label and token_serial (slot indexes are not accepted)",
+            ));
         }
         if self.pin_file.is_some() == self.pin_env.is_some() {
-            return Err("backend: set exactly one of pin_file and pin_env".into());
+            return Err(ConfigError::new(
+                "backend",
+                "set exactly one of pin_file and pin_env",
+            ));
         }
         if !(1..=1024).contains(&self.max_sessions) {
-            return Err("backend.max_sessions must be between 1 and 1024".into());
+            return Err(ConfigError::naming(
+                "backend.max_sessions",
+                "backend.max_sessions must be between 1 and 1024",
+            ));
         }
         if self.threads > 1024 {
-            return Err("backend.threads must be at most 1024 (0 = one per CPU)".into());
+            return Err(ConfigError::naming(
+                "backend.threads",
+                "backend.threads must be at most 1024 (0 = one per CPU)",
+            ));
         }
-        bounds::SESSION_WAIT.check("backend.session_wait", self.session_wait)?;
-        Ok(())
+        in_range(
+            bounds::SESSION_WAIT,
+            "backend.session_wait",
+            self.session_wait,
+        )
     }
 
     /// Reads the PIN from its file or variable. The PIN is returned as a
     /// secret and never appears in an error.
-    pub fn read_pin(&self) -> Result<cryptoki::types::AuthPin, String> {
+    pub fn read_pin(&self) -> Result<cryptoki::types::AuthPin, ConfigError> {
         let mut pin = if let Some(path) = &self.pin_file {
-            std::fs::read_to_string(path)
-                .map_err(|e| format!("backend.pin_file {}: {}", path.display(), e.kind()))?
+            std::fs::read_to_string(path).map_err(|e| {
+                ConfigError::new(
+                    format!("backend.pin_file {}", path.display()),
+                    e.kind().to_string(),
+                )
+            })?
         } else {
             let var = self.pin_env.as_deref().unwrap_or_default();
-            std::env::var(var).map_err(|_| format!("backend.pin_env: variable {var} is not set"))?
+            std::env::var(var).map_err(|_| {
+                ConfigError::new("backend.pin_env", format!("variable {var} is not set"))
+            })?
         };
         let trimmed = pin.trim_end_matches(['\n', '\r']).to_string();
         zeroize::Zeroize::zeroize(&mut pin);
         if trimmed.is_empty() {
-            return Err("backend: the PIN is empty".into());
+            return Err(ConfigError::new("backend", "the PIN is empty"));
         }
         Ok(cryptoki::types::AuthPin::new(trimmed.into()))
     }
@@ -116,7 +136,7 @@ impl Pkcs11Config {
 }
 
 impl BackendConfig {
-    pub(super) fn validate(&self) -> Result<(), String> {
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
         match self {
             BackendConfig::Memory { .. } => Ok(()),
             BackendConfig::Pkcs11(p) => p.validate(),
@@ -128,48 +148,4 @@ impl Default for BackendConfig {
     fn default() -> Self {
         BackendConfig::Memory { demo_keys: false }
     }
-}
-
-/// `[keys]`.
-#[derive(Clone, PartialEq, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KeysConfig {
-    /// Grace for the previous ACTIVE version when a promotion names none.
-    #[serde(default = "default_grace", with = "super::duration")]
-    pub default_grace_period: Duration,
-    /// Delay between DestroyKeyVersion and the material's destruction.
-    #[serde(default = "default_destroy_delay", with = "super::duration")]
-    pub destroy_delay: Duration,
-    /// How often time-driven transitions are applied.
-    #[serde(default = "default_tick", with = "super::duration")]
-    pub tick_interval: Duration,
-}
-
-impl Default for KeysConfig {
-    fn default() -> Self {
-        Self {
-            default_grace_period: default_grace(),
-            destroy_delay: default_destroy_delay(),
-            tick_interval: default_tick(),
-        }
-    }
-}
-
-impl KeysConfig {
-    /// Key lifecycle durations, by their ranges ([`crate::bounds`]).
-    pub(super) fn validate(&self) -> Result<(), String> {
-        bounds::GRACE_PERIOD.check("keys.default_grace_period", self.default_grace_period)?;
-        bounds::DESTROY_DELAY.check("keys.destroy_delay", self.destroy_delay)?;
-        bounds::TICK_INTERVAL.check("keys.tick_interval", self.tick_interval)
-    }
-}
-
-fn default_grace() -> Duration {
-    Duration::from_secs(7 * 24 * 3600)
-}
-fn default_destroy_delay() -> Duration {
-    Duration::from_secs(24 * 3600)
-}
-fn default_tick() -> Duration {
-    Duration::from_secs(1)
 }

@@ -2,6 +2,9 @@
 
 use serde::Deserialize;
 
+use super::values::closed_set;
+use crate::error::ConfigError;
+
 /// `[http]`.
 #[derive(Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -31,10 +34,7 @@ impl std::fmt::Debug for HttpConfig {
             .field("replay_capacity", &self.replay_capacity)
             .field(
                 "redis_url",
-                &self
-                    .redis_url
-                    .as_deref()
-                    .map(crate::httpsig::replay::redact_url),
+                &self.redis_url.as_deref().map(crate::net::redact_url),
             )
             .field("redis_url_env", &self.redis_url_env)
             .finish()
@@ -44,29 +44,33 @@ impl std::fmt::Debug for HttpConfig {
 impl HttpConfig {
     /// The Redis URL, from the file or the environment (`None` with the
     /// memory store).
-    pub fn resolve_redis_url(&self) -> std::result::Result<Option<String>, String> {
+    pub fn resolve_redis_url(&self) -> Result<Option<String>, ConfigError> {
         if self.replay_store != ReplayStoreKind::Redis {
             return Ok(None);
         }
         match (&self.redis_url, &self.redis_url_env) {
             (Some(u), None) => Ok(Some(u.clone())),
-            (None, Some(var)) => std::env::var(var)
-                .map(Some)
-                .map_err(|_| format!("http.redis_url_env: variable {var} is not set")),
-            _ => Err("http: set exactly one of redis_url and redis_url_env".into()),
+            (None, Some(var)) => std::env::var(var).map(Some).map_err(|_| {
+                ConfigError::new("http.redis_url_env", format!("variable {var} is not set"))
+            }),
+            _ => Err(exactly_one_url()),
         }
     }
 }
 
-/// `http.replay_store`.
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum ReplayStoreKind {
-    /// In this process.
-    #[default]
-    Memory,
-    /// In Redis.
-    Redis,
+closed_set! {
+    /// `http.replay_store`: where seen nonces and signatures are kept.
+    pub enum ReplayStoreKind in "http.replay_store" {
+        /// In this process.
+        #[default]
+        Memory = "memory",
+        /// In Redis.
+        Redis = "redis",
+    }
+}
+
+fn exactly_one_url() -> ConfigError {
+    ConfigError::new("http", "set exactly one of redis_url and redis_url_env")
 }
 
 impl Default for HttpConfig {
@@ -81,25 +85,26 @@ impl Default for HttpConfig {
 }
 
 impl HttpConfig {
-    /// The store and its URL agree; a URL written in the file parses (no
-    /// connection is made). A URL from `redis_url_env` is read by `serve`.
-    pub(super) fn validate(&self) -> Result<(), String> {
+    /// The store and its URL agree. Whether a URL written in the file
+    /// parses is the composition root's check (`crate::server::settings`);
+    /// a URL from `redis_url_env` is read by `serve`.
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
         if self.replay_capacity == 0 {
-            return Err("http.replay_capacity must be at least 1".into());
+            return Err(ConfigError::naming(
+                "http.replay_capacity",
+                "http.replay_capacity must be at least 1",
+            ));
         }
         let has_url = self.redis_url.is_some() || self.redis_url_env.is_some();
         if (self.replay_store == ReplayStoreKind::Redis) != has_url {
-            return Err(
+            return Err(ConfigError::naming(
+                "http.redis_url",
                 "http.redis_url or redis_url_env is required with replay_store = \"redis\", \
-                 and only then"
-                    .into(),
-            );
+                 and only then",
+            ));
         }
         if self.redis_url.is_some() && self.redis_url_env.is_some() {
-            return Err("http: set exactly one of redis_url and redis_url_env".into());
-        }
-        if let Some(url) = &self.redis_url {
-            crate::httpsig::replay::parse_url(url)?;
+            return Err(exactly_one_url());
         }
         Ok(())
     }

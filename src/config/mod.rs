@@ -1,35 +1,44 @@
-//! The TOML configuration: strict (`deny_unknown_fields`) and validated
-//! before the listener binds. Every field is documented in
+//! The TOML configuration: the schema only. Strict
+//! (`deny_unknown_fields`), one submodule per section, and each section
+//! checks its own values ([`Config::validate`]); a closed set of values is
+//! an enum read from its TOML spelling. Every field is documented in
 //! `examples/signet.toml`, with its range.
 //!
-//! One function decides whether a configuration is acceptable:
-//! [`Config::check`]. `signet serve` (at start-up, after `--listen`),
-//! `signet check-config` and a SIGHUP reload all call it, so none of them
-//! accepts what another refuses. Only what needs the files or the
-//! environment a configuration names (TLS files, the PIN, `tokens_file`,
-//! `redis_url_env`, the audit file) is left to `serve` and the reload.
-//!
-//! The sections live in submodules by topic; their types are re-exported
-//! here, so `crate::config::TlsConfig` and the like keep working.
+//! This module is a leaf: it knows nothing of policies, profiles or
+//! stores. What needs them, or more than one section (the listener rules,
+//! profiles against `limits.max_template_bytes`, identities against
+//! `[[limits.keys]]`), is checked where the configuration becomes running
+//! objects, `crate::server::settings`, the one path of `signet serve`,
+//! `signet check-config` and the SIGHUP reload.
 
 mod auth;
 mod backend;
 mod http;
+mod keys;
+mod limits;
+mod observability;
+pub mod profiles;
 mod reload;
 mod server;
+mod values;
 
 use std::net::SocketAddr;
 use std::path::Path;
 
 use serde::Deserialize;
 
-pub use auth::{
-    AuditConfig, AuthConfig, GrantConfig, IdentityConfig, KeyLimitConfig, LimitsConfig, TokenConfig,
-};
-pub use backend::{BackendConfig, KeysConfig, Pkcs11Config};
+use crate::error::{ConfigError, StartupError};
+
+pub use auth::{AuthConfig, GrantConfig, IdentityConfig, TokenConfig};
+pub use backend::{BackendConfig, Pkcs11Config};
 pub use http::{HttpConfig, ReplayStoreKind};
+pub use keys::KeysConfig;
+pub use limits::{KeyLimitConfig, LimitsConfig};
+pub use observability::{
+    AdminConfig, AuditConfig, AuditOutput, LogConfig, LogFormat, TelemetryConfig,
+};
 pub use reload::restart_only_changes;
-pub use server::{AdminConfig, LogConfig, LogFormat, ServerConfig, TelemetryConfig, TlsConfig};
+pub use server::{ServerConfig, TlsConfig, TlsVersion};
 
 /// The whole configuration file.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -52,7 +61,7 @@ pub struct Config {
     pub http: HttpConfig,
     /// HTTP request signing and webhook verification profiles.
     #[serde(default)]
-    pub profiles: Vec<crate::httpsig::profile::ProfileConfig>,
+    pub profiles: Vec<profiles::ProfileConfig>,
     /// Who may call what.
     #[serde(default)]
     pub auth: AuthConfig,
@@ -71,12 +80,18 @@ pub struct Config {
 }
 
 impl Config {
-    /// Reads a file and its `auth.tokens_file`, and validates the whole
-    /// (tokens from both places together).
-    pub fn load(path: &Path) -> Result<Self, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read config {}: {e}", path.display()))?;
-        let in_file = |e: String| format!("config {}: {e}", path.display());
+    /// Reads a file and its `auth.tokens_file`, and checks every section.
+    /// Errors name the file.
+    pub fn load(path: &Path) -> Result<Self, StartupError> {
+        let text = std::fs::read_to_string(path).map_err(|source| StartupError::File {
+            what: "config",
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let in_file = |source: ConfigError| StartupError::InFile {
+            path: path.to_path_buf(),
+            source,
+        };
         let mut c = Self::parse_unchecked(&text).map_err(in_file)?;
         c.read_tokens_file()?;
         c.validate().map_err(in_file)?;
@@ -84,51 +99,51 @@ impl Config {
     }
 
     /// Adds the tokens of `auth.tokens_file`, if set.
-    fn read_tokens_file(&mut self) -> Result<(), String> {
+    fn read_tokens_file(&mut self) -> Result<(), ConfigError> {
         let Some(path) = self.auth.tokens_file.clone() else {
             return Ok(());
         };
+        let field = format!("auth.tokens_file {}", path.display());
         let text = std::fs::read_to_string(&path)
-            .map_err(|e| format!("auth.tokens_file {}: cannot read: {e}", path.display()))?;
+            .map_err(|e| ConfigError::new(&field, format!("cannot read: {e}")))?;
         // The error names the line only: the file is a secret, and a
         // parser message may quote what it found there.
         let f: auth::TokensFile = toml::from_str(&text).map_err(|e| {
             let line = e
                 .span()
                 .map(|s| text[..s.start.min(text.len())].lines().count().max(1));
-            format!(
-                "auth.tokens_file {}: not a list of [[tokens]] with identity, sha256 and \
-                 expires{}",
-                path.display(),
-                line.map(|l| format!(" (line {l})")).unwrap_or_default()
+            ConfigError::new(
+                &field,
+                format!(
+                    "not a list of [[tokens]] with identity, sha256 and expires{}",
+                    line.map(|l| format!(" (line {l})")).unwrap_or_default()
+                ),
             )
         })?;
         self.auth.file_tokens = f.tokens;
         Ok(())
     }
 
-    /// Parses and validates TOML text.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    /// Parses TOML text and checks every section.
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
         let c = Self::parse_unchecked(text)?;
         c.validate()?;
         Ok(c)
     }
 
-    fn parse_unchecked(text: &str) -> Result<Self, String> {
-        toml::from_str(text).map_err(|e| e.to_string())
-    }
-
-    /// The profiles, validated; names are unique.
-    pub fn resolved_profiles(&self) -> Result<Vec<crate::httpsig::profile::Profile>, String> {
-        let mut out: Vec<crate::httpsig::profile::Profile> = Vec::new();
-        for p in &self.profiles {
-            let r = p.resolve().map_err(|e| e.to_string())?;
-            if out.iter().any(|o| o.name == r.name) {
-                return Err(format!("profile {:?}: name: defined twice", r.name));
-            }
-            out.push(r);
-        }
-        Ok(out)
+    /// The parser's message on one line, with where it found the fault
+    /// (the source line itself is not quoted: it may hold a password).
+    fn parse_unchecked(text: &str) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| {
+            let message = e.message().trim().replace('\n', "; ");
+            let at = e.span().map(|s| {
+                let before = &text[..s.start.min(text.len())];
+                let line = before.matches('\n').count() + 1;
+                let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+                format!(" (line {line}, column {column})")
+            });
+            ConfigError::new("", format!("{message}{}", at.unwrap_or_default()))
+        })
     }
 
     /// The built-in demo configuration: memory backend with demo keys.
@@ -141,14 +156,6 @@ impl Config {
         c
     }
 
-    /// Everything a configuration must pass to be served: [`Config::validate`]
-    /// and [`Config::check_listener`]. The one check `serve` (once
-    /// `--listen` is applied), `check-config` and the SIGHUP reload share.
-    pub fn check(&self) -> Result<(), String> {
-        self.validate()?;
-        self.check_listener()
-    }
-
     /// Applies `signet serve --listen`, which wins over `server.listen` at
     /// start-up and on every reload.
     pub fn override_listen(&mut self, listen: Option<SocketAddr>) {
@@ -157,72 +164,28 @@ impl Config {
         }
     }
 
-    /// The rules for the listener, checked once its address is final
-    /// (after `--listen`): plaintext only on loopback and only when said;
-    /// authorization off only on loopback.
-    pub fn check_listener(&self) -> Result<(), String> {
-        let s = &self.server;
-        let loopback = s.listen.ip().is_loopback();
-        match (&s.tls, s.plaintext) {
-            (Some(_), true) => {
-                return Err("server: set either server.tls or server.plaintext, not both".into())
-            }
-            (None, false) => {
-                return Err(format!(
-                    "server.listen {}: configure [server.tls], or set server.plaintext = true \
-                     (loopback addresses only)",
-                    s.listen
-                ))
-            }
-            (None, true) if !loopback => {
-                return Err(format!(
-                    "server.listen {} is not a loopback address: plaintext is refused; configure [server.tls]",
-                    s.listen
-                ))
-            }
-            _ => {}
-        }
-        if self.auth.identities.is_empty() && !loopback {
-            return Err(format!(
-                "server.listen {} is not a loopback address: configure [[auth.identities]] \
-                 (without them every caller may do everything)",
-                s.listen
-            ));
-        }
-        Ok(())
-    }
-
-    /// Checks values that the types alone do not; messages name the field
-    /// (and for durations, the range). Pure: reads no file and no variable.
-    pub fn validate(&self) -> Result<(), String> {
+    /// Checks each section's own values; messages name the field (and for
+    /// durations, the range). Pure: reads no file and no variable.
+    pub fn validate(&self) -> Result<(), ConfigError> {
         self.server.validate()?;
         self.backend.validate()?;
         self.keys.validate()?;
-        let l = &self.limits;
-        l.validate()?;
-        for p in self.resolved_profiles()? {
-            for (t, field) in [
-                (p.payload_template.to_string(), "payload_template"),
-                (p.signature_template.to_string(), "signature_template"),
-            ] {
-                if t.len() > l.max_template_bytes {
-                    return Err(format!(
-                        "profile {}: {field} is {} bytes; limits.max_template_bytes is {}",
-                        p.name,
-                        t.len(),
-                        l.max_template_bytes
-                    ));
-                }
-            }
-        }
-        crate::auth::Policy::new(&self.auth, &self.limits)?;
+        self.limits.validate()?;
         self.http.validate()?;
         self.audit.validate()?;
-        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
-            return Err(format!("log.level: invalid filter {:?}", self.log.level));
-        }
-        Ok(())
+        self.log.validate()
     }
+}
+
+/// `d` is inside `range`; the refusal names `field`, the range and `d`.
+fn in_range(
+    range: crate::bounds::Range,
+    field: &str,
+    d: std::time::Duration,
+) -> Result<(), ConfigError> {
+    range
+        .check(field, d)
+        .map_err(|sentence| ConfigError::naming(field, sentence))
 }
 
 /// Durations written as humantime strings: "30s", "7d", "1h 30m".

@@ -1,4 +1,4 @@
-//! `[server]` (with `[server.tls]`), `[admin]`, `[telemetry]` and `[log]`.
+//! `[server]` and `[server.tls]`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -6,38 +6,20 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::in_range;
+use super::values::closed_set;
 use crate::bounds;
+use crate::error::ConfigError;
 
-/// `[admin]`: a plaintext port for probes and the metrics scraper. It
-/// serves gRPC health (`grpc.health.v1`) and `GET /metrics`, no key
-/// operation and nothing secret.
-#[derive(Clone, PartialEq, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AdminConfig {
-    /// Where to listen, e.g. `0.0.0.0:9090`. None: no admin port.
-    #[serde(default)]
-    pub listen: Option<SocketAddr>,
-}
-
-/// `[telemetry]`.
-#[derive(Clone, PartialEq, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TelemetryConfig {
-    /// The `service.name` of traces and metrics; `OTEL_SERVICE_NAME` wins.
-    #[serde(default = "default_service_name")]
-    pub service_name: String,
-}
-
-impl Default for TelemetryConfig {
-    fn default() -> Self {
-        Self {
-            service_name: default_service_name(),
-        }
+closed_set! {
+    /// `server.tls.min_version`: the lowest TLS version accepted.
+    pub enum TlsVersion in "server.tls.min_version" {
+        /// TLS 1.2 and 1.3.
+        #[default]
+        Tls12 = "1.2",
+        /// TLS 1.3 only.
+        Tls13 = "1.3",
     }
-}
-
-fn default_service_name() -> String {
-    "signet".into()
 }
 
 /// `[server.tls]`.
@@ -57,8 +39,8 @@ pub struct TlsConfig {
     #[serde(default = "default_true")]
     pub require_client_cert: bool,
     /// Lowest TLS version: "1.2" or "1.3".
-    #[serde(default = "default_tls_min")]
-    pub min_version: String,
+    #[serde(default)]
+    pub min_version: TlsVersion,
     /// How often the files are checked for changes (rotation).
     #[serde(default = "default_tls_reload", with = "super::duration")]
     pub reload_interval: Duration,
@@ -69,9 +51,6 @@ pub struct TlsConfig {
 
 fn default_true() -> bool {
     true
-}
-fn default_tls_min() -> String {
-    "1.2".into()
 }
 fn default_tls_reload() -> Duration {
     Duration::from_secs(5)
@@ -128,24 +107,36 @@ impl Default for ServerConfig {
 impl ServerConfig {
     /// `[server]` and `[server.tls]` values; durations by their ranges
     /// ([`crate::bounds`]).
-    pub(super) fn validate(&self) -> Result<(), String> {
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
         if !(1..=64 * 1024 * 1024).contains(&self.max_message_bytes) {
-            return Err("server.max_message_bytes must be between 1 and 67108864".into());
+            return Err(ConfigError::naming(
+                "server.max_message_bytes",
+                "server.max_message_bytes must be between 1 and 67108864",
+            ));
         }
         if self.max_concurrent_streams == 0 {
-            return Err("server.max_concurrent_streams must be at least 1".into());
+            return Err(ConfigError::naming(
+                "server.max_concurrent_streams",
+                "server.max_concurrent_streams must be at least 1",
+            ));
         }
-        bounds::SHUTDOWN_TIMEOUT.check("server.shutdown_timeout", self.shutdown_timeout)?;
-        bounds::DRAIN_DELAY.check("server.drain_delay", self.drain_delay)?;
+        in_range(
+            bounds::SHUTDOWN_TIMEOUT,
+            "server.shutdown_timeout",
+            self.shutdown_timeout,
+        )?;
+        in_range(bounds::DRAIN_DELAY, "server.drain_delay", self.drain_delay)?;
         if let Some(t) = &self.tls {
-            if !["1.2", "1.3"].contains(&t.min_version.as_str()) {
-                return Err(format!(
-                    "server.tls.min_version must be \"1.2\" or \"1.3\", not {:?}",
-                    t.min_version
-                ));
-            }
-            bounds::TLS_RELOAD_INTERVAL.check("server.tls.reload_interval", t.reload_interval)?;
-            bounds::HANDSHAKE_TIMEOUT.check("server.tls.handshake_timeout", t.handshake_timeout)?;
+            in_range(
+                bounds::TLS_RELOAD_INTERVAL,
+                "server.tls.reload_interval",
+                t.reload_interval,
+            )?;
+            in_range(
+                bounds::HANDSHAKE_TIMEOUT,
+                "server.tls.handshake_timeout",
+                t.handshake_timeout,
+            )?;
         }
         Ok(())
     }
@@ -162,40 +153,4 @@ fn default_shutdown_timeout() -> Duration {
 }
 fn default_max_streams() -> u32 {
     256
-}
-
-/// `[log]`.
-#[derive(Clone, PartialEq, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LogConfig {
-    /// A `tracing` filter, e.g. `info` or `signet=debug,info`. `RUST_LOG` wins.
-    #[serde(default = "default_level")]
-    pub level: String,
-    /// `text` or `json`.
-    #[serde(default)]
-    pub format: LogFormat,
-}
-
-impl Default for LogConfig {
-    fn default() -> Self {
-        Self {
-            level: default_level(),
-            format: LogFormat::default(),
-        }
-    }
-}
-
-fn default_level() -> String {
-    "info".into()
-}
-
-/// Log line format.
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    /// Human-readable.
-    #[default]
-    Text,
-    /// One JSON object per line.
-    Json,
 }

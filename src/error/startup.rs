@@ -10,6 +10,9 @@ use std::path::PathBuf;
 pub struct ConfigError {
     field: String,
     message: String,
+    /// The message is a sentence that already names the field
+    /// (`keys.tick_interval must be between ...`).
+    named: bool,
 }
 
 impl ConfigError {
@@ -19,6 +22,18 @@ impl ConfigError {
         Self {
             field: field.into(),
             message: message.into(),
+            named: false,
+        }
+    }
+
+    /// `field` is refused, and `sentence` says why in words that already
+    /// name it (`server.drain_delay must be between 0s and 5m`, or an
+    /// error of the module that checked it, such as a profile's). Shown as
+    /// the sentence alone.
+    pub fn naming(field: impl Into<String>, sentence: impl Into<String>) -> Self {
+        Self {
+            named: true,
+            ..Self::new(field, sentence)
         }
     }
 
@@ -35,7 +50,7 @@ impl ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.field.is_empty() {
+        if self.field.is_empty() || self.named {
             f.write_str(&self.message)
         } else {
             write!(f, "{}: {}", self.field, self.message)
@@ -59,6 +74,13 @@ pub enum StartupError {
         /// The operating system's reason.
         source: std::io::Error,
     },
+    /// A value in the configuration file `path` is refused.
+    InFile {
+        /// The configuration file.
+        path: PathBuf,
+        /// What is refused.
+        source: ConfigError,
+    },
     /// A dependency does not answer: the HSM, Redis, the listener's port.
     Dependency {
         /// Which one (`PKCS#11 backend`, `replay store`, `listener`).
@@ -72,6 +94,9 @@ impl fmt::Display for StartupError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             StartupError::Config(e) => e.fmt(f),
+            StartupError::InFile { path, source } => {
+                write!(f, "config {}: {source}", path.display())
+            }
             StartupError::File { what, path, source } => {
                 write!(f, "cannot read {what} {}: {source}", path.display())
             }
@@ -84,8 +109,25 @@ impl std::error::Error for StartupError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             StartupError::Config(e) => Some(e),
+            StartupError::InFile { source, .. } => Some(source),
             StartupError::File { source, .. } => Some(source),
             StartupError::Dependency { source, .. } => Some(source),
+        }
+    }
+}
+
+impl StartupError {
+    /// A dependency failed with signet's error.
+    pub fn dependency(what: &'static str, source: super::Error) -> Self {
+        StartupError::Dependency { what, source }
+    }
+
+    /// A dependency failed with a library's message (kept for the
+    /// operator: start-up errors never reach a gRPC caller).
+    pub fn failed(what: &'static str, detail: impl std::fmt::Display) -> Self {
+        StartupError::Dependency {
+            what,
+            source: super::Error::unavailable(detail.to_string()),
         }
     }
 }
@@ -105,6 +147,17 @@ mod tests {
         let e = ConfigError::new("server.drain_delay", "must be at most 5m");
         assert_eq!(e.to_string(), "server.drain_delay: must be at most 5m");
         assert_eq!(ConfigError::new("", "no field").to_string(), "no field");
+        let named = ConfigError::naming("keys.tick_interval", "keys.tick_interval must be 1s");
+        assert_eq!(named.to_string(), "keys.tick_interval must be 1s");
+        assert_eq!(named.field(), "keys.tick_interval");
+        let in_file = StartupError::InFile {
+            path: "/etc/signet.toml".into(),
+            source: named,
+        };
+        assert_eq!(
+            in_file.to_string(),
+            "config /etc/signet.toml: keys.tick_interval must be 1s"
+        );
         let s = StartupError::from(e);
         assert!(s.to_string().starts_with("server.drain_delay"));
         let d = StartupError::Dependency {

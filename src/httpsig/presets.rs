@@ -1,34 +1,17 @@
 //! The presets, one row each: the defaults a preset fills in, the format
 //! of its signature header and how its secrets are written.
 //!
-//! A new preset is a variant of [`Preset`], a row of [`PRESETS`], its page
+//! A new preset is a variant of [`Preset`] (the configuration's closed set
+//! of names, `config/profiles.rs`), a row of [`PRESETS`], its page
 //! `docs/presets/NAME.md` and its name in the Helm chart's schema (a test
 //! checks the last two against this table).
 
-use serde::Deserialize;
 use zeroize::Zeroizing;
 
 use super::headers::SignatureHeader;
 use super::profile::{BodyEncoding, Field, SigEncoding};
+pub use crate::config::profiles::Preset;
 use crate::error::{Error, Result};
-
-/// A preset, as `preset = "..."` names it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Preset {
-    /// Boxo-style defaults; `client_id` required.
-    Boxo,
-    /// Stripe's `Stripe-Signature`.
-    Stripe,
-    /// Standard Webhooks (Svix).
-    StandardWebhooks,
-    /// GitHub's `X-Hub-Signature-256`.
-    Github,
-    /// Slack's `X-Slack-Signature`.
-    Slack,
-    /// Shopify's `X-Shopify-Hmac-Sha256`.
-    Shopify,
-}
 
 /// How a preset's platform hands out the shared secret.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -222,11 +205,6 @@ impl Preset {
     /// Its row.
     pub fn row(self) -> &'static PresetRow {
         &PRESETS[self as usize]
-    }
-
-    /// The name used in the config.
-    pub fn name(self) -> &'static str {
-        self.row().name
     }
 }
 

@@ -136,17 +136,7 @@ impl MemoryReplayStore {
     }
 }
 
-/// A URL fit for logs: anything between the scheme and the last `@`
-/// (user and password) is replaced by `***`.
-pub fn redact_url(url: &str) -> String {
-    match url.rsplit_once('@') {
-        Some((scheme_user, host)) => match scheme_user.split_once("://") {
-            Some((scheme, _)) => format!("{scheme}://***@{host}"),
-            None => format!("***@{host}"),
-        },
-        None => url.to_string(),
-    }
-}
+pub use crate::net::redact_url;
 
 /// Parses a Redis URL without connecting; the error shows it redacted.
 pub fn parse_url(url: &str) -> std::result::Result<redis::Client, String> {

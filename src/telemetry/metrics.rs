@@ -12,23 +12,13 @@ use opentelemetry::KeyValue;
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 use parking_lot::Mutex;
 
-use crate::keys::record::VersionState;
-use crate::keys::registry::Registry;
+use crate::error::StartupError;
 
 /// Latency buckets, in seconds: 50 µs (an HMAC in memory) to 10 s (an RSA
 /// key generated on a slow HSM).
 const LATENCY_BUCKETS: [f64; 17] = [
     0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
     2.5, 5.0, 10.0,
-];
-
-const STATES: [VersionState; 6] = [
-    VersionState::Pending,
-    VersionState::Active,
-    VersionState::Retiring,
-    VersionState::Disabled,
-    VersionState::DestroyScheduled,
-    VersionState::Destroyed,
 ];
 
 struct Installed {
@@ -38,9 +28,26 @@ struct Installed {
 
 static INSTALLED: OnceLock<Installed> = OnceLock::new();
 static METRICS: OnceLock<Metrics> = OnceLock::new();
-/// The key registries whose keys the gauges report (one in production;
-/// several in a test process).
-static REGISTRIES: Mutex<Vec<Weak<Registry>>> = Mutex::new(Vec::new());
+/// What the key gauges report (one registry in production; several in a
+/// test process).
+static KEY_SOURCES: Mutex<Vec<Weak<dyn KeyGauges>>> = Mutex::new(Vec::new());
+
+/// One key, as the gauges report it: names and numbers only.
+#[derive(Clone, Debug)]
+pub struct KeyGauge {
+    /// The key's name.
+    pub name: String,
+    /// Versions per state name (`pending`, `active`, ...).
+    pub versions: Vec<(&'static str, u64)>,
+    /// The next scheduled rotation, if the key has a policy.
+    pub next_rotation: Option<SystemTime>,
+}
+
+/// Something that holds keys (the key registry; wired by the server).
+pub trait KeyGauges: Send + Sync {
+    /// The keys at `now`.
+    fn key_gauges(&self, now: SystemTime) -> Vec<KeyGauge>;
+}
 
 /// Installs the process's meter provider: the Prometheus reader always,
 /// and `otlp` (a periodic OTLP reader) when given. False when one was
@@ -48,7 +55,7 @@ static REGISTRIES: Mutex<Vec<Weak<Registry>>> = Mutex::new(Vec::new());
 pub fn install(
     resource: opentelemetry_sdk::Resource,
     otlp: Option<opentelemetry_otlp::MetricExporter>,
-) -> Result<bool, String> {
+) -> Result<bool, StartupError> {
     if INSTALLED.get().is_some() {
         return Ok(false);
     }
@@ -57,7 +64,7 @@ pub fn install(
         .with_registry(registry.clone())
         .scope_info_enabled(false)
         .build()
-        .map_err(|e| format!("metrics: {e}"))?;
+        .map_err(|e| StartupError::failed("metrics", e))?;
     let mut builder = SdkMeterProvider::builder()
         .with_resource(resource)
         .with_reader(exporter);
@@ -111,17 +118,17 @@ pub fn render() -> String {
     String::from_utf8(out).unwrap_or_default()
 }
 
-/// Reports the keys of `registry` in `signet_key_versions` and
+/// Reports the keys of `source` in `signet_key_versions` and
 /// `signet_key_next_rotation_seconds` for as long as it lives.
-pub fn watch_registry(registry: &Arc<Registry>) {
+pub fn watch_keys(source: Weak<dyn KeyGauges>) {
     let _ = get();
-    let mut r = REGISTRIES.lock();
+    let mut r = KEY_SOURCES.lock();
     r.retain(|w| w.strong_count() > 0);
-    r.push(Arc::downgrade(registry));
+    r.push(source);
 }
 
-fn live_registries() -> Vec<Arc<Registry>> {
-    REGISTRIES
+fn live_sources() -> Vec<Arc<dyn KeyGauges>> {
+    KEY_SOURCES
         .lock()
         .iter()
         .filter_map(|w| w.upgrade())
@@ -155,14 +162,14 @@ impl Metrics {
             .with_description("Key versions per key and state")
             .with_callback(|o| {
                 let now = SystemTime::now();
-                for reg in live_registries() {
-                    for (name, counts, _) in reg.gauges(now) {
-                        for (state, n) in STATES.iter().zip(counts) {
+                for source in live_sources() {
+                    for key in source.key_gauges(now) {
+                        for (state, n) in key.versions {
                             o.observe(
                                 n,
                                 &[
-                                    KeyValue::new("key", name.clone()),
-                                    KeyValue::new("state", state.name()),
+                                    KeyValue::new("key", key.name.clone()),
+                                    KeyValue::new("state", state),
                                 ],
                             );
                         }
@@ -178,9 +185,14 @@ impl Metrics {
             )
             .with_callback(|o| {
                 let now = SystemTime::now();
-                for reg in live_registries() {
-                    for (name, _, next) in reg.gauges(now) {
-                        if let Some(t) = next {
+                for source in live_sources() {
+                    for KeyGauge {
+                        name,
+                        next_rotation,
+                        ..
+                    } in source.key_gauges(now)
+                    {
+                        if let Some(t) = next_rotation {
                             let secs = match t.duration_since(now) {
                                 Ok(d) => d.as_secs_f64(),
                                 Err(e) => -e.duration().as_secs_f64(),

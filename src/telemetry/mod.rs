@@ -13,7 +13,17 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
-use crate::config::{LogFormat, TelemetryConfig};
+use crate::error::{ConfigError, StartupError};
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
 
 /// What to flush at exit.
 #[derive(Debug, Default)]
@@ -37,11 +47,11 @@ fn env(name: &str) -> Option<String> {
 }
 
 /// Where OTLP goes, from the standard variables: (traces on, metrics on).
-fn otlp_wanted() -> Result<(bool, bool), String> {
+fn otlp_wanted() -> Result<(bool, bool), ConfigError> {
     otlp_wanted_from(env)
 }
 
-fn otlp_wanted_from(env: impl Fn(&str) -> Option<String>) -> Result<(bool, bool), String> {
+fn otlp_wanted_from(env: impl Fn(&str) -> Option<String>) -> Result<(bool, bool), ConfigError> {
     if env("OTEL_SDK_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
         return Ok((false, false));
     }
@@ -52,8 +62,9 @@ fn otlp_wanted_from(env: impl Fn(&str) -> Option<String>) -> Result<(bool, bool)
     ] {
         if let Some(p) = env(var) {
             if p != "grpc" {
-                return Err(format!(
-                    "{var}={p}: signet exports OTLP over gRPC only; set it to \"grpc\" or unset it"
+                return Err(ConfigError::new(
+                    format!("{var}={p}"),
+                    "signet exports OTLP over gRPC only; set it to \"grpc\" or unset it",
                 ));
             }
         }
@@ -64,9 +75,10 @@ fn otlp_wanted_from(env: impl Fn(&str) -> Option<String>) -> Result<(bool, bool)
         "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
     ] {
         if env(var).is_some_and(|e| e.trim().to_ascii_lowercase().starts_with("https:")) {
-            return Err(format!(
-                "{var}: signet sends OTLP to a plaintext gRPC endpoint (http://...), such as a \
-                 collector on the node or in the cluster; TLS to the collector is not built in"
+            return Err(ConfigError::new(
+                var,
+                "signet sends OTLP to a plaintext gRPC endpoint (http://...), such as a \
+                 collector on the node or in the cluster; TLS to the collector is not built in",
             ));
         }
     }
@@ -80,13 +92,13 @@ fn otlp_wanted_from(env: impl Fn(&str) -> Option<String>) -> Result<(bool, bool)
 }
 
 /// The resource: `service.name` from `OTEL_SERVICE_NAME`, else the
-/// configuration; `OTEL_RESOURCE_ATTRIBUTES` adds to it.
-fn resource(config: &TelemetryConfig) -> opentelemetry_sdk::Resource {
+/// configuration's `service_name`; `OTEL_RESOURCE_ATTRIBUTES` adds to it.
+fn resource(service_name: &str) -> opentelemetry_sdk::Resource {
     let mut b = opentelemetry_sdk::Resource::builder().with_attribute(
         opentelemetry::KeyValue::new("service.version", env!("CARGO_PKG_VERSION")),
     );
     if env("OTEL_SERVICE_NAME").is_none() {
-        b = b.with_service_name(config.service_name.clone());
+        b = b.with_service_name(service_name.to_string());
     }
     b.build()
 }
@@ -103,16 +115,18 @@ fn env_filter(level: &str) -> EnvFilter {
 }
 
 /// Installs logging and, when configured, OTLP export of traces and
-/// metrics. Must run inside the Tokio runtime (the gRPC exporter needs it).
-pub fn init(level: &str, format: LogFormat, config: &TelemetryConfig) -> Result<Telemetry, String> {
+/// metrics: `level` is a `tracing` filter, `service_name` the resource's
+/// `service.name` unless `OTEL_SERVICE_NAME` is set. Must run inside the
+/// Tokio runtime (the gRPC exporter needs it).
+pub fn init(level: &str, format: LogFormat, service_name: &str) -> Result<Telemetry, StartupError> {
     let (traces, otlp_metrics) = otlp_wanted()?;
-    let resource = resource(config);
+    let resource = resource(service_name);
     let metric_exporter = if otlp_metrics {
         Some(
             opentelemetry_otlp::MetricExporter::builder()
                 .with_tonic()
                 .build()
-                .map_err(|e| format!("OTLP metrics exporter: {e}"))?,
+                .map_err(|e| StartupError::failed("OTLP metrics exporter", e))?,
         )
     } else {
         None
@@ -122,7 +136,7 @@ pub fn init(level: &str, format: LogFormat, config: &TelemetryConfig) -> Result<
         let exporter = opentelemetry_otlp::SpanExporter::builder()
             .with_tonic()
             .build()
-            .map_err(|e| format!("OTLP trace exporter: {e}"))?;
+            .map_err(|e| StartupError::failed("OTLP trace exporter", e))?;
         // The sampler comes from OTEL_TRACES_SAMPLER (default: parent-based,
         // always on); batching from OTEL_BSP_*.
         Some(
@@ -181,6 +195,7 @@ mod tests {
                 .find(|(n, _)| *n == k)
                 .map(|(_, v)| v.to_string())
         })
+        .map_err(|e| e.to_string())
     }
 
     #[test]

@@ -52,12 +52,12 @@ fn with_call(f: impl FnOnce(&CallInfo)) {
 }
 
 /// The call is about key `name` (an existing key: the name is valid) of
-/// algorithm `alg`.
-pub fn note_key(name: &str, alg: crate::keys::Algorithm) {
+/// the algorithm named `algorithm`.
+pub fn note_key(name: &str, algorithm: &'static str) {
     with_call(|c| {
         c.span.record("signet.key", name);
-        c.span.record("signet.algorithm", alg.name());
-        *c.algorithm.lock() = alg.name();
+        c.span.record("signet.algorithm", algorithm);
+        *c.algorithm.lock() = algorithm;
     });
 }
 

@@ -142,15 +142,136 @@ fn bad_configs() -> Vec<(String, &'static str)> {
             ),
             "http.redis_url",
         ),
+        // One per remaining section-local rule and closed set of values.
+        (
+            PLAIN.replace("output = \"off\"", "output = \"stdout\"\npath = \"/tmp/a\""),
+            "audit.path is only for output = \"file\"",
+        ),
+        (
+            format!("{TLS}min_version = \"1.1\"\n"),
+            "server.tls.min_version must be \"1.2\" or \"1.3\", not \"1.1\"",
+        ),
+        (
+            format!("{TLS}handshake_timeout = \"1h\"\n"),
+            "server.tls.handshake_timeout must be between 1s and 5m",
+        ),
+        (
+            format!("{PLAIN}[http]\nreplay_store = \"disk\"\n"),
+            "http.replay_store must be \"memory\" or \"redis\", not \"disk\"",
+        ),
+        (
+            format!("{PLAIN}[log]\nformat = \"xml\"\n"),
+            "log.format must be \"text\" or \"json\", not \"xml\"",
+        ),
+        (
+            format!("{PLAIN}[log]\nlevel = \"info,[\"\n"),
+            "log.level: invalid filter",
+        ),
+        (
+            PLAIN.replace(
+                "plaintext = true\n",
+                "plaintext = true\nmax_message_bytes = 0\n",
+            ),
+            "server.max_message_bytes must be between 1 and 67108864",
+        ),
+        (
+            PLAIN.replace(
+                "plaintext = true\n",
+                "plaintext = true\nmax_concurrent_streams = 0\n",
+            ),
+            "server.max_concurrent_streams must be at least 1",
+        ),
+        (
+            format!("{PLAIN}[limits]\nmax_in_flight = 0\n"),
+            "limits.max_in_flight must be at least 1",
+        ),
+        (
+            format!("{PLAIN}[limits]\nmax_http_body_bytes = 67108865\n"),
+            "limits.max_http_body_bytes must be at most 67108864",
+        ),
+        (
+            format!("{PLAIN}[http]\nreplay_capacity = 0\n"),
+            "http.replay_capacity must be at least 1",
+        ),
+        (
+            format!("{PLAIN}[http]\nreplay_store = \"redis\"\n"),
+            "http.redis_url or redis_url_env is required with replay_store = \"redis\"",
+        ),
+        (
+            format!(
+                "{PLAIN}[http]\nreplay_store = \"redis\"\nredis_url = \"redis://h\"\n\
+                 redis_url_env = \"SIGNET_TEST_REDIS\"\n"
+            ),
+            "http: set exactly one of redis_url and redis_url_env",
+        ),
+        (
+            format!("{PLAIN}{PKCS11}token_serial = \"1\"\npin_env = \"P\"\n"),
+            "backend: set exactly one of token_label and token_serial",
+        ),
+        (
+            format!("{PLAIN}{PKCS11}"),
+            "backend: set exactly one of pin_file and pin_env",
+        ),
+        (
+            format!("{PLAIN}{PKCS11}pin_env = \"P\"\nmax_sessions = 0\n"),
+            "backend.max_sessions must be between 1 and 1024",
+        ),
+        (
+            format!("{PLAIN}{PKCS11}pin_env = \"P\"\nthreads = 2000\n"),
+            "backend.threads must be at most 1024",
+        ),
+        (
+            format!("{PLAIN}[server.tls]\ncert_file = \"c\"\nkey_file = \"k\"\n"),
+            "server: set either server.tls or server.plaintext, not both",
+        ),
+        (
+            "[server]\nlisten = \"127.0.0.1:0\"\n".into(),
+            "configure [server.tls], or set server.plaintext = true",
+        ),
+        (
+            TLS.replace("127.0.0.1:0", "0.0.0.0:0"),
+            "is not a loopback address: configure [[auth.identities]]",
+        ),
+        (
+            format!(
+                "{PLAIN}[limits]\nmax_template_bytes = 5\n[[profiles]]\nname = \"p\"\n\
+                 key = \"k\"\nclient_id = \"c\"\n"
+            ),
+            "profile p: payload_template is",
+        ),
+        (
+            format!("{PLAIN}{PROFILE}{PROFILE}"),
+            "profile \"p\": name: defined twice",
+        ),
+        (
+            format!("{PLAIN}[[profiles]]\nname = \"payouts\"\npreset = \"boxo\"\nkey = \"k\"\n"),
+            "profile \"payouts\": ",
+        ),
+        (
+            PLAIN.replace("plaintext = true\n", "plaintext = true\nbogus = 1\n"),
+            "unknown field `bogus`",
+        ),
     ]
 }
+
+/// `[server.tls]` with files that are never read: every case using it is
+/// refused before.
+const TLS: &str =
+    "[server]\nlisten = \"127.0.0.1:0\"\n[server.tls]\ncert_file = \"c\"\nkey_file = \"k\"\n";
+/// A PKCS#11 backend missing its token or PIN settings.
+const PKCS11: &str =
+    "[backend]\ntype = \"pkcs11\"\nmodule = \"/nonexistent.so\"\ntoken_label = \"t\"\n";
+/// A valid profile.
+const PROFILE: &str = "[[profiles]]\nname = \"p\"\nkey = \"k\"\nclient_id = \"c\"\n";
 
 #[test]
 fn check_config_refuses_what_serve_refuses_with_the_same_message() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.toml");
     let file = path.to_str().unwrap();
-    for (text, want) in bad_configs() {
+    let cases = bad_configs();
+    assert!(cases.len() >= 30, "one broken file per rule");
+    for (text, want) in cases {
         std::fs::write(&path, &text).unwrap();
         let (ok, checked) = signet(&["check-config", file]);
         assert!(!ok, "check-config accepted:\n{text}");

@@ -47,8 +47,8 @@ impl TestServer {
         config.server.shutdown_timeout = Duration::from_secs(10);
         // Audit lines on stdout would interleave with the test output;
         // tests that read the trail configure a file.
-        if config.audit.output == "stdout" {
-            config.audit.output = "off".into();
+        if config.audit.output == signet::config::AuditOutput::Stdout {
+            config.audit.output = signet::config::AuditOutput::Off;
         }
         let clock = ManualClock::new(UNIX_EPOCH + Duration::from_secs(1_800_000_000));
         let registry = signet::server::build_registry(&config, Arc::new(clock.clone()))
@@ -63,6 +63,7 @@ impl TestServer {
                 let _ = rx.await;
             })
             .await
+            .map_err(|e| e.to_string())
         });
         let endpoint = format!("http://{addr}");
         let ep = Channel::from_shared(endpoint.clone()).unwrap();

@@ -41,7 +41,7 @@ impl Registry {
         policy: Option<RotationPolicy>,
     ) -> Result<KeyView> {
         validate_name("key", name)?;
-        crate::telemetry::rpc::note_key(name, alg);
+        crate::telemetry::rpc::note_key(name, alg.name());
         validate_labels(&labels)?;
         if let Some(p) = &policy {
             p.validate()?;

@@ -239,7 +239,7 @@ impl Registry {
             .get(name)
             .cloned()
             .ok_or_else(|| Error::not_found(format!("key {name} not found")))?;
-        crate::telemetry::rpc::note_key(name, e.state.read().record.algorithm);
+        crate::telemetry::rpc::note_key(name, e.state.read().record.algorithm.name());
         Ok(e)
     }
 

@@ -1,6 +1,7 @@
-//! Health, readiness and the admin port.
+//! Readiness and the probe port (`[admin] listen`; not to be confused
+//! with the KeyAdmin gRPC service, [`crate::api::admin`]).
 //!
-//! [`Lifecycle`] owns the `grpc.health.v1` statuses. Readiness (the
+//! [`Readiness`] owns the `grpc.health.v1` statuses. Readiness (the
 //! overall status `""`, and `signet.v1.KeyAdmin`) is SERVING only when the
 //! server has started, is not draining, and its key backend answers.
 //! `signet.v1.Signer` also needs the replay store: a Redis outage fails
@@ -8,7 +9,7 @@
 //! (every replica shares the outage, so none would be better to send to).
 //! `liveness` is SERVING from the start to the exit.
 //!
-//! The admin port (`[admin] listen`) is plaintext, for kubelet probes and
+//! The probe port is plaintext, for kubelet probes and
 //! the Prometheus scraper: it serves the same health statuses over gRPC
 //! and `GET /metrics`, and nothing else.
 
@@ -47,16 +48,17 @@ impl State {
     }
 }
 
-/// Start-up, health and draining, as the health service reports them.
+/// Whether the server is ready for traffic: start-up, dependency health
+/// and draining, as the health service reports them.
 #[derive(Debug)]
-pub struct Lifecycle {
+pub struct Readiness {
     reporter: HealthReporter,
     state: Mutex<State>,
     // Serialises status updates so that they reach the reporter in order.
     publish: tokio::sync::Mutex<()>,
 }
 
-impl Lifecycle {
+impl Readiness {
     /// Not ready (starting), alive.
     pub async fn new() -> Arc<Self> {
         let me = Arc::new(Self {
@@ -154,13 +156,14 @@ async fn metrics() -> ([(http::header::HeaderName, &'static str); 1], String) {
 /// Serves health and `/metrics` on `listener` until `shutdown` resolves.
 pub async fn serve(
     listener: TcpListener,
-    lifecycle: Arc<Lifecycle>,
+    readiness: Arc<Readiness>,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), String> {
+) -> Result<(), crate::error::StartupError> {
+    use crate::error::StartupError;
     let local = listener
         .local_addr()
-        .map_err(|e| format!("admin listener address: {e}"))?;
-    let router = tonic::service::Routes::new(lifecycle.health_service())
+        .map_err(|e| StartupError::failed("admin listener address", e))?;
+    let router = tonic::service::Routes::new(readiness.health_service())
         .prepare()
         .into_axum_router()
         .route("/metrics", axum::routing::get(metrics));
@@ -168,7 +171,7 @@ pub async fn serve(
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await
-        .map_err(|e| format!("admin port: {e}"))
+        .map_err(|e| StartupError::failed("admin port", e))
 }
 
 #[cfg(test)]
@@ -177,7 +180,7 @@ mod tests {
     use tonic_health::pb::health_server::Health;
     use tonic_health::pb::HealthCheckRequest;
 
-    async fn status(l: &Lifecycle, service: &str) -> i32 {
+    async fn status(l: &Readiness, service: &str) -> i32 {
         HealthService::from_health_reporter(l.reporter.clone())
             .check(tonic::Request::new(HealthCheckRequest {
                 service: service.into(),
@@ -193,7 +196,7 @@ mod tests {
 
     #[tokio::test]
     async fn readiness_follows_start_up_dependencies_and_draining() {
-        let l = Lifecycle::new().await;
+        let l = Readiness::new().await;
         // Starting: alive, not ready.
         assert_eq!(status(&l, LIVENESS).await, SERVING);
         assert_eq!(status(&l, "").await, NOT_SERVING);
