@@ -323,6 +323,8 @@ impl Registry {
         if let Err(e) = self.refresh().await {
             tracing::error!(error = %e, "cannot re-read the shared key registry");
         }
+        // Versions an HSM failure left without material come back here.
+        self.reopen_missing().await;
         let now = self.clock.now();
         let due: Vec<String> = self
             .keys

@@ -153,6 +153,73 @@ impl Registry {
         Ok(changed)
     }
 
+    /// Opens again the material of versions that have none: an HSM that
+    /// failed while a version was being opened (at start-up, or in a
+    /// refresh) would otherwise leave it out of service until its record
+    /// changed or signet restarted. Called on every tick; a version that
+    /// keeps failing is tried again after 1 s, then twice as long each
+    /// time, at most every minute, so a lost object does not flood the log.
+    pub async fn reopen_missing(&self) -> usize {
+        let entries: Vec<Arc<KeyEntry>> = self.keys.read().values().cloned().collect();
+        let now = std::time::Instant::now();
+        let mut reopened = 0;
+        for e in entries {
+            let due: Vec<VersionRecord> = {
+                let st = e.state.read();
+                let retry = self.reopen.lock();
+                st.record
+                    .versions
+                    .iter()
+                    .filter(|v| {
+                        v.state != VersionState::Destroyed
+                            && !st.material.contains_key(&v.version)
+                            && retry
+                                .get(&(st.record.name.clone(), v.version))
+                                .is_none_or(|r| now >= r.next)
+                    })
+                    .cloned()
+                    .collect()
+            };
+            if due.is_empty() {
+                continue;
+            }
+            let _g = self.admin.lock().await;
+            let record = e.state.read().record.clone();
+            for v in due {
+                let key = (record.name.clone(), v.version);
+                match self.open_version(&record, &v).await {
+                    Some(m) => {
+                        let mut st = e.state.write();
+                        // Only if the version is still the one just opened.
+                        if st
+                            .record
+                            .version(v.version)
+                            .is_ok_and(|c| c.label == v.label)
+                        {
+                            st.material.insert(v.version, m);
+                            reopened += 1;
+                            tracing::info!(key = %record.name, version = v.version, "key version material opened again; in service");
+                        }
+                        self.reopen.lock().remove(&key);
+                    }
+                    None => {
+                        let mut retry = self.reopen.lock();
+                        let r = retry.entry(key).or_insert(Retry {
+                            next: now,
+                            delay: std::time::Duration::ZERO,
+                        });
+                        r.delay = (r.delay * 2).clamp(
+                            std::time::Duration::from_secs(1),
+                            std::time::Duration::from_secs(60),
+                        );
+                        r.next = std::time::Instant::now() + r.delay;
+                    }
+                }
+            }
+        }
+        reopened
+    }
+
     /// Start-up check of the backend's material against the records:
     /// material of a DESTROYED version (a crash between the record update
     /// and the destruction) is destroyed now; material no record names (a
@@ -205,4 +272,11 @@ impl Registry {
             }
         }
     }
+}
+
+/// When a version whose material failed to open is tried again.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Retry {
+    pub(super) next: std::time::Instant,
+    delay: std::time::Duration,
 }

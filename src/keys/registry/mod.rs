@@ -153,6 +153,9 @@ pub struct Registry {
     settings: RegistrySettings,
     keys: RwLock<BTreeMap<String, Arc<KeyEntry>>>,
     admin: tokio::sync::Mutex<()>,
+    /// Versions whose material failed to open, and when to try again
+    /// (see `load::reopen_missing`).
+    reopen: parking_lot::Mutex<HashMap<(String, u32), load::Retry>>,
 }
 
 /// Public-key operations on an HMAC key are `INVALID_ARGUMENT`.
@@ -207,6 +210,7 @@ impl Registry {
             settings,
             keys: RwLock::new(BTreeMap::new()),
             admin: tokio::sync::Mutex::new(()),
+            reopen: parking_lot::Mutex::new(HashMap::new()),
         }
     }
 
@@ -335,6 +339,8 @@ mod sign;
 
 use bridge::Op;
 
+#[cfg(test)]
+mod reopen_tests;
 #[cfg(test)]
 #[path = "registry_tests.rs"]
 mod tests;
