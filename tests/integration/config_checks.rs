@@ -3,15 +3,13 @@
 //! bounded in the file and in the API, and a reload names every
 //! restart-only setting it could not apply.
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use signet::api::pb;
 use signet::auth::policy::token_hash;
 
+use crate::support::process::serve;
 use crate::support::TestServer;
 
 const PLAIN: &str =
@@ -297,78 +295,17 @@ fn check_config_refuses_what_serve_refuses_with_the_same_message() {
     assert!(signet(&["check-config", file]).0);
 }
 
-/// A `signet serve` whose log is kept, for reload tests.
-struct Served {
-    child: std::process::Child,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl Served {
-    fn start(config: &Path) -> Served {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_signet"))
-            .args(["serve", "--config", config.to_str().unwrap()])
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let l = log.clone();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                l.lock().unwrap().push(line);
-            }
-        });
-        let s = Served { child, log };
-        s.wait_log(0, "signet listening");
-        s
-    }
-
-    fn len(&self) -> usize {
-        self.log.lock().unwrap().len()
-    }
-
-    fn wait_log(&self, from: usize, needle: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Some(l) = self.log.lock().unwrap()[from..]
-                .iter()
-                .find(|l| l.contains(needle))
-            {
-                return l.clone();
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("no {needle:?} in {:#?}", self.log.lock().unwrap());
-    }
-
-    fn since(&self, from: usize) -> String {
-        self.log.lock().unwrap()[from..].join("\n")
-    }
-
-    fn hup(&self) {
-        assert!(Command::new("kill")
-            .args(["-HUP", &self.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success());
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn sighup_names_restart_only_settings_and_refuses_what_start_up_refuses() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("signet.toml");
     std::fs::write(&config, PLAIN).unwrap();
-    let s = Served::start(&config);
+    let s = serve()
+        .config(&config)
+        .ready_within(Some(Duration::from_secs(30)))
+        .start();
+    let wait_log =
+        |from: usize, needle: &str| s.wait_log_within(from, needle, Duration::from_secs(30));
 
     // Restart-only settings changed, next to a reloadable one.
     let edited = PLAIN.replace("127.0.0.1:0", "127.0.0.1:1").replace(
@@ -377,9 +314,9 @@ fn sighup_names_restart_only_settings_and_refuses_what_start_up_refuses() {
     ) + "[keys]\ndefault_grace_period = \"1d\"\n[limits]\nmax_in_flight = 7\n\
            [[limits.keys]]\nkey = \"k\"\nrate_per_second = 3\n";
     std::fs::write(&config, &edited).unwrap();
-    let from = s.len();
-    s.hup();
-    s.wait_log(from, "SIGHUP: reloaded");
+    let from = s.log_len();
+    s.signal("-HUP");
+    wait_log(from, "SIGHUP: reloaded");
     let said = s.since(from);
     for setting in [
         "server.listen",
@@ -407,9 +344,9 @@ fn sighup_names_restart_only_settings_and_refuses_what_start_up_refuses() {
          [[auth.tokens]]\nidentity = \"rw\"\nsha256 = \"{hash}\"\n"
     );
     std::fs::write(&config, dup).unwrap();
-    let from = s.len();
-    s.hup();
-    let line = s.wait_log(from, "config not reloaded");
+    let from = s.log_len();
+    s.signal("-HUP");
+    let line = wait_log(from, "config not reloaded");
     assert!(line.contains("\"ro\"") && line.contains("\"rw\""), "{line}");
     assert!(!line.contains(&hash), "{line}");
 }

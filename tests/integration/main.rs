@@ -19,4 +19,11 @@ mod redis;
 mod replicas;
 mod security;
 mod server;
+
+// `signet serve` run as a process (support::process), by concern.
+mod cli;
+mod metrics;
+mod readiness;
+mod reload;
+mod shutdown;
 mod telemetry;

@@ -7,13 +7,14 @@
 //! parallel. SoftHSM2 missing is a failure, never a skip.
 
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use cryptoki::session::UserType;
 use cryptoki::types::AuthPin;
 use signet::api::pb;
 use signet::config::{BackendConfig, Config, Pkcs11Config};
 
+use crate::support::process::{serve, Serve};
 use crate::support::TestServer;
 
 const MODULE_CANDIDATES: &[&str] = &[
@@ -202,9 +203,7 @@ fn open_backend(cfg: &Pkcs11Config) -> signet::keys::pkcs11::Pkcs11Backend {
 
 /// A `signet serve` child process on a token, so a test can kill it.
 pub(crate) struct Child {
-    proc: std::process::Child,
-    endpoint: String,
-    log: Arc<parking_lot::Mutex<String>>,
+    serve: Serve,
 }
 
 impl Child {
@@ -214,53 +213,24 @@ impl Child {
 
     /// With `extra` appended to the config file.
     pub(crate) fn spawn_with(cfg: &Pkcs11Config, extra: &str) -> Child {
-        use std::io::BufRead;
         let path = write_config(
             cfg,
             &format!("[keys]\ntick_interval = \"100ms\"\ndestroy_delay = \"0s\"\n[log]\nlevel = \"info\"\n{extra}"),
         );
-        let mut proc = std::process::Command::new(env!("CARGO_BIN_EXE_signet"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-            .arg(&path)
+        let serve = serve()
+            .args(["--listen", "127.0.0.1:0"])
+            .config(&path)
             .env("SOFTHSM2_CONF", env().dir.join("softhsm2.conf"))
-            .env_remove("RUST_LOG")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = std::io::BufReader::new(proc.stderr.take().unwrap()).lines();
-        let log = Arc::new(parking_lot::Mutex::new(String::new()));
-        let endpoint = loop {
-            let line = lines
-                .next()
-                .unwrap_or_else(|| panic!("server exited:\n{}", log.lock()))
-                .unwrap();
-            log.lock().push_str(&line);
-            log.lock().push('\n');
-            if let Some(i) = line.find("signet listening address=") {
-                let addr = line[i + "signet listening address=".len()..].trim();
-                break format!("http://{addr}");
-            }
-        };
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in lines.map_while(Result::ok) {
-                let mut l = sink.lock();
-                l.push_str(&line);
-                l.push('\n');
-            }
-        });
-        Child {
-            proc,
-            endpoint,
-            log,
-        }
+            .log_level_from_config()
+            .ready_within(None)
+            .start();
+        Child { serve }
     }
 
     pub(crate) async fn admin(
         &self,
     ) -> pb::key_admin_client::KeyAdminClient<tonic::transport::Channel> {
-        pb::key_admin_client::KeyAdminClient::connect(self.endpoint.clone())
+        pb::key_admin_client::KeyAdminClient::connect(self.serve.endpoint())
             .await
             .unwrap()
     }
@@ -268,15 +238,8 @@ impl Child {
     pub(crate) async fn signer(
         &self,
     ) -> pb::signer_client::SignerClient<tonic::transport::Channel> {
-        pb::signer_client::SignerClient::connect(self.endpoint.clone())
+        pb::signer_client::SignerClient::connect(self.serve.endpoint())
             .await
             .unwrap()
-    }
-}
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.proc.kill();
-        let _ = self.proc.wait();
     }
 }

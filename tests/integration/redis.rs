@@ -10,7 +10,7 @@ use signet::api::pb;
 use signet::config::Config;
 use signet::httpsig::replay::{RedisReplayStore, ReplayStore};
 
-use crate::server::spawn_serve_env;
+use crate::support::process::serve;
 use crate::support::TestServer;
 
 pub(crate) struct Redis {
@@ -230,9 +230,9 @@ async fn two_processes_race_on_each_delivery_and_exactly_one_wins() {
     .unwrap();
     let env = [("SIGNET_TEST_REDIS_URL", url.as_str())];
     let cfg = config.to_str().unwrap();
-    let (_pa, addr_a, log_a) = spawn_serve_env(&["--config", cfg], &env);
-    let (_pb, addr_b, log_b) = spawn_serve_env(&["--config", cfg], &env);
-    for log in [&log_a, &log_b] {
+    let start = || serve().config(cfg).envs(&env).keep_log(false).start();
+    let (serve_a, serve_b) = (start(), start());
+    for log in [serve_a.startup_log(), serve_b.startup_log()] {
         let log = log.join("\n");
         assert!(log.contains("replay store: Redis"), "{log}");
         assert!(!log.contains("r3dis-pw-77"), "{log}");
@@ -244,7 +244,10 @@ async fn two_processes_race_on_each_delivery_and_exactly_one_wins() {
             .await
             .unwrap()
     };
-    let (ca, cb) = (connect(addr_a).await, connect(addr_b).await);
+    let (ca, cb) = (
+        connect(serve_a.grpc.clone()).await,
+        connect(serve_b.grpc.clone()).await,
+    );
     for c in [&ca, &cb] {
         pb::key_admin_client::KeyAdminClient::new(c.clone())
             .import_key(pb::ImportKeyRequest {

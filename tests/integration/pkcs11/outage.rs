@@ -8,9 +8,9 @@
 //! recovering a SoftHSM2 token re-initialises the module, which is
 //! process-wide, and must not touch the other tests' tokens.
 
-use std::io::{BufRead, Read, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,6 +19,8 @@ use signet::api::pb;
 use tonic::transport::Channel;
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
+
+use crate::support::process::{serve, Serve, WaitFor};
 
 /// A SoftHSM2 installation of its own: config, token directory, one token.
 pub(super) struct Store {
@@ -100,95 +102,23 @@ impl Store {
     }
 }
 
-/// `signet serve` on a [`Store`], with its addresses and its log.
-pub(super) struct Serve {
-    proc: std::process::Child,
-    grpc: String,
-    admin: String,
-    log: Arc<Mutex<String>>,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.proc.kill();
-        let _ = self.proc.wait();
-    }
-}
-
-/// Runs `signet serve` (as `user`, if given: uid and gid) on `store`;
-/// returns the process and a reader of its log lines.
-fn spawn(
-    store: &Store,
-    user: Option<(u32, u32)>,
-) -> (std::process::Child, impl Iterator<Item = String>) {
+/// Runs `signet serve` (as `user`, if given: uid and gid) on `store`,
+/// waiting (with no bound) for what `wait_for` names.
+pub(super) fn serve_on(store: &Store, user: Option<(u32, u32)>, wait_for: WaitFor) -> Serve {
     let config = store.config();
-    let exe = env!("CARGO_BIN_EXE_signet");
-    let mut cmd = match user {
-        Some((uid, gid)) => {
-            let mut c = Command::new("setpriv");
-            c.arg(format!("--reuid={uid}"))
-                .arg(format!("--regid={gid}"))
-                .args(["--clear-groups", "--", exe]);
-            c
-        }
-        None => Command::new(exe),
-    };
-    let mut proc = cmd
-        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-        .arg(&config)
+    serve()
+        .args(["--listen", "127.0.0.1:0"])
+        .config(&config)
         .env("SOFTHSM2_CONF", &store.conf)
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let lines = std::io::BufReader::new(proc.stderr.take().unwrap())
-        .lines()
-        .map_while(Result::ok);
-    (proc, lines)
+        .log_level_from_config()
+        .run_as(user)
+        .wait_for(wait_for)
+        .ready_within(None)
+        .start()
 }
 
+/// What the outage tests ask of a [`Serve`] beyond its addresses and log.
 impl Serve {
-    pub(super) fn start(store: &Store, user: Option<(u32, u32)>) -> Serve {
-        let (proc, mut lines) = spawn(store, user);
-        let log = Arc::new(Mutex::new(String::new()));
-        let (mut grpc, mut admin) = (String::new(), String::new());
-        while grpc.is_empty() || admin.is_empty() {
-            let line = lines
-                .next()
-                .unwrap_or_else(|| panic!("signet exited:\n{}", log.lock()));
-            log.lock().push_str(&format!("{line}\n"));
-            let addr = line
-                .find("address=")
-                .map(|i| line[i + 8..].split_whitespace().next().unwrap().to_string());
-            if line.contains("admin port listening") {
-                admin = addr.unwrap();
-            } else if line.contains("signet listening") {
-                grpc = addr.unwrap();
-            }
-        }
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in lines {
-                sink.lock().push_str(&format!("{line}\n"));
-            }
-        });
-        Serve {
-            proc,
-            grpc,
-            admin,
-            log,
-        }
-    }
-
-    pub(super) async fn channel(&self) -> Channel {
-        Channel::from_shared(format!("http://{}", self.grpc))
-            .unwrap()
-            .connect()
-            .await
-            .unwrap()
-    }
-
     /// grpc.health.v1 for the whole server, on the gRPC port.
     pub(super) async fn health(&self) -> ServingStatus {
         let mut c = tonic_health::pb::health_client::HealthClient::new(self.channel().await);
@@ -232,7 +162,7 @@ impl Serve {
             assert!(
                 start.elapsed() < bound,
                 "readiness not {want:?} after {bound:?}:\n{}",
-                self.log.lock()
+                self.log_text()
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -300,7 +230,7 @@ async fn token_lost_and_returned(loss: Loss) {
             Some((65534, 65534))
         }
     };
-    let s = Serve::start(&store, user);
+    let s = serve_on(&store, user, WaitFor::Both);
     let ch = s.channel().await;
     create(&ch, "lost-ec", "ECDSA_P256_SHA256").await.unwrap();
     create(&ch, "lost-mac", "HMAC_SHA256").await.unwrap();
@@ -435,7 +365,7 @@ async fn token_lost_and_returned(loss: Loss) {
             .iter()
             .filter(|c| **c != Code::Unavailable)
             .collect::<Vec<_>>(),
-        s.log.lock()
+        s.log_text()
     );
 
     // Keys from before the outage still sign, and their signatures from
@@ -460,7 +390,7 @@ async fn token_lost_and_returned(loss: Loss) {
         assert!(v.into_inner().valid, "{key}");
     }
     assert_eq!(s.ready_metric(), 1.0);
-    let log = s.log.lock().clone();
+    let log = s.log_text();
     assert!(!log.contains(
         &std::fs::read_to_string(&store.pin_file)
             .unwrap()
@@ -491,9 +421,9 @@ async fn token_directory_unreadable_and_readable_again_under_load() {
 fn start_with_token_directory_missing_says_so() {
     let store = Store::new();
     std::fs::rename(&store.tokens, store.dir.join("elsewhere")).unwrap();
-    let (mut proc, lines) = spawn(&store, None);
-    let log: String = lines.map(|l| l + "\n").collect();
+    let mut proc = serve_on(&store, None, WaitFor::Nothing);
     let status = proc.wait().unwrap();
+    let log = proc.log_text();
     assert!(!status.success(), "{log}");
     let want = format!(
         "PKCS#11 token with label \"{}\" not found or not readable",

@@ -11,12 +11,13 @@ use signet::api::pb;
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
 
-use super::outage::{create, sign_req, verify_req, Serve, Store, BOUND};
+use super::outage::{create, serve_on, sign_req, verify_req, Store, BOUND};
+use crate::support::process::WaitFor;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn key_object_files_moved_away_and_back() {
     let store = Store::new();
-    let s = Serve::start(&store, None);
+    let s = serve_on(&store, None, WaitFor::Both);
     let ch = s.channel().await;
     create(&ch, "obj-ec", "ECDSA_P256_SHA256").await.unwrap();
     create(&ch, "obj-mac", "HMAC_SHA256").await.unwrap();

@@ -156,8 +156,7 @@ async fn killed_during_rotations_restarts_consistent() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(1500 + 250 * round)).await;
         let mut child = child;
-        child.proc.kill().unwrap(); // SIGKILL: no shutdown path runs
-        child.proc.wait().unwrap();
+        child.serve.kill(); // SIGKILL: no shutdown path runs
         for t in tasks {
             t.abort();
         }
@@ -224,7 +223,7 @@ async fn killed_during_rotations_restarts_consistent() {
             }
         }
     }
-    let log = child.log.lock().clone();
+    let log = child.serve.log_text();
     assert!(!log.contains("cannot be opened"), "{log}");
     // At most one interrupted create/rotation per key and kill.
     let reported = log.matches("no key record names").count();

@@ -1,7 +1,12 @@
 //! Test support: a signet server on 127.0.0.1:0 with a manual clock, gRPC
 //! clients, and helpers that check results with OpenSSL's command line.
+//! [`process`] runs the `signet serve` binary; [`otlp`] is a collector
+//! for what it exports.
 
 #![allow(dead_code)]
+
+pub mod otlp;
+pub mod process;
 
 use std::path::Path;
 use std::process::Command;
@@ -186,10 +191,12 @@ pub fn code<T: std::fmt::Debug>(r: Result<T, tonic::Status>) -> tonic::Code {
 }
 
 /// Where this test process writes its log and the secrets it handed out:
-/// `target/tmp/integration-logs/PID.{log,secrets}`. `scripts/sweep-logs.py`
+/// `target/tmp/integration-logs/PID.{log,secrets}` (`target` being
+/// `CARGO_TARGET_DIR` if set), and [`process`] the logs of the `signet
+/// serve` processes it starts (`PID.serve-N.log`). `scripts/sweep-logs.py`
 /// (run by scripts/test.sh after the tests) checks that no secret is in
 /// any log.
-fn log_dir() -> std::path::PathBuf {
+pub fn log_dir() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("integration-logs")
 }
 

@@ -1,11 +1,10 @@
 //! Who may call what, end to end over real TLS: each refusal has its
 //! documented code (or, for TLS, a refused handshake), is logged and is
-//! audited; a certificate rotation on disk is picked up with no failed
-//! request.
+//! audited; a client certificate is mandatory unless the config says
+//! otherwise; forwarded addresses count only from trusted proxies.
+//! [`cert_rotation`] and [`fail_closed`] use the CA and setup here.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, SanType};
@@ -14,6 +13,11 @@ use signet::config::Config;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
 use crate::support::TestServer;
+
+/// A certificate rotation on disk, under load.
+mod cert_rotation;
+/// Overload and an unwritable audit trail refuse instead of degrading.
+mod fail_closed;
 
 /// A test certificate authority.
 struct Ca {
@@ -96,7 +100,7 @@ async fn tls_channel(
         .await
 }
 
-fn with_token<T>(mut r: tonic::Request<T>, token: &str) -> tonic::Request<T> {
+pub(crate) fn with_token<T>(mut r: tonic::Request<T>, token: &str) -> tonic::Request<T> {
     r.metadata_mut()
         .insert("authorization", format!("Bearer {token}").parse().unwrap());
     r
@@ -415,127 +419,6 @@ async fn without_require_false_a_certificate_is_mandatory() {
     s.stop().await.unwrap();
 }
 
-/// The certificate and its CA change on disk under a steady stream of
-/// calls, some on a long-lived connection and some on new ones: nothing
-/// fails, and new connections get the new certificate.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn certificate_rotation_on_disk_drops_no_request() {
-    let s = setup("").await;
-    let dir = s.audit.parent().unwrap().to_path_buf();
-    let payments =
-        s.ca.issue(vec![uri("spiffe://test/payments")], "payments", false);
-    let anon = tls_channel(&s.server, &s.ca.pem, None).await.unwrap();
-    pb::key_admin_client::KeyAdminClient::new(anon)
-        .create_key(with_token(
-            tonic::Request::new(pb::CreateKeyRequest {
-                name: "pay-rot".into(),
-                algorithm: pb::Algorithm::HmacSha256 as i32,
-                ..Default::default()
-            }),
-            CUSTODIAN_TOKEN,
-        ))
-        .await
-        .unwrap();
-
-    // The new server certificate comes from a new CA; clients trust both
-    // while it rolls out.
-    let new_ca = Ca::new("signet test server CA 2");
-    let both = format!("{}{}", s.ca.pem, new_ca.pem);
-    let stop = Arc::new(AtomicBool::new(false));
-    let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    // Waits until the stream has made `n` more calls.
-    let more = |n: usize| {
-        let count = count.clone();
-        async move {
-            let target = count.load(Ordering::Relaxed) + n;
-            for _ in 0..3000 {
-                if count.load(Ordering::Relaxed) >= target {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-            panic!("the call stream stalled");
-        }
-    };
-    let long_lived = tls_channel(&s.server, &both, Some(&payments))
-        .await
-        .unwrap();
-    let stream = {
-        let (stop, both, payments) = (stop.clone(), both.clone(), payments.clone());
-        let count = count.clone();
-        let addr = s.server.addr;
-        tokio::spawn(async move {
-            let mut calls = 0;
-            let mut failures = Vec::new();
-            let mut i = 0u32;
-            while !stop.load(Ordering::Relaxed) {
-                i += 1;
-                // Every fourth call on a fresh connection.
-                let ch = if i % 4 == 0 {
-                    let mut tls = ClientTlsConfig::new()
-                        .ca_certificate(Certificate::from_pem(&both))
-                        .domain_name("localhost")
-                        .identity(Identity::from_pem(&payments.0, &payments.1));
-                    tls = tls.clone();
-                    match Channel::from_shared(format!("https://{addr}"))
-                        .unwrap()
-                        .tls_config(tls)
-                        .unwrap()
-                        .connect()
-                        .await
-                    {
-                        Ok(c) => c,
-                        Err(e) => {
-                            failures.push(format!("connect: {e}"));
-                            continue;
-                        }
-                    }
-                } else {
-                    long_lived.clone()
-                };
-                calls += 1;
-                count.fetch_add(1, Ordering::Relaxed);
-                if let Err(e) = pb::signer_client::SignerClient::new(ch)
-                    .sign(sign_req("pay-rot"))
-                    .await
-                {
-                    failures.push(format!("{e:?}"));
-                }
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-            (calls, failures)
-        })
-    };
-    more(10).await;
-    // A client trusting only the new CA cannot connect yet.
-    assert!(tls_channel(&s.server, &new_ca.pem, Some(&payments))
-        .await
-        .is_err());
-    let (cert, key) = new_ca.server_cert();
-    write(&dir, "server.key", &key);
-    write(&dir, "server.crt", &cert);
-    // Picked up within a few reload intervals.
-    let mut switched = false;
-    for _ in 0..50 {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        if tls_channel(&s.server, &new_ca.pem, Some(&payments))
-            .await
-            .is_ok()
-        {
-            switched = true;
-            break;
-        }
-    }
-    assert!(switched, "the new certificate was never served");
-    // Calls go on, on the old connection and on new ones, after the switch.
-    more(10).await;
-    stop.store(true, Ordering::Relaxed);
-    let (calls, failures) = stream.await.unwrap();
-    assert!(calls >= 20, "only {calls} calls");
-    assert!(failures.is_empty(), "{failures:?}");
-    s.server.stop().await.unwrap();
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forwarded_addresses_only_from_trusted_proxies() {
     let base = |proxies: &str| {
@@ -575,134 +458,4 @@ async fn forwarded_addresses_only_from_trusted_proxies() {
         assert_eq!(e.code(), want, "proxies [{proxies}], x-forwarded-for {xff}");
         s.stop().await.unwrap();
     }
-}
-
-/// Past `max_in_flight`, requests are refused at once rather than queued.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn overload_sheds_instead_of_queueing() {
-    let s = TestServer::start(
-        Config::parse("[audit]\noutput = \"off\"\n[limits]\nmax_in_flight = 1\n").unwrap(),
-    )
-    .await;
-    let mut calls = tokio::task::JoinSet::new();
-    for i in 0..4 {
-        let mut admin = s.admin();
-        calls.spawn(async move {
-            admin
-                .create_key(pb::CreateKeyRequest {
-                    name: format!("big-{i}"),
-                    algorithm: pb::Algorithm::RsaPss4096Sha512 as i32,
-                    ..Default::default()
-                })
-                .await
-                .map(|_| ())
-        });
-    }
-    let mut shed = 0;
-    while let Some(r) = calls.join_next().await {
-        if let Err(e) = r.unwrap() {
-            assert_eq!(e.code(), tonic::Code::ResourceExhausted, "{e:?}");
-            assert!(e.metadata().get("retry-after-ms").is_some());
-            shed += 1;
-        }
-    }
-    assert!(shed >= 1, "four RSA-4096 generations at once, none shed");
-    s.stop().await.unwrap();
-}
-
-/// An admin operation whose audit record cannot be written is not done.
-#[tokio::test]
-async fn admin_operations_fail_closed_without_an_audit_trail() {
-    let s = TestServer::start(
-        Config::parse("[audit]\noutput = \"file\"\npath = \"/dev/full\"\n").unwrap(),
-    )
-    .await;
-    let e = s
-        .admin()
-        .create_key(pb::CreateKeyRequest {
-            name: "unaudited".into(),
-            algorithm: pb::Algorithm::HmacSha256 as i32,
-            ..Default::default()
-        })
-        .await
-        .unwrap_err();
-    assert_eq!(e.code(), tonic::Code::Unavailable);
-    assert!(s.registry.get("unaudited").is_err(), "the key was created");
-    s.stop().await.unwrap();
-}
-
-/// A token removed from the config file stops working after SIGHUP, with
-/// no restart; its replacement, added in the same edit, works at once.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sighup_revokes_a_token_without_a_restart() {
-    use crate::server::spawn_serve;
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("signet.toml");
-    let write_config = |tokens: &[&str]| {
-        let mut text = String::from(
-            "[server]\nlisten = \"127.0.0.1:0\"\nplaintext = true\n[audit]\noutput = \"off\"\n\
-             [[auth.identities]]\nname = \"app\"\n[[auth.identities.grants]]\n\
-             operations = [\"public_key\"]\nkeys = [\"*\"]\n",
-        );
-        for t in tokens {
-            text.push_str(&format!(
-                "[[auth.tokens]]\nidentity = \"app\"\nsha256 = \"{}\"\n",
-                signet::auth::policy::token_hash(t)
-            ));
-        }
-        std::fs::write(&config, text).unwrap();
-    };
-    write_config(&["sgt_old"]);
-    let (p, addr, _) = spawn_serve(&["--config", config.to_str().unwrap()]);
-    let ch = Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let call = |token: &'static str| {
-        let ch = ch.clone();
-        async move {
-            let r = with_token(
-                tonic::Request::new(pb::GetPublicKeyRequest {
-                    key: "k".into(),
-                    ..Default::default()
-                }),
-                token,
-            );
-            pb::signer_client::SignerClient::new(ch)
-                .get_public_key(r)
-                .await
-                .unwrap_err()
-                .code()
-        }
-    };
-    // Admitted (the key does not exist), then the new one is refused.
-    assert_eq!(call("sgt_old").await, tonic::Code::NotFound);
-    assert_eq!(call("sgt_new").await, tonic::Code::Unauthenticated);
-    write_config(&["sgt_new"]);
-    let pid = p.0.id().to_string();
-    assert!(std::process::Command::new("kill")
-        .args(["-HUP", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let mut revoked = false;
-    for _ in 0..50 {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        if call("sgt_old").await == tonic::Code::Unauthenticated {
-            revoked = true;
-            break;
-        }
-    }
-    assert!(revoked, "the removed token still works after SIGHUP");
-    assert_eq!(call("sgt_new").await, tonic::Code::NotFound);
-    // A broken file keeps the policy in force.
-    std::fs::write(&config, "[auth\n").unwrap();
-    std::process::Command::new("kill")
-        .args(["-HUP", &pid])
-        .status()
-        .unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(call("sgt_new").await, tonic::Code::NotFound);
-    drop(p);
 }
