@@ -13,7 +13,7 @@ use governor::clock::{Clock as _, DefaultClock};
 use governor::{state::InMemoryState, state::NotKeyed, Quota, RateLimiter};
 
 use crate::config::{AuthConfig, LimitsConfig};
-use crate::httpsig::profile::Cidr;
+use crate::net::Cidr;
 
 mod grants;
 mod tokens;
@@ -21,7 +21,7 @@ mod tokens;
 use grants::Grant;
 use tokens::Token;
 
-pub use crate::rpcs::Op;
+pub(crate) use crate::rpcs::Op;
 pub use tokens::token_hash;
 
 type Limiter = RateLimiter<NotKeyed, InMemoryState, DefaultClock>;
@@ -45,7 +45,7 @@ impl std::fmt::Debug for Identity {
 
 /// Why a caller was let in or not.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Denial {
+pub(crate) enum Denial {
     /// No credentials, an unknown, expired or malformed token.
     Unauthenticated,
     /// Authenticated, but not allowed (source address, grants).
@@ -55,7 +55,7 @@ pub enum Denial {
 }
 
 /// The whole policy.
-pub struct Policy {
+pub(crate) struct Policy {
     /// False when no `[auth]` identities are configured: every caller is
     /// let in as `anonymous` (loopback-only listeners; checked at start).
     enabled: bool,
@@ -78,7 +78,7 @@ impl std::fmt::Debug for Policy {
 }
 
 /// The identity of callers when authorization is off.
-pub const ANONYMOUS: &str = "anonymous";
+pub(crate) const ANONYMOUS: &str = "anonymous";
 
 fn limiter(rate: Option<u32>, burst: Option<u32>, what: &str) -> Result<Option<Limiter>, String> {
     let Some(rate) = rate else {
@@ -105,7 +105,7 @@ fn cidrs(list: &[String], what: &str) -> Result<Vec<Cidr>, String> {
 
 impl Policy {
     /// Builds the policy; errors name the section and the field.
-    pub fn new(auth: &AuthConfig, limits: &LimitsConfig) -> Result<Self, String> {
+    pub(crate) fn new(auth: &AuthConfig, limits: &LimitsConfig) -> Result<Self, String> {
         let mut identities = HashMap::new();
         for (i, id) in auth.identities.iter().enumerate() {
             let what = format!("auth.identities[{i}] ({})", id.name);
@@ -152,13 +152,13 @@ impl Policy {
     }
 
     /// True when identities are configured and checked.
-    pub fn enabled(&self) -> bool {
+    pub(crate) fn enabled(&self) -> bool {
         self.enabled
     }
 
     /// The client's address: the peer, or, when the peer is a trusted
     /// proxy, the rightmost address of `x-forwarded-for` that is not one.
-    pub fn client_address(&self, peer: IpAddr, forwarded_for: Option<&str>) -> IpAddr {
+    pub(crate) fn client_address(&self, peer: IpAddr, forwarded_for: Option<&str>) -> IpAddr {
         let trusted = |ip: IpAddr| self.trusted_proxies.iter().any(|c| c.contains(ip));
         if !trusted(peer) {
             return peer;
@@ -183,13 +183,13 @@ impl Policy {
     }
 
     /// The identity a bearer token stands for.
-    pub fn token_identity(&self, token: &str, now: SystemTime) -> Result<Arc<str>, Denial> {
+    pub(crate) fn token_identity(&self, token: &str, now: SystemTime) -> Result<Arc<str>, Denial> {
         tokens::identify(&self.tokens, token, now).ok_or(Denial::Unauthenticated)
     }
 
     /// Connection-level checks for an authenticated identity: it exists,
     /// it may connect from `client`, and it is within its rate.
-    pub fn admit(&self, identity: &str, client: IpAddr) -> Result<(), Denial> {
+    pub(crate) fn admit(&self, identity: &str, client: IpAddr) -> Result<(), Denial> {
         if !self.enabled {
             return Ok(());
         }
@@ -209,7 +209,7 @@ impl Policy {
     }
 
     /// May `identity` do `op` on the key or profile `name`?
-    pub fn allows(&self, identity: &str, op: Op, name: &str) -> bool {
+    pub(crate) fn allows(&self, identity: &str, op: Op, name: &str) -> bool {
         if !self.enabled {
             return true;
         }
@@ -222,7 +222,7 @@ impl Policy {
     /// Does `identity` hold `op` on any key or profile at all? A list RPC
     /// (`ListKeys`, `ListHttpProfiles`) is refused to an identity that
     /// holds its operation nowhere, and lists only what it holds.
-    pub fn holds_anywhere(&self, identity: &str, op: Op) -> bool {
+    pub(crate) fn holds_anywhere(&self, identity: &str, op: Op) -> bool {
         if !self.enabled {
             return true;
         }
@@ -233,7 +233,7 @@ impl Policy {
     }
 
     /// The per-key rate limit, when `[[limits.keys]]` names the key.
-    pub fn key_rate(&self, key: &str) -> Result<(), Denial> {
+    pub(crate) fn key_rate(&self, key: &str) -> Result<(), Denial> {
         match self.key_limiters.get(key) {
             Some(l) => l.check().map_err(|nu| {
                 Denial::RateLimited(nu.wait_time_from(DefaultClock::default().now()))
