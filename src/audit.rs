@@ -21,7 +21,7 @@ use crate::error::{ConfigError, Error, Result, StartupError};
 
 /// One audit record.
 #[derive(Clone, Debug, Serialize)]
-pub struct Record {
+pub(crate) struct Record {
     /// RFC 3339, UTC, milliseconds (formatted by the writer thread).
     #[serde(serialize_with = "rfc3339")]
     pub time: SystemTime,
@@ -91,7 +91,7 @@ impl Default for Record {
 
 impl Record {
     /// A record of a call to `rpc`.
-    pub fn call(rpc: &str) -> Self {
+    pub(crate) fn call(rpc: &str) -> Self {
         Self {
             time: SystemTime::now(),
             rpc: rpc.to_string(),
@@ -102,7 +102,7 @@ impl Record {
     }
 
     /// A connection refused before any call (a failed TLS handshake).
-    pub fn connection_refused(source: IpAddr, reason: &str) -> Self {
+    pub(crate) fn connection_refused(source: IpAddr, reason: &str) -> Self {
         Self {
             time: SystemTime::now(),
             source: Some(source.to_string()),
@@ -114,7 +114,7 @@ impl Record {
     }
 
     /// Sets the outcome from a gRPC code.
-    pub fn with_code(mut self, code: tonic::Code) -> Self {
+    pub(crate) fn with_code(mut self, code: tonic::Code) -> Self {
         self.time = SystemTime::now();
         self.code = Some(crate::error::code_name(code));
         self.outcome = match code {
@@ -142,7 +142,7 @@ struct Inner {
 
 /// The audit trail's writing end; cheap to clone.
 #[derive(Clone)]
-pub struct Audit {
+pub(crate) struct Audit {
     inner: Option<Arc<Inner>>,
 }
 
@@ -168,13 +168,13 @@ enum Sink {
 
 impl Audit {
     /// No audit trail (`output = "off"`; benchmarks and unit tests).
-    pub fn off() -> Self {
+    pub(crate) fn off() -> Self {
         Self { inner: None }
     }
 
     /// Opens the trail the section describes; a file that cannot be opened
     /// for appending stops start-up.
-    pub fn open(cfg: &AuditConfig) -> std::result::Result<Self, StartupError> {
+    pub(crate) fn open(cfg: &AuditConfig) -> std::result::Result<Self, StartupError> {
         cfg.validate()?;
         let sink = match (cfg.output, &cfg.path) {
             (AuditOutput::File, Some(p)) => {
@@ -207,7 +207,7 @@ impl Audit {
     }
 
     /// Queues a record; never waits.
-    pub fn record(&self, r: Record) {
+    pub(crate) fn record(&self, r: Record) {
         let Some(inner) = &self.inner else { return };
         // Serialised on the writer thread, not on the request's.
         if inner
@@ -232,7 +232,7 @@ impl Audit {
     /// Writes a record and waits until it is written (and synced, to a
     /// file). Fails with `UNAVAILABLE` when it cannot be: the caller (an
     /// admin operation) must then not proceed.
-    pub async fn record_durable(&self, r: Record) -> Result<()> {
+    pub(crate) async fn record_durable(&self, r: Record) -> Result<()> {
         let Some(inner) = &self.inner else {
             return Ok(());
         };
@@ -254,7 +254,7 @@ impl Audit {
     /// Waits until every record queued so far is written (and synced, to a
     /// file): at shutdown, so the process does not exit with records in
     /// the queue. False when they could not be written.
-    pub async fn flush(&self) -> bool {
+    pub(crate) async fn flush(&self) -> bool {
         let Some(inner) = &self.inner else {
             return true;
         };

@@ -14,7 +14,7 @@ const DAY: u64 = 86_400;
 
 /// The closed range a duration field must fall in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Range {
+pub(crate) struct Range {
     /// Shortest accepted.
     pub min: Duration,
     /// Longest accepted.
@@ -27,7 +27,7 @@ impl Range {
     }
 
     /// Checks `d`; the error names `field`, the range and the value.
-    pub fn check(&self, field: &str, d: Duration) -> Result<(), String> {
+    pub(crate) fn check(&self, field: &str, d: Duration) -> Result<(), String> {
         if d < self.min || d > self.max {
             return Err(format!(
                 "{field} must be between {} and {}, not {}",
@@ -40,40 +40,44 @@ impl Range {
     }
 
     /// The range as written in the documentation, e.g. `1s..=3650d`.
-    pub fn describe(&self) -> String {
+    #[cfg(test)]
+    pub(crate) fn describe(&self) -> String {
         format!("{}..={}", show(self.min), show(self.max))
     }
 }
 
 /// Key lifecycle periods are at most ten years (3650 days).
-pub const MAX_LIFECYCLE: Duration = Duration::from_secs(3650 * DAY);
+pub(crate) const MAX_LIFECYCLE: Duration = Duration::from_secs(3650 * DAY);
 
 /// `keys.default_grace_period` and every API `grace_period`: how long a
 /// retired version still verifies.
-pub const GRACE_PERIOD: Range = Range::new(Duration::from_secs(1), MAX_LIFECYCLE);
+pub(crate) const GRACE_PERIOD: Range = Range::new(Duration::from_secs(1), MAX_LIFECYCLE);
 /// `keys.destroy_delay`: between DestroyKeyVersion and the destruction.
-pub const DESTROY_DELAY: Range = Range::new(Duration::ZERO, MAX_LIFECYCLE);
+pub(crate) const DESTROY_DELAY: Range = Range::new(Duration::ZERO, MAX_LIFECYCLE);
 /// `rotation_policy.rotation_period`.
-pub const ROTATION_PERIOD: Range = Range::new(Duration::from_secs(1), MAX_LIFECYCLE);
+pub(crate) const ROTATION_PERIOD: Range = Range::new(Duration::from_secs(1), MAX_LIFECYCLE);
 /// `rotation_policy.pending_period` (also shorter than the rotation period).
-pub const PENDING_PERIOD: Range = Range::new(Duration::ZERO, MAX_LIFECYCLE);
+pub(crate) const PENDING_PERIOD: Range = Range::new(Duration::ZERO, MAX_LIFECYCLE);
 /// `keys.tick_interval`.
-pub const TICK_INTERVAL: Range = Range::new(Duration::from_millis(10), Duration::from_secs(60));
+pub(crate) const TICK_INTERVAL: Range =
+    Range::new(Duration::from_millis(10), Duration::from_secs(60));
 /// `server.shutdown_timeout`: how long in-flight calls get after SIGTERM.
-pub const SHUTDOWN_TIMEOUT: Range = Range::new(Duration::ZERO, Duration::from_secs(15 * 60));
+pub(crate) const SHUTDOWN_TIMEOUT: Range = Range::new(Duration::ZERO, Duration::from_secs(15 * 60));
 /// `server.drain_delay`: NOT_SERVING but accepting, after SIGTERM.
-pub const DRAIN_DELAY: Range = Range::new(Duration::ZERO, Duration::from_secs(5 * 60));
+pub(crate) const DRAIN_DELAY: Range = Range::new(Duration::ZERO, Duration::from_secs(5 * 60));
 /// `server.tls.reload_interval`: how often the TLS files are checked.
-pub const TLS_RELOAD_INTERVAL: Range =
+pub(crate) const TLS_RELOAD_INTERVAL: Range =
     Range::new(Duration::from_millis(100), Duration::from_secs(3600));
 /// `server.tls.handshake_timeout`.
-pub const HANDSHAKE_TIMEOUT: Range = Range::new(Duration::from_secs(1), Duration::from_secs(300));
+pub(crate) const HANDSHAKE_TIMEOUT: Range =
+    Range::new(Duration::from_secs(1), Duration::from_secs(300));
 /// `backend.session_wait` (PKCS#11).
-pub const SESSION_WAIT: Range = Range::new(Duration::from_millis(1), Duration::from_secs(300));
+pub(crate) const SESSION_WAIT: Range =
+    Range::new(Duration::from_millis(1), Duration::from_secs(300));
 
 /// A duration as the configuration writes it: the largest unit (d, h, m,
 /// s, ms) that divides it exactly, else humantime's form.
-pub fn show(d: Duration) -> String {
+pub(crate) fn show(d: Duration) -> String {
     if d.is_zero() {
         return "0s".into();
     }
@@ -92,36 +96,36 @@ pub fn show(d: Duration) -> String {
 }
 
 /// The latest time a protobuf `Timestamp` holds: 9999-12-31T23:59:59Z.
-pub const MAX_TIME_SECS: i64 = 253_402_300_799;
+pub(crate) const MAX_TIME_SECS: i64 = 253_402_300_799;
 /// The earliest: 0001-01-01T00:00:00Z (before the Unix epoch).
-pub const MIN_TIME_SECS: i64 = -62_135_596_800;
+pub(crate) const MIN_TIME_SECS: i64 = -62_135_596_800;
 
 /// The latest time signet computes: 9999-12-31T23:59:59Z.
-pub fn max_time() -> SystemTime {
+pub(crate) fn max_time() -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(MAX_TIME_SECS as u64)
 }
 
 /// `t + d`, or `None` when that is past 9999-12-31 (or not representable).
-pub fn later(t: SystemTime, d: Duration) -> Option<SystemTime> {
+pub(crate) fn later(t: SystemTime, d: Duration) -> Option<SystemTime> {
     t.checked_add(d).filter(|x| *x <= max_time())
 }
 
 /// `t - d`, or `None` when that is before 0001-01-01.
-pub fn earlier(t: SystemTime, d: Duration) -> Option<SystemTime> {
+pub(crate) fn earlier(t: SystemTime, d: Duration) -> Option<SystemTime> {
     let min = UNIX_EPOCH.checked_sub(Duration::from_secs(MIN_TIME_SECS.unsigned_abs()));
     t.checked_sub(d).filter(|x| min.is_none_or(|m| *x >= m))
 }
 
 /// `t + d`, capped at 9999-12-31T23:59:59Z: for times derived from stored
 /// records, which may predate these bounds.
-pub fn later_or_max(t: SystemTime, d: Duration) -> SystemTime {
+pub(crate) fn later_or_max(t: SystemTime, d: Duration) -> SystemTime {
     later(t, d).unwrap_or_else(max_time)
 }
 
 /// A `SystemTime` as a protobuf `Timestamp`, clamped to the range the
 /// type allows (0001-01-01 to 9999-12-31), so a client never receives a
 /// value its library refuses.
-pub fn timestamp(t: SystemTime) -> prost_types::Timestamp {
+pub(crate) fn timestamp(t: SystemTime) -> prost_types::Timestamp {
     let (seconds, nanos) = match t.duration_since(UNIX_EPOCH) {
         Ok(d) => (
             i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
@@ -157,7 +161,7 @@ pub fn timestamp(t: SystemTime) -> prost_types::Timestamp {
 
 /// A `Duration` as a protobuf `Duration`, saturating (a protobuf duration
 /// holds at most about 10,000 years; every bounded field is far below).
-pub fn duration_pb(d: Duration) -> prost_types::Duration {
+pub(crate) fn duration_pb(d: Duration) -> prost_types::Duration {
     const MAX_SECS: i64 = 315_576_000_000;
     match i64::try_from(d.as_secs()) {
         Ok(s) if s <= MAX_SECS => prost_types::Duration {

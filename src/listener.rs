@@ -24,13 +24,11 @@ const MAX_HANDSHAKES: usize = 1024;
 
 /// What a request knows about its connection.
 #[derive(Clone, Debug)]
-pub struct ConnInfo {
+pub(crate) struct ConnInfo {
     /// The TCP peer.
     pub peer: SocketAddr,
     /// With mutual TLS: the identity in the client's certificate.
     pub cert_identity: Option<Arc<str>>,
-    /// True over TLS.
-    pub tls: bool,
 }
 
 enum Io {
@@ -39,7 +37,7 @@ enum Io {
 }
 
 /// An accepted connection.
-pub struct Conn {
+pub(crate) struct Conn {
     io: Io,
     info: ConnInfo,
 }
@@ -111,7 +109,7 @@ impl AsyncWrite for Conn {
 
 /// The accepted (and, with TLS, handshaken) connections of `listener`.
 /// The accept loop runs until the returned task is aborted.
-pub fn incoming(
+pub(crate) fn incoming(
     listener: TcpListener,
     tls: Option<Arc<TlsState>>,
     audit: Audit,
@@ -143,7 +141,6 @@ pub fn incoming(
                     info: ConnInfo {
                         peer,
                         cert_identity: None,
-                        tls: false,
                     },
                 };
                 if tx.send(Ok(conn)).await.is_err() {
@@ -175,7 +172,6 @@ pub fn incoming(
                             info: ConnInfo {
                                 peer,
                                 cert_identity,
-                                tls: true,
                             },
                         };
                         let _ = tx.send(Ok(conn)).await;

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 /// A CIDR block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Cidr {
+pub(crate) struct Cidr {
     addr: IpAddr,
     prefix: u8,
 }
@@ -19,7 +19,7 @@ impl std::fmt::Display for Cidr {
 
 impl Cidr {
     /// Parses `a.b.c.d/n`, `x::y/n`, or a bare address (a single host).
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub(crate) fn parse(s: &str) -> Result<Self, String> {
         let (a, p) = match s.split_once('/') {
             Some((a, p)) => (a, Some(p)),
             None => (s, None),
@@ -42,7 +42,7 @@ impl Cidr {
     }
 
     /// True when `ip` is inside (IPv4-mapped IPv6 addresses count as IPv4).
-    pub fn contains(&self, ip: IpAddr) -> bool {
+    pub(crate) fn contains(&self, ip: IpAddr) -> bool {
         let ip = ip.to_canonical();
         // Both sides left-aligned in 128 bits, so one mask serves v4 and v6.
         let (a, b) = match (self.addr, ip) {
@@ -63,12 +63,39 @@ impl Cidr {
 
 /// A URL fit for logs: anything between the scheme and the last `@`
 /// (user and password) is replaced by `***`.
-pub fn redact_url(url: &str) -> String {
+pub(crate) fn redact_url(url: &str) -> String {
     match url.rsplit_once('@') {
         Some((scheme_user, host)) => match scheme_user.split_once("://") {
             Some((scheme, _)) => format!("{scheme}://***@{host}"),
             None => format!("***@{host}"),
         },
         None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidrs_fail_closed() {
+        let v4 = Cidr::parse("10.1.0.0/16").unwrap();
+        assert!(v4.contains("10.1.255.3".parse().unwrap()));
+        assert!(!v4.contains("10.2.0.1".parse().unwrap()));
+        assert!(v4.contains("::ffff:10.1.2.3".parse().unwrap()));
+        assert!(!v4.contains("2001:db8::1".parse().unwrap()));
+        let v6 = Cidr::parse("2001:db8::/32").unwrap();
+        assert!(v6.contains("2001:db8:ffff::1".parse().unwrap()));
+        assert!(!v6.contains("2001:db9::1".parse().unwrap()));
+        assert!(!v6.contains("10.0.0.1".parse().unwrap()));
+        let host = Cidr::parse("192.0.2.7").unwrap();
+        assert!(host.contains("192.0.2.7".parse().unwrap()));
+        assert!(!host.contains("192.0.2.8".parse().unwrap()));
+        assert!(Cidr::parse("0.0.0.0/0")
+            .unwrap()
+            .contains("8.8.8.8".parse().unwrap()));
+        for bad in ["", "10.0.0.0/", "10.0.0/8", "::/129", "x"] {
+            assert!(Cidr::parse(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -11,7 +11,7 @@
 /// An operation, as grants name it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[allow(missing_docs)]
-pub enum Op {
+pub(crate) enum Op {
     Sign,
     Verify,
     PublicKey,
@@ -31,7 +31,7 @@ pub enum Op {
 
 impl Op {
     /// Every operation, in the order the docs list them.
-    pub const ALL: [Op; 15] = [
+    pub(crate) const ALL: [Op; 15] = [
         Op::Sign,
         Op::Verify,
         Op::PublicKey,
@@ -50,7 +50,7 @@ impl Op {
     ];
 
     /// The name used in grants and audit records.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Op::Sign => "sign",
             Op::Verify => "verify",
@@ -71,19 +71,19 @@ impl Op {
     }
 
     /// True for KeyAdmin operations.
-    pub fn is_admin(self) -> bool {
+    pub(crate) fn is_admin(self) -> bool {
         self.name().starts_with("admin.")
     }
 
     /// True for operations on HTTP profiles (their grants name profiles).
-    pub fn on_profile(self) -> bool {
+    pub(crate) fn on_profile(self) -> bool {
         matches!(self, Op::HttpSign | Op::HttpVerify | Op::HttpProfiles)
     }
 }
 
 /// What a call acts on, which is what its operation is authorized on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Subject {
+pub(crate) enum Subject {
     /// The key a request field names (`key` or `name`).
     Key,
     /// The HTTP profile the request's `profile` field names.
@@ -96,7 +96,7 @@ pub enum Subject {
 impl Subject {
     /// What a name of this kind is called in error messages (`key`,
     /// `profile`); `None` for lists.
-    pub fn noun(self) -> Option<&'static str> {
+    pub(crate) fn noun(self) -> Option<&'static str> {
         match self {
             Subject::Key => Some("key"),
             Subject::Profile => Some("profile"),
@@ -107,7 +107,7 @@ impl Subject {
 
 /// One RPC.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Rpc {
+pub(crate) struct Rpc {
     /// The gRPC service (`signet.v1.Signer`).
     pub service: &'static str,
     /// The method (`Sign`).
@@ -121,15 +121,17 @@ pub struct Rpc {
 }
 
 /// The Signer service: what payment back-ends call.
-pub const SIGNER: &str = "signet.v1.Signer";
+#[cfg(test)]
+pub(crate) const SIGNER: &str = "signet.v1.Signer";
 /// The KeyAdmin service: what key custodians call.
-pub const KEY_ADMIN: &str = "signet.v1.KeyAdmin";
+#[cfg(test)]
+pub(crate) const KEY_ADMIN: &str = "signet.v1.KeyAdmin";
 
 macro_rules! rpcs {
     ($( $(#[$doc:meta])* $row:ident = $service:literal / $method:literal, $op:ident, $subject:ident; )*) => {
         $(
             $(#[$doc])*
-            pub const $row: Rpc = Rpc {
+            pub(crate) const $row: Rpc = Rpc {
                 service: $service,
                 method: $method,
                 path: concat!($service, "/", $method),
@@ -138,7 +140,7 @@ macro_rules! rpcs {
             };
         )*
         /// Every RPC, Signer's then KeyAdmin's, in the order of the protos.
-        pub const ALL: &[Rpc] = &[$($row),*];
+        pub(crate) const ALL: &[Rpc] = &[$($row),*];
     };
 }
 
@@ -180,13 +182,14 @@ rpcs! {
 }
 
 /// The RPC a request path names (with or without its leading `/`).
-pub fn by_path(path: &str) -> Option<&'static Rpc> {
+#[cfg(test)]
+pub(crate) fn by_path(path: &str) -> Option<&'static Rpc> {
     let path = path.strip_prefix('/').unwrap_or(path);
     ALL.iter().find(|r| r.path == path)
 }
 
 /// The RPC a method name stands for, whichever service it is asked of.
-pub fn by_method(method: &str) -> Option<&'static Rpc> {
+pub(crate) fn by_method(method: &str) -> Option<&'static Rpc> {
     ALL.iter().find(|r| r.method == method)
 }
 

@@ -42,7 +42,7 @@ fn read_certs(
 }
 
 /// Builds the rustls configuration the section describes.
-pub fn server_config(cfg: &TlsConfig) -> Result<Arc<ServerConfig>, StartupError> {
+pub(crate) fn server_config(cfg: &TlsConfig) -> Result<Arc<ServerConfig>, StartupError> {
     let versions: &[&'static rustls::SupportedProtocolVersion] = match cfg.min_version {
         TlsVersion::Tls12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
         TlsVersion::Tls13 => &[&rustls::version::TLS13],
@@ -110,7 +110,7 @@ fn stamp(path: &Path) -> Stamp {
 
 /// The live TLS configuration: new connections use the latest one; a
 /// connection keeps what it was accepted with.
-pub struct TlsState {
+pub(crate) struct TlsState {
     section: RwLock<TlsConfig>,
     current: RwLock<Arc<ServerConfig>>,
     stamps: Mutex<Vec<Stamp>>,
@@ -128,7 +128,7 @@ impl std::fmt::Debug for TlsState {
 
 impl TlsState {
     /// Loads the files; an error stops start-up.
-    pub fn new(section: TlsConfig) -> Result<Arc<Self>, StartupError> {
+    pub(crate) fn new(section: TlsConfig) -> Result<Arc<Self>, StartupError> {
         let config = server_config(&section)?;
         let stamps = Mutex::new(Self::files_of(&section).iter().map(|p| stamp(p)).collect());
         Ok(Arc::new(Self {
@@ -145,23 +145,23 @@ impl TlsState {
     }
 
     /// The configuration for the next connection.
-    pub fn current(&self) -> Arc<ServerConfig> {
+    pub(crate) fn current(&self) -> Arc<ServerConfig> {
         self.current.read().clone()
     }
 
     /// The handshake deadline.
-    pub fn handshake_timeout(&self) -> std::time::Duration {
+    pub(crate) fn handshake_timeout(&self) -> std::time::Duration {
         self.section.read().handshake_timeout
     }
 
     /// Loads `section`'s files (a SIGHUP reload), without installing them.
-    pub fn prepare(section: &TlsConfig) -> Result<Arc<ServerConfig>, StartupError> {
+    pub(crate) fn prepare(section: &TlsConfig) -> Result<Arc<ServerConfig>, StartupError> {
         server_config(section)
     }
 
     /// Installs what [`TlsState::prepare`] loaded from `section`: new
     /// connections use it; open ones keep theirs.
-    pub fn install(&self, section: TlsConfig, config: Arc<ServerConfig>) {
+    pub(crate) fn install(&self, section: TlsConfig, config: Arc<ServerConfig>) {
         let stamps = Self::files_of(&section).iter().map(|p| stamp(p)).collect();
         *self.current.write() = config;
         *self.stamps.lock() = stamps;
@@ -171,7 +171,7 @@ impl TlsState {
     /// Rebuilds the configuration when a file changed. A half-written or
     /// mismatched set keeps the previous configuration (and is retried on
     /// the next check): a rotation never leaves the server without TLS.
-    pub fn reload_if_changed(&self) -> bool {
+    pub(crate) fn reload_if_changed(&self) -> bool {
         let section = self.section.read().clone();
         let now: Vec<Stamp> = Self::files_of(&section).iter().map(|p| stamp(p)).collect();
         if *self.stamps.lock() == now {
@@ -192,7 +192,7 @@ impl TlsState {
     }
 
     /// Checks the files every `reload_interval`.
-    pub fn spawn_reloader(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+    pub(crate) fn spawn_reloader(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let me = self.clone();
         tokio::spawn(async move {
             let interval = me.section.read().reload_interval;
@@ -209,7 +209,7 @@ impl TlsState {
 
 /// The identity in a client certificate: its first URI SAN (a SPIFFE id,
 /// say), else its first DNS SAN, else its subject CN.
-pub fn certificate_identity(der: &[u8]) -> Option<String> {
+pub(crate) fn certificate_identity(der: &[u8]) -> Option<String> {
     use x509_parser::extensions::GeneralName;
     let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
     let sans: Vec<GeneralName> = cert

@@ -23,14 +23,14 @@ use crate::error::Result;
 use crate::rpcs::{Rpc, Subject};
 
 /// A service whose calls go through [`serve`].
-pub trait Served: Sync {
+pub(crate) trait Served: Sync {
     /// Its authorization policy and audit trail.
     fn security(&self) -> &Security;
 }
 
 /// A request message: what it acts on, what its audit record shows, and
 /// what the call does. Implemented once per RPC.
-pub trait Call: Sized + Send {
+pub(crate) trait Call: Sized + Send {
     /// The service that answers it.
     type Service: Served;
     /// Its response message.
@@ -64,7 +64,7 @@ pub trait Call: Sized + Send {
 }
 
 /// Answers one call of `R` on `service`.
-pub async fn serve<R: Call>(
+pub(crate) async fn serve<R: Call>(
     service: &R::Service,
     request: Request<R>,
 ) -> Result<Response<R::Reply>, Status> {
@@ -169,7 +169,7 @@ where
 /// every path writes an outcome: a panic in `f` is `INTERNAL` (to the
 /// client too, with the request id), a call dropped before it finished is
 /// `CANCELLED` ([`Outcome`]).
-pub async fn run<T: Audited, Fut>(
+pub(crate) async fn run<T: Audited, Fut>(
     security: &Security,
     ctx: &CallContext,
     mut record: Record,

@@ -12,7 +12,7 @@ use crate::keys::{Algorithm, ProtectionLevel};
 
 /// proto → domain algorithm; unspecified or unknown is `INVALID_ARGUMENT`.
 /// The proto's value names are the algorithm table's names.
-pub fn algorithm(v: i32) -> Result<Algorithm> {
+pub(crate) fn algorithm(v: i32) -> Result<Algorithm> {
     match pb::Algorithm::try_from(v) {
         Ok(pb::Algorithm::Unspecified) => Err(Error::invalid("algorithm is required")),
         Ok(p) => Algorithm::from_name(p.as_str_name())
@@ -22,17 +22,17 @@ pub fn algorithm(v: i32) -> Result<Algorithm> {
 }
 
 /// domain → proto algorithm.
-pub fn algorithm_pb(a: Algorithm) -> pb::Algorithm {
+pub(crate) fn algorithm_pb(a: Algorithm) -> pb::Algorithm {
     pb::Algorithm::from_str_name(a.name()).expect("proto and domain names agree")
 }
 
 /// domain → proto state.
-pub fn state_pb(s: VersionState) -> pb::KeyVersionState {
+pub(crate) fn state_pb(s: VersionState) -> pb::KeyVersionState {
     pb::KeyVersionState::from_str_name(s.name()).expect("proto and domain names agree")
 }
 
 /// proto → domain ECDSA signature format.
-pub fn signature_format(v: i32) -> Result<SignatureFormat> {
+pub(crate) fn signature_format(v: i32) -> Result<SignatureFormat> {
     match pb::SignatureFormat::try_from(v) {
         Ok(pb::SignatureFormat::Unspecified | pb::SignatureFormat::Der) => Ok(SignatureFormat::Der),
         Ok(pb::SignatureFormat::Raw) => Ok(SignatureFormat::Raw),
@@ -41,19 +41,19 @@ pub fn signature_format(v: i32) -> Result<SignatureFormat> {
 }
 
 /// A version number: 0 means "not given".
-pub fn version(v: u32) -> Option<u32> {
+pub(crate) fn version(v: u32) -> Option<u32> {
     (v != 0).then_some(v)
 }
 
 /// A required version number.
-pub fn required_version(v: u32) -> Result<u32> {
+pub(crate) fn required_version(v: u32) -> Result<u32> {
     version(v).ok_or_else(|| Error::invalid("version is required (1, 2, ...)"))
 }
 
 /// proto Duration → std, within `range` ([`crate::bounds`]); negative,
 /// malformed or out-of-range is `INVALID_ARGUMENT` naming the field and
 /// the range.
-pub fn duration(field: &str, d: &prost_types::Duration, range: Range) -> Result<Duration> {
+pub(crate) fn duration(field: &str, d: &prost_types::Duration, range: Range) -> Result<Duration> {
     if d.seconds < 0 || d.nanos < 0 || d.nanos >= 1_000_000_000 {
         return Err(Error::invalid(format!(
             "{field} must be a non-negative duration between {} and {}",
@@ -67,7 +67,7 @@ pub fn duration(field: &str, d: &prost_types::Duration, range: Range) -> Result<
 }
 
 /// Optional proto Duration → std, within `range`.
-pub fn opt_duration(
+pub(crate) fn opt_duration(
     field: &str,
     d: Option<&prost_types::Duration>,
     range: Range,
@@ -76,7 +76,7 @@ pub fn opt_duration(
 }
 
 /// A request's `grace_period`: 1s..=3650d.
-pub fn grace_period(d: Option<&prost_types::Duration>) -> Result<Option<Duration>> {
+pub(crate) fn grace_period(d: Option<&prost_types::Duration>) -> Result<Option<Duration>> {
     opt_duration("grace_period", d, bounds::GRACE_PERIOD)
 }
 
@@ -85,12 +85,12 @@ fn duration_pb(d: Duration) -> prost_types::Duration {
 }
 
 /// std time → proto Timestamp, clamped to 0001-01-01..=9999-12-31.
-pub fn timestamp(t: SystemTime) -> prost_types::Timestamp {
+pub(crate) fn timestamp(t: SystemTime) -> prost_types::Timestamp {
     bounds::timestamp(t)
 }
 
 /// proto policy → domain (validated).
-pub fn policy(p: &pb::RotationPolicy) -> Result<RotationPolicy> {
+pub(crate) fn policy(p: &pb::RotationPolicy) -> Result<RotationPolicy> {
     let rotation_period = p
         .rotation_period
         .as_ref()
@@ -121,7 +121,7 @@ pub fn policy(p: &pb::RotationPolicy) -> Result<RotationPolicy> {
 }
 
 /// Sign/Verify input from the request's oneof.
-pub fn input(message: Option<Vec<u8>>, digest: Option<Vec<u8>>) -> Result<Input> {
+pub(crate) fn input(message: Option<Vec<u8>>, digest: Option<Vec<u8>>) -> Result<Input> {
     match (message, digest) {
         (Some(m), _) => Ok(Input::Message(m)),
         (None, Some(d)) => Ok(Input::Digest(d)),
@@ -144,7 +144,7 @@ fn version_pb(name: &str, v: &VersionRecord) -> pb::KeyVersion {
 }
 
 /// One version of a key view.
-pub fn key_version_pb(view: &KeyView, v: u32) -> Option<pb::KeyVersion> {
+pub(crate) fn key_version_pb(view: &KeyView, v: u32) -> Option<pb::KeyVersion> {
     view.record
         .versions
         .iter()
@@ -153,7 +153,7 @@ pub fn key_version_pb(view: &KeyView, v: u32) -> Option<pb::KeyVersion> {
 }
 
 /// A key view → proto Key.
-pub fn key_pb(view: &KeyView) -> pb::Key {
+pub(crate) fn key_pb(view: &KeyView) -> pb::Key {
     let r = &view.record;
     pb::Key {
         name: r.name.clone(),

@@ -2,15 +2,15 @@
 //! validate, call, audit, respond); each request message says, once, what
 //! it acts on and what its audit record shows ([`Call`]).
 
-pub mod admin;
-pub mod call;
-pub mod convert;
-pub mod signer;
+pub(crate) mod admin;
+pub(crate) mod call;
+pub(crate) mod convert;
+pub(crate) mod signer;
 
 use tonic::{Response, Status};
 
 use crate::error::Result;
-pub use call::{run, serve, Call, Served};
+pub(crate) use call::{serve, Call, Served};
 
 /// Generated protobuf and gRPC code for `signet.v1`.
 #[allow(missing_docs, clippy::all)]
@@ -23,7 +23,7 @@ pub mod pb {
 }
 
 /// Turns a handler's result into a gRPC response carrying the request id.
-pub fn respond<T>(request_id: &str, result: Result<T>) -> Result<Response<T>, Status> {
+pub(crate) fn respond<T>(request_id: &str, result: Result<T>) -> Result<Response<T>, Status> {
     match result {
         Ok(v) => {
             let mut r = Response::new(v);
@@ -37,7 +37,7 @@ pub fn respond<T>(request_id: &str, result: Result<T>) -> Result<Response<T>, St
 }
 
 /// What an audit record takes from a response.
-pub trait Audited {
+pub(crate) trait Audited {
     /// The key version used.
     fn version(&self) -> Option<u32> {
         None

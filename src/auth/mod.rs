@@ -9,7 +9,7 @@
 //! outcome.
 
 pub mod policy;
-pub mod unhandled;
+pub(crate) mod unhandled;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::pin::Pin;
@@ -23,17 +23,17 @@ use tokio::sync::Semaphore;
 use crate::audit::{Audit, Record};
 use crate::error::{Error, Result};
 use crate::listener::ConnInfo;
-pub use policy::{Denial, Op, Policy};
+pub(crate) use policy::{Denial, Op, Policy};
 
 /// A fresh request id: minted here for every call, returned in
 /// `x-request-id` and logged next to any error detail.
-pub fn new_request_id() -> String {
+pub(crate) fn new_request_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
 /// Who is calling, from where, under which request id.
 #[derive(Clone, Debug)]
-pub struct CallContext {
+pub(crate) struct CallContext {
     /// Returned in `x-request-id` and written in the audit record.
     pub request_id: String,
     /// The authenticated identity; `anonymous` when authorization is off.
@@ -47,7 +47,7 @@ pub struct CallContext {
 impl CallContext {
     /// The context a request carries (set by [`AuthLayer`]); a fresh
     /// anonymous one for requests that did not pass through it.
-    pub fn of<T>(request: &tonic::Request<T>) -> CallContext {
+    pub(crate) fn of<T>(request: &tonic::Request<T>) -> CallContext {
         request
             .extensions()
             .get::<CallContext>()
@@ -61,7 +61,7 @@ impl CallContext {
     }
 
     /// An audit record of this call.
-    pub fn record(&self, op: Op) -> Record {
+    pub(crate) fn record(&self, op: Op) -> Record {
         let mut r = Record::call(&self.rpc);
         r.request_id = Some(self.request_id.clone());
         r.identity = Some(self.identity.to_string());
@@ -73,7 +73,7 @@ impl CallContext {
 
 /// The policy (replaceable at run time), the audit trail and the in-flight
 /// bound, shared by the layer and the handlers.
-pub struct Security {
+pub(crate) struct Security {
     policy: RwLock<Arc<Policy>>,
     audit: Audit,
     in_flight: Arc<Semaphore>,
@@ -90,7 +90,7 @@ impl std::fmt::Debug for Security {
 
 impl Security {
     /// From a built policy, an audit trail and the in-flight bound.
-    pub fn new(policy: Policy, audit: Audit, max_in_flight: usize) -> Arc<Self> {
+    pub(crate) fn new(policy: Policy, audit: Audit, max_in_flight: usize) -> Arc<Self> {
         Arc::new(Self {
             policy: RwLock::new(Arc::new(policy)),
             audit,
@@ -100,7 +100,7 @@ impl Security {
 
     /// Everything open, no audit: for tests and benchmarks that call the
     /// services directly.
-    pub fn open() -> Arc<Self> {
+    pub(crate) fn open() -> Arc<Self> {
         let c = crate::config::Config::default();
         Self::new(
             Policy::new(&c.auth, &c.limits).expect("the empty policy is valid"),
@@ -110,24 +110,24 @@ impl Security {
     }
 
     /// The current policy.
-    pub fn policy(&self) -> Arc<Policy> {
+    pub(crate) fn policy(&self) -> Arc<Policy> {
         self.policy.read().clone()
     }
 
     /// Replaces the policy (a reload); calls in flight keep the old one.
-    pub fn set_policy(&self, p: Policy) {
+    pub(crate) fn set_policy(&self, p: Policy) {
         *self.policy.write() = Arc::new(p);
     }
 
     /// The audit trail.
-    pub fn audit(&self) -> &Audit {
+    pub(crate) fn audit(&self) -> &Audit {
         &self.audit
     }
 
     /// May the caller do `op` on `name`? `PERMISSION_DENIED` (the same text
     /// whether or not the key exists) when not; per-key rate limits apply
     /// to what is allowed.
-    pub fn authorize(&self, ctx: &CallContext, op: Op, name: &str) -> Result<()> {
+    pub(crate) fn authorize(&self, ctx: &CallContext, op: Op, name: &str) -> Result<()> {
         let p = self.policy();
         if !p.allows(&ctx.identity, op, name) {
             crate::telemetry::metrics::get().auth_refused("permission_denied");
@@ -145,7 +145,7 @@ impl Security {
     /// May the caller list what `op` covers? `PERMISSION_DENIED` unless it
     /// holds `op` on at least one key or profile; the list itself then
     /// shows only what [`Security::may`] allows.
-    pub fn authorize_list(&self, ctx: &CallContext, op: Op) -> Result<()> {
+    pub(crate) fn authorize_list(&self, ctx: &CallContext, op: Op) -> Result<()> {
         if self.policy().holds_anywhere(&ctx.identity, op) {
             Ok(())
         } else {
@@ -155,7 +155,7 @@ impl Security {
     }
 
     /// Does the caller hold `op` on `name`? For filtering lists.
-    pub fn may(&self, ctx: &CallContext, op: Op, name: &str) -> bool {
+    pub(crate) fn may(&self, ctx: &CallContext, op: Op, name: &str) -> bool {
         self.policy().allows(&ctx.identity, op, name)
     }
 
@@ -227,20 +227,20 @@ type Refusal = (Option<Arc<str>>, IpAddr, Error);
 
 /// The operation a method stands for, for audit records of refusals: the
 /// RPC table's ([`crate::rpcs`]), by method name.
-pub fn op_of(rpc: &str) -> Option<Op> {
+pub(crate) fn op_of(rpc: &str) -> Option<Op> {
     let method = rpc.rsplit('/').next()?;
     crate::rpcs::by_method(method).map(|r| r.op)
 }
 
 /// The layer.
 #[derive(Clone, Debug)]
-pub struct AuthLayer {
+pub(crate) struct AuthLayer {
     security: Arc<Security>,
 }
 
 impl AuthLayer {
     /// A layer over `security`.
-    pub fn new(security: Arc<Security>) -> Self {
+    pub(crate) fn new(security: Arc<Security>) -> Self {
         Self { security }
     }
 }
@@ -257,7 +257,7 @@ impl<S> tower::Layer<S> for AuthLayer {
 
 /// The layer's service.
 #[derive(Clone, Debug)]
-pub struct AuthService<S> {
+pub(crate) struct AuthService<S> {
     inner: S,
     security: Arc<Security>,
 }

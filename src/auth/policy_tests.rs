@@ -1,5 +1,6 @@
 //! Unit tests of the policy: globs, tokens, grants, allow-lists, rates.
 
+use super::grants::glob;
 use super::*;
 use crate::config::Config;
 

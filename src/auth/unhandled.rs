@@ -16,12 +16,12 @@ use crate::audit::{Audit, Record};
 use crate::error::Error;
 
 /// The response header and metadata key of the request id.
-pub const REQUEST_ID: &str = "x-request-id";
+pub(crate) const REQUEST_ID: &str = "x-request-id";
 
 /// A library-made error answer, replaced; any other answer without a
 /// request id gets one. `rpc` is written to the audit trail only when it
 /// is a method signet serves.
-pub fn finish(
+pub(crate) fn finish(
     mut response: http::Response<tonic::body::Body>,
     request_id: &str,
     rpc: &str,
@@ -59,7 +59,7 @@ pub fn finish(
 
 /// The method as the trail and the log may show it: a path the caller
 /// made up is not written down as given.
-pub fn audit_name(rpc: &str) -> &str {
+pub(crate) fn audit_name(rpc: &str) -> &str {
     if crate::telemetry::rpc::is_known(rpc) {
         rpc
     } else {

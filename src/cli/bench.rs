@@ -38,7 +38,7 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
     Exit codes: 0 done with at least one success, 1 nothing succeeded (or the key \
     cannot sign), 2 usage error."
 )]
-pub struct BenchArgs {
+pub(crate) struct BenchArgs {
     /// The key to sign with (with --in-process: demo-hmac, demo-rsa,
     /// demo-ecdsa or demo-ed25519 imply the algorithm).
     #[arg(long, short, required_unless_present = "in_process")]
@@ -88,7 +88,7 @@ pub struct BenchArgs {
 }
 
 /// Runs `signet bench`.
-pub async fn run(global: &Global, a: BenchArgs) -> CliResult {
+pub(crate) async fn run(global: &Global, a: BenchArgs) -> CliResult {
     if a.duration.is_zero() {
         return Err(CliError::usage("--duration must be more than 0"));
     }

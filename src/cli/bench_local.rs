@@ -19,7 +19,7 @@ use crate::keys::pkcs11::{Pkcs11Backend, Pkcs11Settings, TokenSelector};
 use crate::keys::{Algorithm, KeyBackend, KeyHandle, SignInput};
 
 /// The algorithm implied by a demo key name, as `signet serve` creates them.
-pub fn demo_algorithm(key: &str) -> Option<Algorithm> {
+pub(crate) fn demo_algorithm(key: &str) -> Option<Algorithm> {
     crate::server::DEMO_KEYS
         .iter()
         .find(|(name, _)| *name == key)
@@ -32,7 +32,7 @@ fn kind_name(k: ErrorKind) -> &'static str {
 }
 
 /// Runs the in-process bench (blocking: call from a blocking thread).
-pub fn run(a: BenchArgs) -> CliResult<Report> {
+pub(crate) fn run(a: BenchArgs) -> CliResult<Report> {
     let key = a.key.clone().unwrap_or_else(|| "in-process".into());
     let alg = match a.algorithm {
         Some(alg) => alg,

@@ -13,7 +13,7 @@ use super::bench_stats::{Counters, Outcome};
 /// Prints a progress line on stderr: `\r`-overwritten on a terminal, one
 /// line per call otherwise.
 #[derive(Debug)]
-pub struct Progress {
+pub(crate) struct Progress {
     start: Instant,
     measure_start: Instant,
     tty: bool,
@@ -23,7 +23,7 @@ pub struct Progress {
 
 impl Progress {
     /// A progress printer for a run starting now with `warmup` first.
-    pub fn new(start: Instant, warmup: Duration, unit: &'static str) -> Self {
+    pub(crate) fn new(start: Instant, warmup: Duration, unit: &'static str) -> Self {
         Self {
             start,
             measure_start: start + warmup,
@@ -34,7 +34,7 @@ impl Progress {
     }
 
     /// Prints one line from the counters.
-    pub fn tick(&mut self, c: &Counters) {
+    pub(crate) fn tick(&mut self, c: &Counters) {
         let now = Instant::now();
         let ok = c.ok.load(Ordering::Relaxed);
         let err = c.err.load(Ordering::Relaxed);
@@ -63,7 +63,7 @@ impl Progress {
     }
 
     /// Ends the overwritten line, if stderr is a terminal.
-    pub fn finish_line() {
+    pub(crate) fn finish_line() {
         if std::io::stderr().is_terminal() {
             let _ = writeln!(std::io::stderr());
         }
@@ -71,7 +71,7 @@ impl Progress {
 }
 
 /// The text of one progress line.
-pub fn progress_line(
+pub(crate) fn progress_line(
     phase: &str,
     elapsed: Duration,
     done: u64,
@@ -87,7 +87,7 @@ pub fn progress_line(
 
 /// Everything the final report shows.
 #[derive(Debug)]
-pub struct Report {
+pub(crate) struct Report {
     /// "rpc" or "in-process".
     pub mode: &'static str,
     /// "requests" or "ops".
@@ -117,7 +117,7 @@ pub struct Report {
 }
 
 /// A latency in nanoseconds, for people: "850 ns", "12.3 µs", "1.25 ms".
-pub fn fmt_latency(ns: u64) -> String {
+pub(crate) fn fmt_latency(ns: u64) -> String {
     let ns = ns as f64;
     if ns < 1_000.0 {
         format!("{ns:.0} ns")
@@ -142,7 +142,7 @@ impl Report {
     }
 
     /// Successful operations per second over the measured window.
-    pub fn rate(&self) -> f64 {
+    pub(crate) fn rate(&self) -> f64 {
         let secs = self.elapsed.as_secs_f64();
         if secs > 0.0 {
             self.outcome.ok as f64 / secs
@@ -168,7 +168,7 @@ impl Report {
     }
 
     /// The report for people.
-    pub fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         let mut out = String::new();
         let mut line = |k: &str, v: String| out.push_str(&format!("{:<13}{v}\n", format!("{k}:")));
         let mode = match (&self.endpoint, self.connections) {
@@ -244,7 +244,7 @@ impl Report {
     }
 
     /// The report as JSON.
-    pub fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         let errors: BTreeMap<&str, u64> = self
             .outcome
             .errors

@@ -15,7 +15,7 @@ const MAX_LATENCY_NS: u64 = 60_000_000_000;
 /// in nanoseconds (so sub-microsecond in-process operations keep their
 /// precision) and reported in microseconds.
 #[derive(Debug, Clone)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     /// Latency of every successful operation, in nanoseconds.
     pub hist: Histogram<u64>,
     /// Successful operations.
@@ -32,7 +32,7 @@ impl Default for Outcome {
 
 impl Outcome {
     /// An empty outcome.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             hist: Histogram::new_with_bounds(1, MAX_LATENCY_NS, 3)
                 .expect("static histogram bounds are valid"),
@@ -42,14 +42,14 @@ impl Outcome {
     }
 
     /// Records a success that took `latency`.
-    pub fn success(&mut self, latency: Duration) {
+    pub(crate) fn success(&mut self, latency: Duration) {
         let ns = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX);
         self.hist.saturating_record(ns.clamp(1, MAX_LATENCY_NS));
         self.ok += 1;
     }
 
     /// Records a failure with gRPC code `code`.
-    pub fn failure(&mut self, code: &str, message: impl FnOnce() -> String) {
+    pub(crate) fn failure(&mut self, code: &str, message: impl FnOnce() -> String) {
         match self.errors.get_mut(code) {
             Some(e) => e.0 += 1,
             None => {
@@ -59,7 +59,7 @@ impl Outcome {
     }
 
     /// Adds `other` into `self`.
-    pub fn merge(&mut self, other: &Outcome) {
+    pub(crate) fn merge(&mut self, other: &Outcome) {
         // Same bounds on both sides, so adding cannot fail.
         let _ = self.hist.add(&other.hist);
         self.ok += other.ok;
@@ -72,14 +72,14 @@ impl Outcome {
     }
 
     /// Total failures.
-    pub fn error_count(&self) -> u64 {
+    pub(crate) fn error_count(&self) -> u64 {
         self.errors.values().map(|(n, _)| n).sum()
     }
 }
 
 /// Live counters for the progress line (every phase, warmup included).
 #[derive(Debug, Default)]
-pub struct Counters {
+pub(crate) struct Counters {
     /// Successful operations so far.
     pub ok: AtomicU64,
     /// Failed operations so far.
@@ -87,7 +87,7 @@ pub struct Counters {
 }
 
 /// Clock ticks per second for `/proc/*/stat` times.
-pub fn clock_ticks() -> u64 {
+pub(crate) fn clock_ticks() -> u64 {
     // SAFETY: sysconf has no preconditions; it only reads a constant.
     let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     if t > 0 {
@@ -98,7 +98,7 @@ pub fn clock_ticks() -> u64 {
 }
 
 /// utime + stime (in clock ticks) from the text of `/proc/PID/stat`.
-pub fn parse_stat(text: &str) -> Option<u64> {
+pub(crate) fn parse_stat(text: &str) -> Option<u64> {
     // The command name (field 2) may hold spaces and parentheses: fields
     // are counted from the last ')'. utime and stime are fields 14 and 15.
     let rest = &text[text.rfind(')')? + 1..];
@@ -109,7 +109,7 @@ pub fn parse_stat(text: &str) -> Option<u64> {
 }
 
 /// CPU time used so far by process `pid` (`None`: this process).
-pub fn process_cpu(pid: Option<u32>) -> std::io::Result<Duration> {
+pub(crate) fn process_cpu(pid: Option<u32>) -> std::io::Result<Duration> {
     let path = match pid {
         Some(p) => format!("/proc/{p}/stat"),
         None => "/proc/self/stat".to_string(),

@@ -14,20 +14,20 @@ use crate::api::pb;
 use crate::keys::Algorithm;
 
 /// Exit code of a failed RPC or an unreachable server.
-pub const EXIT_RPC: u8 = 1;
+pub(crate) const EXIT_RPC: u8 = 1;
 /// Exit code of a usage, input or output error.
-pub const EXIT_USAGE: u8 = 2;
+pub(crate) const EXIT_USAGE: u8 = 2;
 /// Exit code of `signet verify` when the signature does not verify.
-pub const EXIT_INVALID: u8 = 3;
+pub(crate) const EXIT_INVALID: u8 = 3;
 
 /// How long connecting to the server may take.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long one administrative or signing RPC may take.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A failed command: the message printed after `signet: ` and the exit code.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CliError {
+pub(crate) struct CliError {
     /// The process exit code.
     pub code: u8,
     /// What went wrong, for a human; never carries secret material.
@@ -39,7 +39,7 @@ pub struct CliError {
 
 impl CliError {
     /// A usage, input or output error (exit code 2).
-    pub fn usage(message: impl Into<String>) -> Self {
+    pub(crate) fn usage(message: impl Into<String>) -> Self {
         Self {
             code: EXIT_USAGE,
             message: message.into(),
@@ -48,7 +48,7 @@ impl CliError {
     }
 
     /// A server-side or connection error (exit code 1).
-    pub fn rpc(message: impl Into<String>) -> Self {
+    pub(crate) fn rpc(message: impl Into<String>) -> Self {
         Self {
             code: EXIT_RPC,
             message: message.into(),
@@ -78,7 +78,7 @@ impl From<Status> for CliError {
 
 impl CliError {
     /// The error as `--json` prints it: one object on standard error.
-    pub fn to_json(&self) -> serde_json::Value {
+    pub(crate) fn to_json(&self) -> serde_json::Value {
         let mut error = serde_json::json!({
             "message": self.message,
             "exit_code": self.code,
@@ -95,13 +95,13 @@ impl CliError {
 }
 
 /// Result of a client command.
-pub type CliResult<T = ()> = Result<T, CliError>;
+pub(crate) type CliResult<T = ()> = Result<T, CliError>;
 
 /// The canonical gRPC name of a status code, e.g. `NOT_FOUND`.
-pub use crate::error::code_name;
+pub(crate) use crate::error::code_name;
 
 /// `CODE: message` (see [`status_detail`]).
-pub fn status_message(s: &Status) -> String {
+pub(crate) fn status_message(s: &Status) -> String {
     let detail = status_detail(s);
     if detail.is_empty() {
         code_name(s.code()).to_string()
@@ -113,7 +113,7 @@ pub fn status_message(s: &Status) -> String {
 /// A status's message, plus what only its source says (client-side
 /// transport failures hide e.g. "Connection refused" there), plus, for
 /// internal errors, the request id the server logged the details under.
-pub fn status_detail(s: &Status) -> String {
+pub(crate) fn status_detail(s: &Status) -> String {
     let mut out = s.message().to_string();
     if s.code() == Code::Cancelled && s.message() == "Timeout expired" {
         out = format!(
@@ -148,7 +148,7 @@ pub fn status_detail(s: &Status) -> String {
 
 /// An error and its causes, joined by `: ` (transport errors hide the
 /// useful part, e.g. "Connection refused", in their sources).
-pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut out = e.to_string();
     let mut cur = e.source();
     while let Some(s) = cur {
@@ -163,7 +163,7 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 }
 
 /// The endpoint for `uri`, with signet's timeouts, not yet connected.
-pub fn endpoint(uri: &str) -> CliResult<Endpoint> {
+pub(crate) fn endpoint(uri: &str) -> CliResult<Endpoint> {
     let ep = Endpoint::from_shared(uri.to_string())
         .map_err(|e| CliError::usage(format!("invalid --endpoint {uri:?}: {e}")))?;
     Ok(ep
@@ -175,7 +175,7 @@ pub fn endpoint(uri: &str) -> CliResult<Endpoint> {
 
 /// The endpoint the global options describe: TLS for `https://` (with
 /// --ca-file, and --cert-file/--key-file for mutual TLS).
-pub fn secure_endpoint(g: &super::Global) -> CliResult<Endpoint> {
+pub(crate) fn secure_endpoint(g: &super::Global) -> CliResult<Endpoint> {
     let ep = endpoint(&g.endpoint)?;
     let https = g.endpoint.starts_with("https://");
     if !https {
@@ -207,7 +207,7 @@ pub fn secure_endpoint(g: &super::Global) -> CliResult<Endpoint> {
 
 /// Adds `authorization: Bearer …` to every call when a token is set.
 #[derive(Clone, Debug, Default)]
-pub struct Bearer(Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>);
+pub(crate) struct Bearer(Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>);
 
 impl tonic::service::Interceptor for Bearer {
     fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
@@ -219,10 +219,10 @@ impl tonic::service::Interceptor for Bearer {
 }
 
 /// A connection with the caller's credentials.
-pub type Conn = tonic::codegen::InterceptedService<Channel, Bearer>;
+pub(crate) type Conn = tonic::codegen::InterceptedService<Channel, Bearer>;
 
 /// The bearer token: SIGNET_TOKEN, else the content of --token-file.
-pub fn bearer(g: &super::Global) -> CliResult<Bearer> {
+pub(crate) fn bearer(g: &super::Global) -> CliResult<Bearer> {
     let token = match std::env::var("SIGNET_TOKEN") {
         Ok(t) if !t.is_empty() => Some(t),
         _ => match &g.token_file {
@@ -248,7 +248,7 @@ pub fn bearer(g: &super::Global) -> CliResult<Bearer> {
 
 /// Connects now, with TLS and the token the options give, so an
 /// unreachable server is reported clearly.
-pub async fn connect(g: &super::Global) -> CliResult<Conn> {
+pub(crate) async fn connect(g: &super::Global) -> CliResult<Conn> {
     let channel = secure_endpoint(g)?
         .timeout(REQUEST_TIMEOUT)
         .connect()
@@ -258,7 +258,7 @@ pub async fn connect(g: &super::Global) -> CliResult<Conn> {
 }
 
 /// The "cannot connect" error for `uri`.
-pub fn connect_error(uri: &str, e: &tonic::transport::Error) -> CliError {
+pub(crate) fn connect_error(uri: &str, e: &tonic::transport::Error) -> CliError {
     CliError::rpc(format!(
         "cannot connect to {uri}: {} (is `signet serve` running there? set --endpoint or SIGNET_ENDPOINT)",
         error_chain(e).trim_start_matches("transport error: ")
@@ -266,7 +266,7 @@ pub fn connect_error(uri: &str, e: &tonic::transport::Error) -> CliError {
 }
 
 /// Parses an algorithm by its proto name, case-insensitively.
-pub fn parse_algorithm(s: &str) -> Result<Algorithm, String> {
+pub(crate) fn parse_algorithm(s: &str) -> Result<Algorithm, String> {
     Algorithm::from_name(s.trim()).ok_or_else(|| {
         let names: Vec<&str> = Algorithm::ALL.iter().map(|a| a.name()).collect();
         format!("unknown algorithm {s:?}; one of: {}", names.join(", "))
@@ -274,26 +274,26 @@ pub fn parse_algorithm(s: &str) -> Result<Algorithm, String> {
 }
 
 /// The proto enum value of an algorithm.
-pub fn algorithm_pb(a: Algorithm) -> i32 {
+pub(crate) fn algorithm_pb(a: Algorithm) -> i32 {
     pb::Algorithm::from_str_name(a.name())
         .map(|p| p as i32)
         .unwrap_or_default()
 }
 
 /// The proto name of an algorithm enum value.
-pub fn algorithm_name(v: i32) -> String {
+pub(crate) fn algorithm_name(v: i32) -> String {
     pb::Algorithm::try_from(v)
         .map(|a| a.as_str_name().to_string())
         .unwrap_or_else(|_| format!("UNKNOWN({v})"))
 }
 
 /// Parses a humantime duration ("90d", "1h 30m", "10s").
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s.trim()).map_err(|e| format!("invalid duration {s:?}: {e}"))
 }
 
 /// A std duration as a proto duration.
-pub fn duration_pb(d: Duration) -> prost_types::Duration {
+pub(crate) fn duration_pb(d: Duration) -> prost_types::Duration {
     prost_types::Duration {
         seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
         nanos: d.subsec_nanos() as i32,
@@ -301,7 +301,7 @@ pub fn duration_pb(d: Duration) -> prost_types::Duration {
 }
 
 /// Parses one `--label key=value`.
-pub fn parse_label(s: &str) -> Result<(String, String), String> {
+pub(crate) fn parse_label(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
         _ => Err(format!("invalid label {s:?}: expected key=value")),
@@ -309,7 +309,7 @@ pub fn parse_label(s: &str) -> Result<(String, String), String> {
 }
 
 /// Collects labels, refusing a key given twice.
-pub fn labels_map(labels: &[(String, String)]) -> CliResult<BTreeMap<String, String>> {
+pub(crate) fn labels_map(labels: &[(String, String)]) -> CliResult<BTreeMap<String, String>> {
     let mut map = BTreeMap::new();
     for (k, v) in labels {
         if map.insert(k.clone(), v.clone()).is_some() {
@@ -320,7 +320,7 @@ pub fn labels_map(labels: &[(String, String)]) -> CliResult<BTreeMap<String, Str
 }
 
 /// Reads `path`, or standard input when it is `None` or `-`.
-pub fn read_input(path: Option<&Path>) -> CliResult<Vec<u8>> {
+pub(crate) fn read_input(path: Option<&Path>) -> CliResult<Vec<u8>> {
     let mut buf = Vec::new();
     match path {
         None => read_stdin(&mut buf)?,
@@ -342,7 +342,7 @@ fn read_stdin(buf: &mut Vec<u8>) -> CliResult<()> {
 }
 
 /// Writes `bytes` to `path` (or standard output for `None` / `-`).
-pub fn write_output(path: Option<&PathBuf>, bytes: &[u8]) -> CliResult<()> {
+pub(crate) fn write_output(path: Option<&PathBuf>, bytes: &[u8]) -> CliResult<()> {
     match path {
         Some(p) if p.as_os_str() != "-" => std::fs::write(p, bytes)
             .map_err(|e| CliError::usage(format!("cannot write {}: {e}", p.display()))),
@@ -356,7 +356,7 @@ pub fn write_output(path: Option<&PathBuf>, bytes: &[u8]) -> CliResult<()> {
 }
 
 /// Writes raw bytes, refusing to dump binary onto a terminal.
-pub fn write_binary(path: Option<&PathBuf>, bytes: &[u8]) -> CliResult<()> {
+pub(crate) fn write_binary(path: Option<&PathBuf>, bytes: &[u8]) -> CliResult<()> {
     let to_stdout = path.is_none_or(|p| p.as_os_str() == "-");
     if to_stdout && std::io::stdout().is_terminal() {
         return Err(CliError::usage(
@@ -367,7 +367,7 @@ pub fn write_binary(path: Option<&PathBuf>, bytes: &[u8]) -> CliResult<()> {
 }
 
 /// Prints a JSON value on standard output, pretty, with a final newline.
-pub fn print_json(v: &serde_json::Value) -> CliResult<()> {
+pub(crate) fn print_json(v: &serde_json::Value) -> CliResult<()> {
     let mut text = serde_json::to_string_pretty(v)
         .map_err(|e| CliError::usage(format!("cannot encode JSON: {e}")))?;
     text.push('\n');

@@ -15,7 +15,7 @@ use crate::api::pb::signer_client::SignerClient;
 
 /// `signet http …`.
 #[derive(Debug, Subcommand)]
-pub enum HttpCommand {
+pub(crate) enum HttpCommand {
     /// Sign an outbound request: print the headers to add.
     Sign(HttpSignArgs),
     /// Verify an incoming request (a webhook); exit code 0 when valid, 3
@@ -27,7 +27,7 @@ pub enum HttpCommand {
 
 /// The request, shared by both.
 #[derive(Debug, Args)]
-pub struct RequestArgs {
+pub(crate) struct RequestArgs {
     /// The profile's name.
     #[arg(long, short)]
     pub profile: String,
@@ -53,7 +53,7 @@ impl RequestArgs {
 
 /// `signet http sign`.
 #[derive(Debug, Args)]
-pub struct HttpSignArgs {
+pub(crate) struct HttpSignArgs {
     #[command(flatten)]
     pub request: RequestArgs,
     /// The nonce to use (profiles with a nonce; default: drawn by signet).
@@ -66,7 +66,7 @@ pub struct HttpSignArgs {
 
 /// `signet http verify`.
 #[derive(Debug, Args)]
-pub struct HttpVerifyArgs {
+pub(crate) struct HttpVerifyArgs {
     #[command(flatten)]
     pub request: RequestArgs,
     /// A header received, as 'Name: value' (repeat for each).
@@ -94,7 +94,7 @@ fn shell_quote(s: &str) -> String {
 }
 
 /// Runs `signet http …`.
-pub async fn run(global: &Global, cmd: HttpCommand) -> CliResult {
+pub(crate) async fn run(global: &Global, cmd: HttpCommand) -> CliResult {
     match cmd {
         HttpCommand::Sign(a) => sign(global, a).await,
         HttpCommand::Verify(a) => verify(global, a).await,

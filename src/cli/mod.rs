@@ -6,17 +6,17 @@
 //! codes: 0 success, 1 server error or unreachable server, 2 usage or I/O
 //! error, 3 `verify` found the signature invalid.
 
-pub mod bench;
-pub mod bench_local;
-pub mod bench_report;
-pub mod bench_stats;
-pub mod client;
-pub mod http;
-pub mod keys;
-pub mod public_key;
-pub mod render;
-pub mod sign;
-pub mod token;
+pub(crate) mod bench;
+pub(crate) mod bench_local;
+pub(crate) mod bench_report;
+pub(crate) mod bench_stats;
+pub(crate) mod client;
+pub(crate) mod http;
+pub(crate) mod keys;
+pub(crate) mod public_key;
+pub(crate) mod render;
+pub(crate) mod sign;
+pub(crate) mod token;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -38,7 +38,7 @@ use client::{CliError, CliResult, EXIT_USAGE};
     after_help = "Exit codes: 0 success, 1 server error (the gRPC code is printed) or \
         server unreachable, 2 usage or I/O error, 3 `verify`: signature invalid."
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     /// Options shared by the client commands.
     #[command(flatten)]
     pub global: Global,
@@ -49,7 +49,7 @@ pub struct Cli {
 
 /// Options shared by the client commands.
 #[derive(Debug, Clone, clap::Args)]
-pub struct Global {
+pub(crate) struct Global {
     /// The signet server to talk to.
     #[arg(
         long,
@@ -79,7 +79,7 @@ pub struct Global {
 
 /// Sub-commands.
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Run the server. With no --config: in-memory backend with demo keys.
     Serve(ServeArgs),
     /// Create, import, rotate and inspect keys (KeyAdmin service).
@@ -109,14 +109,14 @@ pub enum Command {
 
 /// `signet check-config`.
 #[derive(Debug, clap::Args)]
-pub struct CheckConfigArgs {
+pub(crate) struct CheckConfigArgs {
     /// TOML configuration file.
     pub config: PathBuf,
 }
 
 /// `signet serve`.
 #[derive(Debug, clap::Args)]
-pub struct ServeArgs {
+pub(crate) struct ServeArgs {
     /// TOML configuration file (see examples/signet.toml).
     #[arg(long, short)]
     pub config: Option<PathBuf>,
@@ -192,7 +192,7 @@ fn report(json: bool, e: &CliError) {
 }
 
 /// Runs one parsed command.
-pub async fn dispatch(cli: Cli) -> CliResult {
+pub(crate) async fn dispatch(cli: Cli) -> CliResult {
     let g = &cli.global;
     match cli.command {
         Command::Serve(args) => serve(args).await.map_err(|e| CliError::rpc(e.to_string())),

@@ -15,7 +15,7 @@ use crate::api::pb::signer_client::SignerClient;
 
 /// Public key encodings.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
-pub enum KeyFormat {
+pub(crate) enum KeyFormat {
     /// SubjectPublicKeyInfo PEM ("BEGIN PUBLIC KEY").
     #[default]
     Pem,
@@ -31,7 +31,7 @@ pub enum KeyFormat {
 
 /// `signet public-key`.
 #[derive(Debug, Args)]
-pub struct PublicKeyArgs {
+pub(crate) struct PublicKeyArgs {
     /// The key's name.
     #[arg(long, short)]
     pub key: String,
@@ -47,7 +47,7 @@ pub struct PublicKeyArgs {
 }
 
 /// Runs `signet public-key`.
-pub async fn run(global: &Global, a: PublicKeyArgs) -> CliResult {
+pub(crate) async fn run(global: &Global, a: PublicKeyArgs) -> CliResult {
     let mut client = SignerClient::new(connect(global).await?);
     if a.format == KeyFormat::Jwks {
         if a.version.is_some() {

@@ -9,7 +9,7 @@ use super::client::algorithm_name;
 use crate::api::pb;
 
 /// Left-aligned columns separated by two spaces, no trailing blanks.
-pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+pub(crate) fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (i, cell) in row.iter().enumerate() {
@@ -39,7 +39,7 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
 }
 
 /// A proto timestamp as a `SystemTime`; `None` when unset or out of range.
-pub fn system_time(t: Option<&prost_types::Timestamp>) -> Option<SystemTime> {
+pub(crate) fn system_time(t: Option<&prost_types::Timestamp>) -> Option<SystemTime> {
     let t = t?;
     if (t.seconds, t.nanos) == (0, 0) || !(0..1_000_000_000).contains(&t.nanos) {
         return None;
@@ -54,7 +54,7 @@ pub fn system_time(t: Option<&prost_types::Timestamp>) -> Option<SystemTime> {
 }
 
 /// RFC 3339 (seconds, UTC), or `None` when unset.
-pub fn rfc3339(t: Option<&prost_types::Timestamp>) -> Option<String> {
+pub(crate) fn rfc3339(t: Option<&prost_types::Timestamp>) -> Option<String> {
     system_time(t).map(|st| humantime::format_rfc3339_seconds(st).to_string())
 }
 
@@ -72,7 +72,7 @@ fn std_duration(d: Option<&prost_types::Duration>) -> Option<Duration> {
 
 /// A compact duration in days, hours, minutes and seconds: "90d",
 /// "1d 12h", "1h 30m", "0s" (also valid input for the duration flags).
-pub fn fmt_duration(d: Duration) -> String {
+pub(crate) fn fmt_duration(d: Duration) -> String {
     let s = d.as_secs();
     let parts = [
         (s / 86400, "d"),
@@ -116,14 +116,14 @@ fn json_time(t: Option<&prost_types::Timestamp>) -> Value {
 }
 
 /// The proto name of a version state.
-pub fn state_name(v: i32) -> String {
+pub(crate) fn state_name(v: i32) -> String {
     pb::KeyVersionState::try_from(v)
         .map(|s| s.as_str_name().to_string())
         .unwrap_or_else(|_| format!("UNKNOWN({v})"))
 }
 
 /// The proto name of a protection level.
-pub fn protection_name(v: i32) -> String {
+pub(crate) fn protection_name(v: i32) -> String {
     pb::ProtectionLevel::try_from(v)
         .map(|s| s.as_str_name().to_string())
         .unwrap_or_else(|_| format!("UNKNOWN({v})"))
@@ -152,7 +152,7 @@ fn policy_text(p: Option<&pb::RotationPolicy>) -> String {
 }
 
 /// A key and its versions, for people.
-pub fn key_text(key: &pb::Key) -> String {
+pub(crate) fn key_text(key: &pb::Key) -> String {
     let labels = sorted_labels(key);
     let labels = if labels.is_empty() {
         "-".to_string()
@@ -221,7 +221,7 @@ pub fn key_text(key: &pb::Key) -> String {
 }
 
 /// One line per key, for `keys list`.
-pub fn key_list_text(keys: &[pb::Key]) -> String {
+pub(crate) fn key_list_text(keys: &[pb::Key]) -> String {
     let rows: Vec<Vec<String>> = keys
         .iter()
         .map(|k| {
@@ -252,7 +252,7 @@ pub fn key_list_text(keys: &[pb::Key]) -> String {
 }
 
 /// A key version as JSON.
-pub fn version_json(v: &pb::KeyVersion) -> Value {
+pub(crate) fn version_json(v: &pb::KeyVersion) -> Value {
     json!({
         "version": v.version,
         "state": state_name(v.state),
@@ -267,7 +267,7 @@ pub fn version_json(v: &pb::KeyVersion) -> Value {
 }
 
 /// A key and its versions as JSON.
-pub fn key_json(key: &pb::Key) -> Value {
+pub(crate) fn key_json(key: &pb::Key) -> Value {
     let policy = match &key.rotation_policy {
         Some(p) => json!({
             "rotation_period": json_duration(p.rotation_period.as_ref()),

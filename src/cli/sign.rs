@@ -17,7 +17,7 @@ use crate::api::pb::signer_client::SignerClient;
 
 /// How signatures are written and read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Encoding {
+pub(crate) enum Encoding {
     /// Standard base64 (reading also accepts URL-safe and unpadded forms).
     Base64,
     /// Lower-case hex.
@@ -28,7 +28,7 @@ pub enum Encoding {
 
 /// ECDSA signature encoding.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
-pub enum SigFormat {
+pub(crate) enum SigFormat {
     /// DER ECDSA-Sig-Value (what openssl produces and expects).
     #[default]
     Der,
@@ -47,7 +47,7 @@ impl SigFormat {
 
 /// What to sign or verify, shared by `sign` and `verify`.
 #[derive(Debug, Args)]
-pub struct InputArgs {
+pub(crate) struct InputArgs {
     /// The key's name.
     #[arg(long, short)]
     pub key: String,
@@ -74,7 +74,7 @@ pub struct InputArgs {
     with --out, writes raw bytes unless --encoding says otherwise.\n\
     Exit codes: 0 signed, 1 server error (e.g. NOT_FOUND), 2 usage or I/O error."
 )]
-pub struct SignArgs {
+pub(crate) struct SignArgs {
     #[command(flatten)]
     pub input: InputArgs,
     /// Signature encoding [default: base64 on standard output, raw with --out].
@@ -91,7 +91,7 @@ pub struct SignArgs {
     after_help = "Exit codes: 0 valid, 3 invalid (the signature does not verify), \
     1 server error (e.g. NOT_FOUND), 2 usage or I/O error."
 )]
-pub struct VerifyArgs {
+pub(crate) struct VerifyArgs {
     #[command(flatten)]
     pub input: InputArgs,
     /// The signature, as text (base64 by default, or hex).
@@ -112,7 +112,7 @@ pub struct VerifyArgs {
 }
 
 /// Encodes a signature as text (base64, hex) or leaves it raw.
-pub fn encode(enc: Encoding, sig: &[u8]) -> Vec<u8> {
+pub(crate) fn encode(enc: Encoding, sig: &[u8]) -> Vec<u8> {
     match enc {
         Encoding::Base64 => base64::engine::general_purpose::STANDARD
             .encode(sig)
@@ -123,7 +123,7 @@ pub fn encode(enc: Encoding, sig: &[u8]) -> Vec<u8> {
 }
 
 /// Decodes a signature written as text (whitespace ignored) or raw bytes.
-pub fn decode(enc: Encoding, data: &[u8]) -> Result<Vec<u8>, String> {
+pub(crate) fn decode(enc: Encoding, data: &[u8]) -> Result<Vec<u8>, String> {
     use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
     if enc == Encoding::Raw {
         return Ok(data.to_vec());
@@ -146,7 +146,7 @@ pub fn decode(enc: Encoding, data: &[u8]) -> Result<Vec<u8>, String> {
 }
 
 /// A `--version` flag as the proto wants it: 0 when absent.
-pub fn version(v: Option<u32>) -> CliResult<u32> {
+pub(crate) fn version(v: Option<u32>) -> CliResult<u32> {
     match v {
         Some(0) => Err(CliError::usage("--version must be 1 or more")),
         v => Ok(v.unwrap_or(0)),
@@ -154,7 +154,7 @@ pub fn version(v: Option<u32>) -> CliResult<u32> {
 }
 
 /// Runs `signet sign`.
-pub async fn sign(global: &Global, a: SignArgs) -> CliResult {
+pub(crate) async fn sign(global: &Global, a: SignArgs) -> CliResult {
     let data = read_input(a.input.file.as_deref())?;
     let input = if a.input.digest {
         pb::sign_request::Input::Digest(data)
@@ -205,7 +205,7 @@ pub async fn sign(global: &Global, a: SignArgs) -> CliResult {
 }
 
 /// Runs `signet verify`; an invalid signature is exit code 3.
-pub async fn verify(global: &Global, a: VerifyArgs) -> CliResult {
+pub(crate) async fn verify(global: &Global, a: VerifyArgs) -> CliResult {
     let signature = match (&a.signature, &a.signature_file) {
         (Some(s), _) => {
             let enc = a.encoding.unwrap_or(Encoding::Base64);

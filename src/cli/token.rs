@@ -11,7 +11,7 @@ use crate::auth::policy::token_hash;
 
 /// `signet token new`.
 #[derive(Debug, Args)]
-pub struct NewArgs {
+pub(crate) struct NewArgs {
     /// The identity the token will authenticate as (for the printed
     /// config snippet).
     #[arg(long, default_value = "IDENTITY")]
@@ -20,13 +20,13 @@ pub struct NewArgs {
 
 /// Token sub-commands.
 #[derive(Debug, clap::Subcommand)]
-pub enum TokenCommand {
+pub(crate) enum TokenCommand {
     /// Print a new random token (256 bits from the OS) and its SHA-256.
     New(NewArgs),
 }
 
 /// A new token: `sgt_` and 43 base64url characters.
-pub fn new_token() -> String {
+pub(crate) fn new_token() -> String {
     use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
     let mut bytes = zeroize::Zeroizing::new([0u8; 32]);
     rand::rngs::OsRng.fill_bytes(bytes.as_mut());
@@ -34,7 +34,7 @@ pub fn new_token() -> String {
 }
 
 /// Runs a token sub-command.
-pub fn run(g: &Global, c: TokenCommand) -> CliResult<()> {
+pub(crate) fn run(g: &Global, c: TokenCommand) -> CliResult<()> {
     let TokenCommand::New(a) = c;
     let token = zeroize::Zeroizing::new(new_token());
     let hash = token_hash(&token);

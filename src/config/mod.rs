@@ -37,7 +37,7 @@ pub use limits::{KeyLimitConfig, LimitsConfig};
 pub use observability::{
     AdminConfig, AuditConfig, AuditOutput, LogConfig, LogFormat, TelemetryConfig,
 };
-pub use reload::restart_only_changes;
+pub(crate) use reload::restart_only_changes;
 pub use server::{ServerConfig, TlsConfig, TlsVersion};
 
 /// The whole configuration file.
@@ -193,7 +193,7 @@ mod duration {
     use serde::{Deserialize, Deserializer};
     use std::time::Duration;
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let s = String::deserialize(d)?;
         humantime::parse_duration(&s).map_err(|e| serde::de::Error::custom(format!("{s:?}: {e}")))
     }

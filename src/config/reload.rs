@@ -33,7 +33,7 @@ macro_rules! restart_only {
 /// The restart-only settings that differ between the configuration in
 /// force (`old`) and a reloaded file (`new`), by their config names, e.g.
 /// `server.listen`. Empty when the reload applies everything that changed.
-pub fn restart_only_changes(old: &Config, new: &Config) -> Vec<String> {
+pub(crate) fn restart_only_changes(old: &Config, new: &Config) -> Vec<String> {
     let mut out = Vec::new();
     let Config {
         server,

@@ -2,7 +2,7 @@
 //! trail, metrics, logs and the CLI all print these.
 
 /// The canonical name of a gRPC code.
-pub fn code_name(code: tonic::Code) -> &'static str {
+pub(crate) fn code_name(code: tonic::Code) -> &'static str {
     use tonic::Code::*;
     match code {
         Ok => "OK",

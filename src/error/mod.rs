@@ -11,7 +11,7 @@ mod startup;
 use std::borrow::Cow;
 use std::fmt;
 
-pub use codes::code_name;
+pub(crate) use codes::code_name;
 pub use startup::{ConfigError, StartupError};
 
 /// What went wrong, as far as the caller is concerned.
@@ -73,7 +73,7 @@ pub struct Error {
 }
 
 /// Shorthand for results in signet.
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     /// An error with a public message. The message must never contain secrets.

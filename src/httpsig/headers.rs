@@ -6,7 +6,7 @@ use super::template::{Part, Placeholder};
 
 /// How a preset's signature header carries signatures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SignatureHeader {
+pub(crate) enum SignatureHeader {
     /// One signature, by the signature template.
     Single,
     /// Stripe: `t=T,v1=σ1,v1=σ2`, any element order, other schemes ignored.
@@ -17,7 +17,7 @@ pub enum SignatureHeader {
 
 /// What a signature header yielded.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ParsedSignatureHeader {
+pub(crate) struct ParsedSignatureHeader {
     /// The encoded signatures, in header order.
     pub sigs: Vec<String>,
     /// T, when the header carries it.
@@ -38,13 +38,13 @@ pub(super) fn sig_alphabet(enc: SigEncoding) -> &'static str {
 impl SignatureHeader {
     /// Whether the header carries several signatures (ACTIVE and PENDING
     /// during a staged rotation).
-    pub fn carries_several(self) -> bool {
+    pub(crate) fn carries_several(self) -> bool {
         self != SignatureHeader::Single
     }
 
     /// The header value for `encoded` signatures (the first is the ACTIVE
     /// version's); `render_one` renders the signature template around one.
-    pub fn render(self, encoded: &[String], render_one: impl Fn(&str) -> String) -> String {
+    pub(crate) fn render(self, encoded: &[String], render_one: impl Fn(&str) -> String) -> String {
         match self {
             SignatureHeader::Single => render_one(&encoded[0]),
             SignatureHeader::Stripe => {
@@ -66,7 +66,10 @@ impl SignatureHeader {
 
 /// Verification step 2: the signature header against the profile's format;
 /// `None` when it does not have that format.
-pub fn parse_signature_header(profile: &Profile, value: &str) -> Option<ParsedSignatureHeader> {
+pub(crate) fn parse_signature_header(
+    profile: &Profile,
+    value: &str,
+) -> Option<ParsedSignatureHeader> {
     let value = value.trim_matches([' ', '\t']);
     let alphabet = regex::Regex::new(&format!("^{}$", sig_alphabet(profile.signature_encoding)))
         .expect("static pattern");

@@ -10,7 +10,7 @@
 
 /// A parsed JSON value; numbers keep their text.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Value {
+pub(crate) enum Value {
     /// `null`.
     Null,
     /// `true` / `false`.
@@ -27,7 +27,7 @@ pub enum Value {
 
 /// How the canonical form is written.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Style {
+pub(crate) struct Style {
     /// `", "` and `": "` instead of `","` and `":"`.
     pub spaces: bool,
     /// Object members sorted by key (code points) at every depth.
@@ -37,11 +37,11 @@ pub struct Style {
 }
 
 /// Deepest nesting accepted.
-pub const MAX_DEPTH: usize = 128;
+pub(crate) const MAX_DEPTH: usize = 128;
 
 /// Why a body is not one JSON text. The message never quotes the body.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JsonError {
+pub(crate) struct JsonError {
     /// Byte offset of the problem.
     pub offset: usize,
     /// What is wrong.
@@ -59,7 +59,7 @@ impl std::fmt::Display for JsonError {
 }
 
 /// Parses one JSON text (surrounding whitespace allowed, nothing else).
-pub fn parse(input: &[u8]) -> Result<Value, JsonError> {
+pub(crate) fn parse(input: &[u8]) -> Result<Value, JsonError> {
     let text = std::str::from_utf8(input).map_err(|e| JsonError {
         offset: e.valid_up_to(),
         what: "invalid UTF-8",
@@ -79,7 +79,7 @@ pub fn parse(input: &[u8]) -> Result<Value, JsonError> {
 }
 
 /// Parses `input` and writes it in canonical form.
-pub fn canonicalize(input: &[u8], style: Style) -> Result<String, JsonError> {
+pub(crate) fn canonicalize(input: &[u8], style: Style) -> Result<String, JsonError> {
     let v = parse(input)?;
     let mut out = String::with_capacity(input.len());
     write(&v, style, &mut out);
@@ -312,7 +312,7 @@ impl Parser<'_> {
 }
 
 /// Writes `v` canonically into `out`.
-pub fn write(v: &Value, style: Style, out: &mut String) {
+pub(crate) fn write(v: &Value, style: Style, out: &mut String) {
     let (comma, colon) = if style.spaces {
         (", ", ": ")
     } else {

@@ -6,13 +6,12 @@
 //! [`profile`], validated in `resolve.rs` and held in force by
 //! [`profile::ProfileSet`]; [`engine`] signs and verifies.
 
-mod cidr;
-pub mod engine;
-pub mod headers;
-pub mod json;
-pub mod presets;
-pub mod profile;
+pub(crate) mod engine;
+pub(crate) mod headers;
+pub(crate) mod json;
+pub(crate) mod presets;
+pub(crate) mod profile;
 pub mod replay;
 mod resolve;
 mod set;
-pub mod template;
+pub(crate) mod template;

@@ -10,12 +10,12 @@ use zeroize::Zeroizing;
 
 use super::headers::SignatureHeader;
 use super::profile::{BodyEncoding, Field, SigEncoding};
-pub use crate::config::profiles::Preset;
+pub(crate) use crate::config::profiles::Preset;
 use crate::error::{Error, Result};
 
 /// How a preset's platform hands out the shared secret.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SecretEncoding {
+pub(crate) enum SecretEncoding {
     /// The key bytes as they are.
     Raw,
     /// Standard Webhooks: `whsec_` + standard base64 of the key bytes.
@@ -25,7 +25,7 @@ pub enum SecretEncoding {
 impl SecretEncoding {
     /// The HMAC key bytes imported `material` stands for. `Whsec`
     /// material without the prefix is taken as it is.
-    pub fn decode(self, material: Zeroizing<Vec<u8>>) -> Result<Zeroizing<Vec<u8>>> {
+    pub(crate) fn decode(self, material: Zeroizing<Vec<u8>>) -> Result<Zeroizing<Vec<u8>>> {
         use base64::{engine::general_purpose::STANDARD, Engine};
         if self == SecretEncoding::Raw {
             return Ok(material);
@@ -47,7 +47,7 @@ impl SecretEncoding {
 
 /// What a preset (or no preset) fills in for unset profile fields.
 #[derive(Clone, Copy, Debug)]
-pub struct Defaults {
+pub(crate) struct Defaults {
     /// Field → header name.
     pub headers: &'static [(Field, &'static str)],
     /// `payload_template`.
@@ -70,7 +70,7 @@ pub struct Defaults {
 }
 
 /// The defaults without a preset (and of `boxo`).
-pub const GENERIC: Defaults = Defaults {
+pub(crate) const GENERIC: Defaults = Defaults {
     headers: &[
         (Field::Signature, "X-Signature"),
         (Field::Timestamp, "X-Timestamp"),
@@ -88,10 +88,14 @@ pub const GENERIC: Defaults = Defaults {
 
 /// One preset.
 #[derive(Clone, Copy, Debug)]
-pub struct PresetRow {
-    /// Which.
+pub(crate) struct PresetRow {
+    /// Which. Read only by the tests, which check that the table follows
+    /// [`Preset`]'s order (`row` indexes it by discriminant).
+    #[cfg_attr(not(test), allow(dead_code))]
     pub preset: Preset,
-    /// Its name in the configuration, the docs and the Helm chart.
+    /// Its name in the configuration, the docs and the Helm chart. Read
+    /// only by the tests, against [`Preset::name`].
+    #[cfg_attr(not(test), allow(dead_code))]
     pub name: &'static str,
     /// What it fills in.
     pub defaults: Defaults,
@@ -102,7 +106,7 @@ pub struct PresetRow {
 }
 
 /// Every preset, in [`Preset`]'s order.
-pub const PRESETS: [PresetRow; 6] = [
+pub(crate) const PRESETS: [PresetRow; 6] = [
     PresetRow {
         preset: Preset::Boxo,
         name: "boxo",
@@ -203,13 +207,13 @@ pub const PRESETS: [PresetRow; 6] = [
 
 impl Preset {
     /// Its row.
-    pub fn row(self) -> &'static PresetRow {
+    pub(crate) fn row(self) -> &'static PresetRow {
         &PRESETS[self as usize]
     }
 }
 
 /// The defaults of `preset`, or [`GENERIC`] without one.
-pub fn defaults(preset: Option<Preset>) -> &'static Defaults {
+pub(crate) fn defaults(preset: Option<Preset>) -> &'static Defaults {
     preset.map_or(&GENERIC, |p| &p.row().defaults)
 }
 

@@ -7,19 +7,19 @@
 
 use std::collections::BTreeMap;
 
-pub use super::cidr::Cidr;
-pub use super::headers::SignatureHeader;
-pub use super::set::{ProfileSet, Profiles};
+pub(crate) use super::headers::SignatureHeader;
+pub(crate) use super::set::ProfileSet;
 use super::template::Template;
-pub use crate::config::profiles::{
+pub(crate) use crate::config::profiles::{
     BodyEncoding, EcdsaFormat, Field, PayloadEncoding, Preset, ProfileConfig, SigEncoding,
     Timespec, UrlForm,
 };
+pub(crate) use crate::net::Cidr;
 
 /// A validated profile.
 #[derive(Clone, Debug)]
 #[allow(missing_docs)]
-pub struct Profile {
+pub(crate) struct Profile {
     pub name: String,
     pub preset: Option<Preset>,
     pub key: Option<String>,
@@ -52,7 +52,7 @@ pub struct Profile {
 impl Profile {
     /// Every setting as text, by its config name: what `ListHttpProfiles`
     /// and `signet http profiles` show.
-    pub fn settings(&self) -> BTreeMap<String, String> {
+    pub(crate) fn settings(&self) -> BTreeMap<String, String> {
         fn name<T: std::fmt::Debug>(v: T) -> String {
             // Debug names are the variants; config names are snake/kebab.
             let d = format!("{v:?}");
@@ -122,7 +122,7 @@ impl Profile {
 
     /// Whether the profile signs with several versions (ACTIVE and PENDING)
     /// in one header.
-    pub fn multi_signature(&self) -> bool {
+    pub(crate) fn multi_signature(&self) -> bool {
         self.signature_header.carries_several()
     }
 }

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use crate::error::{Error, Result};
 
 /// A boxed future, so the trait stays object-safe.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Where seen nonces and signatures are remembered.
 pub trait ReplayStore: Send + Sync + std::fmt::Debug {
@@ -48,7 +48,7 @@ fn entry_id(scope: &str, key: &[u8]) -> [u8; 32] {
 /// In process memory: bounded, entries expire. Entries are SHA-256
 /// digests of scope and key, so their size does not depend on the input.
 #[derive(Debug)]
-pub struct MemoryReplayStore {
+pub(crate) struct MemoryReplayStore {
     capacity: usize,
     inner: Mutex<Inner>,
 }
@@ -63,7 +63,7 @@ struct Inner {
 
 impl MemoryReplayStore {
     /// A store holding at most `capacity` live entries.
-    pub fn new(capacity: usize) -> Self {
+    pub(crate) fn new(capacity: usize) -> Self {
         Self {
             capacity: capacity.max(1),
             inner: Mutex::new(Inner::default()),
@@ -82,16 +82,12 @@ impl MemoryReplayStore {
         }
     }
 
-    /// Live entries (for tests and metrics).
-    pub fn len(&self) -> usize {
+    /// Live entries (the tests count them).
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         let mut inner = self.inner.lock();
         Self::sweep(&mut inner, Instant::now());
         inner.expiry.len()
-    }
-
-    /// True when empty.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
@@ -136,10 +132,10 @@ impl MemoryReplayStore {
     }
 }
 
-pub use crate::net::redact_url;
+pub(crate) use crate::net::redact_url;
 
 /// Parses a Redis URL without connecting; the error shows it redacted.
-pub fn parse_url(url: &str) -> std::result::Result<redis::Client, String> {
+pub(crate) fn parse_url(url: &str) -> std::result::Result<redis::Client, String> {
     redis::Client::open(url).map_err(|e| format!("http.redis_url {}: {e}", redact_url(url)))
 }
 

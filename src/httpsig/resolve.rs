@@ -12,7 +12,7 @@ use crate::error::ConfigError;
 impl ProfileConfig {
     /// Validates and resolves. The error names the profile (`profile
     /// "NAME"`) and reads `FIELD: problem`.
-    pub fn resolve(&self) -> Result<Profile, ConfigError> {
+    pub(crate) fn resolve(&self) -> Result<Profile, ConfigError> {
         let name = &self.name;
         let fail = |field: &str, msg: String| {
             ConfigError::new(format!("profile {name:?}"), format!("{field}: {msg}"))

@@ -6,13 +6,13 @@ use super::profile::Profile;
 /// The profiles in force, replaceable as a whole (a SIGHUP reload): a
 /// request uses the set it started with.
 #[derive(Debug, Default)]
-pub struct ProfileSet {
+pub(crate) struct ProfileSet {
     current: parking_lot::RwLock<std::sync::Arc<Profiles>>,
 }
 
 /// One generation of profiles.
 #[derive(Debug, Default)]
-pub struct Profiles {
+pub(crate) struct Profiles {
     by_name: std::collections::HashMap<String, std::sync::Arc<Profile>>,
     /// Keys whose preset writes secrets in a form of its own.
     secrets: std::collections::BTreeMap<String, SecretEncoding>,
@@ -38,18 +38,18 @@ impl Profiles {
     }
 
     /// The profile called `name`.
-    pub fn get(&self, name: &str) -> Option<&std::sync::Arc<Profile>> {
+    pub(crate) fn get(&self, name: &str) -> Option<&std::sync::Arc<Profile>> {
         self.by_name.get(name)
     }
 
     /// Every profile, in no particular order.
-    pub fn iter(&self) -> impl Iterator<Item = &std::sync::Arc<Profile>> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &std::sync::Arc<Profile>> {
         self.by_name.values()
     }
 
     /// How secrets imported for `key` are written: `Whsec` when a
     /// `standard-webhooks` profile names it, else `Raw`.
-    pub fn secret_encoding(&self, key: &str) -> SecretEncoding {
+    pub(crate) fn secret_encoding(&self, key: &str) -> SecretEncoding {
         self.secrets
             .get(key)
             .copied()
@@ -59,19 +59,19 @@ impl Profiles {
 
 impl ProfileSet {
     /// A set holding `profiles`.
-    pub fn new(profiles: Vec<Profile>) -> std::sync::Arc<Self> {
+    pub(crate) fn new(profiles: Vec<Profile>) -> std::sync::Arc<Self> {
         std::sync::Arc::new(Self {
             current: parking_lot::RwLock::new(std::sync::Arc::new(Profiles::new(profiles))),
         })
     }
 
     /// The profiles in force.
-    pub fn current(&self) -> std::sync::Arc<Profiles> {
+    pub(crate) fn current(&self) -> std::sync::Arc<Profiles> {
         self.current.read().clone()
     }
 
     /// Replaces every profile at once.
-    pub fn replace(&self, profiles: Vec<Profile>) {
+    pub(crate) fn replace(&self, profiles: Vec<Profile>) {
         *self.current.write() = std::sync::Arc::new(Profiles::new(profiles));
     }
 }

@@ -6,7 +6,7 @@ use std::fmt;
 
 /// A placeholder of a template.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Placeholder {
+pub(crate) enum Placeholder {
     /// T, the timestamp.
     Timestamp,
     /// N, the nonce.
@@ -41,7 +41,7 @@ impl Placeholder {
     ];
 
     /// The name between the braces.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Placeholder::Timestamp => "timestamp",
             Placeholder::Nonce => "nonce",
@@ -64,7 +64,7 @@ impl fmt::Display for Placeholder {
 
 /// One piece of a template.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Part {
+pub(crate) enum Part {
     /// Literal text (braces already unescaped).
     Literal(String),
     /// A placeholder.
@@ -73,14 +73,14 @@ pub enum Part {
 
 /// A parsed template.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Template {
+pub(crate) struct Template {
     parts: Vec<Part>,
 }
 
 impl Template {
     /// Parses `text`. Errors name the problem: an unknown placeholder, an
     /// unclosed `{`, or a lone `}`.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub(crate) fn parse(text: &str) -> Result<Self, String> {
         let mut parts = Vec::new();
         let mut lit = String::new();
         let mut rest = text;
@@ -119,12 +119,12 @@ impl Template {
     }
 
     /// The pieces, in order.
-    pub fn parts(&self) -> &[Part] {
+    pub(crate) fn parts(&self) -> &[Part] {
         &self.parts
     }
 
     /// How many times `p` occurs.
-    pub fn count(&self, p: Placeholder) -> usize {
+    pub(crate) fn count(&self, p: Placeholder) -> usize {
         self.parts
             .iter()
             .filter(|x| **x == Part::Placeholder(p))
@@ -132,12 +132,12 @@ impl Template {
     }
 
     /// True when `p` occurs.
-    pub fn uses(&self, p: Placeholder) -> bool {
+    pub(crate) fn uses(&self, p: Placeholder) -> bool {
         self.count(p) > 0
     }
 
     /// Substitutes every placeholder with `value(p)`.
-    pub fn render(&self, mut value: impl FnMut(Placeholder) -> String) -> String {
+    pub(crate) fn render(&self, mut value: impl FnMut(Placeholder) -> String) -> String {
         let mut out = String::new();
         for part in &self.parts {
             match part {

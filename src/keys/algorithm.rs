@@ -265,16 +265,18 @@ impl Hash {
 }
 
 /// rsaEncryption (RFC 8017): the key type of every RSA key signet holds.
-pub const OID_RSA_ENCRYPTION: ObjectIdentifier =
+pub(crate) const OID_RSA_ENCRYPTION: ObjectIdentifier =
     ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
 /// id-RSASSA-PSS (RFC 8017), accepted on imported public keys.
-pub const OID_RSASSA_PSS: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.10");
+pub(crate) const OID_RSASSA_PSS: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.10");
 /// id-mgf1 (RFC 8017), in RSASSA-PSS parameters.
-pub const OID_MGF1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.8");
+pub(crate) const OID_MGF1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.8");
 /// id-ecPublicKey (RFC 5480): the key type of every ECDSA key.
-pub const OID_EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+pub(crate) const OID_EC_PUBLIC_KEY: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
 /// id-Ed25519 (RFC 8410): key type and curve at once.
-pub const OID_ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
+pub(crate) const OID_ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
 
 /// One curve's row.
 struct CurveRow {

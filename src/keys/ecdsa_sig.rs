@@ -29,7 +29,7 @@ const ERR_RAW_ZERO: &str = "raw ECDSA signature has a zero component";
 const ERR_DER: &str = "malformed DER ECDSA signature";
 
 /// Converts raw r‖s (exactly `2 * curve.size()` bytes) to minimal DER.
-pub fn raw_to_der(curve: Curve, raw: &[u8]) -> Result<Vec<u8>> {
+pub(crate) fn raw_to_der(curve: Curve, raw: &[u8]) -> Result<Vec<u8>> {
     let n = curve.size();
     if raw.len() != 2 * n {
         return Err(Error::invalid(ERR_RAW_LEN));
@@ -51,8 +51,10 @@ pub fn raw_to_der(curve: Curve, raw: &[u8]) -> Result<Vec<u8>> {
 }
 
 /// Converts strict DER to raw r‖s; non-minimal or oversize integers, trailing
-/// bytes and zero values are `INVALID_ARGUMENT`.
-pub fn der_to_raw(curve: Curve, der: &[u8]) -> Result<Vec<u8>> {
+/// bytes and zero values are `INVALID_ARGUMENT`. Only tests parse DER
+/// signatures.
+#[cfg(test)]
+pub(crate) fn der_to_raw(curve: Curve, der: &[u8]) -> Result<Vec<u8>> {
     let n = curve.size();
     let content = match der {
         [TAG_SEQUENCE, len, rest @ ..] if *len < 0x80 && usize::from(*len) == rest.len() => rest,
@@ -71,6 +73,7 @@ pub fn der_to_raw(curve: Curve, der: &[u8]) -> Result<Vec<u8>> {
 
 /// Reads one strictly minimal, positive, non-zero INTEGER of at most `max`
 /// magnitude bytes; returns its magnitude (no leading zeros) and the rest.
+#[cfg(test)]
 fn read_uint(input: &[u8], max: usize) -> Result<(&[u8], &[u8])> {
     let (len, rest) = match input {
         [TAG_INTEGER, len, rest @ ..] if *len < 0x80 => (usize::from(*len), rest),
@@ -99,7 +102,7 @@ fn read_uint(input: &[u8], max: usize) -> Result<(&[u8], &[u8])> {
 /// The twin of a raw r‖s signature: (r, n − s), which verifies just as
 /// (r, s) does. `s` must be in 1..n, as any signer's is; a raw value of the
 /// wrong length or an s out of range is `INVALID_ARGUMENT`.
-pub fn twin(curve: Curve, raw: &[u8]) -> Result<Vec<u8>> {
+pub(crate) fn twin(curve: Curve, raw: &[u8]) -> Result<Vec<u8>> {
     let n = curve.size();
     if raw.len() != 2 * n {
         return Err(Error::invalid(ERR_RAW_LEN));
@@ -124,7 +127,7 @@ pub fn twin(curve: Curve, raw: &[u8]) -> Result<Vec<u8>> {
 /// always emitted in the one form (the one BIP 62 and the libraries that
 /// normalise choose). The value is public, so this need not be
 /// constant-time.
-pub fn normalize_low_s(curve: Curve, raw: &mut [u8]) -> Result<()> {
+pub(crate) fn normalize_low_s(curve: Curve, raw: &mut [u8]) -> Result<()> {
     let n = curve.size();
     let other = twin(curve, raw)?;
     // s > n/2 exactly when s > n − s; both have the curve's width, so
@@ -136,7 +139,8 @@ pub fn normalize_low_s(curve: Curve, raw: &mut [u8]) -> Result<()> {
 }
 
 /// Is the s of a raw r‖s signature at most n/2?
-pub fn is_low_s(curve: Curve, raw: &[u8]) -> bool {
+#[cfg(test)]
+pub(crate) fn is_low_s(curve: Curve, raw: &[u8]) -> bool {
     let mut copy = raw.to_vec();
     normalize_low_s(curve, &mut copy).is_ok() && copy == raw
 }

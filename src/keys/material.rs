@@ -23,7 +23,7 @@ const ERR_TRADITIONAL: &str =
 
 /// A PKCS#8 private key checked against its algorithm: the private
 /// components a token import needs and the public key. Never printed.
-pub struct Pkcs8Key {
+pub(crate) struct Pkcs8Key {
     /// The public key, derived from the private key and checked against
     /// the algorithm.
     pub public: PublicKey,
@@ -44,7 +44,7 @@ impl std::fmt::Debug for Pkcs8Key {
 /// ones (RSA n and e, the EC point, the Ed25519 key) are in
 /// [`Pkcs8Key::public`].
 #[allow(missing_docs)]
-pub enum PrivateParts {
+pub(crate) enum PrivateParts {
     /// RSA CRT components (RFC 8017 §3.2).
     Rsa {
         d: SecretBytes,
@@ -66,7 +66,7 @@ pub enum PrivateParts {
 /// `INVALID_ARGUMENT` with a fixed text. For backends that take the key
 /// apart (PKCS#11 `C_CreateObject`); the memory backend keeps aws-lc's
 /// parsed key instead and so shares the two checks, not this function.
-pub fn check_pkcs8(alg: Algorithm, der: &[u8]) -> Result<Pkcs8Key> {
+pub(crate) fn check_pkcs8(alg: Algorithm, der: &[u8]) -> Result<Pkcs8Key> {
     let info = pkcs8::PrivateKeyInfo::from_der(der).map_err(|_| Error::invalid(ERR_PKCS8))?;
     check_key_info(alg, &info)?;
     let public = KeyPair::from_pkcs8(alg, der)?.public_key(alg)?;
@@ -103,7 +103,7 @@ pub fn check_pkcs8(alg: Algorithm, der: &[u8]) -> Result<Pkcs8Key> {
 
 /// Refuses an HMAC secret outside 16 to 128 bytes (every backend, and
 /// `ImportKey` before it reaches one).
-pub fn check_hmac_secret(len: usize) -> Result<()> {
+pub(crate) fn check_hmac_secret(len: usize) -> Result<()> {
     if (16..=128).contains(&len) {
         Ok(())
     } else {
@@ -114,7 +114,7 @@ pub fn check_hmac_secret(len: usize) -> Result<()> {
 /// Checks that PKCS#8 DER is well formed and holds a key of `alg`'s type
 /// (and curve, when the AlgorithmIdentifier names one). The backend still
 /// parses and checks the key itself.
-pub fn check_pkcs8_algorithm(alg: Algorithm, der: &[u8]) -> Result<()> {
+pub(crate) fn check_pkcs8_algorithm(alg: Algorithm, der: &[u8]) -> Result<()> {
     let info = pkcs8::PrivateKeyInfo::from_der(der).map_err(|_| Error::invalid(ERR_PKCS8))?;
     check_key_info(alg, &info)
 }
@@ -151,7 +151,7 @@ fn check_key_info(alg: Algorithm, info: &pkcs8::PrivateKeyInfo<'_>) -> Result<()
 
 /// What `ImportKey` material turned out to be.
 #[derive(Debug)]
-pub enum Material {
+pub(crate) enum Material {
     /// Private or secret material for the backend.
     Private(ImportMaterial),
     /// A public key only: the version can verify but never sign.
@@ -165,7 +165,7 @@ pub enum Material {
 /// HMAC algorithms take the raw secret (16 to 128 bytes). Asymmetric ones
 /// take PEM (`PRIVATE KEY`, `PUBLIC KEY`, `RSA PUBLIC KEY`), a public JWK,
 /// or binary PKCS#8 / SPKI DER.
-pub fn parse_material(alg: Algorithm, material: &[u8]) -> Result<Material> {
+pub(crate) fn parse_material(alg: Algorithm, material: &[u8]) -> Result<Material> {
     if alg.is_symmetric() {
         // An oct JWK is decoded, not stored as its JSON text.
         let decoded = jwk::oct_secret(alg, material)?;

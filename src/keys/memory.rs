@@ -25,7 +25,7 @@ use crate::error::{Error, Result};
 
 /// Keys held in process memory. Nothing survives a restart.
 #[derive(Default)]
-pub struct MemoryBackend {
+pub(crate) struct MemoryBackend {
     keys: RwLock<HashMap<String, Arc<MemoryKey>>>,
 }
 
@@ -42,7 +42,7 @@ impl fmt::Debug for MemoryBackend {
 
 impl MemoryBackend {
     /// An empty backend.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
@@ -133,7 +133,7 @@ enum Secret {
 
 /// One key held in memory: the secret, its algorithm and (asymmetric keys)
 /// the public key, computed once.
-pub struct MemoryKey {
+pub(crate) struct MemoryKey {
     alg: Algorithm,
     secret: Secret,
     public: Option<PublicKey>,
@@ -150,7 +150,7 @@ impl fmt::Debug for MemoryKey {
 
 impl MemoryKey {
     /// Generates new material for `alg`.
-    pub fn generate(alg: Algorithm) -> Result<Self> {
+    pub(crate) fn generate(alg: Algorithm) -> Result<Self> {
         let failed = |_: Unspecified| Error::internal("key generation failed");
         let secret = match alg.family() {
             Family::Hmac => {
@@ -167,7 +167,7 @@ impl MemoryKey {
     /// Imports an HMAC secret (16 to 128 bytes) or a PKCS#8 (v1 or v2)
     /// private key for `alg`. Material of another type, curve or size is
     /// `INVALID_ARGUMENT`.
-    pub fn import(alg: Algorithm, material: ImportMaterial) -> Result<Self> {
+    pub(crate) fn import(alg: Algorithm, material: ImportMaterial) -> Result<Self> {
         let secret = match (alg.family(), material) {
             (Family::Hmac, ImportMaterial::HmacSecret(s)) => {
                 check_hmac_secret(s.len())?;

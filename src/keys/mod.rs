@@ -1,17 +1,17 @@
 //! Keys: algorithms, the backend trait, the registry of versions and their
 //! lifecycle, and the in-memory backend.
 
-pub mod algorithm;
+pub(crate) mod algorithm;
 pub mod clock;
 pub mod ecdsa_sig;
-pub mod jwk;
-pub mod material;
-pub mod memory;
+pub(crate) mod jwk;
+pub(crate) mod material;
+pub(crate) mod memory;
 pub mod pkcs11;
-pub mod public;
+pub(crate) mod public;
 pub mod record;
 pub mod registry;
-pub mod secret;
+pub(crate) mod secret;
 pub mod store;
 
 use std::fmt;
@@ -92,7 +92,7 @@ pub enum ProtectionLevel {
 /// The error for an operation a backend (or one of its keys) does not
 /// implement: `UNIMPLEMENTED`, "<operation> is not supported by the
 /// <backend> backend".
-pub fn unsupported(operation: &str, backend: &str) -> Error {
+pub(crate) fn unsupported(operation: &str, backend: &str) -> Error {
     Error::new(
         crate::error::ErrorKind::Unimplemented,
         format!("{operation} is not supported by the {backend} backend"),
@@ -197,7 +197,7 @@ pub trait KeyBackend: Send + Sync + fmt::Debug {
 }
 
 /// A blocking call handed to [`KeyBackend::dispatch`].
-pub type Job = Box<dyn FnOnce() + Send + 'static>;
+pub(crate) type Job = Box<dyn FnOnce() + Send + 'static>;
 
 /// One version's usable material inside a backend.
 ///
@@ -227,7 +227,7 @@ pub trait KeyHandle: Send + Sync + fmt::Debug {
 }
 
 /// Validates a key name: `[a-z0-9][a-z0-9._-]{0,63}`.
-pub fn validate_name(kind: &str, name: &str) -> Result<()> {
+pub(crate) fn validate_name(kind: &str, name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && name

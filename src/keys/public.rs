@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 
 // Import material is recognised in `material`; re-exported here, where the
 // API has always had it.
-pub use super::material::{check_pkcs8_algorithm, parse_material, Material};
+pub(crate) use super::material::{check_pkcs8_algorithm, parse_material, Material};
 
 // The key-type OIDs are table facts (see `algorithm`).
 pub(crate) use super::algorithm::{

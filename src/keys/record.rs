@@ -96,12 +96,12 @@ impl RotationPolicy {
 }
 
 /// `INVALID_ARGUMENT` naming the field and the range when `d` is outside.
-pub fn in_range(range: bounds::Range, field: &str, d: Duration) -> Result<()> {
+pub(crate) fn in_range(range: bounds::Range, field: &str, d: Duration) -> Result<()> {
     range.check(field, d).map_err(Error::invalid)
 }
 
 /// Grace periods are 1s..=3650d ([`bounds::GRACE_PERIOD`]).
-pub fn check_grace(grace: Duration) -> Result<()> {
+pub(crate) fn check_grace(grace: Duration) -> Result<()> {
     in_range(bounds::GRACE_PERIOD, "grace_period", grace)
 }
 
@@ -473,14 +473,16 @@ mod opt_b64 {
     use base64::{engine::general_purpose::STANDARD, Engine};
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub fn serialize<S: Serializer>(v: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: Serializer>(v: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
         match v {
             Some(b) => s.serialize_some(&STANDARD.encode(b)),
             None => s.serialize_none(),
         }
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Vec<u8>>, D::Error> {
         let s: Option<String> = Option::deserialize(d)?;
         s.map(|s| STANDARD.decode(s).map_err(serde::de::Error::custom))
             .transpose()

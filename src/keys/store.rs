@@ -24,7 +24,7 @@ pub trait RegistryStore: Send + Sync + std::fmt::Debug {
 
 /// Stores nothing: for the in-memory backend, whose keys die with the process.
 #[derive(Debug, Default)]
-pub struct NullStore;
+pub(crate) struct NullStore;
 
 impl RegistryStore for NullStore {
     fn load(&self) -> Result<Vec<KeyRecord>> {

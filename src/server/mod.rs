@@ -12,14 +12,15 @@
 
 mod gauges;
 mod health;
-pub mod probes;
+pub(crate) mod probes;
 mod registry;
 mod reload;
 mod run;
-pub mod settings;
+pub(crate) mod settings;
 
-pub use registry::{build_registry, open_registry, DEMO_KEYS};
-pub use run::{run, shutdown_signal};
+pub use registry::build_registry;
+pub(crate) use registry::{open_registry, DEMO_KEYS};
+pub(crate) use run::run;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -54,7 +55,7 @@ pub async fn serve(
 
 /// [`serve`] with a given [`Security`] (whose policy a SIGHUP replaces);
 /// `None` builds it from the configuration.
-pub async fn serve_with(
+pub(crate) async fn serve_with(
     config: &Config,
     registry: Arc<Registry>,
     listener: TcpListener,
@@ -70,7 +71,7 @@ pub async fn serve_with(
 
 /// What [`serve_full`] may be given instead of building it.
 #[derive(Default)]
-pub struct Extras {
+pub(crate) struct Extras {
     /// The policy and audit trail; built from the configuration if `None`.
     pub security: Option<Arc<Security>>,
     /// Health statuses shared with an admin port; a fresh one if `None`.
@@ -86,7 +87,7 @@ pub struct Extras {
 /// `shutdown` resolves; then reports NOT_SERVING, keeps accepting for
 /// `drain_delay`, stops accepting, and waits up to `shutdown_timeout` for
 /// in-flight calls.
-pub async fn serve_full(
+pub(crate) async fn serve_full(
     config: &Config,
     registry: Arc<Registry>,
     listener: TcpListener,

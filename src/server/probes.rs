@@ -23,7 +23,7 @@ use tonic_health::server::{HealthReporter, HealthService};
 use tonic_health::ServingStatus;
 
 /// The health service name that reports liveness.
-pub const LIVENESS: &str = "liveness";
+pub(crate) const LIVENESS: &str = "liveness";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct State {
@@ -51,7 +51,7 @@ impl State {
 /// Whether the server is ready for traffic: start-up, dependency health
 /// and draining, as the health service reports them.
 #[derive(Debug)]
-pub struct Readiness {
+pub(crate) struct Readiness {
     reporter: HealthReporter,
     state: Mutex<State>,
     // Serialises status updates so that they reach the reporter in order.
@@ -60,7 +60,7 @@ pub struct Readiness {
 
 impl Readiness {
     /// Not ready (starting), alive.
-    pub async fn new() -> Arc<Self> {
+    pub(crate) async fn new() -> Arc<Self> {
         let me = Arc::new(Self {
             reporter: HealthReporter::new(),
             state: Mutex::new(State {
@@ -79,12 +79,13 @@ impl Readiness {
     }
 
     /// A `grpc.health.v1` service reporting these statuses.
-    pub fn health_service(&self) -> HealthServer<HealthService> {
+    pub(crate) fn health_service(&self) -> HealthServer<HealthService> {
         HealthServer::new(HealthService::from_health_reporter(self.reporter.clone()))
     }
 
     /// Is the server ready for traffic?
-    pub fn ready(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn ready(&self) -> bool {
         self.state.lock().ready()
     }
 
@@ -116,17 +117,17 @@ impl Readiness {
     }
 
     /// The listener is up and the services are built.
-    pub async fn set_started(&self) {
+    pub(crate) async fn set_started(&self) {
         self.update(|s| s.started = true).await;
     }
 
     /// Shutting down: no longer ready, still alive.
-    pub async fn set_draining(&self) {
+    pub(crate) async fn set_draining(&self) {
         self.update(|s| s.draining = true).await;
     }
 
     /// The backend's and the replay store's health.
-    pub async fn set_dependencies(&self, backend: bool, replay: bool) {
+    pub(crate) async fn set_dependencies(&self, backend: bool, replay: bool) {
         self.update(|s| {
             s.backend = backend;
             s.replay = replay;
@@ -135,7 +136,7 @@ impl Readiness {
     }
 
     /// The process is about to exit: liveness goes too.
-    pub async fn set_stopped(&self) {
+    pub(crate) async fn set_stopped(&self) {
         self.update(|s| s.draining = true).await;
         self.reporter
             .set_service_status(LIVENESS, ServingStatus::NotServing)
@@ -154,7 +155,7 @@ async fn metrics() -> ([(http::header::HeaderName, &'static str); 1], String) {
 }
 
 /// Serves health and `/metrics` on `listener` until `shutdown` resolves.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
     readiness: Arc<Readiness>,
     shutdown: impl Future<Output = ()> + Send + 'static,

@@ -16,7 +16,7 @@ use crate::keys::store::{NullStore, RegistryStore};
 use crate::keys::{Algorithm, KeyBackend};
 
 /// The demo keys created when signet starts with no configuration.
-pub const DEMO_KEYS: [(&str, Algorithm); 4] = [
+pub(crate) const DEMO_KEYS: [(&str, Algorithm); 4] = [
     ("demo-hmac", Algorithm::HmacSha256),
     ("demo-rsa", Algorithm::RsaPkcs1_2048Sha256),
     ("demo-ecdsa", Algorithm::EcdsaP256Sha256),
@@ -35,7 +35,7 @@ pub async fn build_registry(
 
 /// Opens the backend the configuration describes and loads the registry,
 /// with `clock`.
-pub async fn open_registry(
+pub(crate) async fn open_registry(
     config: &Config,
     clock: Arc<dyn Clock>,
 ) -> Result<Arc<Registry>, StartupError> {

@@ -16,7 +16,7 @@ use crate::error::{ConfigError, StartupError};
 use crate::keys::clock::SystemClock;
 
 /// Resolves on SIGTERM or SIGINT.
-pub async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -39,7 +39,7 @@ pub async fn shutdown_signal() {
 
 /// Runs `signet serve`: config, logging and telemetry, the admin port,
 /// registry, listener, serve.
-pub async fn run(
+pub(crate) async fn run(
     mut config: Config,
     config_path: Option<std::path::PathBuf>,
     listen_override: Option<std::net::SocketAddr>,

@@ -21,20 +21,18 @@ use crate::httpsig::profile::Profile;
 use crate::keys::registry::RegistrySettings;
 
 /// What a configuration turns into before anything is opened.
-pub struct Settings {
+pub(crate) struct Settings {
     /// Who may call what (`[auth]`, `[[limits.keys]]`).
     pub policy: Policy,
     /// The HTTP profiles, resolved; names are unique.
     pub profiles: Vec<Profile>,
-    /// The key registry's settings (`[keys]`, `backend.destroy_orphans`).
-    pub registry: RegistrySettings,
     /// Input sizes checked before any work (`[server]`, `[limits]`).
     pub signer: SignerLimits,
 }
 
 impl Settings {
     /// Checks `config` and builds the settings; the error names the field.
-    pub fn from_config(config: &Config) -> Result<Self, ConfigError> {
+    pub(crate) fn from_config(config: &Config) -> Result<Self, ConfigError> {
         let settings = Self::for_bound_listener(config)?;
         check_listener(config)?;
         Ok(settings)
@@ -44,7 +42,7 @@ impl Settings {
     /// given a listener its caller bound (an in-process server, in tests):
     /// `server.listen`, `server.plaintext` and `server.tls` describe no
     /// socket then.
-    pub fn for_bound_listener(config: &Config) -> Result<Self, ConfigError> {
+    pub(crate) fn for_bound_listener(config: &Config) -> Result<Self, ConfigError> {
         config.validate()?;
         let profiles = resolve_profiles(config)?;
         let policy = Policy::new(&config.auth, &config.limits)
@@ -56,14 +54,13 @@ impl Settings {
         Ok(Self {
             policy,
             profiles,
-            registry: registry_settings(config),
             signer: SignerLimits::from_config(config),
         })
     }
 }
 
 /// The registry's settings.
-pub fn registry_settings(config: &Config) -> RegistrySettings {
+pub(crate) fn registry_settings(config: &Config) -> RegistrySettings {
     RegistrySettings {
         default_grace: config.keys.default_grace_period,
         destroy_delay: config.keys.destroy_delay,

@@ -34,7 +34,7 @@ static KEY_SOURCES: Mutex<Vec<Weak<dyn KeyGauges>>> = Mutex::new(Vec::new());
 
 /// One key, as the gauges report it: names and numbers only.
 #[derive(Clone, Debug)]
-pub struct KeyGauge {
+pub(crate) struct KeyGauge {
     /// The key's name.
     pub name: String,
     /// Versions per state name (`pending`, `active`, ...).
@@ -44,7 +44,7 @@ pub struct KeyGauge {
 }
 
 /// Something that holds keys (the key registry; wired by the server).
-pub trait KeyGauges: Send + Sync {
+pub(crate) trait KeyGauges: Send + Sync {
     /// The keys at `now`.
     fn key_gauges(&self, now: SystemTime) -> Vec<KeyGauge>;
 }
@@ -52,7 +52,7 @@ pub trait KeyGauges: Send + Sync {
 /// Installs the process's meter provider: the Prometheus reader always,
 /// and `otlp` (a periodic OTLP reader) when given. False when one was
 /// already installed (the first one stays).
-pub fn install(
+pub(crate) fn install(
     resource: opentelemetry_sdk::Resource,
     otlp: Option<opentelemetry_otlp::MetricExporter>,
 ) -> Result<bool, StartupError> {
@@ -97,7 +97,7 @@ fn installed() -> &'static Installed {
 }
 
 /// Pushes what is pending over OTLP and stops the readers.
-pub fn shutdown() {
+pub(crate) fn shutdown() {
     if let Some(i) = INSTALLED.get() {
         let _ = i.provider.force_flush();
         let _ = i.provider.shutdown();
@@ -105,7 +105,7 @@ pub fn shutdown() {
 }
 
 /// The Prometheus text exposition of every metric.
-pub fn render() -> String {
+pub(crate) fn render() -> String {
     use prometheus::Encoder;
     let families = installed().registry.gather();
     let mut out = Vec::new();
@@ -120,7 +120,7 @@ pub fn render() -> String {
 
 /// Reports the keys of `source` in `signet_key_versions` and
 /// `signet_key_next_rotation_seconds` for as long as it lives.
-pub fn watch_keys(source: Weak<dyn KeyGauges>) {
+pub(crate) fn watch_keys(source: Weak<dyn KeyGauges>) {
     let _ = get();
     let mut r = KEY_SOURCES.lock();
     r.retain(|w| w.strong_count() > 0);
@@ -136,7 +136,7 @@ fn live_sources() -> Vec<Arc<dyn KeyGauges>> {
 }
 
 /// The instruments.
-pub struct Metrics {
+pub(crate) struct Metrics {
     rpc_requests: Counter<u64>,
     rpc_duration: Histogram<f64>,
     backend_duration: Histogram<f64>,
@@ -152,7 +152,7 @@ pub struct Metrics {
 }
 
 /// The process's instruments.
-pub fn get() -> &'static Metrics {
+pub(crate) fn get() -> &'static Metrics {
     METRICS.get_or_init(|| Metrics::new(&installed().provider.meter("signet")))
 }
 
@@ -262,7 +262,7 @@ impl Metrics {
     }
 
     /// One gRPC call.
-    pub fn rpc(
+    pub(crate) fn rpc(
         &self,
         service: &'static str,
         method: &'static str,
@@ -281,7 +281,13 @@ impl Metrics {
     }
 
     /// One backend operation.
-    pub fn backend(&self, backend: &'static str, op: &'static str, ok: bool, elapsed: Duration) {
+    pub(crate) fn backend(
+        &self,
+        backend: &'static str,
+        op: &'static str,
+        ok: bool,
+        elapsed: Duration,
+    ) {
         self.backend_duration.record(
             elapsed.as_secs_f64(),
             &[
@@ -293,17 +299,17 @@ impl Metrics {
     }
 
     /// A PKCS#11 session was checked out (+1) or returned (-1).
-    pub fn session_use(&self, delta: i64) {
+    pub(crate) fn session_use(&self, delta: i64) {
         self.sessions_in_use.add(delta, &[]);
     }
 
     /// The session pool's size.
-    pub fn session_pool_size(&self, max: usize) {
+    pub(crate) fn session_pool_size(&self, max: usize) {
         self.sessions_max.record(max as u64, &[]);
     }
 
     /// A caller waited for a session; `timed_out` when it gave up.
-    pub fn session_wait(&self, timed_out: bool) {
+    pub(crate) fn session_wait(&self, timed_out: bool) {
         if timed_out {
             self.session_wait_timeouts.add(1, &[]);
         } else {
@@ -312,7 +318,7 @@ impl Metrics {
     }
 
     /// A replay-store check: `fresh`, `replay` or `error`.
-    pub fn replay_check(&self, store: &'static str, result: &'static str) {
+    pub(crate) fn replay_check(&self, store: &'static str, result: &'static str) {
         self.replay_checks.add(
             1,
             &[
@@ -323,19 +329,19 @@ impl Metrics {
     }
 
     /// A rate-limit refusal: `identity`, `key` or `in_flight`.
-    pub fn rate_limited(&self, limit: &'static str) {
+    pub(crate) fn rate_limited(&self, limit: &'static str) {
         self.rate_limit_refusals
             .add(1, &[KeyValue::new("limit", limit)]);
     }
 
     /// An authentication or authorization refusal.
-    pub fn auth_refused(&self, reason: &'static str) {
+    pub(crate) fn auth_refused(&self, reason: &'static str) {
         self.auth_refusals
             .add(1, &[KeyValue::new("reason", reason)]);
     }
 
     /// An HTTP request that did not verify.
-    pub fn http_verify_failed(&self, profile: &str, reason: &'static str) {
+    pub(crate) fn http_verify_failed(&self, profile: &str, reason: &'static str) {
         self.http_verify_failures.add(
             1,
             &[
@@ -346,7 +352,7 @@ impl Metrics {
     }
 
     /// Readiness.
-    pub fn set_ready(&self, ready: bool) {
+    pub(crate) fn set_ready(&self, ready: bool) {
         self.ready.record(u64::from(ready), &[]);
     }
 }

@@ -6,8 +6,8 @@
 //! [`metrics`]; always on the admin port's `/metrics`, and over OTLP when
 //! configured.
 
-pub mod metrics;
-pub mod rpc;
+pub(crate) mod metrics;
+pub(crate) mod rpc;
 
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -17,7 +17,7 @@ use crate::error::{ConfigError, StartupError};
 
 /// How log lines are written.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum LogFormat {
+pub(crate) enum LogFormat {
     /// Human-readable.
     #[default]
     Text,
@@ -27,13 +27,13 @@ pub enum LogFormat {
 
 /// What to flush at exit.
 #[derive(Debug, Default)]
-pub struct Telemetry {
+pub(crate) struct Telemetry {
     tracer: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
 }
 
 impl Telemetry {
     /// Exports what is pending and stops the exporters.
-    pub fn shutdown(self) {
+    pub(crate) fn shutdown(self) {
         if let Some(t) = self.tracer {
             let _ = t.force_flush();
             let _ = t.shutdown();
@@ -118,7 +118,11 @@ fn env_filter(level: &str) -> EnvFilter {
 /// metrics: `level` is a `tracing` filter, `service_name` the resource's
 /// `service.name` unless `OTEL_SERVICE_NAME` is set. Must run inside the
 /// Tokio runtime (the gRPC exporter needs it).
-pub fn init(level: &str, format: LogFormat, service_name: &str) -> Result<Telemetry, StartupError> {
+pub(crate) fn init(
+    level: &str,
+    format: LogFormat,
+    service_name: &str,
+) -> Result<Telemetry, StartupError> {
     let (traces, otlp_metrics) = otlp_wanted()?;
     let resource = resource(service_name);
     let metric_exporter = if otlp_metrics {

@@ -32,7 +32,7 @@ tokio::task_local! {
 static SPANS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Turns span creation on (when traces are exported).
-pub fn enable_spans() {
+pub(crate) fn enable_spans() {
     SPANS.store(true, std::sync::atomic::Ordering::Relaxed);
 }
 
@@ -53,7 +53,7 @@ fn with_call(f: impl FnOnce(&CallInfo)) {
 
 /// The call is about key `name` (an existing key: the name is valid) of
 /// the algorithm named `algorithm`.
-pub fn note_key(name: &str, algorithm: &'static str) {
+pub(crate) fn note_key(name: &str, algorithm: &'static str) {
     with_call(|c| {
         c.span.record("signet.key", name);
         c.span.record("signet.algorithm", algorithm);
@@ -62,21 +62,21 @@ pub fn note_key(name: &str, algorithm: &'static str) {
 }
 
 /// The key version that signed or verified.
-pub fn note_version(v: u32) {
+pub(crate) fn note_version(v: u32) {
     with_call(|c| {
         c.span.record("signet.key_version", i64::from(v));
     });
 }
 
 /// The call uses HTTP profile `name` (an existing profile).
-pub fn note_profile(name: &str) {
+pub(crate) fn note_profile(name: &str) {
     with_call(|c| {
         c.span.record("signet.profile", name);
     });
 }
 
 /// The caller, once authenticated.
-pub fn note_caller(identity: &str, request_id: &str) {
+pub(crate) fn note_caller(identity: &str, request_id: &str) {
     with_call(|c| {
         c.span.record("signet.identity", identity);
         c.span.record("signet.request_id", request_id);
@@ -84,7 +84,7 @@ pub fn note_caller(identity: &str, request_id: &str) {
 }
 
 /// Runs one backend operation in a `backend.<op>` child span and times it.
-pub async fn backend<T>(
+pub(crate) async fn backend<T>(
     backend: &'static str,
     op: &'static str,
     f: impl Future<Output = Result<T>>,
@@ -92,19 +92,6 @@ pub async fn backend<T>(
     let span = backend_span(backend, op);
     let start = Instant::now();
     let r = f.instrument(span.clone()).await;
-    finish_backend(&span, backend, op, r.is_ok(), start);
-    r
-}
-
-/// [`backend`] for an operation that runs inline.
-pub fn backend_sync<T>(
-    backend: &'static str,
-    op: &'static str,
-    f: impl FnOnce() -> Result<T>,
-) -> Result<T> {
-    let span = backend_span(backend, op);
-    let start = Instant::now();
-    let r = span.in_scope(f);
     finish_backend(&span, backend, op, r.is_ok(), start);
     r
 }
@@ -138,7 +125,7 @@ fn finish_backend(
 
 /// Runs one replay-store check (`Ok(true)`: fresh) in a
 /// `replay_store.check` child span and counts its result.
-pub async fn replay_check(
+pub(crate) async fn replay_check(
     store: &'static str,
     f: impl Future<Output = Result<bool>>,
 ) -> Result<bool> {
@@ -181,7 +168,7 @@ impl Extractor for Headers<'_> {
 
 /// The layer: outermost, so its span and timing cover authentication.
 #[derive(Clone, Debug, Default)]
-pub struct TelemetryLayer;
+pub(crate) struct TelemetryLayer;
 
 impl<S> tower::Layer<S> for TelemetryLayer {
     type Service = TelemetryService<S>;
@@ -192,14 +179,14 @@ impl<S> tower::Layer<S> for TelemetryLayer {
 
 /// The layer's service.
 #[derive(Clone, Debug)]
-pub struct TelemetryService<S> {
+pub(crate) struct TelemetryService<S> {
     inner: S,
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
 /// Is `path` (`service/method`) one signet serves?
-pub fn is_known(path: &str) -> bool {
+pub(crate) fn is_known(path: &str) -> bool {
     known(path).0 != "unknown"
 }
 

@@ -19,11 +19,11 @@ use crate::keys::registry::Registry;
 
 /// Largest import material accepted, in bytes (a 4096-bit RSA PKCS#8 PEM is
 /// about 3.3 KiB).
-pub const MAX_MATERIAL_BYTES: usize = 64 * 1024;
+pub(crate) const MAX_MATERIAL_BYTES: usize = 64 * 1024;
 
 /// The KeyAdmin service.
 #[derive(Clone, Debug)]
-pub struct KeyAdminService {
+pub(crate) struct KeyAdminService {
     registry: Arc<Registry>,
     security: Arc<Security>,
     /// The HTTP profiles: a preset may say how its keys' secrets are
@@ -33,7 +33,7 @@ pub struct KeyAdminService {
 
 impl KeyAdminService {
     /// A service over `registry`.
-    pub fn new(registry: Arc<Registry>) -> Self {
+    pub(crate) fn new(registry: Arc<Registry>) -> Self {
         Self {
             registry,
             security: Security::open(),
@@ -42,14 +42,14 @@ impl KeyAdminService {
     }
 
     /// Puts the service under `security` (authorization, audit).
-    pub fn with_security(mut self, security: Arc<Security>) -> Self {
+    pub(crate) fn with_security(mut self, security: Arc<Security>) -> Self {
         self.security = security;
         self
     }
 
     /// The HTTP profiles: imports for keys named by a `standard-webhooks`
     /// profile decode a `whsec_` secret (http-signing.md, Presets).
-    pub fn with_profiles(mut self, profiles: Arc<ProfileSet>) -> Self {
+    pub(crate) fn with_profiles(mut self, profiles: Arc<ProfileSet>) -> Self {
         self.profiles = profiles;
         self
     }

@@ -21,7 +21,7 @@ use crate::keys::registry::Registry;
 
 /// Limits applied before any work is done (`[server]` and `[limits]`).
 #[derive(Clone, Debug)]
-pub struct SignerLimits {
+pub(crate) struct SignerLimits {
     /// Largest message `Sign` and `Verify` accept, in bytes.
     pub max_message_bytes: usize,
     /// Largest HTTP body, in bytes.
@@ -36,7 +36,7 @@ pub struct SignerLimits {
 
 impl SignerLimits {
     /// The limits a configuration sets.
-    pub fn from_config(c: &crate::config::Config) -> Self {
+    pub(crate) fn from_config(c: &crate::config::Config) -> Self {
         Self {
             max_message_bytes: c.server.max_message_bytes,
             max_http_body_bytes: c.limits.max_http_body_bytes,
@@ -55,7 +55,7 @@ impl Default for SignerLimits {
 
 /// The Signer service.
 #[derive(Clone, Debug)]
-pub struct SignerService {
+pub(crate) struct SignerService {
     registry: Arc<Registry>,
     limits: SignerLimits,
     profiles: Arc<ProfileSet>,
@@ -65,7 +65,7 @@ pub struct SignerService {
 
 impl SignerService {
     /// A service over `registry`, with no HTTP profiles.
-    pub fn new(registry: Arc<Registry>, limits: SignerLimits) -> Self {
+    pub(crate) fn new(registry: Arc<Registry>, limits: SignerLimits) -> Self {
         Self {
             registry,
             limits,
@@ -76,13 +76,17 @@ impl SignerService {
     }
 
     /// Puts the service under `security` (authorization, audit).
-    pub fn with_security(mut self, security: Arc<Security>) -> Self {
+    pub(crate) fn with_security(mut self, security: Arc<Security>) -> Self {
         self.security = security;
         self
     }
 
     /// Adds the HTTP profiles and the replay store they share.
-    pub fn with_http(mut self, profiles: Arc<ProfileSet>, replay: Arc<dyn ReplayStore>) -> Self {
+    pub(crate) fn with_http(
+        mut self,
+        profiles: Arc<ProfileSet>,
+        replay: Arc<dyn ReplayStore>,
+    ) -> Self {
         self.profiles = profiles;
         self.replay = replay;
         self

@@ -21,12 +21,12 @@ use crate::error::{Error, Result};
 use crate::keys::ecdsa_sig::SignatureFormat;
 use crate::keys::registry::Registry;
 use crate::keys::Family;
-pub use sign::{sign_request, SignedRequest};
-pub use verify::{verify_request, Reason, Verdict};
+pub(crate) use sign::sign_request;
+pub(crate) use verify::{verify_request, Reason};
 
 /// The request as the caller describes it.
 #[derive(Clone, Copy, Debug)]
-pub struct Request<'a> {
+pub(crate) struct Request<'a> {
     /// The method.
     pub method: &'a str,
     /// The URL string.
@@ -42,7 +42,7 @@ fn is_nonce_char(b: u8) -> bool {
 }
 
 /// Step 1: T in the profile's unit, truncated.
-pub fn timestamp(profile: &Profile, now: SystemTime) -> String {
+pub(crate) fn timestamp(profile: &Profile, now: SystemTime) -> String {
     let since = now.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
     let units = since.as_nanos() / (1_000_000_000 / profile.timespec.per_second());
     units.to_string()
@@ -92,7 +92,7 @@ fn method(m: &str) -> Result<String> {
 }
 
 /// Step 5: U.
-pub fn url_form(form: UrlForm, url: &str) -> String {
+pub(crate) fn url_form(form: UrlForm, url: &str) -> String {
     if form == UrlForm::AsGiven {
         return url.to_string();
     }

@@ -13,7 +13,7 @@ use crate::keys::registry::{Input, Registry};
 
 /// A signed HTTP request: what `SignHttpRequest` returns.
 #[derive(Clone, Debug)]
-pub struct SignedRequest {
+pub(crate) struct SignedRequest {
     /// Header name and value, in the spec's order.
     pub headers: Vec<(String, String)>,
     /// T.
@@ -29,7 +29,7 @@ pub struct SignedRequest {
 }
 
 /// `SignHttpRequest`: the headers that sign `req` by `profile`.
-pub async fn sign_request(
+pub(crate) async fn sign_request(
     profile: &Profile,
     registry: &Registry,
     req: Request<'_>,

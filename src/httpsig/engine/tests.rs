@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use super::sign::SignedRequest;
 use super::*;
 use crate::httpsig::profile::ProfileConfig;
 use crate::httpsig::replay::MemoryReplayStore;

@@ -17,7 +17,7 @@ use crate::keys::registry::{Input, Registry};
 /// Why a request failed verification.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[allow(missing_docs)]
-pub enum Reason {
+pub(crate) enum Reason {
     MissingHeader,
     MalformedHeader,
     MalformedBody,
@@ -29,7 +29,7 @@ pub enum Reason {
 
 /// What `VerifyHttpRequest` returns.
 #[derive(Clone, Debug, Default)]
-pub struct Verdict {
+pub(crate) struct Verdict {
     /// The first failed check; `None` when valid.
     pub reason: Option<Reason>,
     /// The version that matched.
@@ -53,7 +53,7 @@ impl Verdict {
 /// `VerifyHttpRequest`: whether `req`, carrying `headers`, is signed by
 /// `profile`'s verify key, and if not, the first check that failed.
 #[allow(clippy::too_many_arguments)]
-pub async fn verify_request(
+pub(crate) async fn verify_request(
     profile: &Profile,
     registry: &Registry,
     replay: &dyn ReplayStore,

@@ -16,14 +16,18 @@ use crate::error::{Error, Result};
 use crate::keys::{Algorithm, SignInput};
 
 /// One `C_Sign` per call over a prepared input, on a session of its own.
-pub type RawSign = Box<dyn FnMut() -> Result<Vec<u8>> + Send>;
+pub(crate) type RawSign = Box<dyn FnMut() -> Result<Vec<u8>> + Send>;
 
 impl Pkcs11Backend {
     /// For `signet bench --raw` only: signs `message` (hashed once, here,
     /// for the algorithms that sign a digest) with the key under `label`
     /// on a session outside the pool (and its recovery).
-    #[doc(hidden)]
-    pub fn bench_raw_signer(&self, label: &str, alg: Algorithm, message: &[u8]) -> Result<RawSign> {
+    pub(crate) fn bench_raw_signer(
+        &self,
+        label: &str,
+        alg: Algorithm,
+        message: &[u8],
+    ) -> Result<RawSign> {
         let ctx = self.pool.module().ctx();
         let session = ctx
             .open_rw_session(self.pool.slot())

@@ -51,7 +51,6 @@ use cryptoki::types::AuthPin;
 
 use super::{Algorithm, ImportMaterial, KeyBackend, KeyHandle, ProtectionLevel, PublicKey};
 use crate::error::{Error, Result};
-pub use bench::RawSign;
 use errors::map_err;
 use key::{find_key, Pkcs11Key};
 pub use module::module_context;

@@ -54,7 +54,7 @@ impl TokenStore {
 }
 
 /// True for labels of the form signet gives key versions: `NAME:vN:HEX`.
-pub fn is_key_label(label: &str) -> bool {
+pub(crate) fn is_key_label(label: &str) -> bool {
     let mut parts = label.rsplitn(3, ':');
     let (Some(rand), Some(version), Some(name)) = (parts.next(), parts.next(), parts.next()) else {
         return false;
