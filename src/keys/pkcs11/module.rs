@@ -185,8 +185,19 @@ impl Module {
         };
         let slots = self.ctx.get_slots_with_token().map_err(unreadable)?;
         let mut found = Vec::new();
+        // Another token in the same module that cannot be read (being
+        // initialised by another process, or broken) is not this one's
+        // problem: it is skipped, and reported only if no slot matched.
+        let mut unreadable_slot = None;
         for slot in slots {
-            let info = self.ctx.get_token_info(slot).map_err(unreadable)?;
+            let info = match self.ctx.get_token_info(slot) {
+                Ok(info) => info,
+                Err(e) => {
+                    tracing::debug!(?slot, error = %e, "PKCS#11 slot's token info unreadable; skipped");
+                    unreadable_slot = Some(e);
+                    continue;
+                }
+            };
             let hit = match want {
                 TokenSelector::Label(l) => info.label().trim_end() == l,
                 TokenSelector::Serial(s) => info.serial_number().trim_end() == s,
@@ -197,6 +208,9 @@ impl Module {
         }
         match found.as_slice() {
             [slot] => Ok(*slot),
+            [] if unreadable_slot.is_some() => {
+                Err(unreadable(unreadable_slot.expect("checked just above")))
+            }
             [] => Err(Error::unavailable(format!(
                 "no PKCS#11 token with {want} (not present, or its files are missing or unreadable)"
             ))),
