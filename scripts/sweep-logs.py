@@ -5,7 +5,8 @@ appears in any log line those servers wrote.
     python3 scripts/sweep-logs.py target/tmp/integration-logs
 
 Secrets are what the tests recorded (PID.secrets: PINs, imported secrets),
-every byte-string literal with "secret" in it in tests/integration/, and
+every byte-string literal with "secret" in it anywhere under
+tests/integration/, and
 markers no log line may carry (PEM private keys, bearer tokens).
 Exit 1 on a hit (the line is not printed, only where it is)."""
 
@@ -20,7 +21,7 @@ if not logs:
     sys.exit(f"sweep-logs: no logs in {logdir}: the integration tests wrote none")
 
 literals = set()
-for src in (root / "tests" / "integration").glob("*.rs"):
+for src in (root / "tests" / "integration").rglob("*.rs"):
     for m in re.finditer(rb'b"([^"\\]*(?:secret|Secret|SECRET)[^"\\]*)"', src.read_bytes()):
         literals.add(m.group(1))
 markers = ["PRIVATE KEY-----", "Bearer ", "sgt_"]
