@@ -273,6 +273,22 @@ def grace_server(tmp_path_factory):
     yield from _serve(tmp_path_factory, "grace", ["--config", str(config)])
 
 
+@pytest.fixture(scope="session")
+def keys(server):
+    """One generated key per algorithm of the interop table
+    (interop_helpers.ALGS) on the demo server, created once."""
+    from interop_helpers import ALGS
+    from signet.v1 import key_admin_pb2
+
+    created = {}
+    for info in ALGS:
+        key = server.admin.CreateKey(
+            key_admin_pb2.CreateKeyRequest(name=info.key_name, algorithm=info.value, labels={"suite": "python"})
+        )
+        created[info.name] = key
+    return created
+
+
 
 @pytest.fixture(scope="session")
 def hsm_server(tmp_path_factory):
@@ -376,3 +392,29 @@ def http_server(tmp_path_factory):
         next(gen)
     except StopIteration:
         pass
+
+
+# The Helm chart tests (test_helm_*.py, helpers in helm_helpers.py): the
+# chart's defaults and examples/hsm-redis.yaml, each rendered once per
+# module that asks for it. helm_helpers is imported only when a Helm test
+# runs.
+HELM_CASES = ["default", "hsm-redis"]
+
+
+@pytest.fixture(scope="module")
+def default_docs() -> list[dict]:
+    from helm_helpers import render
+
+    return render()
+
+
+@pytest.fixture(scope="module")
+def hsm_docs() -> list[dict]:
+    from helm_helpers import hsm_values, render
+
+    return render(hsm_values())
+
+
+@pytest.fixture(params=HELM_CASES)
+def case(request, default_docs, hsm_docs):
+    return request.param, (default_docs if request.param == "default" else hsm_docs)

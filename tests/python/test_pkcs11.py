@@ -15,8 +15,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from conftest import remember_secret
+from interop_helpers import ALGS, ASYM, BY_NAME, MSG, crypto_verify, get_pem, ids, openssl_verify, sign, verify
 from signet.v1 import common_pb2, key_admin_pb2
-from test_interop import ALGS, ASYM, BY_NAME, MSG, crypto_verify, get_pem, ids, openssl_verify, sign, verify
 
 HSM = common_pb2.ProtectionLevel.Value("HSM")
 
