@@ -122,6 +122,14 @@ pub(crate) fn later_or_max(t: SystemTime, d: Duration) -> SystemTime {
     later(t, d).unwrap_or_else(max_time)
 }
 
+/// A monotonic deadline `d` from now; a `d` too large for the clock (it
+/// cannot be, within the configured ranges) waits at most an hour.
+pub(crate) fn deadline(d: Duration) -> std::time::Instant {
+    let now = std::time::Instant::now();
+    now.checked_add(d)
+        .unwrap_or_else(|| now + Duration::from_secs(3600))
+}
+
 /// A `SystemTime` as a protobuf `Timestamp`, clamped to the range the
 /// type allows (0001-01-01 to 9999-12-31), so a client never receives a
 /// value its library refuses.

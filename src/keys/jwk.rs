@@ -81,6 +81,23 @@ fn fixed(value: Option<&str>, name: &'static str, len: usize) -> Result<Vec<u8>>
     Ok(bytes)
 }
 
+/// A JWK's optional `alg` must be the algorithm's JOSE name, and its
+/// optional `use` must be `sig`.
+fn check_alg_and_use(alg: Algorithm, jwk_alg: Option<&str>, use_: Option<&str>) -> Result<()> {
+    if jwk_alg.is_some_and(|a| a != alg.jose_alg()) {
+        return Err(Error::invalid(format!(
+            "JWK \"alg\" does not match {alg} (expected {})",
+            alg.jose_alg()
+        )));
+    }
+    if use_.is_some_and(|u| u != "sig") {
+        return Err(Error::invalid(
+            "JWK \"use\" must be \"sig\" for a signing key",
+        ));
+    }
+    Ok(())
+}
+
 /// The members an `oct` JWK import looks at (RFC 7518 §6.4).
 #[derive(Deserialize)]
 struct OctIn {
@@ -111,17 +128,7 @@ pub(crate) fn oct_secret(
             jwk.kty.chars().take(8).collect::<String>()
         )));
     }
-    if jwk.alg.as_deref().is_some_and(|a| a != alg.jose_alg()) {
-        return Err(Error::invalid(format!(
-            "JWK \"alg\" does not match {alg} (expected {})",
-            alg.jose_alg()
-        )));
-    }
-    if jwk.use_.as_deref().is_some_and(|u| u != "sig") {
-        return Err(Error::invalid(
-            "JWK \"use\" must be \"sig\" for a signing key",
-        ));
-    }
+    check_alg_and_use(alg, jwk.alg.as_deref(), jwk.use_.as_deref())?;
     let k = k.ok_or_else(|| Error::invalid("JWK is missing \"k\""))?;
     URL_SAFE_NO_PAD
         .decode(k.as_bytes())
@@ -142,17 +149,7 @@ pub(crate) fn from_jwk(alg: Algorithm, json: &[u8]) -> Result<KeyParts> {
             "private JWKs are not accepted; import PKCS#8",
         ));
     }
-    if jwk.alg.as_deref().is_some_and(|a| a != alg.jose_alg()) {
-        return Err(Error::invalid(format!(
-            "JWK \"alg\" does not match {alg} (expected {})",
-            alg.jose_alg()
-        )));
-    }
-    if jwk.use_.as_deref().is_some_and(|u| u != "sig") {
-        return Err(Error::invalid(
-            "JWK \"use\" must be \"sig\" for a signing key",
-        ));
-    }
+    check_alg_and_use(alg, jwk.alg.as_deref(), jwk.use_.as_deref())?;
     let kty = jwk.kty.as_deref();
     let crv = jwk.crv.as_deref();
     let wrong = || Error::invalid(format!("JWK kty/crv does not match {alg}"));

@@ -299,7 +299,7 @@ fn check_rsa(alg: Algorithm, n: &[u8], e: &[u8]) -> Result<()> {
 /// The y-coordinates (little-endian, sign bit clear) of the eight points
 /// of small order on edwards25519: the identity, the point of order 2, two
 /// of order 4 (y = 0) and four of order 8. Found with RFC 8032's reference
-/// arithmetic (see tests/python/test_interop.py, which derives them again).
+/// arithmetic (tests/python/test_attacks.py derives them again, independently).
 const ED25519_SMALL_ORDER_Y: [[u8; 32]; 5] = [
     [0; 32],
     [

@@ -318,7 +318,7 @@ impl Pool {
     }
 
     fn checkout(&self) -> Result<Session> {
-        let deadline = Instant::now() + self.wait;
+        let deadline = crate::bounds::deadline(self.wait);
         let mut waited = false;
         let mut st = self.state.lock();
         loop {

@@ -212,7 +212,7 @@ impl Registry {
                             std::time::Duration::from_secs(1),
                             std::time::Duration::from_secs(60),
                         );
-                        r.next = std::time::Instant::now() + r.delay;
+                        r.next = crate::bounds::deadline(r.delay);
                     }
                 }
             }
