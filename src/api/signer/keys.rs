@@ -22,9 +22,17 @@ fn requested(version: u32) -> Option<u32> {
     (version > 0).then_some(version)
 }
 
+/// The audit digest of a Sign or Verify input (message or digest).
+fn input_sha256(bytes: Option<&Vec<u8>>) -> Option<String> {
+    bytes.map(|b| sha256_hex(b))
+}
+
 impl SignerService {
-    fn check_message_size(&self, input: &Input) -> Result<()> {
-        if let Input::Message(m) = input {
+    /// A Sign or Verify input, as the registry takes it: one of message
+    /// and digest is required, and a message is within the size limit.
+    fn checked_input(&self, message: Option<Vec<u8>>, digest: Option<Vec<u8>>) -> Result<Input> {
+        let input = convert::input(message, digest)?;
+        if let Input::Message(m) = &input {
             if m.len() > self.limits.max_message_bytes {
                 return Err(Error::invalid(format!(
                     "message is {} bytes; the limit is {}",
@@ -33,7 +41,7 @@ impl SignerService {
                 )));
             }
         }
-        Ok(())
+        Ok(input)
     }
 }
 
@@ -49,20 +57,19 @@ impl Call for pb::SignRequest {
     fn audit(&self, _: &SignerService, record: &mut Record) {
         use pb::sign_request::Input as I;
         record.version = requested(self.version);
-        record.message_sha256 = match &self.input {
-            Some(I::Message(m)) | Some(I::Digest(m)) => Some(sha256_hex(m)),
+        record.message_sha256 = input_sha256(match &self.input {
+            Some(I::Message(m) | I::Digest(m)) => Some(m),
             None => None,
-        };
+        });
     }
 
     async fn call(self, s: &SignerService, _: &CallContext) -> Result<pb::SignResponse> {
         let format = convert::signature_format(self.signature_format)?;
         let input = match self.input {
-            Some(pb::sign_request::Input::Message(m)) => convert::input(Some(m), None)?,
-            Some(pb::sign_request::Input::Digest(d)) => convert::input(None, Some(d))?,
-            None => convert::input(None, None)?,
+            Some(pb::sign_request::Input::Message(m)) => s.checked_input(Some(m), None)?,
+            Some(pb::sign_request::Input::Digest(d)) => s.checked_input(None, Some(d))?,
+            None => s.checked_input(None, None)?,
         };
-        s.check_message_size(&input)?;
         let signature = s
             .registry
             .sign(&self.key, convert::version(self.version), input, format)
@@ -88,20 +95,19 @@ impl Call for pb::VerifyRequest {
     fn audit(&self, _: &SignerService, record: &mut Record) {
         use pb::verify_request::Input as I;
         record.version = requested(self.version);
-        record.message_sha256 = match &self.input {
-            Some(I::Message(m)) | Some(I::Digest(m)) => Some(sha256_hex(m)),
+        record.message_sha256 = input_sha256(match &self.input {
+            Some(I::Message(m) | I::Digest(m)) => Some(m),
             None => None,
-        };
+        });
     }
 
     async fn call(self, s: &SignerService, _: &CallContext) -> Result<pb::VerifyResponse> {
         let format = convert::signature_format(self.signature_format)?;
         let input = match self.input {
-            Some(pb::verify_request::Input::Message(m)) => convert::input(Some(m), None)?,
-            Some(pb::verify_request::Input::Digest(d)) => convert::input(None, Some(d))?,
-            None => convert::input(None, None)?,
+            Some(pb::verify_request::Input::Message(m)) => s.checked_input(Some(m), None)?,
+            Some(pb::verify_request::Input::Digest(d)) => s.checked_input(None, Some(d))?,
+            None => s.checked_input(None, None)?,
         };
-        s.check_message_size(&input)?;
         let v = s
             .registry
             .verify(
