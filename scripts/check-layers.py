@@ -35,6 +35,7 @@ LAYERS = {
     "keys": 3,
     "httpsig": 3,
     "audit": 3,
+    "postgres": 3,
     "auth": 4,
     "tls": 4,
     "listener": 4,

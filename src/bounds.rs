@@ -71,6 +71,18 @@ pub(crate) const TLS_RELOAD_INTERVAL: Range =
 /// `server.tls.handshake_timeout`.
 pub(crate) const HANDSHAKE_TIMEOUT: Range =
     Range::new(Duration::from_secs(1), Duration::from_secs(300));
+/// `registry.max_staleness`: how long a replica out of contact with the
+/// shared registry goes on signing from its cached view.
+pub(crate) const MAX_STALENESS: Range =
+    Range::new(Duration::from_secs(1), Duration::from_secs(DAY));
+/// `postgres.connect_timeout` and `postgres.statement_timeout`.
+pub(crate) const DATABASE_TIMEOUT: Range =
+    Range::new(Duration::from_millis(100), Duration::from_secs(300));
+/// `postgres.heartbeat`: how often a replica checks its database session.
+pub(crate) const HEARTBEAT: Range = Range::new(Duration::from_millis(100), Duration::from_secs(60));
+/// `postgres.resync_interval`: the full re-read behind the notifications.
+pub(crate) const RESYNC_INTERVAL: Range =
+    Range::new(Duration::from_secs(1), Duration::from_secs(DAY));
 /// `backend.session_wait` (PKCS#11).
 pub(crate) const SESSION_WAIT: Range =
     Range::new(Duration::from_millis(1), Duration::from_secs(300));

@@ -27,6 +27,7 @@ pub mod config;
 pub mod error;
 pub mod httpsig;
 pub mod keys;
+pub mod postgres;
 pub mod server;
 
 mod audit;

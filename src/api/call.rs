@@ -213,11 +213,21 @@ where
             return Err(e.into_status(&ctx.request_id));
         }
     }
+    // The author of every registry change the call makes, for a store that
+    // audits each change in its own commit (PostgreSQL).
+    let change = crate::keys::store::Change {
+        rpc: record.rpc.clone(),
+        operation: record.operation,
+        request_id: record.request_id.clone(),
+        identity: record.identity.clone(),
+        source: record.source.clone(),
+        version: record.version,
+    };
     let mut outcome = Outcome {
         audit,
         record: Some(record),
     };
-    let result = catch_panic(f).await;
+    let result = crate::keys::store::changed_by(change, catch_panic(f)).await;
     let mut record = outcome.take();
     match &result {
         Ok(v) => {

@@ -9,8 +9,8 @@ use crate::error::ConfigError;
 #[derive(Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
-    /// Where seen nonces and signatures are kept: `memory` (this process)
-    /// or `redis` (shared by replicas).
+    /// Where seen nonces and signatures are kept: `memory` (this process),
+    /// `redis` or `postgres` (shared by replicas).
     #[serde(default)]
     pub replay_store: ReplayStoreKind,
     /// Live entries the in-memory replay store holds at most; a full store
@@ -66,6 +66,8 @@ closed_set! {
         Memory = "memory",
         /// In Redis.
         Redis = "redis",
+        /// In PostgreSQL (`[postgres]`).
+        Postgres = "postgres",
     }
 }
 

@@ -17,7 +17,9 @@ mod http;
 mod keys;
 mod limits;
 mod observability;
+mod postgres;
 pub mod profiles;
+mod registry;
 mod reload;
 mod server;
 mod values;
@@ -37,6 +39,8 @@ pub use limits::{KeyLimitConfig, LimitsConfig};
 pub use observability::{
     AdminConfig, AuditConfig, AuditOutput, LogConfig, LogFormat, TelemetryConfig,
 };
+pub use postgres::PostgresConfig;
+pub use registry::{RegistryConfig, RegistryStoreKind};
 pub(crate) use reload::restart_only_changes;
 pub use server::{ServerConfig, TlsConfig, TlsVersion};
 
@@ -53,6 +57,12 @@ pub struct Config {
     /// Key lifecycle defaults.
     #[serde(default)]
     pub keys: KeysConfig,
+    /// Where the key registry is kept.
+    #[serde(default)]
+    pub registry: RegistryConfig,
+    /// The database shared by replicas, when a store is `postgres`.
+    #[serde(default)]
+    pub postgres: Option<PostgresConfig>,
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
@@ -170,10 +180,39 @@ impl Config {
         self.server.validate()?;
         self.backend.validate()?;
         self.keys.validate()?;
+        self.registry.validate()?;
+        if let Some(p) = &self.postgres {
+            p.validate()?;
+        }
+        self.check_database()?;
         self.limits.validate()?;
         self.http.validate()?;
         self.audit.validate()?;
         self.log.validate()
+    }
+}
+
+impl Config {
+    /// A `postgres` store has a `[postgres]` section, and the registry is
+    /// in PostgreSQL only with keys every replica can open (PKCS#11).
+    fn check_database(&self) -> Result<(), ConfigError> {
+        let registry = self.registry.store == RegistryStoreKind::Postgres;
+        let replay = self.http.replay_store == ReplayStoreKind::Postgres;
+        if (registry || replay) && self.postgres.is_none() {
+            return Err(ConfigError::naming(
+                "postgres",
+                "a [postgres] section is required with registry.store = \"postgres\" or \
+                 http.replay_store = \"postgres\"",
+            ));
+        }
+        if registry && !matches!(self.backend, BackendConfig::Pkcs11(_)) {
+            return Err(ConfigError::naming(
+                "registry.store",
+                "registry.store = \"postgres\" needs backend.type = \"pkcs11\": in-memory keys \
+                 die with their process, and other replicas could not open them",
+            ));
+        }
+        Ok(())
     }
 }
 

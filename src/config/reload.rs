@@ -11,7 +11,8 @@
 
 use super::{
     AdminConfig, AuditConfig, BackendConfig, Config, HttpConfig, KeysConfig, LimitsConfig,
-    LogConfig, Pkcs11Config, ServerConfig, TelemetryConfig, TlsConfig,
+    LogConfig, Pkcs11Config, PostgresConfig, RegistryConfig, ServerConfig, TelemetryConfig,
+    TlsConfig,
 };
 
 /// Compares the fields of one section: those under `restart` are reported
@@ -39,6 +40,8 @@ pub(crate) fn restart_only_changes(old: &Config, new: &Config) -> Vec<String> {
         server,
         backend,
         keys,
+        registry,
+        postgres,
         log,
         http,
         profiles: _,
@@ -77,6 +80,17 @@ pub(crate) fn restart_only_changes(old: &Config, new: &Config) -> Vec<String> {
     restart_only!(out, "keys.", KeysConfig, &old.keys, keys,
         restart: [default_grace_period, destroy_delay, tick_interval],
         reloaded: []);
+    restart_only!(out, "registry.", RegistryConfig, &old.registry, registry,
+        restart: [store, max_staleness],
+        reloaded: []);
+    match (&old.postgres, postgres) {
+        (Some(o), Some(n)) => restart_only!(out, "postgres.", PostgresConfig, o, n,
+            restart: [url_file, url_env, schema, pool_size, connect_timeout,
+                      statement_timeout, heartbeat, resync_interval],
+            reloaded: []),
+        (None, None) => {}
+        _ => out.push("postgres".into()),
+    }
     restart_only!(out, "log.", LogConfig, &old.log, log,
         restart: [level, format],
         reloaded: []);

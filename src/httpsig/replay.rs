@@ -37,7 +37,7 @@ pub trait ReplayStore: Send + Sync + std::fmt::Debug {
 
 /// The entry id: SHA-256 over the framed scope and key, so entries have a
 /// fixed size and ("ab", "c") is not ("a", "bc").
-fn entry_id(scope: &str, key: &[u8]) -> [u8; 32] {
+pub(crate) fn entry_id(scope: &str, key: &[u8]) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update((scope.len() as u64).to_be_bytes());
     h.update(scope.as_bytes());

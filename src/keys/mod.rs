@@ -199,6 +199,20 @@ pub trait KeyBackend: Send + Sync + fmt::Debug {
 /// A blocking call handed to [`KeyBackend::dispatch`].
 pub(crate) type Job = Box<dyn FnOnce() + Send + 'static>;
 
+/// Runs `f` through [`KeyBackend::dispatch`] and waits for its result.
+pub(crate) async fn dispatched<T: Send + 'static>(
+    backend: &dyn KeyBackend,
+    f: impl FnOnce() -> crate::error::Result<T> + Send + 'static,
+) -> crate::error::Result<T> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    backend.dispatch(Box::new(move || {
+        let _ = tx.send(f());
+    }))?;
+    // Dropped unsent: the job panicked (the worker survives it).
+    rx.await
+        .map_err(|_| crate::error::Error::internal("backend call ended without a result"))?
+}
+
 /// One version's usable material inside a backend.
 ///
 /// Only [`KeyHandle::algorithm`] is required; operations a key cannot do

@@ -136,19 +136,7 @@ pub(crate) async fn serve_full(
     let decode_limit = config.server.max_message_bytes * 2 + 64 * 1024;
     let profile_list = settings.profiles;
     warn_missing_keys(&registry, &profile_list);
-    let replay: Arc<dyn crate::httpsig::replay::ReplayStore> =
-        match config.http.resolve_redis_url()? {
-            Some(url) => {
-                let store = crate::httpsig::replay::RedisReplayStore::connect(&url)
-                    .await
-                    .map_err(|e| StartupError::failed("replay store", e))?;
-                tracing::info!(store = ?store, "replay store: Redis");
-                Arc::new(store)
-            }
-            None => Arc::new(crate::httpsig::replay::MemoryReplayStore::new(
-                config.http.replay_capacity,
-            )),
-        };
+    let replay = replay_store(config).await?;
     let profiles = crate::httpsig::profile::ProfileSet::new(profile_list);
     let admin = KeyAdminServer::new(
         KeyAdminService::new(registry.clone())
@@ -258,4 +246,32 @@ pub(super) fn warn_missing_keys(
             }
         }
     }
+}
+
+/// The replay store `[http]` names.
+async fn replay_store(
+    config: &Config,
+) -> Result<Arc<dyn crate::httpsig::replay::ReplayStore>, StartupError> {
+    use crate::config::ReplayStoreKind;
+    Ok(match config.http.replay_store {
+        ReplayStoreKind::Memory => Arc::new(crate::httpsig::replay::MemoryReplayStore::new(
+            config.http.replay_capacity,
+        )),
+        ReplayStoreKind::Redis => {
+            let url = config.http.resolve_redis_url()?.unwrap_or_default();
+            let store = crate::httpsig::replay::RedisReplayStore::connect(&url)
+                .await
+                .map_err(|e| StartupError::failed("replay store", e))?;
+            tracing::info!(store = ?store, "replay store: Redis");
+            Arc::new(store)
+        }
+        ReplayStoreKind::Postgres => {
+            let pg = config.postgres.as_ref().ok_or_else(|| {
+                crate::error::ConfigError::new("postgres", "a [postgres] section is required")
+            })?;
+            let db = crate::postgres::Database::open(pg).await?;
+            tracing::info!(database = db.target(), "replay store: PostgreSQL");
+            crate::postgres::replay::PgReplayStore::new(db)
+        }
+    })
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::settings::registry_settings;
-use crate::config::{BackendConfig, Config};
+use crate::config::{BackendConfig, Config, RegistryStoreKind};
 use crate::error::{ConfigError, StartupError};
 use crate::keys::clock::Clock;
 use crate::keys::memory::MemoryBackend;
@@ -14,6 +14,9 @@ use crate::keys::pkcs11::{Pkcs11Backend, TokenSelector};
 use crate::keys::registry::Registry;
 use crate::keys::store::{NullStore, RegistryStore};
 use crate::keys::{Algorithm, KeyBackend};
+use crate::postgres::listen::Contact;
+use crate::postgres::registry::PgRegistryStore;
+use crate::postgres::Database;
 
 /// The demo keys created when signet starts with no configuration.
 pub(crate) const DEMO_KEYS: [(&str, Algorithm); 4] = [
@@ -39,6 +42,7 @@ pub(crate) async fn open_registry(
     config: &Config,
     clock: Arc<dyn Clock>,
 ) -> Result<Arc<Registry>, StartupError> {
+    let mut listener = None;
     let (backend, store, demo): (Arc<dyn KeyBackend>, Arc<dyn RegistryStore>, bool) = match &config
         .backend
     {
@@ -66,9 +70,21 @@ pub(crate) async fn open_registry(
                 .await
                 .map_err(|e| StartupError::failed("PKCS#11 start-up failed", e))?
                 .map_err(|e| StartupError::failed("PKCS#11 backend", e.message().to_string()))?;
-            let store = TokenStore::new(&backend);
             tracing::info!(backend = ?backend, "PKCS#11 backend ready");
-            (Arc::new(backend), Arc::new(store), false)
+            let backend = Arc::new(backend);
+            let store: Arc<dyn RegistryStore> = match config.registry.store {
+                RegistryStoreKind::Token => Arc::new(TokenStore::new(backend.clone())),
+                RegistryStoreKind::Postgres => {
+                    let pg = config.postgres.as_ref().ok_or_else(|| {
+                        ConfigError::new("postgres", "a [postgres] section is required")
+                    })?;
+                    let db = Database::open(pg).await?;
+                    let contact = Contact::new();
+                    listener = Some((db.clone(), contact.clone()));
+                    Arc::new(PgRegistryStore::new(db, contact))
+                }
+            };
+            (backend, store, false)
         }
     };
     let settings = registry_settings(config);
@@ -77,6 +93,10 @@ pub(crate) async fn open_registry(
         .load()
         .await
         .map_err(|e| StartupError::dependency("cannot load the key registry", e))?;
+    if let Some((db, contact)) = listener {
+        // Ends when the registry is dropped.
+        crate::postgres::listen::spawn(db, Arc::downgrade(&registry), contact);
+    }
     if loaded > 0 {
         tracing::info!(keys = loaded, "key registry loaded");
     }

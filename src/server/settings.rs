@@ -65,6 +65,7 @@ pub(crate) fn registry_settings(config: &Config) -> RegistrySettings {
         default_grace: config.keys.default_grace_period,
         destroy_delay: config.keys.destroy_delay,
         destroy_orphans: matches!(&config.backend, BackendConfig::Pkcs11(p) if p.destroy_orphans),
+        max_staleness: config.registry.max_staleness,
     }
 }
 

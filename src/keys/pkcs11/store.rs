@@ -19,7 +19,7 @@ use super::pool::Pool;
 use super::Pkcs11Backend;
 use crate::error::{Error, ErrorKind, Result};
 use crate::keys::record::KeyRecord;
-use crate::keys::store::RegistryStore;
+use crate::keys::store::{Change, PutError, RegistryStore, Sharing, StoreFuture};
 
 /// `CKA_APPLICATION` of signet's registry objects.
 const APPLICATION: &[u8] = b"signet-registry";
@@ -37,19 +37,48 @@ struct Stored {
 /// `put` refuses to replace a record whose newest generation on the token
 /// is another (a second signet process changed it): the caller gets
 /// `ABORTED`, and the next `load` brings the other process's change in.
+///
+/// Its calls run on the backend's PKCS#11 threads, like every other call
+/// into the module.
 #[derive(Debug)]
 pub struct TokenStore {
+    backend: Arc<Pkcs11Backend>,
+    inner: Arc<Records>,
+}
+
+#[derive(Debug)]
+struct Records {
     pool: Arc<Pool>,
     seen: parking_lot::Mutex<HashMap<String, u64>>,
 }
 
 impl TokenStore {
     /// The store on `backend`'s token (same sessions, same login).
-    pub fn new(backend: &Pkcs11Backend) -> Self {
-        Self {
+    pub fn new(backend: Arc<Pkcs11Backend>) -> Self {
+        let inner = Arc::new(Records {
             pool: backend.pool.clone(),
             seen: Default::default(),
-        }
+        });
+        Self { backend, inner }
+    }
+
+    /// Every record, read on the calling thread (for tests and tools that
+    /// run outside the server, with no other call in flight).
+    #[doc(hidden)]
+    pub fn read_now(&self) -> Result<Vec<KeyRecord>> {
+        Ok(self.inner.load()?.into_iter().map(|(r, _)| r).collect())
+    }
+
+    /// Stores one record on the calling thread (see [`TokenStore::read_now`]).
+    #[doc(hidden)]
+    pub fn write_now(&self, record: &KeyRecord) -> Result<()> {
+        self.inner.put(record)
+    }
+
+    /// Every record with its generation (for `signet registry migrate`).
+    pub async fn load_with_generations(&self) -> Result<Vec<(KeyRecord, u64)>> {
+        let inner = self.inner.clone();
+        crate::keys::dispatched(&*self.backend, move || inner.load()).await
     }
 }
 
@@ -107,7 +136,37 @@ fn registry_objects(
 }
 
 impl RegistryStore for TokenStore {
-    fn load(&self) -> Result<Vec<KeyRecord>> {
+    fn load(&self) -> StoreFuture<'_, Result<Vec<KeyRecord>>> {
+        Box::pin(async move {
+            let records = self.load_with_generations().await?;
+            Ok(records.into_iter().map(|(r, _)| r).collect())
+        })
+    }
+
+    fn put<'a>(
+        &'a self,
+        record: &'a KeyRecord,
+        _change: &'a Change,
+    ) -> StoreFuture<'a, std::result::Result<(), PutError>> {
+        let (inner, record) = (self.inner.clone(), record.clone());
+        Box::pin(async move {
+            crate::keys::dispatched(&*self.backend, move || inner.put(&record))
+                .await
+                .map_err(PutError::from)
+        })
+    }
+
+    fn name(&self) -> &'static str {
+        "pkcs11"
+    }
+
+    fn sharing(&self) -> Sharing {
+        Sharing::Polled
+    }
+}
+
+impl Records {
+    fn load(&self) -> Result<Vec<(KeyRecord, u64)>> {
         let generation = self.pool.generation();
         let objects = self
             .pool
@@ -166,8 +225,9 @@ impl RegistryStore for TokenStore {
         seen.clear();
         seen.extend(newest.iter().map(|(n, (g, _, _, _))| (n.clone(), *g)));
         drop(seen);
-        let mut records: Vec<KeyRecord> = newest.into_values().map(|(_, _, r, _)| r).collect();
-        records.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut records: Vec<(KeyRecord, u64)> =
+            newest.into_values().map(|(g, _, r, _)| (r, g)).collect();
+        records.sort_by(|a, b| a.0.name.cmp(&b.0.name));
         Ok(records)
     }
 
@@ -230,10 +290,6 @@ impl RegistryStore for TokenStore {
                 format!("key {name} was changed by another signet process; retry"),
             )),
         }
-    }
-
-    fn shared(&self) -> bool {
-        true
     }
 }
 

@@ -13,8 +13,7 @@
 //!   dispatches too (tokio's blocking pool by default).
 
 use super::Registry;
-use crate::error::{Error, Result};
-use crate::keys::KeyBackend;
+use crate::error::Result;
 
 /// What a backend or store call does: its name in metrics and traces and
 /// whether it is slow on any backend.
@@ -32,10 +31,6 @@ pub(super) enum Op {
     Open,
     /// `KeyBackend::destroy`.
     Destroy,
-    /// `RegistryStore::put`.
-    Store,
-    /// `RegistryStore::load` (not timed, as before).
-    Load,
     /// `KeyBackend::health` (not timed: readiness probes would swamp the
     /// metrics).
     Health,
@@ -53,8 +48,7 @@ impl Op {
             Op::Import => "import",
             Op::Open => "open",
             Op::Destroy => "destroy",
-            Op::Store => "store",
-            Op::Load | Op::Health | Op::OrphanCheck => return None,
+            Op::Health | Op::OrphanCheck => return None,
         })
     }
 
@@ -75,7 +69,7 @@ impl Registry {
         let backend = &*self.backend;
         let run = async move {
             if backend.blocking() || op.slow() {
-                dispatched(backend, f).await
+                crate::keys::dispatched(backend, f).await
             } else {
                 f()
             }
@@ -90,19 +84,6 @@ impl Registry {
     pub(super) fn kind(&self) -> &'static str {
         self.backend.name()
     }
-}
-
-async fn dispatched<T: Send + 'static>(
-    backend: &dyn KeyBackend,
-    f: impl FnOnce() -> Result<T> + Send + 'static,
-) -> Result<T> {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    backend.dispatch(Box::new(move || {
-        let _ = tx.send(f());
-    }))?;
-    // Dropped unsent: the job panicked (the worker survives it).
-    rx.await
-        .map_err(|_| Error::internal("backend call ended without a result"))?
 }
 
 #[cfg(test)]

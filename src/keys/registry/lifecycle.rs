@@ -12,18 +12,78 @@ use parking_lot::RwLock;
 use super::{
     new_label, validate_labels, KeyEntry, KeyState, KeyView, Op, Registry, VersionMaterial,
 };
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::keys::public::{parse_material, Material};
 use crate::keys::record::{
     self, KeyRecord, PolicyAction, RotationPolicy, VersionRecord, VersionState,
 };
+use crate::keys::store::{current_change, PutError, Sharing};
 use crate::keys::{validate_name, Algorithm};
 
 impl Registry {
-    async fn persist(&self, record: &KeyRecord) -> Result<()> {
+    /// Stores `record` as changed by the caller in scope
+    /// ([`crate::keys::store::changed_by`]). A write another process beat
+    /// (`ABORTED`) brings that key's stored record in, so a retry works on
+    /// the current one. The caller holds the admin lock.
+    async fn persist(&self, record: &KeyRecord) -> Result<(), PutError> {
         record.check_invariants()?;
-        let (store, rec) = (self.store.clone(), record.clone());
-        self.call(Op::Store, move || store.put(&rec)).await
+        let change = current_change();
+        let store = &self.store;
+        let mut maybe_applied = false;
+        let r = crate::telemetry::rpc::backend(store.name(), "store", async {
+            store.put(record, &change).await.map_err(|e| {
+                maybe_applied = e.maybe_applied;
+                e.error
+            })
+        })
+        .await;
+        match r {
+            Ok(()) => Ok(()),
+            Err(error) => {
+                if error.kind() == ErrorKind::Aborted {
+                    if let Err(e) = self.refresh_key_locked(&record.name).await {
+                        tracing::warn!(key = %record.name, error = %e, "cannot re-read a key another replica changed");
+                    }
+                }
+                Err(PutError {
+                    error,
+                    maybe_applied,
+                })
+            }
+        }
+    }
+
+    /// [`Registry::persist`] for a change that created no material.
+    async fn persist_plain(&self, record: &KeyRecord) -> Result<()> {
+        self.persist(record).await.map_err(|e| e.error)
+    }
+
+    /// Persists a record that names new material, which is destroyed if
+    /// the record surely was not stored. When the store cannot tell (the
+    /// connection failed during the commit), the material is kept: the
+    /// record may name it, and the next read of the store says; if it does
+    /// not, start-up reports it as unreferenced.
+    async fn persist_new(
+        &self,
+        record: &KeyRecord,
+        label: &str,
+        material: &VersionMaterial,
+    ) -> Result<()> {
+        match self.persist(record).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.maybe_applied => {
+                tracing::error!(
+                    key = %record.name, label,
+                    "the database failed while committing a new key version: it may or may not \
+                     be recorded; its material is kept"
+                );
+                Err(e.error)
+            }
+            Err(e) => {
+                self.discard(label, material).await;
+                Err(e.error)
+            }
+        }
     }
 
     fn grace_for(&self, rec: &KeyRecord, grace: Option<Duration>) -> Duration {
@@ -79,10 +139,7 @@ impl Registry {
         material: VersionMaterial,
         label: &str,
     ) -> Result<KeyView> {
-        if let Err(e) = self.persist(&record).await {
-            self.discard(label, &material).await;
-            return Err(e);
-        }
+        self.persist_new(&record, label, &material).await?;
         let view = self.view(&record, self.clock.now());
         let name = record.name.clone();
         self.keys.write().insert(
@@ -196,10 +253,7 @@ impl Registry {
         vm: VersionMaterial,
         label: &str,
     ) -> Result<KeyView> {
-        if let Err(e) = self.persist(&rec).await {
-            self.discard(label, &vm).await;
-            return Err(e);
-        }
+        self.persist_new(&rec, label, &vm).await?;
         let view = self.view(&rec, self.clock.now());
         let mut st = entry.state.write();
         st.material.insert(version, vm);
@@ -274,7 +328,7 @@ impl Registry {
         let now = self.clock.now();
         let mut rec = entry.state.read().record.clone();
         f(&mut rec, now)?;
-        self.persist(&rec).await?;
+        self.persist_plain(&rec).await?;
         let view = self.view(&rec, now);
         entry.state.write().record = rec;
         Ok(view)
@@ -318,13 +372,23 @@ impl Registry {
     /// Applies every time-driven transition that is due: grace expiry,
     /// scheduled destruction, and rotation policies. Errors are logged and
     /// retried on the next tick.
+    ///
+    /// With a shared registry only the elected replica applies them (the
+    /// others compute the same effective states from the records, and
+    /// pick up the stored changes); if two ever overlap, the store's
+    /// compare-and-set lets one of them commit each transition.
     pub async fn tick(&self) {
         // Another replica may already have applied what is due here.
-        if let Err(e) = self.refresh().await {
-            tracing::error!(error = %e, "cannot re-read the shared key registry");
+        if self.store.sharing() == Sharing::Polled {
+            if let Err(e) = self.refresh().await {
+                tracing::error!(error = %e, "cannot re-read the shared key registry");
+            }
         }
         // Versions an HSM failure left without material come back here.
         self.reopen_missing().await;
+        if !self.store.leads() {
+            return;
+        }
         let now = self.clock.now();
         let due: Vec<String> = self
             .keys
@@ -365,7 +429,7 @@ impl Registry {
             tracing::info!(key = %name, version = v, "key version destroyed");
         }
         if changed {
-            self.persist(&rec).await?;
+            self.persist_plain(&rec).await?;
             entry.state.write().record = rec.clone();
         }
         // Policy actions take effect at their scheduled time, not at the
@@ -393,7 +457,7 @@ impl Registry {
             PolicyAction::Promote(v) => {
                 let g = self.grace_for(&rec, None);
                 rec.promote(v, g, at)?;
-                self.persist(&rec).await?;
+                self.persist_plain(&rec).await?;
                 entry.state.write().record = rec;
                 tracing::info!(key = %name, version = v, "rotation policy promoted a version");
             }

@@ -10,6 +10,7 @@ use parking_lot::RwLock;
 use super::{KeyEntry, KeyState, Op, Registry, VersionMaterial};
 use crate::error::Result;
 use crate::keys::record::{KeyRecord, VersionRecord, VersionState};
+use crate::keys::store::Sharing;
 use crate::keys::PublicKey;
 
 impl Registry {
@@ -17,8 +18,7 @@ impl Registry {
     /// material cannot be opened are reported and left out of service.
     pub async fn load(&self) -> Result<usize> {
         let _g = self.admin.lock().await;
-        let store = self.store.clone();
-        let records = self.call(Op::Load, move || store.load()).await?;
+        let records = self.read_all().await?;
         self.reconcile(&records).await;
         let mut loaded = 0;
         for record in records {
@@ -67,81 +67,28 @@ impl Registry {
         .ok()
     }
 
-    /// Brings in changes other signet processes made to a shared store (a
-    /// token several replicas use): new keys, new versions, new states.
-    /// Material for new versions is opened once, here; versions another
-    /// process destroyed lose theirs. Called on every tick when the store
-    /// is shared; a no-op otherwise.
+    /// Every stored record, timed.
+    async fn read_all(&self) -> Result<Vec<KeyRecord>> {
+        let store = &self.store;
+        crate::telemetry::rpc::backend(store.name(), "load", store.load()).await
+    }
+
+    /// Brings in changes other signet processes made to a shared store:
+    /// new keys, new versions, new states. Material for new versions is
+    /// opened once, here; versions another process destroyed lose theirs.
+    /// Called on every tick for a store that is polled (a token several
+    /// replicas use), and on (re)connection and as a slow backstop for one
+    /// that notifies; a no-op for a private store.
     pub async fn refresh(&self) -> Result<usize> {
-        if !self.store.shared() {
+        if self.store.sharing() == Sharing::Private {
             return Ok(0);
         }
         let _g = self.admin.lock().await;
-        let store = self.store.clone();
-        let records = self.call(Op::Load, move || store.load()).await?;
+        let records = self.read_all().await?;
         let mut changed = 0;
         for record in records {
-            if record.check_invariants().is_err() {
-                tracing::error!(key = %record.name, "stored record breaks an invariant; ignored");
-                continue;
-            }
-            let existing = self.keys.read().get(&record.name).cloned();
-            let (mut material, labels) = match &existing {
-                Some(e) => {
-                    let st = e.state.read();
-                    if st.record == record {
-                        continue;
-                    }
-                    let labels: HashMap<u32, String> = st
-                        .record
-                        .versions
-                        .iter()
-                        .map(|v| (v.version, v.label.clone()))
-                        .collect();
-                    (st.material.clone(), labels)
-                }
-                None => (HashMap::new(), HashMap::new()),
-            };
-            for v in &record.versions {
-                if v.state == VersionState::Destroyed {
-                    material.remove(&v.version);
-                    continue;
-                }
-                // The same version number with another label: two replicas
-                // raced and the store kept the other's record (a token that
-                // does not show one process's new objects to another at
-                // once, such as SoftHSM2, can let both writes through).
-                // Converge on the stored version's material.
-                if labels.get(&v.version).is_some_and(|l| *l != v.label) {
-                    tracing::warn!(
-                        key = %record.name, version = v.version,
-                        "version replaced by another replica's after a write race; using the stored one"
-                    );
-                    material.remove(&v.version);
-                }
-                if material.contains_key(&v.version) {
-                    continue;
-                }
-                if let Some(m) = self.open_version(&record, v).await {
-                    material.insert(v.version, m);
-                }
-            }
-            changed += 1;
-            match existing {
-                Some(e) => {
-                    let mut st = e.state.write();
-                    st.record = record;
-                    st.material = material;
-                }
-                None => {
-                    let name = record.name.clone();
-                    self.keys.write().insert(
-                        name,
-                        Arc::new(KeyEntry {
-                            state: RwLock::new(KeyState { record, material }),
-                        }),
-                    );
-                }
+            if self.apply(record).await {
+                changed += 1;
             }
         }
         if changed > 0 {
@@ -151,6 +98,92 @@ impl Registry {
             );
         }
         Ok(changed)
+    }
+
+    /// Re-reads one key that another process changed (a notification
+    /// named it). True when the stored record differed from this view.
+    pub async fn refresh_key(&self, name: &str) -> Result<bool> {
+        let _g = self.admin.lock().await;
+        self.refresh_key_locked(name).await
+    }
+
+    /// [`Registry::refresh_key`] with the admin lock held.
+    pub(super) async fn refresh_key_locked(&self, name: &str) -> Result<bool> {
+        let store = &self.store;
+        let record =
+            crate::telemetry::rpc::backend(store.name(), "load", store.load_one(name)).await?;
+        Ok(match record {
+            Some(r) => self.apply(r).await,
+            None => false,
+        })
+    }
+
+    /// Installs a stored record in place of this view's, opening the
+    /// material of versions new to it. False when nothing changed (or the
+    /// record breaks an invariant and is ignored).
+    async fn apply(&self, record: KeyRecord) -> bool {
+        if record.check_invariants().is_err() {
+            tracing::error!(key = %record.name, "stored record breaks an invariant; ignored");
+            return false;
+        }
+        let existing = self.keys.read().get(&record.name).cloned();
+        let (mut material, labels) = match &existing {
+            Some(e) => {
+                let st = e.state.read();
+                if st.record == record {
+                    return false;
+                }
+                let labels: HashMap<u32, String> = st
+                    .record
+                    .versions
+                    .iter()
+                    .map(|v| (v.version, v.label.clone()))
+                    .collect();
+                (st.material.clone(), labels)
+            }
+            None => (HashMap::new(), HashMap::new()),
+        };
+        for v in &record.versions {
+            if v.state == VersionState::Destroyed {
+                material.remove(&v.version);
+                continue;
+            }
+            // The same version number with another label: two replicas
+            // raced and the store kept the other's record (a token that
+            // does not show one process's new objects to another at once,
+            // such as SoftHSM2, can let both writes through). Converge on
+            // the stored version's material.
+            if labels.get(&v.version).is_some_and(|l| *l != v.label) {
+                tracing::warn!(
+                    key = %record.name, version = v.version,
+                    "version replaced by another replica's after a write race; using the stored one"
+                );
+                material.remove(&v.version);
+            }
+            if material.contains_key(&v.version) {
+                continue;
+            }
+            if let Some(m) = self.open_version(&record, v).await {
+                material.insert(v.version, m);
+            }
+        }
+        match existing {
+            Some(e) => {
+                let mut st = e.state.write();
+                st.record = record;
+                st.material = material;
+            }
+            None => {
+                let name = record.name.clone();
+                self.keys.write().insert(
+                    name,
+                    Arc::new(KeyEntry {
+                        state: RwLock::new(KeyState { record, material }),
+                    }),
+                );
+            }
+        }
+        true
     }
 
     /// Opens again the material of versions that have none: an HSM that

@@ -32,6 +32,10 @@ pub struct RegistrySettings {
     /// the backend's store (it could be between generating a version and
     /// recording it).
     pub destroy_orphans: bool,
+    /// With a store shared by notification (PostgreSQL): how long this
+    /// process may be out of contact with it and still sign and verify
+    /// from its cached view.
+    pub max_staleness: Duration,
 }
 
 impl Default for RegistrySettings {
@@ -40,6 +44,7 @@ impl Default for RegistrySettings {
             default_grace: Duration::from_secs(7 * 24 * 3600),
             destroy_delay: Duration::from_secs(24 * 3600),
             destroy_orphans: false,
+            max_staleness: Duration::from_secs(60),
         }
     }
 }
@@ -230,10 +235,40 @@ impl Registry {
         let _ = tokio::task::spawn_blocking(move || b.shutdown()).await;
     }
 
-    /// The backend's health.
+    /// The backend's health, and whether this process's view of a shared
+    /// registry is recent enough to sign from.
     pub async fn health(&self) -> Result<()> {
+        self.fresh()?;
         let b = self.backend.clone();
         self.call(Op::Health, move || b.health()).await
+    }
+
+    /// `UNAVAILABLE` once this process has been out of contact with a
+    /// shared registry for longer than `max_staleness`: a version disabled
+    /// on another replica must not go on signing here for long.
+    pub fn fresh(&self) -> Result<()> {
+        match self.store.out_of_contact() {
+            Some(d) if d > self.settings.max_staleness => Err(Error::unavailable(format!(
+                "the key registry has been out of contact with its database for {}s \
+                 (registry.max_staleness is {}); not signing or verifying until it is back",
+                d.as_secs(),
+                crate::bounds::show(self.settings.max_staleness)
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether this process runs the time-driven transitions (with a
+    /// shared registry, one replica at a time does).
+    pub fn leads(&self) -> bool {
+        self.store.leads()
+    }
+
+    /// The key `name`, for signing or verifying with it: only while the
+    /// view of the registry is fresh ([`Registry::fresh`]).
+    fn usable(&self, name: &str) -> Result<Arc<KeyEntry>> {
+        self.fresh()?;
+        self.entry(name)
     }
 
     fn entry(&self, name: &str) -> Result<Arc<KeyEntry>> {

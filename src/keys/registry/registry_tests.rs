@@ -21,6 +21,7 @@ fn registry() -> (Arc<Registry>, ManualClock) {
             default_grace: Duration::from_secs(3600),
             destroy_delay: Duration::from_secs(600),
             destroy_orphans: false,
+            ..Default::default()
         },
     );
     (Arc::new(reg), clock)

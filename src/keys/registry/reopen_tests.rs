@@ -15,7 +15,7 @@ use crate::keys::clock::ManualClock;
 use crate::keys::ecdsa_sig::SignatureFormat;
 use crate::keys::memory::MemoryBackend;
 use crate::keys::record::KeyRecord;
-use crate::keys::store::RegistryStore;
+use crate::keys::store::{Change, PutError, RegistryStore, StoreFuture};
 use crate::keys::{Algorithm, KeyBackend, KeyHandle, ProtectionLevel};
 
 /// Keeps records across registries, as a token does.
@@ -23,12 +23,19 @@ use crate::keys::{Algorithm, KeyBackend, KeyHandle, ProtectionLevel};
 struct KeptStore(Mutex<HashMap<String, KeyRecord>>);
 
 impl RegistryStore for KeptStore {
-    fn load(&self) -> Result<Vec<KeyRecord>> {
-        Ok(self.0.lock().values().cloned().collect())
+    fn name(&self) -> &'static str {
+        "kept"
     }
-    fn put(&self, record: &KeyRecord) -> Result<()> {
+    fn load(&self) -> StoreFuture<'_, Result<Vec<KeyRecord>>> {
+        Box::pin(async { Ok(self.0.lock().values().cloned().collect()) })
+    }
+    fn put<'a>(
+        &'a self,
+        record: &'a KeyRecord,
+        _change: &'a Change,
+    ) -> StoreFuture<'a, std::result::Result<(), PutError>> {
         self.0.lock().insert(record.name.clone(), record.clone());
-        Ok(())
+        Box::pin(async { Ok(()) })
     }
 }
 

@@ -21,7 +21,7 @@ impl Registry {
         input: Input,
         format: SignatureFormat,
     ) -> Result<KeySignature> {
-        let entry = self.entry(name)?;
+        let entry = self.usable(name)?;
         let now = self.clock.now();
         let (v, handle, alg, kid) = {
             let st = entry.state.read();
@@ -68,7 +68,7 @@ impl Registry {
         input: Input,
         format: SignatureFormat,
     ) -> Result<Vec<KeySignature>> {
-        let entry = self.entry(name)?;
+        let entry = self.usable(name)?;
         let now = self.clock.now();
         let (alg, signers) = {
             let st = entry.state.read();
@@ -159,7 +159,7 @@ impl Registry {
         signature: Vec<u8>,
         format: SignatureFormat,
     ) -> Result<Verified> {
-        let entry = self.entry(name)?;
+        let entry = self.usable(name)?;
         let now = self.clock.now();
         let (alg, candidates) = {
             let st = entry.state.read();

@@ -237,9 +237,9 @@ async fn killed_during_rotations_restarts_consistent() {
     cleaning.destroy_orphans = true;
     let s = TestServer::start(config(cleaning)).await;
     s.stop().await.unwrap();
-    let backend = open_backend(&cfg);
-    let store = signet::keys::pkcs11::store::TokenStore::new(&backend);
-    let records = signet::keys::store::RegistryStore::load(&store).unwrap();
+    let backend = std::sync::Arc::new(open_backend(&cfg));
+    let store = signet::keys::pkcs11::store::TokenStore::new(backend.clone());
+    let records = store.read_now().unwrap();
     let referenced: Vec<String> = records
         .iter()
         .flat_map(|r| r.versions.iter())
@@ -247,7 +247,7 @@ async fn killed_during_rotations_restarts_consistent() {
         .map(|v| v.label.clone())
         .collect();
     assert_eq!(
-        signet::keys::KeyBackend::orphan_check(&backend, &referenced).unwrap(),
+        signet::keys::KeyBackend::orphan_check(&*backend, &referenced).unwrap(),
         Vec::<String>::new()
     );
 }

@@ -75,9 +75,9 @@ async fn two_processes_agree_and_destroyed_versions_leave_the_token() {
     // v1's grace ends after 1 s; A then disables and destroys it (no delay).
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     let v1_label = {
-        let backend = open_backend(&cfg);
-        let store = signet::keys::pkcs11::store::TokenStore::new(&backend);
-        let records = signet::keys::store::RegistryStore::load(&store).unwrap();
+        let store =
+            signet::keys::pkcs11::store::TokenStore::new(std::sync::Arc::new(open_backend(&cfg)));
+        let records = store.read_now().unwrap();
         records[0].versions[0].label.clone()
     };
     admin_a
@@ -133,7 +133,6 @@ fn raced_record(writer: &str, round: u32) -> signet::keys::record::KeyRecord {
 /// across processes, as replicas are).
 #[test]
 fn race_writer_process() {
-    use signet::keys::store::RegistryStore;
     let Ok(dir) = std::env::var("SIGNET_RACE_DIR") else {
         return;
     };
@@ -151,16 +150,16 @@ fn race_writer_process() {
         threads: 1,
         destroy_orphans: false,
     };
-    let backend = open_backend(&cfg);
-    let store = signet::keys::pkcs11::store::TokenStore::new(&backend);
-    store.load().unwrap();
+    let store =
+        signet::keys::pkcs11::store::TokenStore::new(std::sync::Arc::new(open_backend(&cfg)));
+    store.read_now().unwrap();
     std::fs::write(dir.join(format!("ready-{writer}")), b"").unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while !dir.join("go").exists() {
         assert!(std::time::Instant::now() < deadline, "no go");
         std::thread::yield_now();
     }
-    let outcome = match store.put(&raced_record(&writer, round)) {
+    let outcome = match store.write_now(&raced_record(&writer, round)) {
         Ok(()) => "ok".to_string(),
         Err(e) if e.kind() == signet::error::ErrorKind::Aborted => "aborted".to_string(),
         Err(e) => format!("error: {e}"),
@@ -176,13 +175,11 @@ fn race_writer_process() {
 /// miss each other; see the comment in the loop.)
 #[test]
 fn racing_registry_writes_have_at_most_one_winner() {
-    use signet::keys::store::RegistryStore;
-
     let label = fresh_label();
     let cfg = new_token(&label);
-    let backend = open_backend(&cfg);
-    let reader = signet::keys::pkcs11::store::TokenStore::new(&backend);
-    reader.put(&raced_record("seed", 0)).unwrap();
+    let reader =
+        signet::keys::pkcs11::store::TokenStore::new(std::sync::Arc::new(open_backend(&cfg)));
+    reader.write_now(&raced_record("seed", 0)).unwrap();
     let mut expected = raced_record("seed", 0).labels;
     let exe = std::env::current_exe().unwrap();
     let (mut won, mut contested, mut both) = (0, 0, 0);
@@ -234,7 +231,7 @@ fn racing_registry_writes_have_at_most_one_winner() {
         for r in [&a, &b] {
             assert!(r == "ok" || r == "aborted", "round {round}: {r}");
         }
-        let loaded = reader.load().unwrap();
+        let loaded = reader.read_now().unwrap();
         assert_eq!(loaded.len(), 1);
         match (a.as_str(), b.as_str()) {
             ("ok", "ok") => {
@@ -251,7 +248,7 @@ fn racing_registry_writes_have_at_most_one_winner() {
                 ];
                 assert!(mine.contains(&loaded[0].labels), "round {round}");
                 expected = loaded[0].labels.clone();
-                assert_eq!(reader.load().unwrap()[0].labels, expected);
+                assert_eq!(reader.read_now().unwrap()[0].labels, expected);
             }
             ("ok", _) => expected = raced_record("a", round).labels,
             (_, "ok") => expected = raced_record("b", round).labels,

@@ -20,7 +20,7 @@ use super::*;
 async fn shutdown_leaves_no_call_in_flight_and_later_calls_fail_cleanly() {
     let cfg = new_token(&fresh_label());
     let backend = Arc::new(open_backend(&cfg));
-    let store = Arc::new(TokenStore::new(&backend));
+    let store = Arc::new(TokenStore::new(backend.clone()));
     let reg = Arc::new(Registry::new(
         backend.clone(),
         store,

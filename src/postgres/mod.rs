@@ -1,0 +1,205 @@
+//! PostgreSQL, for what replicas share: the key registry
+//! ([`registry::PgRegistryStore`]), its change notifications and the
+//! scheduler election ([`listen`]), the audit record of each admin change
+//! (written in the change's own transaction), and the replay store
+//! ([`replay::PgReplayStore`]).
+//!
+//! [`Database`] is the connection pool and the schema. Every operation is
+//! bounded by `postgres.statement_timeout` (on the client side, so a
+//! frozen server cannot hold a caller longer) and every failure becomes an
+//! `UNAVAILABLE` with a message of ours: the server's text goes to the log
+//! only, and the URL's password goes nowhere.
+
+pub(crate) mod listen;
+mod migrations;
+pub(crate) mod registry;
+pub mod replay;
+
+use std::future::Future;
+use std::str::FromStr;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::NoTls;
+
+use crate::config::PostgresConfig;
+use crate::error::{ConfigError, Error, Result, StartupError};
+
+/// The pool, the schema's table names and the timeouts.
+pub struct Database {
+    pool: Pool,
+    /// For connections of our own (the listener).
+    config: tokio_postgres::Config,
+    schema: String,
+    timeout: Duration,
+    connect_timeout: Duration,
+    heartbeat: Duration,
+    resync_interval: Duration,
+    /// `host:port/database` for logs: never the user's password.
+    target: String,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database")
+            .field("target", &self.target)
+            .field("schema", &self.schema)
+            .finish()
+    }
+}
+
+/// The parts of the URL a log may show.
+fn target_of(c: &tokio_postgres::Config) -> String {
+    let host = c
+        .get_hosts()
+        .first()
+        .map(|h| match h {
+            tokio_postgres::config::Host::Tcp(h) => h.clone(),
+            tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
+        })
+        .unwrap_or_default();
+    let port = c.get_ports().first().copied().unwrap_or(5432);
+    format!("{host}:{port}/{}", c.get_dbname().unwrap_or(""))
+}
+
+impl Database {
+    /// Connects (one connection, to fail fast on a wrong URL or password),
+    /// then creates or migrates the schema.
+    pub async fn open(cfg: &PostgresConfig) -> Result<std::sync::Arc<Self>, StartupError> {
+        let url = cfg.read_url()?;
+        // The parser's message may quote the URL: it is not shown.
+        let mut config = tokio_postgres::Config::from_str(&url).map_err(|_| {
+            ConfigError::new(
+                "postgres",
+                "the database URL is not a PostgreSQL URL (postgres://user:password@host:port/database)",
+            )
+        })?;
+        drop(url);
+        if !matches!(
+            config.get_ssl_mode(),
+            tokio_postgres::config::SslMode::Disable | tokio_postgres::config::SslMode::Prefer
+        ) {
+            return Err(ConfigError::new(
+                "postgres",
+                "sslmode=require is not supported yet: reach the database over a private network or a local TLS proxy",
+            )
+            .into());
+        }
+        config
+            .application_name("signet")
+            .connect_timeout(cfg.connect_timeout)
+            .keepalives(true)
+            .keepalives_idle(Duration::from_secs(10));
+        let target = target_of(&config);
+        let manager = Manager::from_config(
+            config.clone(),
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(cfg.pool_size)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(cfg.statement_timeout))
+            .create_timeout(Some(cfg.connect_timeout))
+            .recycle_timeout(Some(cfg.statement_timeout))
+            .build()
+            .map_err(|e| StartupError::failed("PostgreSQL pool", e))?;
+        let db = Self {
+            pool,
+            config,
+            schema: cfg.schema.clone(),
+            timeout: cfg.statement_timeout,
+            connect_timeout: cfg.connect_timeout,
+            heartbeat: cfg.heartbeat,
+            resync_interval: cfg.resync_interval,
+            target,
+        };
+        migrations::run(&db)
+            .await
+            .map_err(|e| StartupError::dependency("cannot prepare the PostgreSQL schema", e))?;
+        tracing::info!(database = %db.target, schema = %db.schema, "PostgreSQL ready");
+        Ok(std::sync::Arc::new(db))
+    }
+
+    /// `schema.table`: the schema name is checked to be a plain identifier
+    /// ([`PostgresConfig`]), so it is safe to write into SQL.
+    pub(crate) fn table(&self, table: &str) -> String {
+        format!("{}.{table}", self.schema)
+    }
+
+    /// The schema.
+    pub(crate) fn schema(&self) -> &str {
+        &self.schema
+    }
+
+    /// Where the database is, for logs.
+    pub(crate) fn target(&self) -> &str {
+        &self.target
+    }
+
+    /// Runs `op` on a pooled connection within the statement timeout.
+    /// Failures are `UNAVAILABLE` saying `what` failed; the cause is logged.
+    pub(crate) async fn with<T, F, Fut>(&self, what: &'static str, op: F) -> Result<T>
+    where
+        F: FnOnce(deadpool_postgres::Object) -> Fut,
+        Fut: Future<Output = Result<T, DbError>>,
+    {
+        let run = async {
+            let client = self
+                .pool
+                .get()
+                .await
+                .map_err(|e| DbError::Pool(e.to_string()))?;
+            op(client).await
+        };
+        match tokio::time::timeout(self.timeout, run).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(DbError::Refused(e))) => Err(e),
+            Ok(Err(e)) => Err(unavailable(what, &e)),
+            Err(_) => Err(unavailable(what, &DbError::Timeout(self.timeout))),
+        }
+    }
+}
+
+/// Why a database operation failed.
+#[derive(Debug)]
+pub(crate) enum DbError {
+    /// The server or the connection failed.
+    Postgres(tokio_postgres::Error),
+    /// No connection could be had from the pool.
+    Pool(String),
+    /// Longer than the statement timeout.
+    Timeout(Duration),
+    /// An answer of ours (`ALREADY_EXISTS`, `ABORTED`), not a failure.
+    Refused(Error),
+}
+
+impl From<tokio_postgres::Error> for DbError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        DbError::Postgres(e)
+    }
+}
+
+impl std::fmt::Display for DbError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            // tokio-postgres's text names the server's message and code,
+            // never the password.
+            DbError::Postgres(e) => match e.as_db_error() {
+                Some(db) => write!(f, "{} ({})", db.message(), db.code().code()),
+                None => write!(f, "{e}"),
+            },
+            DbError::Pool(e) => write!(f, "no connection: {e}"),
+            DbError::Timeout(d) => write!(f, "no answer within {}", crate::bounds::show(*d)),
+            DbError::Refused(e) => write!(f, "{}", e.message()),
+        }
+    }
+}
+
+/// `UNAVAILABLE`: `what` failed; the cause goes to the log.
+pub(crate) fn unavailable(what: &'static str, e: &DbError) -> Error {
+    tracing::warn!(error = %e, "PostgreSQL: {what} failed");
+    Error::unavailable(format!("{what}: the database is unavailable"))
+}
