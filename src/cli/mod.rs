@@ -14,6 +14,7 @@ pub(crate) mod client;
 pub(crate) mod http;
 pub(crate) mod keys;
 pub(crate) mod public_key;
+pub(crate) mod registry;
 pub(crate) mod render;
 pub(crate) mod sign;
 pub(crate) mod token;
@@ -101,6 +102,9 @@ pub(crate) enum Command {
     /// Make bearer tokens for [[auth.tokens]].
     #[command(subcommand)]
     Token(token::TokenCommand),
+    /// Operate on the key registry itself (move it to PostgreSQL).
+    #[command(subcommand)]
+    Registry(registry::RegistryCommand),
     /// Check a configuration file without starting: syntax, every field,
     /// profiles, identities and grants, and the listener rules. Files it
     /// names (TLS, PIN, tokens_file) are read only by `serve`.
@@ -203,6 +207,7 @@ pub(crate) async fn dispatch(cli: Cli) -> CliResult {
         Command::Bench(a) => bench::run(g, a).await,
         Command::Http(c) => http::run(g, c).await,
         Command::Token(c) => token::run(g, c),
+        Command::Registry(c) => registry::run(g.json, &c).await,
         Command::CheckConfig(a) => {
             check_config(&a.config).map_err(|e| CliError::usage(e.to_string()))
         }

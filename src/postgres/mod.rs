@@ -10,6 +10,7 @@
 //! `UNAVAILABLE` with a message of ours: the server's text goes to the log
 //! only, and the URL's password goes nowhere.
 
+pub mod copy;
 pub(crate) mod listen;
 mod migrations;
 pub(crate) mod registry;

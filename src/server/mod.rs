@@ -19,7 +19,7 @@ mod run;
 pub(crate) mod settings;
 
 pub use registry::build_registry;
-pub(crate) use registry::{open_registry, DEMO_KEYS};
+pub(crate) use registry::{open_pkcs11, open_registry, DEMO_KEYS};
 pub(crate) use run::run;
 
 use std::future::Future;

@@ -43,50 +43,32 @@ pub(crate) async fn open_registry(
     clock: Arc<dyn Clock>,
 ) -> Result<Arc<Registry>, StartupError> {
     let mut listener = None;
-    let (backend, store, demo): (Arc<dyn KeyBackend>, Arc<dyn RegistryStore>, bool) = match &config
-        .backend
-    {
-        BackendConfig::Memory { demo_keys } => (
-            Arc::new(MemoryBackend::new()),
-            Arc::new(NullStore),
-            *demo_keys,
-        ),
-        BackendConfig::Pkcs11(p) => {
-            let settings = crate::keys::pkcs11::Pkcs11Settings {
-                module: p.module.clone(),
-                token: match (&p.token_label, &p.token_serial) {
-                    (Some(l), _) => TokenSelector::Label(l.clone()),
-                    (None, Some(s)) => TokenSelector::Serial(s.clone()),
-                    (None, None) => {
-                        return Err(ConfigError::new("backend", "no token selected").into())
+    let (backend, store, demo): (Arc<dyn KeyBackend>, Arc<dyn RegistryStore>, bool) =
+        match &config.backend {
+            BackendConfig::Memory { demo_keys } => (
+                Arc::new(MemoryBackend::new()),
+                Arc::new(NullStore),
+                *demo_keys,
+            ),
+            BackendConfig::Pkcs11(p) => {
+                let backend = open_pkcs11(p).await?;
+                tracing::info!(backend = ?backend, "PKCS#11 backend ready");
+                let backend = Arc::new(backend);
+                let store: Arc<dyn RegistryStore> = match config.registry.store {
+                    RegistryStoreKind::Token => Arc::new(TokenStore::new(backend.clone())),
+                    RegistryStoreKind::Postgres => {
+                        let pg = config.postgres.as_ref().ok_or_else(|| {
+                            ConfigError::new("postgres", "a [postgres] section is required")
+                        })?;
+                        let db = Database::open(pg).await?;
+                        let contact = Contact::new();
+                        listener = Some((db.clone(), contact.clone()));
+                        Arc::new(PgRegistryStore::new(db, contact))
                     }
-                },
-                pin: p.read_pin()?,
-                max_sessions: p.max_sessions,
-                session_wait: p.session_wait,
-                threads: p.worker_threads(),
-            };
-            let backend = tokio::task::spawn_blocking(move || Pkcs11Backend::open(settings))
-                .await
-                .map_err(|e| StartupError::failed("PKCS#11 start-up failed", e))?
-                .map_err(|e| StartupError::failed("PKCS#11 backend", e.message().to_string()))?;
-            tracing::info!(backend = ?backend, "PKCS#11 backend ready");
-            let backend = Arc::new(backend);
-            let store: Arc<dyn RegistryStore> = match config.registry.store {
-                RegistryStoreKind::Token => Arc::new(TokenStore::new(backend.clone())),
-                RegistryStoreKind::Postgres => {
-                    let pg = config.postgres.as_ref().ok_or_else(|| {
-                        ConfigError::new("postgres", "a [postgres] section is required")
-                    })?;
-                    let db = Database::open(pg).await?;
-                    let contact = Contact::new();
-                    listener = Some((db.clone(), contact.clone()));
-                    Arc::new(PgRegistryStore::new(db, contact))
-                }
-            };
-            (backend, store, false)
-        }
-    };
+                };
+                (backend, store, false)
+            }
+        };
     let settings = registry_settings(config);
     let registry = Arc::new(Registry::new(backend, store, clock, settings));
     let loaded = registry
@@ -118,4 +100,26 @@ pub(crate) async fn open_registry(
         );
     }
     Ok(registry)
+}
+
+/// Opens the PKCS#11 backend `p` describes (logs in, starts its threads).
+pub(crate) async fn open_pkcs11(
+    p: &crate::config::Pkcs11Config,
+) -> Result<Pkcs11Backend, StartupError> {
+    let settings = crate::keys::pkcs11::Pkcs11Settings {
+        module: p.module.clone(),
+        token: match (&p.token_label, &p.token_serial) {
+            (Some(l), _) => TokenSelector::Label(l.clone()),
+            (None, Some(s)) => TokenSelector::Serial(s.clone()),
+            (None, None) => return Err(ConfigError::new("backend", "no token selected").into()),
+        },
+        pin: p.read_pin()?,
+        max_sessions: p.max_sessions,
+        session_wait: p.session_wait,
+        threads: p.worker_threads(),
+    };
+    tokio::task::spawn_blocking(move || Pkcs11Backend::open(settings))
+        .await
+        .map_err(|e| StartupError::failed("PKCS#11 start-up failed", e))?
+        .map_err(|e| StartupError::failed("PKCS#11 backend", e.message().to_string()))
 }
