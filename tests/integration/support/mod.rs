@@ -1,11 +1,13 @@
 //! Test support: a signet server on 127.0.0.1:0 with a manual clock, gRPC
 //! clients, and helpers that check results with OpenSSL's command line.
 //! [`process`] runs the `signet serve` binary; [`otlp`] is a collector
-//! for what it exports.
+//! for what it exports; [`postgres`] starts a PostgreSQL server of the
+//! test's own.
 
 #![allow(dead_code)]
 
 pub mod otlp;
+pub mod postgres;
 pub mod process;
 
 use std::path::Path;

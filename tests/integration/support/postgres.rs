@@ -1,0 +1,690 @@
+//! A private PostgreSQL server for the tests that need one (the registry
+//! and the replay store): [`Postgres::start`] runs one on a free
+//! 127.0.0.1 port with its unix socket in a temporary directory, as the
+//! `postgres` system user when the tests run as root (PostgreSQL refuses
+//! to run as root), and stops it and removes the directory on drop.
+//! PostgreSQL must be installed (CI installs it; missing is a failure,
+//! not a skip). `initdb` runs once per test process into a template that
+//! every server copies, so a server starts in a fraction of a second.
+//! Tests can stop, restart, freeze (SIGSTOP) and thaw a server, and run
+//! `psql` against it. Its log is copied into the sweep directory on drop
+//! (`PID.postgres-N.log`), where `scripts/sweep-logs.py` checks it for
+//! secrets, [`PASSWORD`] among them.
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// The superuser every server has.
+pub const USER: &str = "signet";
+
+/// [`PASSWORD`] as bytes: a byte-string literal with "secret" in it, so
+/// the log sweep looks for it in every log.
+const PASSWORD_BYTES: &[u8] = b"pg-secret-7Qx2-never-logged";
+
+/// The superuser's password (the same text as `PASSWORD_BYTES`; URL-safe).
+pub const PASSWORD: &str = "pg-secret-7Qx2-never-logged";
+
+/// How long a server may take to start or stop.
+const READY_WITHIN: Duration = Duration::from_secs(30);
+
+/// A running PostgreSQL server of this test's own; stopped (immediately)
+/// and removed on drop.
+pub struct Postgres {
+    /// Holds the data directory, the socket and the log; removed on drop.
+    dir: tempfile::TempDir,
+    port: u16,
+    frozen: AtomicBool,
+}
+
+impl Postgres {
+    /// Starts a new server from the template (running `initdb` for it
+    /// first if this is the process's first server) and waits until it
+    /// accepts connections. Panics, with its log, if it does not.
+    pub fn start() -> Postgres {
+        let template = template();
+        let mut last_log = String::new();
+        // A free port may be taken by someone else before the server binds
+        // it: then try another.
+        for _ in 0..3 {
+            let dir = private_dir("signet-pg-");
+            let data = dir.path().join("data");
+            let out = Command::new("cp")
+                .arg("-a")
+                .arg(template.join("data"))
+                .arg(&data)
+                .output()
+                .expect("cp");
+            assert!(
+                out.status.success(),
+                "cp -a of the PostgreSQL template failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let pg = Postgres {
+                dir,
+                port: free_port(),
+                frozen: AtomicBool::new(false),
+            };
+            match pg.try_start() {
+                Ok(()) => return pg,
+                Err(log) if log.contains("could not bind") => last_log = log,
+                Err(log) => panic!("PostgreSQL did not start on port {}: {log}", pg.port),
+            }
+        }
+        panic!("PostgreSQL found no free port: {last_log}");
+    }
+
+    /// `postgres://signet:PASSWORD@127.0.0.1:PORT/postgres`.
+    pub fn url(&self) -> String {
+        format!(
+            "postgres://{USER}:{PASSWORD}@127.0.0.1:{}/postgres",
+            self.port
+        )
+    }
+
+    /// [`Postgres::url`] without the password.
+    pub fn url_without_password(&self) -> String {
+        format!("postgres://{USER}@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// The TCP port on 127.0.0.1 (the same across restarts).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The directory of its unix socket (`.s.PGSQL.PORT`).
+    pub fn socket_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `pg_ctl stop -m fast`, waiting until it is down (thaws it first if
+    /// frozen). Panics if it does not stop.
+    pub fn stop(&self) {
+        self.thaw();
+        let out = self.pg_ctl(&["stop", "-m", "fast"]);
+        assert!(
+            out.status.success(),
+            "pg_ctl stop failed: {}{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            self.log_tail()
+        );
+    }
+
+    /// Starts it again after [`Postgres::stop`]: the same data directory
+    /// and port. Waits until it accepts connections.
+    pub fn start_again(&self) {
+        if let Err(log) = self.try_start() {
+            panic!(
+                "PostgreSQL did not start again on port {}: {log}",
+                self.port
+            );
+        }
+    }
+
+    /// [`Postgres::stop`] and [`Postgres::start_again`].
+    pub fn restart(&self) {
+        self.stop();
+        self.start_again();
+    }
+
+    /// SIGSTOP to the postmaster and every process under it, waiting until
+    /// they are all stopped: connections and queries hang (the kernel still
+    /// completes TCP handshakes) until [`Postgres::thaw`]. Only this
+    /// server's processes.
+    pub fn freeze(&self) {
+        let pm = self
+            .postmaster_pid()
+            .expect("freeze: the server is not running");
+        self.frozen.store(true, Ordering::SeqCst);
+        // The postmaster first, so that it forks no new process while the
+        // others are found.
+        signal(pm, libc::SIGSTOP);
+        wait_stopped(pm);
+        let mut done = vec![pm];
+        // Twice: a process forked just before the postmaster stopped.
+        for _ in 0..2 {
+            for pid in descendants(pm) {
+                if !done.contains(&pid) {
+                    signal(pid, libc::SIGSTOP);
+                    done.push(pid);
+                }
+            }
+        }
+        for &pid in &done {
+            wait_stopped(pid);
+        }
+    }
+
+    /// SIGCONT to what [`Postgres::freeze`] stopped. Nothing if not frozen.
+    pub fn thaw(&self) {
+        if !self.frozen.swap(false, Ordering::SeqCst) {
+            return;
+        }
+        if let Some(pm) = self.postmaster_pid() {
+            for pid in descendants(pm) {
+                signal(pid, libc::SIGCONT);
+            }
+            signal(pm, libc::SIGCONT);
+        }
+    }
+
+    /// Whether it is frozen.
+    pub fn is_frozen(&self) -> bool {
+        self.frozen.load(Ordering::SeqCst)
+    }
+
+    /// Runs `sql` with `psql -X -A -t -v ON_ERROR_STOP=1` as the superuser
+    /// over the unix socket; returns its stdout (rows one a line, columns
+    /// separated by `|`). Panics with its stderr if it fails, or if the
+    /// server is frozen (it would hang).
+    pub fn psql(&self, sql: &str) -> String {
+        assert!(!self.is_frozen(), "psql: the server is frozen");
+        let mut cmd = pg_command("psql");
+        cmd.current_dir(self.dir.path())
+            .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h"])
+            .arg(self.dir.path())
+            .args(["-p", &self.port.to_string(), "-U", USER, "-d", "postgres"])
+            .arg("-c")
+            .arg(sql);
+        let out = cmd.stdin(Stdio::null()).output().expect("psql");
+        assert!(
+            out.status.success(),
+            "psql -c {sql:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("psql output is UTF-8")
+    }
+
+    /// Runs `sql` with `psql` over TCP with the password, as a client of
+    /// [`Postgres::url`] would, giving up connecting after
+    /// `connect_timeout` (libpq's minimum is 2 s): stdout, or stderr on
+    /// failure. Never hangs longer than `connect_timeout` + 10 s.
+    pub fn psql_tcp(&self, sql: &str, connect_timeout: Duration) -> Result<String, String> {
+        let secs = connect_timeout.as_secs().max(2);
+        let child = Command::new(bin("psql"))
+            .current_dir(self.dir.path())
+            .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-w"])
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(["-U", USER, "-d", "postgres", "-c", sql])
+            .env("PGPASSWORD", PASSWORD)
+            .env("PGCONNECT_TIMEOUT", secs.to_string())
+            .env("PGSSLMODE", "disable")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("psql");
+        let pid = child.id() as i32;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(child.wait_with_output());
+        });
+        let out = match rx.recv_timeout(Duration::from_secs(secs + 10)) {
+            Ok(out) => out.expect("psql"),
+            Err(_) => {
+                signal(pid, libc::SIGKILL);
+                let _ = rx.recv();
+                return Err(format!("psql over TCP still running after {secs} s + 10 s"));
+            }
+        };
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+
+    /// The last lines of its log.
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let from = lines.len().saturating_sub(40);
+        format!("server log (tail):\n{}", lines[from..].join("\n"))
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("postgres.log")
+    }
+
+    /// `pg_ctl -D DATA -w -t 30 ARGS`.
+    fn pg_ctl(&self, args: &[&str]) -> Output {
+        pg_command("pg_ctl")
+            .current_dir(self.dir.path())
+            .args(args)
+            .arg("-D")
+            .arg(self.data_dir())
+            .args(["-w", "-t", &READY_WITHIN.as_secs().to_string()])
+            .stdin(Stdio::null())
+            .output()
+            .expect("pg_ctl")
+    }
+
+    /// `pg_ctl start`, then a TCP connection: `Err(log tail)` if either
+    /// fails.
+    fn try_start(&self) -> Result<(), String> {
+        let sock = self.dir.path().to_str().expect("a UTF-8 temporary path");
+        let options = format!(
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off \
+             -c listen_addresses=127.0.0.1 -p {} -k '{sock}' -c max_connections=200",
+            self.port
+        );
+        let log = self.log_path();
+        let out = self.pg_ctl(&[
+            "start",
+            "-l",
+            log.to_str().expect("a UTF-8 temporary path"),
+            "-o",
+            &options,
+        ]);
+        if !out.status.success() {
+            return Err(format!(
+                "pg_ctl start: {}{}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr),
+                self.log_tail()
+            ));
+        }
+        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
+        let deadline = Instant::now() + READY_WITHIN;
+        while TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err() {
+            if Instant::now() > deadline {
+                return Err(format!("no TCP connection to {addr}\n{}", self.log_tail()));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    }
+
+    /// The first line of `DATA/postmaster.pid`, if that process is alive.
+    fn postmaster_pid(&self) -> Option<i32> {
+        let text = std::fs::read_to_string(self.data_dir().join("postmaster.pid")).ok()?;
+        let pid: i32 = text.lines().next()?.trim().parse().ok()?;
+        Path::new(&format!("/proc/{pid}")).exists().then_some(pid)
+    }
+
+    /// Copies the log into the sweep directory, next to a link to this
+    /// process's secrets, as `support::process` does for `signet serve`.
+    fn keep_log(&self) {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = super::log_dir();
+        if std::fs::create_dir_all(&dir).is_err() || !self.log_path().exists() {
+            return;
+        }
+        let pid = std::process::id();
+        let stem = format!("{pid}.postgres-{}", N.fetch_add(1, Ordering::Relaxed));
+        let _ = std::os::unix::fs::symlink(
+            format!("{pid}.secrets"),
+            dir.join(format!("{stem}.secrets")),
+        );
+        let _ = std::fs::copy(self.log_path(), dir.join(format!("{stem}.log")));
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        self.thaw();
+        let pm = self.postmaster_pid();
+        if pm.is_some() {
+            let out = self.pg_ctl(&["stop", "-m", "immediate"]);
+            // Should pg_ctl fail, no server outlives the test anyway.
+            if !out.status.success() {
+                if let Some(pm) = self.postmaster_pid() {
+                    for pid in descendants(pm) {
+                        signal(pid, libc::SIGKILL);
+                    }
+                    signal(pm, libc::SIGKILL);
+                }
+            }
+        }
+        self.keep_log();
+        // Then `dir` is removed.
+    }
+}
+
+/// A new schema name for this process: `t_PID_N`, lowercase, a valid SQL
+/// identifier without quoting.
+pub fn fresh_schema() -> String {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "t_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Whether the tests run as root: then PostgreSQL runs as `postgres`.
+fn as_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// The uid and gid of the `postgres` system user.
+fn postgres_user() -> (u32, u32) {
+    static USER_IDS: OnceLock<(u32, u32)> = OnceLock::new();
+    *USER_IDS.get_or_init(|| {
+        let name = std::ffi::CString::new("postgres").unwrap();
+        // SAFETY: a NUL-terminated name; the result is read at once, and
+        // only from this OnceLock initialisation.
+        let pw = unsafe { libc::getpwnam(name.as_ptr()) };
+        assert!(
+            !pw.is_null(),
+            "the tests run as root, and PostgreSQL needs a `postgres` system \
+             user to run as (apt-get install postgresql creates it)"
+        );
+        // SAFETY: non-null, as just checked.
+        unsafe { ((*pw).pw_uid, (*pw).pw_gid) }
+    })
+}
+
+/// As root: `path` becomes the `postgres` user's.
+fn owned_by_postgres(path: &Path) {
+    if as_root() {
+        let (uid, gid) = postgres_user();
+        std::os::unix::fs::chown(path, Some(uid), Some(gid))
+            .unwrap_or_else(|e| panic!("chown {}: {e}", path.display()));
+    }
+}
+
+/// Where the temporary directories go: as root `/tmp`, which the
+/// `postgres` user can reach whatever `TMPDIR` is.
+fn base_dir() -> PathBuf {
+    if as_root() {
+        PathBuf::from("/tmp")
+    } else {
+        std::env::temp_dir()
+    }
+}
+
+/// The PostgreSQL program `name`, run as the `postgres` user if root.
+fn pg_command(name: &str) -> Command {
+    if as_root() {
+        postgres_user();
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(bin(name));
+        c
+    } else {
+        Command::new(bin(name))
+    }
+}
+
+/// `name` in PostgreSQL's bin directory.
+fn bin(name: &str) -> PathBuf {
+    bin_dir().join(name)
+}
+
+/// The highest-versioned `/usr/lib/postgresql/*/bin` with `initdb` in it,
+/// else `pg_config --bindir`; panics if there is neither.
+fn bin_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let mut found: Vec<(Vec<u32>, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let version = e
+                    .file_name()
+                    .to_str()?
+                    .split('.')
+                    .map(|n| n.parse().ok())
+                    .collect::<Option<Vec<u32>>>()?;
+                let bin = e.path().join("bin");
+                bin.join("initdb").exists().then_some((version, bin))
+            })
+            .collect();
+        found.sort();
+        if let Some((_, bin)) = found.pop() {
+            return bin;
+        }
+        let from_pg_config = Command::new("pg_config")
+            .arg("--bindir")
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
+            .filter(|b| b.join("initdb").exists());
+        from_pg_config.unwrap_or_else(|| {
+            panic!(
+                "PostgreSQL is required for these tests (apt-get install postgresql): \
+                 no /usr/lib/postgresql/*/bin/initdb, and no pg_config --bindir with initdb"
+            )
+        })
+    })
+}
+
+/// The template data directory (`TEMPLATE/data`), made by `initdb` once
+/// per process and removed when the process exits.
+fn template() -> &'static Path {
+    static TEMPLATE: OnceLock<PathBuf> = OnceLock::new();
+    extern "C" fn remove_template() {
+        if let Some(dir) = TEMPLATE.get() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+    TEMPLATE.get_or_init(|| {
+        // First what panics if PostgreSQL or its user is missing, so that
+        // no directory is left behind.
+        let mut initdb = pg_command("initdb");
+        let dir = private_dir("signet-pg-template-");
+        let pwfile = dir.path().join("pwfile");
+        std::fs::write(&pwfile, PASSWORD_BYTES).unwrap();
+        owned_by_postgres(&pwfile);
+        let out = initdb
+            .current_dir(dir.path())
+            .arg("-D")
+            .arg(dir.path().join("data"))
+            .args(["-U", USER])
+            .arg(format!("--pwfile={}", pwfile.display()))
+            .args(["--auth-local=trust", "--auth-host=scram-sha-256"])
+            .args(["--no-sync", "-E", "UTF8", "--locale=C"])
+            .stdin(Stdio::null())
+            .output()
+            .expect("initdb");
+        let _ = std::fs::remove_file(&pwfile);
+        assert!(
+            out.status.success(),
+            "initdb failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // SAFETY: registers a function that takes no arguments and only
+        // removes a directory.
+        unsafe { libc::atexit(remove_template) };
+        dir.keep()
+    })
+}
+
+/// A new temporary directory only its owner may enter, owned by the
+/// `postgres` user if root.
+fn private_dir(prefix: &str) -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::Builder::new()
+        .prefix(prefix)
+        .permissions(std::fs::Permissions::from_mode(0o700))
+        .tempdir_in(base_dir())
+        .expect("a temporary directory for PostgreSQL");
+    owned_by_postgres(dir.path());
+    dir
+}
+
+/// A port on 127.0.0.1 that was free a moment ago.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `kill(pid, sig)`; a process already gone is no error.
+fn signal(pid: i32, sig: i32) {
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(pid, sig) };
+}
+
+/// The state letter and parent of `pid`, from `/proc/PID/stat`.
+fn proc_stat(pid: i32) -> Option<(char, i32)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // "PID (COMM) STATE PPID …": COMM may hold spaces and parentheses.
+    let mut rest = text[text.rfind(')')? + 1..].split_whitespace();
+    let state = rest.next()?.chars().next()?;
+    let ppid = rest.next()?.parse().ok()?;
+    Some((state, ppid))
+}
+
+/// Every process under `root` (children, theirs, …), from `/proc/*/stat`.
+fn descendants(root: i32) -> Vec<i32> {
+    let mut children: HashMap<i32, Vec<i32>> = HashMap::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse().ok()) else {
+            continue;
+        };
+        if let Some((_, ppid)) = proc_stat(pid) {
+            children.entry(ppid).or_default().push(pid);
+        }
+    }
+    let mut out = Vec::new();
+    let mut todo = vec![root];
+    while let Some(p) = todo.pop() {
+        for &c in children.get(&p).map(Vec::as_slice).unwrap_or_default() {
+            out.push(c);
+            todo.push(c);
+        }
+    }
+    out
+}
+
+/// Waits (at most 5 s) until `pid` is stopped, a zombie or gone.
+fn wait_stopped(pid: i32) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match proc_stat(pid) {
+            None | Some(('T' | 't' | 'Z' | 'X', _)) => return,
+            Some((state, _)) => assert!(
+                Instant::now() < deadline,
+                "process {pid} did not stop (state {state})"
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn the_password_is_the_swept_literal_and_url_safe() {
+    assert_eq!(PASSWORD.as_bytes(), PASSWORD_BYTES);
+    assert!(PASSWORD.contains("secret"));
+    assert!(PASSWORD
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+}
+
+#[test]
+fn fresh_schemas_are_unique_plain_identifiers() {
+    let (a, b) = (fresh_schema(), fresh_schema());
+    assert_ne!(a, b);
+    for s in [a, b] {
+        assert!(s.len() <= 63, "{s}");
+        assert!(s.starts_with("t_"), "{s}");
+        assert!(
+            s.bytes()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_'),
+            "{s}"
+        );
+    }
+}
+
+#[test]
+fn a_server_starts_answers_and_restarts() {
+    let pg = Postgres::start();
+    assert_eq!(pg.psql("select 1").trim(), "1");
+    // Over TCP, the password is checked (scram-sha-256).
+    assert_eq!(
+        pg.psql_tcp("select current_user", Duration::from_secs(5))
+            .unwrap()
+            .trim(),
+        USER
+    );
+    assert!(pg.url().contains(PASSWORD));
+    assert!(!pg.url_without_password().contains(PASSWORD));
+    assert!(pg.url().ends_with(&format!(":{}/postgres", pg.port())));
+    let schema = fresh_schema();
+    pg.psql(&format!(
+        "create schema {schema}; create table {schema}.t (n int)"
+    ));
+    pg.psql(&format!("insert into {schema}.t values (7)"));
+
+    pg.stop();
+    assert!(pg.psql_tcp("select 1", Duration::from_secs(2)).is_err());
+    pg.start_again();
+    assert_eq!(pg.psql(&format!("select n from {schema}.t")).trim(), "7");
+    pg.restart();
+    assert_eq!(pg.psql(&format!("select n from {schema}.t")).trim(), "7");
+}
+
+#[test]
+fn a_frozen_server_hangs_until_thawed_and_only_it() {
+    let (a, b) = (Postgres::start(), Postgres::start());
+    assert_ne!(a.port(), b.port());
+    a.psql("create table only_in_a (n int)");
+    assert_eq!(
+        b.psql("select count(*) from pg_tables where tablename = 'only_in_a'")
+            .trim(),
+        "0"
+    );
+
+    a.freeze();
+    let t = Instant::now();
+    let err = a
+        .psql_tcp("select 1", Duration::from_secs(2))
+        .expect_err("a frozen server answered");
+    assert!(err.contains("timeout"), "{err}");
+    assert!(
+        t.elapsed() >= Duration::from_millis(1500),
+        "{:?}",
+        t.elapsed()
+    );
+    // The other server is not frozen.
+    assert_eq!(b.psql("select 2").trim(), "2");
+    assert_eq!(
+        b.psql_tcp("select 3", Duration::from_secs(5))
+            .unwrap()
+            .trim(),
+        "3"
+    );
+
+    a.thaw();
+    assert_eq!(
+        a.psql_tcp("select 4", Duration::from_secs(5))
+            .unwrap()
+            .trim(),
+        "4"
+    );
+    assert_eq!(a.psql("select count(*) from only_in_a").trim(), "0");
+}
+
+#[test]
+fn dropping_a_server_leaves_no_process_and_no_directory() {
+    let pg = Postgres::start();
+    let pm = pg.postmaster_pid().unwrap();
+    let dir = pg.dir.path().to_path_buf();
+    let mut all = descendants(pm);
+    all.push(pm);
+    pg.freeze();
+    drop(pg);
+    assert!(!dir.exists(), "{}", dir.display());
+    for pid in all {
+        assert!(
+            proc_stat(pid).is_none_or(|(state, _)| state == 'Z'),
+            "process {pid} outlived its server"
+        );
+    }
+}
