@@ -15,6 +15,7 @@ mod config_checks;
 mod http_rotation;
 mod listing;
 mod pkcs11;
+mod postgres;
 mod redis;
 mod replicas;
 mod security;

@@ -31,6 +31,8 @@ pub struct TestServer {
     pub registry: Arc<Registry>,
     pub clock: ManualClock,
     channel: Channel,
+    /// What the server needs for as long as it runs (a database server).
+    pub keep: Vec<Box<dyn std::any::Any + Send + Sync>>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<Result<(), String>>>,
 }
@@ -85,6 +87,7 @@ impl TestServer {
             registry,
             clock,
             channel,
+            keep: Vec::new(),
             shutdown: Some(tx),
             task: Some(task),
         }
