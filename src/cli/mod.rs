@@ -8,6 +8,7 @@
 
 pub(crate) mod bench;
 pub(crate) mod bench_local;
+pub(crate) mod bench_registry;
 pub(crate) mod bench_report;
 pub(crate) mod bench_stats;
 pub(crate) mod client;
@@ -99,6 +100,9 @@ pub(crate) enum Command {
     /// Load-test Sign over gRPC (or in-process) and report throughput,
     /// latency percentiles and CPU cost per request.
     Bench(bench::BenchArgs),
+    /// Time admin changes between two servers sharing a registry: how soon
+    /// the other serves them (propagation) and how many per second.
+    BenchRegistry(bench_registry::BenchRegistryArgs),
     /// Make bearer tokens for [[auth.tokens]].
     #[command(subcommand)]
     Token(token::TokenCommand),
@@ -205,6 +209,7 @@ pub(crate) async fn dispatch(cli: Cli) -> CliResult {
         Command::Verify(a) => sign::verify(g, a).await,
         Command::PublicKey(a) => public_key::run(g, a).await,
         Command::Bench(a) => bench::run(g, a).await,
+        Command::BenchRegistry(a) => bench_registry::run(g, a).await,
         Command::Http(c) => http::run(g, c).await,
         Command::Token(c) => token::run(g, c),
         Command::Registry(c) => registry::run(g.json, &c).await,
