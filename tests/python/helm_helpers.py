@@ -41,6 +41,11 @@ PKCS11 = {
     "pkcs11": {"modulePath": "/opt/hsm/lib/libvendor.so", "tokenLabel": "t", "existingSecret": "p"},
 }
 MEMORY_SINGLE_POD = "every replica would have different keys"
+# The database for the key registry: a Secret holding its URL (several
+# pods need it).
+POSTGRES = {"postgres": {"existingSecret": "signet-postgres"}}
+POSTGRES_PASSWORD = "pg-pw-5d8a02e7c19b"
+SEVERAL_PODS_NEED_POSTGRES = "need the key registry in PostgreSQL"
 
 
 def hsm_values() -> dict:

@@ -90,6 +90,8 @@ def test_every_file_in_signet_toml_is_mounted(case):
     files += [conf["server"]["tls"][k] for k in ("client_ca_file",) if k in conf["server"]["tls"]]
     if conf["backend"]["type"] == "pkcs11":
         files += [conf["backend"]["module"], conf["backend"]["pin_file"]]
+    if "postgres" in conf:
+        files.append(conf["postgres"]["url_file"])
     for f in files:
         m = mount_at(c, f)
         assert m["readOnly"] is True

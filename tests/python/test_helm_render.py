@@ -26,6 +26,7 @@ from helm_helpers import (
     NAMESPACE,
     OLDEST_KUBE_VERSION,
     PKCS11,
+    POSTGRES,
     RELEASE,
     assert_config_accepted,
     hsm_values,
@@ -171,13 +172,25 @@ def test_drain_delay_units():
 VARIANTS = [
     ("no pdb", {"podDisruptionBudget": {"enabled": False}}),
     ("pdb percentage", {"podDisruptionBudget": {"maxUnavailable": "50%"}}),
-    ("pkcs11, fixed replicas, pdb minAvailable percentage", merged(PKCS11, {
+    ("pkcs11, fixed replicas, pdb minAvailable percentage", merged(PKCS11, merged(POSTGRES, {
         "replicaCount": 3, "podDisruptionBudget": {"minAvailable": "50%"},
-    })),
-    ("pkcs11, autoscaling, no drain delay", merged(PKCS11, {
+    }))),
+    ("pkcs11, autoscaling, no drain delay", merged(PKCS11, merged(POSTGRES, {
         "autoscaling": {"enabled": True, "minReplicas": 2, "maxReplicas": 4},
         "server": {"drainDelay": "0s"}, "terminationGracePeriodSeconds": 31,
+    }))),
+    ("pkcs11, one pod, registry in PostgreSQL", merged(PKCS11, POSTGRES)),
+    ("pkcs11, one pod, database staged, registry on the token", merged(PKCS11, merged(POSTGRES, {"registry": {"store": "token"}}))),
+    ("pkcs11, several pods on the token, opted in", merged(PKCS11, {
+        "replicaCount": 2, "registry": {"store": "token", "allowTokenWithReplicas": True},
     })),
+    ("memory, replay store in PostgreSQL", merged(POSTGRES, {"postgres": {"replayStore": True, "schema": "signet_replay"}})),
+    ("pkcs11, registry and replay store in PostgreSQL, tuned", merged(PKCS11, merged(POSTGRES, {
+        "replicaCount": 2,
+        "registry": {"maxStaleness": "2m"},
+        "postgres": {"replayStore": True, "poolSize": 16, "connectTimeout": "2s", "statementTimeout": "1500ms",
+                     "heartbeat": "500ms", "resyncInterval": "1m"},
+    }))),
     ("no network policy", {"networkPolicy": {"enabled": False}}),
     ("closed network policy", {"networkPolicy": {"grpcFrom": [], "adminFrom": [], "egress": {"dns": {"enabled": False}}}}),
     ("existing service account", {"serviceAccount": {"create": False, "name": "signet-sa"}}),
@@ -232,7 +245,7 @@ def test_scaling_with_pkcs11(hsm_docs):
     assert hpa["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": RELEASE}
     assert hpa["metrics"][0]["resource"]["name"] == "cpu"
     assert "replicas" not in one(hsm_docs, "Deployment")["spec"], "the HPA owns the count"
-    fixed = render(merged(PKCS11, {"replicaCount": 3}))
+    fixed = render(merged(PKCS11, merged(POSTGRES, {"replicaCount": 3})))
     assert not of_kind(fixed, "HorizontalPodAutoscaler")
     assert one(fixed, "Deployment")["spec"]["replicas"] == 3
 

@@ -69,6 +69,43 @@ Secret names: the user's existing Secret, or the one this chart creates.
 {{- end }}
 
 {{/*
+Where the key registry is kept: registry.store, or when it is empty,
+"postgres" for a PKCS#11 backend with a database (postgres.existingSecret),
+else "token". The automatic choice follows the database, not the number of
+pods: scaling must never switch stores, since the other store does not hold
+the records.
+*/}}
+{{- define "signet.registryStore" -}}
+{{- if .Values.registry.store -}}
+{{- .Values.registry.store -}}
+{{- else if and (eq .Values.backend.type "pkcs11") .Values.postgres.existingSecret -}}
+postgres
+{{- else -}}
+token
+{{- end -}}
+{{- end }}
+
+{{/*
+"true" when more than one pod may run (a fixed count above 1, or an HPA).
+*/}}
+{{- define "signet.severalPods" -}}
+{{- if or .Values.autoscaling.enabled (gt (int .Values.replicaCount) 1) }}true{{ end -}}
+{{- end }}
+
+{{/*
+The replay store: "redis", "postgres" or "memory".
+*/}}
+{{- define "signet.replayStore" -}}
+{{- if .Values.redis.enabled -}}
+redis
+{{- else if .Values.postgres.replayStore -}}
+postgres
+{{- else -}}
+memory
+{{- end -}}
+{{- end }}
+
+{{/*
 Fixed paths and ports (docs: helm/signet/README.md).
 */}}
 {{- define "signet.grpcPort" -}}50051{{- end }}
@@ -213,5 +250,32 @@ ConfigMap, so every render runs them.
 {{- if gt (int .Values.autoscaling.minReplicas) (int .Values.autoscaling.maxReplicas) }}
 {{- fail "autoscaling.minReplicas must not exceed autoscaling.maxReplicas" }}
 {{- end }}
+{{- end }}
+{{- include "signet.validateDatabase" . }}
+{{- end }}
+
+{{/*
+The key registry and the database (docs/operations.md, "The multi-replica
+model"): several pods agree on keys only through PostgreSQL.
+*/}}
+{{- define "signet.validateDatabase" -}}
+{{- $store := include "signet.registryStore" . -}}
+{{- $db := not (empty .Values.postgres.existingSecret) -}}
+{{- if eq $store "postgres" }}
+{{- if ne .Values.backend.type "pkcs11" }}
+{{- fail "registry.store \"postgres\" needs backend.type \"pkcs11\": the keys every pod opens must be on a shared HSM (in-memory keys die with their pod)" }}
+{{- end }}
+{{- if not $db }}
+{{- fail "registry.store \"postgres\" needs postgres.existingSecret: a Secret holding the database URL (postgres://user:password@host:port/database) under postgres.existingSecretKey" }}
+{{- end }}
+{{- end }}
+{{- if and .Values.postgres.replayStore (not $db) }}
+{{- fail "postgres.replayStore needs postgres.existingSecret: a Secret holding the database URL" }}
+{{- end }}
+{{- if and .Values.postgres.replayStore .Values.redis.enabled }}
+{{- fail "postgres.replayStore and redis.enabled both choose the replay store: set one of them" }}
+{{- end }}
+{{- if and (include "signet.severalPods" .) (eq $store "token") (not (and (eq .Values.registry.store "token") .Values.registry.allowTokenWithReplicas)) }}
+{{- fail "several pods (replicaCount > 1 or autoscaling.enabled) need the key registry in PostgreSQL, or they cannot agree on keys: set postgres.existingSecret to a Secret holding the database URL (registry.store then becomes \"postgres\"; an existing registry is moved first: docs/operations.md, \"Moving the registry to PostgreSQL\"), or run one pod. To keep the registry on the token with several pods anyway (polled every tick, with write races), set registry.store: token and registry.allowTokenWithReplicas: true" }}
 {{- end }}
 {{- end }}

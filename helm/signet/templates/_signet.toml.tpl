@@ -1,6 +1,7 @@
 {{/*
 signet.toml, rendered from the values. Holds no secret: the PIN, the Redis
-URL and the token hashes come from Secrets (files and a variable).
+and PostgreSQL URLs and the token hashes come from Secrets (files and a
+variable).
 */}}
 {{- define "signet.toml" -}}
 # Rendered by the {{ include "signet.chart" . }} Helm chart from its values.
@@ -53,16 +54,29 @@ default_grace_period = {{ include "signet.tomlValue" .Values.keys.defaultGracePe
 destroy_delay = {{ include "signet.tomlValue" .Values.keys.destroyDelay }}
 tick_interval = {{ include "signet.tomlValue" .Values.keys.tickInterval }}
 
+[registry]
+store = {{ include "signet.tomlValue" (include "signet.registryStore" .) }}
+max_staleness = {{ include "signet.tomlValue" .Values.registry.maxStaleness }}
+{{- if .Values.postgres.existingSecret }}
+
+[postgres]
+url_file = "/etc/signet/postgres/url"
+schema = {{ include "signet.tomlValue" .Values.postgres.schema }}
+pool_size = {{ include "signet.tomlValue" .Values.postgres.poolSize }}
+connect_timeout = {{ include "signet.tomlValue" .Values.postgres.connectTimeout }}
+statement_timeout = {{ include "signet.tomlValue" .Values.postgres.statementTimeout }}
+heartbeat = {{ include "signet.tomlValue" .Values.postgres.heartbeat }}
+resync_interval = {{ include "signet.tomlValue" .Values.postgres.resyncInterval }}
+{{- end }}
+
 [log]
 level = {{ include "signet.tomlValue" .Values.log.level }}
 format = {{ include "signet.tomlValue" .Values.log.format }}
 
 [http]
+replay_store = {{ include "signet.tomlValue" (include "signet.replayStore" .) }}
 {{- if .Values.redis.enabled }}
-replay_store = "redis"
 redis_url_env = "SIGNET_REDIS_URL"
-{{- else }}
-replay_store = "memory"
 {{- end }}
 replay_capacity = {{ include "signet.tomlValue" .Values.http.replayCapacity }}
 {{- range .Values.profiles }}
