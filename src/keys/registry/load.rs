@@ -28,7 +28,7 @@ impl Registry {
                 if v.state == VersionState::Destroyed {
                     continue;
                 }
-                if let Some(m) = self.open_version(&record, v).await {
+                if let Some(m) = self.open_version(&record, v, false).await {
                     material.insert(v.version, m);
                 }
             }
@@ -46,25 +46,50 @@ impl Registry {
 
     /// Opens one version's material: its public key from the record, or
     /// the backend's handle. A failure is logged and the version is left
-    /// without material (it then neither signs nor verifies).
-    async fn open_version(&self, record: &KeyRecord, v: &VersionRecord) -> Option<VersionMaterial> {
-        let m = match &v.public_spki {
-            Some(der) => PublicKey::from_spki_der(record.algorithm, der)
-                .map(|p| VersionMaterial::Public(Arc::new(p))),
-            None => {
-                let (b, label, alg) = (self.backend.clone(), v.label.clone(), record.algorithm);
-                self.call(Op::Open, move || b.open(&label, alg))
-                    .await
-                    .map(VersionMaterial::Private)
+    /// without material (it then neither signs nor verifies; the ticker
+    /// tries again, see [`Registry::reopen_missing`]).
+    ///
+    /// `patient` for a version another process has just created: a token
+    /// may show one process's new objects to another only after a moment
+    /// (SoftHSM2 does), so a few quick retries (about 300 ms in all) come
+    /// before the ticker's slower ones.
+    async fn open_version(
+        &self,
+        record: &KeyRecord,
+        v: &VersionRecord,
+        patient: bool,
+    ) -> Option<VersionMaterial> {
+        let mut wait = std::time::Duration::from_millis(20);
+        loop {
+            let m = match &v.public_spki {
+                Some(der) => PublicKey::from_spki_der(record.algorithm, der)
+                    .map(|p| VersionMaterial::Public(Arc::new(p))),
+                None => {
+                    let (b, label, alg) = (self.backend.clone(), v.label.clone(), record.algorithm);
+                    self.call(Op::Open, move || b.open(&label, alg))
+                        .await
+                        .map(VersionMaterial::Private)
+                }
+            };
+            match m {
+                Ok(m) => return Some(m),
+                Err(_)
+                    if patient
+                        && v.public_spki.is_none()
+                        && wait <= std::time::Duration::from_millis(160) =>
+                {
+                    tokio::time::sleep(wait).await;
+                    wait *= 2;
+                }
+                Err(e) => {
+                    tracing::error!(
+                        key = %record.name, version = v.version, error = %e,
+                        "key version material cannot be opened; it will not be used"
+                    );
+                    return None;
+                }
             }
-        };
-        m.inspect_err(|e| {
-            tracing::error!(
-                key = %record.name, version = v.version, error = %e,
-                "key version material cannot be opened; it will not be used"
-            )
-        })
-        .ok()
+        }
     }
 
     /// Every stored record, timed.
@@ -163,7 +188,7 @@ impl Registry {
             if material.contains_key(&v.version) {
                 continue;
             }
-            if let Some(m) = self.open_version(&record, v).await {
+            if let Some(m) = self.open_version(&record, v, true).await {
                 material.insert(v.version, m);
             }
         }
@@ -220,7 +245,7 @@ impl Registry {
             let record = e.state.read().record.clone();
             for v in due {
                 let key = (record.name.clone(), v.version);
-                match self.open_version(&record, &v).await {
+                match self.open_version(&record, &v, false).await {
                     Some(m) => {
                         let mut st = e.state.write();
                         // Only if the version is still the one just opened.
