@@ -175,7 +175,8 @@ async fn a_token_registry_moves_into_postgres_exactly_and_idempotently() {
         made.push((name.into(), msg, sig, true));
     }
     // m-ec: v1 RETIRING, v2 ACTIVE. m-mac: v1 DESTROY_SCHEDULED, v2
-    // ACTIVE. m-rsa: v2 PENDING. m-ed and the imported key as created.
+    // ACTIVE. m-rsa: v2 DISABLED (it was PENDING). m-ed and the imported
+    // key as created.
     rotate(&ch, "m-ec", true).await.unwrap();
     rotate(&ch, "m-mac", true).await.unwrap();
     version_call(&ch, "disable", "m-mac", 1).await;
@@ -185,6 +186,8 @@ async fn a_token_registry_moves_into_postgres_exactly_and_idempotently() {
         pb::KeyVersionState::DestroyScheduled as i32
     );
     rotate(&ch, "m-rsa", false).await.unwrap();
+    let k = version_call(&ch, "disable", "m-rsa", 2).await;
+    assert_eq!(k.versions[1].state, pb::KeyVersionState::Disabled as i32);
     for name in names() {
         let msg = format!("{name} after rotation").into_bytes();
         let sig = sign(&ch, name, &msg).await;

@@ -114,7 +114,11 @@ impl Load {
 /// A CreateKey made while the database is away, with a 5 s deadline:
 /// `UNAVAILABLE`, well within the deadline (statement_timeout is 1 s),
 /// saying nothing of the URL or the driver.
-async fn admin_call_during_outage(ch: &tonic::transport::Channel, d: &Deployment, name: &str) {
+async fn admin_call_during_outage(
+    ch: &tonic::transport::Channel,
+    d: &Deployment,
+    name: &str,
+) -> Duration {
     let mut req = tonic::Request::new(pb::CreateKeyRequest {
         name: name.into(),
         algorithm: pb::Algorithm::HmacSha256 as i32,
@@ -134,6 +138,7 @@ async fn admin_call_during_outage(ch: &tonic::transport::Channel, d: &Deployment
     );
     assert!(e.message().contains("database"), "{e:?}");
     assert_no_leak(e.message(), &d.pg);
+    took
 }
 
 /// After the database is back: an admin call on `from` succeeds within
@@ -179,12 +184,24 @@ async fn outage_under_load(kind: Outage) {
     create(&channels[1], "load-mac", pb::Algorithm::HmacSha256)
         .await
         .unwrap();
+    // Both replicas sign with both keys before the load starts: SoftHSM2
+    // shows one process's new objects to another only after a while, and
+    // the replica that did not create a key opens its material again on a
+    // later tick.
     for ch in &channels {
-        eventually(BOUND, "both replicas see both keys", || async {
-            get(ch, "load-ec").await.is_ok() && get(ch, "load-mac").await.is_ok()
+        eventually(BOUND, "both replicas sign with both keys", || async {
+            let mut c = signer(ch);
+            c.sign(sign_req("load-ec", b"ready")).await.is_ok()
+                && c.sign(sign_req("load-mac", b"ready")).await.is_ok()
         })
         .await;
     }
+    let tag = signer(&channels[0])
+        .sign(sign_req("load-mac", b"before the outage"))
+        .await
+        .unwrap()
+        .into_inner()
+        .signature;
     let load = start_load(&channels, &["load-ec", "load-mac"]);
     load.wait_ok_on_both(Instant::now() - BOUND, 20, "load running on both replicas")
         .await;
@@ -197,8 +214,10 @@ async fn outage_under_load(kind: Outage) {
     // Signing goes on from the cached view on both replicas.
     load.wait_ok_on_both(Instant::now(), 10, "signing while the database is away")
         .await;
-    admin_call_during_outage(&channels[0], &d, "during-a").await;
-    admin_call_during_outage(&channels[1], &d, "during-b").await;
+    let refused_in = [
+        admin_call_during_outage(&channels[0], &d, "during-a").await,
+        admin_call_during_outage(&channels[1], &d, "during-b").await,
+    ];
 
     let outage = match kind {
         Outage::FrozenPastStaleness => Duration::from_secs(9),
@@ -222,6 +241,12 @@ async fn outage_under_load(kind: Outage) {
         // both ports say NOT_SERVING.
         let past = away_at + STALENESS + Duration::from_secs(1);
         for (i, s) in replicas.iter().enumerate() {
+            let e = signer(&channels[i])
+                .verify(verify_req("load-mac", b"before the outage", &tag))
+                .await
+                .expect_err("verified from a view older than max_staleness");
+            assert_eq!(e.code(), Code::Unavailable, "{e:?}");
+            assert!(e.message().contains("max_staleness"), "{e:?}");
             let n = load.count_since(past, i, Code::Unavailable);
             assert!(n > 0, "replica {i} still signing past max_staleness");
             assert_eq!(
@@ -263,6 +288,13 @@ async fn outage_under_load(kind: Outage) {
     }
     load.wait_ok_on_both(Instant::now(), 20, "signing after the database is back")
         .await;
+    for ch in &channels {
+        let v = signer(ch)
+            .verify(verify_req("load-mac", b"before the outage", &tag))
+            .await
+            .unwrap();
+        assert!(v.into_inner().valid);
+    }
     let admin_a = change_reaches_other(&channels[0], &channels[1], "after-a").await;
     let admin_b = change_reaches_other(&channels[1], &channels[0], "after-b").await;
     // The calls refused during the outage left nothing behind.
@@ -301,8 +333,9 @@ async fn outage_under_load(kind: Outage) {
         assert!(!log.contains(crate::support::postgres::PASSWORD), "{i}");
     }
     eprintln!(
-        "{kind:?}: {} Sign calls, {} failed; SERVING {ready_after:?} after the database came \
-         back; admin calls working after {admin_a:?} / {admin_b:?}",
+        "{kind:?}: {} Sign calls, {} failed; admin calls refused in {refused_in:?}; SERVING \
+         {ready_after:?} after the database came back; admin calls working after {admin_a:?} / \
+         {admin_b:?}",
         all.len(),
         failures.len()
     );
