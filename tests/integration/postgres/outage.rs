@@ -202,8 +202,9 @@ async fn outage_under_load(kind: Outage) {
         .unwrap()
         .into_inner()
         .signature;
+    let load_started = Instant::now();
     let load = start_load(&channels, &["load-ec", "load-mac"]);
-    load.wait_ok_on_both(Instant::now() - BOUND, 20, "load running on both replicas")
+    load.wait_ok_on_both(load_started, 20, "load running on both replicas")
         .await;
 
     let away_at = Instant::now();
