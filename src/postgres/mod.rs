@@ -117,6 +117,26 @@ impl Database {
             resync_interval: cfg.resync_interval,
             target,
         };
+        // One connection first, so that a wrong address or password fails
+        // start-up saying why (the server's words name the user, never the
+        // password).
+        let first =
+            tokio::time::timeout(cfg.connect_timeout + cfg.statement_timeout, db.pool.get());
+        match first.await {
+            Ok(Ok(_client)) => {}
+            Ok(Err(e)) => {
+                return Err(StartupError::failed(
+                    "cannot connect to PostgreSQL",
+                    format!("{}: {}", db.target, DbError::from(e)),
+                ))
+            }
+            Err(_) => {
+                return Err(StartupError::failed(
+                    "cannot connect to PostgreSQL",
+                    format!("{}: no answer within postgres.connect_timeout", db.target),
+                ))
+            }
+        }
         migrations::run(&db)
             .await
             .map_err(|e| StartupError::dependency("cannot prepare the PostgreSQL schema", e))?;
@@ -148,11 +168,7 @@ impl Database {
         Fut: Future<Output = Result<T, DbError>>,
     {
         let run = async {
-            let client = self
-                .pool
-                .get()
-                .await
-                .map_err(|e| DbError::Pool(e.to_string()))?;
+            let client = self.pool.get().await.map_err(DbError::from)?;
             op(client).await
         };
         match tokio::time::timeout(self.timeout, run).await {
@@ -183,6 +199,17 @@ impl From<tokio_postgres::Error> for DbError {
     }
 }
 
+/// A connection the pool could not make is the driver's error (the
+/// server's refusal, the socket's), not the pool's wrapper of it.
+impl From<deadpool_postgres::PoolError> for DbError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        match e {
+            deadpool_postgres::PoolError::Backend(e) => DbError::Postgres(e),
+            e => DbError::Pool(e.to_string()),
+        }
+    }
+}
+
 impl std::fmt::Display for DbError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -190,7 +217,17 @@ impl std::fmt::Display for DbError {
             // never the password.
             DbError::Postgres(e) => match e.as_db_error() {
                 Some(db) => write!(f, "{} ({})", db.message(), db.code().code()),
-                None => write!(f, "{e}"),
+                // "error connecting to server" alone says nothing: add the
+                // causes (the socket's error, a timeout).
+                None => {
+                    write!(f, "{e}")?;
+                    let mut cause = std::error::Error::source(e);
+                    while let Some(c) = cause {
+                        write!(f, ": {c}")?;
+                        cause = c.source();
+                    }
+                    Ok(())
+                }
             },
             DbError::Pool(e) => write!(f, "no connection: {e}"),
             DbError::Timeout(d) => write!(f, "no answer within {}", crate::bounds::show(*d)),

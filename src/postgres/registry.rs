@@ -162,12 +162,7 @@ impl PgRegistryStore {
         let committing = AtomicBool::new(false);
         let version = change.version.map(|v| v as i32);
         let run = async {
-            let mut client = self
-                .db
-                .pool
-                .get()
-                .await
-                .map_err(|e| DbError::Pool(e.to_string()))?;
+            let mut client = self.db.pool.get().await.map_err(DbError::from)?;
             let tx = client.transaction().await?;
             let row = match expected {
                 None => {

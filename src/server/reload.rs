@@ -77,9 +77,12 @@ impl Reload {
 /// request or connection. A file that does not load keeps everything in
 /// force and says why. Everything else needs a restart.
 pub(super) fn spawn_reload(reload: Reload) -> tokio::task::JoinHandle<()> {
+    // The handler is installed here, before the caller logs that signet is
+    // listening, not in the task: a SIGHUP arriving before the task first
+    // ran would meet the default disposition and end the process.
+    let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
     tokio::spawn(async move {
-        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        else {
+        let Ok(mut hup) = hup else {
             return;
         };
         let reload = Arc::new(reload);

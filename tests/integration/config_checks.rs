@@ -155,7 +155,7 @@ fn bad_configs() -> Vec<(String, &'static str)> {
         ),
         (
             format!("{PLAIN}[http]\nreplay_store = \"disk\"\n"),
-            "http.replay_store must be \"memory\" or \"redis\", not \"disk\"",
+            "http.replay_store must be \"memory\", \"redis\" or \"postgres\", not \"disk\"",
         ),
         (
             format!("{PLAIN}[log]\nformat = \"xml\"\n"),
@@ -248,6 +248,66 @@ fn bad_configs() -> Vec<(String, &'static str)> {
         (
             PLAIN.replace("plaintext = true\n", "plaintext = true\nbogus = 1\n"),
             "unknown field `bogus`",
+        ),
+        // The registry and replay store in PostgreSQL.
+        (
+            format!("{PLAIN}[registry]\nstore = \"etcd\"\n"),
+            "registry.store must be \"token\" or \"postgres\", not \"etcd\"",
+        ),
+        (
+            format!("{PLAIN}[registry]\nmax_staleness = \"0s\"\n"),
+            "registry.max_staleness must be between 1s and 1d, not 0s",
+        ),
+        (
+            format!("{PLAIN}[registry]\nmax_staleness = \"2d\"\n"),
+            "registry.max_staleness must be between 1s and 1d, not 2d",
+        ),
+        (
+            format!("{PLAIN}[postgres]\nurl_file = \"/run/pg.url\"\nurl_env = \"PG_URL\"\n"),
+            "postgres: set exactly one of url_file and url_env",
+        ),
+        (
+            format!("{PLAIN}[postgres]\nschema = \"signet\"\n"),
+            "postgres: set exactly one of url_file and url_env",
+        ),
+        (
+            format!("{PLAIN}[postgres]\nurl_env = \"PG_URL\"\nschema = \"Signet-Keys\"\n"),
+            "postgres.schema must be 1 to 63 of a-z, 0-9 and _",
+        ),
+        (
+            format!("{PLAIN}[postgres]\nurl_env = \"PG_URL\"\nschema = \"pg_keys\"\n"),
+            "postgres.schema must be",
+        ),
+        (
+            format!("{PLAIN}[postgres]\nurl_env = \"PG_URL\"\npool_size = 0\n"),
+            "postgres.pool_size must be between 1 and 256",
+        ),
+        (
+            format!("{PLAIN}[postgres]\nurl_env = \"PG_URL\"\nstatement_timeout = \"10m\"\n"),
+            "postgres.statement_timeout must be between 100ms and 5m, not 10m",
+        ),
+        (
+            format!("{PLAIN}[postgres]\nurl_env = \"PG_URL\"\nheartbeat = \"10ms\"\n"),
+            "postgres.heartbeat must be between 100ms and 1m, not 10ms",
+        ),
+        (
+            format!(
+                "{PLAIN}[postgres]\nurl_env = \"PG_URL\"\nurl = \"postgres://u:pw-31337@h/d\"\n"
+            ),
+            "unknown field `url`",
+        ),
+        (
+            format!("{PLAIN}{PKCS11}pin_env = \"P\"\n[registry]\nstore = \"postgres\"\n"),
+            "a [postgres] section is required with registry.store = \"postgres\"",
+        ),
+        (
+            format!("{PLAIN}[registry]\nstore = \"postgres\"\n[postgres]\nurl_env = \"PG_URL\"\n"),
+            "registry.store = \"postgres\" needs backend.type = \"pkcs11\"",
+        ),
+        (
+            format!("{PLAIN}[http]\nreplay_store = \"postgres\"\n"),
+            "a [postgres] section is required with registry.store = \"postgres\" or \
+             http.replay_store = \"postgres\"",
         ),
     ]
 }

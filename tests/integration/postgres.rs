@@ -65,3 +65,16 @@ mod conformance_on_postgres {
 }
 
 mod store;
+
+/// `signet serve` and `signet registry migrate` processes on a token and a
+/// database of their own.
+mod procs;
+
+/// `signet registry migrate --to postgres`.
+mod migrate;
+/// The database stopped or frozen under two replicas signing under load.
+mod outage;
+/// The replay store in PostgreSQL.
+mod replay;
+/// The database password never shows; a newer schema is refused.
+mod secrets;
