@@ -56,7 +56,10 @@ async fn measure(store: Arc<dyn ReplayStore>, secs: u64, tasks: usize) {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
     let secs = args.first().and_then(|s| s.parse().ok()).unwrap_or(5);
     let tasks = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(16);
     measure(Arc::new(MemoryReplayStore::new(10_000_000)), secs, tasks).await;

@@ -48,7 +48,7 @@ pub(crate) fn entry_id(scope: &str, key: &[u8]) -> [u8; 32] {
 /// In process memory: bounded, entries expire. Entries are SHA-256
 /// digests of scope and key, so their size does not depend on the input.
 #[derive(Debug)]
-pub(crate) struct MemoryReplayStore {
+pub struct MemoryReplayStore {
     capacity: usize,
     inner: Mutex<Inner>,
 }
@@ -63,7 +63,7 @@ struct Inner {
 
 impl MemoryReplayStore {
     /// A store holding at most `capacity` live entries.
-    pub(crate) fn new(capacity: usize) -> Self {
+    pub fn new(capacity: usize) -> Self {
         Self {
             capacity: capacity.max(1),
             inner: Mutex::new(Inner::default()),
