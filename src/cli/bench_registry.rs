@@ -216,7 +216,19 @@ pub(crate) async fn run(g: &Global, a: BenchRegistryArgs) -> CliResult {
         prepare(&mut admin, &k).await?;
         keys.push(k);
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Both servers must see every key before the run: a caller on the
+    // other one would otherwise be refused until it does.
+    for k in &keys {
+        wait_for(Instant::now(), || {
+            let (mut o, n) = (other.clone(), k.clone());
+            async move {
+                o.get_key(pb::GetKeyRequest { name: n })
+                    .await
+                    .is_ok_and(|k| k.into_inner().active_version == 2)
+            }
+        })
+        .await?;
+    }
     let end = Instant::now() + a.duration;
     let mut tasks = JoinSet::new();
     for (i, k) in keys.into_iter().enumerate() {
