@@ -69,3 +69,5 @@ pub(crate) mod replica;
 /// Replicas starting together on a fresh schema.
 mod startup;
 mod store;
+/// A version another replica created opens whatever this process wrote.
+mod visibility;
