@@ -64,6 +64,8 @@ mod conformance_on_postgres {
     conformance_suite!(super::start_fresh());
 }
 
+/// Racing admin writes on two replicas.
+mod races;
 /// `signet serve` replicas on one token and one schema (shared helpers).
 pub(crate) mod replica;
 /// Replicas starting together on a fresh schema.
