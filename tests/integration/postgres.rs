@@ -68,6 +68,8 @@ mod conformance_on_postgres {
 mod races;
 /// `signet serve` replicas on one token and one schema (shared helpers).
 pub(crate) mod replica;
+/// The scheduler on three replicas, and its takeover.
+mod scheduler;
 /// Replicas starting together on a fresh schema.
 mod startup;
 mod store;
