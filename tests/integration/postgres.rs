@@ -64,6 +64,14 @@ mod conformance_on_postgres {
     conformance_suite!(super::start_fresh());
 }
 
+/// Racing admin writes on two replicas.
+mod races;
+/// `signet serve` replicas on one token and one schema (shared helpers).
+pub(crate) mod replica;
+/// The scheduler on three replicas, and its takeover.
+mod scheduler;
+/// Replicas starting together on a fresh schema.
+mod startup;
 mod store;
 
 /// `signet serve` and `signet registry migrate` processes on a token and a
@@ -78,3 +86,5 @@ mod outage;
 mod replay;
 /// The database password never shows; a newer schema is refused.
 mod secrets;
+/// A version another replica created opens whatever this process wrote.
+mod visibility;

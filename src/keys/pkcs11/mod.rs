@@ -256,10 +256,23 @@ impl KeyBackend for Pkcs11Backend {
     }
 
     fn open(&self, label: &str, alg: Algorithm) -> Result<Arc<dyn KeyHandle>> {
-        let generation = self.pool.generation();
-        let found = self
-            .pool
-            .with("find key", |s| find_key(&self.pool, s, label, alg))?;
+        let look = || {
+            let generation = self.pool.generation();
+            self.pool
+                .with("find key", |s| find_key(&self.pool, s, label, alg))
+                .map(|found| (generation, found))
+        };
+        let (mut generation, mut found) = look()?;
+        // A key a record names but the token does not show: as in `sign`,
+        // the token may have lost track of its objects. Or another process
+        // has just created it: SoftHSM2 rescans its token directory only
+        // when the token's generation changed since this process last wrote
+        // it, so this process's own writes hide another's new objects until
+        // a third write. Re-initialise (at most every few seconds) and look
+        // once more.
+        if found.is_empty() && self.pool.object_missing() {
+            (generation, found) = look()?;
+        }
         match found.as_slice() {
             [h] => self.handle(label, alg, generation, *h),
             [] => Err(Error::not_found(format!(
