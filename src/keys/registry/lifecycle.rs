@@ -26,6 +26,9 @@ impl Registry {
     /// (`ABORTED`) brings that key's stored record in, so a retry works on
     /// the current one. The caller holds the admin lock.
     async fn persist(&self, record: &KeyRecord) -> Result<(), PutError> {
+        if self.stopped.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(Error::unavailable("backend stopped").into());
+        }
         record.check_invariants()?;
         let change = current_change();
         let store = &self.store;

@@ -161,6 +161,8 @@ pub struct Registry {
     /// Versions whose material failed to open, and when to try again
     /// (see `load::reopen_missing`).
     reopen: parking_lot::Mutex<HashMap<(String, u32), load::Retry>>,
+    /// Set by [`Registry::shutdown_backend`]: changes are refused after it.
+    stopped: std::sync::atomic::AtomicBool,
 }
 
 /// Public-key operations on an HMAC key are `INVALID_ARGUMENT`.
@@ -216,6 +218,7 @@ impl Registry {
             keys: RwLock::new(BTreeMap::new()),
             admin: tokio::sync::Mutex::new(()),
             reopen: parking_lot::Mutex::new(HashMap::new()),
+            stopped: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -230,6 +233,10 @@ impl Registry {
     /// goes through [`Registry::call`], so afterwards none is inside the
     /// backend, and calls made later fail with the backend's error.
     pub async fn shutdown_backend(&self) {
+        // Whatever the store, no change is recorded once the backend has
+        // stopped: its material could no longer be used or cleaned up.
+        self.stopped
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         // Joining the backend's threads blocks, and must not run on them.
         let b = self.backend.clone();
         let _ = tokio::task::spawn_blocking(move || b.shutdown()).await;

@@ -183,14 +183,22 @@ impl Registry {
                     .map(|r| r.version)
                     .collect(),
             };
-            let c: Vec<(u32, VersionMaterial)> = versions
+            let c: Vec<(u32, Option<VersionMaterial>)> = versions
                 .into_iter()
-                .filter_map(|v| st.material.get(&v).map(|m| (v, m.clone())))
+                .map(|v| (v, st.material.get(&v).cloned()))
                 .collect();
             (rec.algorithm, c)
         };
         input.borrow().check(alg)?;
+        // A version that may verify but whose material is not open here
+        // (an HSM failure, or another replica's version not yet visible):
+        // "invalid" would tell the caller a genuine signature is bad.
+        let mut unopened = None;
         for (v, m) in candidates {
+            let Some(m) = m else {
+                unopened.get_or_insert(v);
+                continue;
+            };
             let ok = match &m {
                 VersionMaterial::Private(h) if alg.is_symmetric() => {
                     let (h, input, sig) = (h.clone(), input.clone(), signature.clone());
@@ -211,6 +219,11 @@ impl Registry {
                     key_version_id: Some(format!("{name}:v{v}")),
                 });
             }
+        }
+        if let Some(v) = unopened {
+            return Err(Error::unavailable(format!(
+                "version {v} of key {name} is not available; the signature was not checked against it"
+            )));
         }
         Ok(Verified {
             valid: false,
