@@ -162,8 +162,12 @@ async fn with_ca_file_every_connection_is_verified_tls_the_listener_included() {
     assert!(signed.is_ok(), "{signed:?}");
     server.stop().await.unwrap();
 
-    // localhost in the URL: verified against the certificate's DNS SAN.
-    let url = pg.url().replace("127.0.0.1", "localhost");
+    // localhost in the URL: verified against the certificate's DNS SAN;
+    // and SCRAM bound to the TLS channel (SCRAM-SHA-256-PLUS).
+    let url = format!(
+        "{}?channel_binding=require",
+        pg.url().replace("127.0.0.1", "localhost")
+    );
     let db = Database::open(&tls_config(&pg, dir.path(), &url, Some(ca_file)))
         .await
         .expect("localhost is in the certificate");
