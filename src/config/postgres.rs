@@ -4,7 +4,8 @@
 //!
 //! The URL holds a password, so it is read from a file or an environment
 //! variable, never from this file or the command line, and nothing here
-//! prints it.
+//! prints it. TLS to the database is on when `ca_file` is set (its files
+//! are read by `signet serve`, as the URL is, not by `check-config`).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -49,6 +50,21 @@ pub struct PostgresConfig {
     /// this much latency.
     #[serde(default = "default_resync", with = "super::duration")]
     pub resync_interval: Duration,
+    /// The PEM bundle of the CA(s) that sign the database server's
+    /// certificate. Set: every connection is TLS (1.2 or later), the
+    /// server's certificate verified against these CAs and the URL's host;
+    /// the URL may not say `sslmode=disable`. Unset: plaintext, and the
+    /// URL may not say `sslmode=require`.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// A client certificate (PEM, leaf first) to offer the server, for
+    /// `clientcert=` in its pg_hba.conf; with `client_key_file` and
+    /// `ca_file`.
+    #[serde(default)]
+    pub client_cert_file: Option<PathBuf>,
+    /// The private key of `client_cert_file` (PEM).
+    #[serde(default)]
+    pub client_key_file: Option<PathBuf>,
 }
 
 impl PostgresConfig {
@@ -82,7 +98,35 @@ impl PostgresConfig {
             bounds::RESYNC_INTERVAL,
             "postgres.resync_interval",
             self.resync_interval,
-        )
+        )?;
+        self.validate_tls()
+    }
+
+    fn validate_tls(&self) -> Result<(), ConfigError> {
+        for (field, path) in [
+            ("postgres.ca_file", &self.ca_file),
+            ("postgres.client_cert_file", &self.client_cert_file),
+            ("postgres.client_key_file", &self.client_key_file),
+        ] {
+            if path.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
+                return Err(ConfigError::naming(
+                    field,
+                    format!("{field} is empty: name a file, or leave it out"),
+                ));
+            }
+        }
+        match (&self.client_cert_file, &self.client_key_file) {
+            (Some(_), None) | (None, Some(_)) => Err(ConfigError::naming(
+                "postgres.client_cert_file",
+                "set both postgres.client_cert_file and postgres.client_key_file, or neither",
+            )),
+            (Some(_), Some(_)) if self.ca_file.is_none() => Err(ConfigError::naming(
+                "postgres.client_cert_file",
+                "postgres.client_cert_file needs postgres.ca_file: a client certificate is \
+                 offered over TLS only",
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// The URL, from the file (trailing newline removed) or the variable.

@@ -86,7 +86,8 @@ pub(crate) fn restart_only_changes(old: &Config, new: &Config) -> Vec<String> {
     match (&old.postgres, postgres) {
         (Some(o), Some(n)) => restart_only!(out, "postgres.", PostgresConfig, o, n,
             restart: [url_file, url_env, schema, pool_size, connect_timeout,
-                      statement_timeout, heartbeat, resync_interval],
+                      statement_timeout, heartbeat, resync_interval, ca_file,
+                      client_cert_file, client_key_file],
             reloaded: []),
         (None, None) => {}
         _ => out.push("postgres".into()),
@@ -175,6 +176,27 @@ mod tests {
             };
             let new = Config::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
             assert_eq!(restart_only_changes(&old, &new), [field], "{text}");
+        }
+    }
+
+    #[test]
+    fn the_database_tls_files_take_a_restart() {
+        let base = "[server]\nlisten = \"127.0.0.1:1\"\nplaintext = true\n\
+                    [postgres]\nurl_env = \"PG_URL\"\n";
+        let old = Config::parse(base).unwrap();
+        for (edit, fields) in [
+            ("ca_file = \"/ca.pem\"", vec!["postgres.ca_file"]),
+            (
+                "ca_file = \"/ca.pem\"\nclient_cert_file = \"/c.pem\"\nclient_key_file = \"/k.pem\"",
+                vec![
+                    "postgres.ca_file",
+                    "postgres.client_cert_file",
+                    "postgres.client_key_file",
+                ],
+            ),
+        ] {
+            let new = Config::parse(&format!("{base}{edit}\n")).unwrap();
+            assert_eq!(restart_only_changes(&old, &new), fields, "{edit}");
         }
     }
 }

@@ -1,6 +1,7 @@
 //! What keeps a replica's view current, and elects the scheduler.
 //!
-//! One connection of its own per replica, outside the pool:
+//! One connection of its own per replica, outside the pool, plaintext or
+//! TLS as the pool's are:
 //!
 //! * `LISTEN` on the schema's channel: each committed change names its
 //!   key, and the replica re-reads that key alone;
@@ -21,11 +22,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::{AsyncMessage, Client, Connection, NoTls};
 
 use super::migrations::lock_id;
 use super::registry::channel;
+use super::tls::Connector;
 use super::Database;
 use crate::keys::registry::Registry;
 
@@ -118,30 +121,14 @@ pub(crate) fn spawn(
 /// registry is gone, else why the session ended.
 async fn session(db: &Database, registry: &Weak<Registry>, contact: &Contact) -> Option<String> {
     let t = db.timeout;
-    let connect = tokio::time::timeout(db.connect_timeout, db.config.connect(NoTls)).await;
-    let (client, mut connection) = match connect {
+    // The connection's messages: notifications to us, the end to the loop.
+    let (tx, mut notes) = mpsc::unbounded_channel::<Option<String>>();
+    let connect = tokio::time::timeout(db.connect_timeout, connect(db, tx)).await;
+    let (client, driver) = match connect {
         Ok(Ok(c)) => c,
         Ok(Err(e)) => return Some(super::DbError::from(e).to_string()),
         Err(_) => return Some("connection timed out".into()),
     };
-    // The connection's messages: notifications to us, the end to the loop.
-    let (tx, mut notes) = mpsc::unbounded_channel::<Option<String>>();
-    let driver = tokio::spawn(async move {
-        loop {
-            match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
-                Some(Ok(AsyncMessage::Notification(n))) => {
-                    if tx.send(Some(n.payload().to_string())).is_err() {
-                        return;
-                    }
-                }
-                Some(Ok(_)) => {}
-                Some(Err(_)) | None => {
-                    let _ = tx.send(None);
-                    return;
-                }
-            }
-        }
-    });
     let _abort = AbortOnDrop(driver);
     let listen = format!("LISTEN {}", channel(db.schema()));
     match tokio::time::timeout(t, client.batch_execute(&listen)).await {
@@ -206,6 +193,51 @@ async fn session(db: &Database, registry: &Weak<Registry>, contact: &Contact) ->
             }
         }
     }
+}
+
+/// A connection of the listener's own, with the task that drives it.
+async fn connect(
+    db: &Database,
+    tx: mpsc::UnboundedSender<Option<String>>,
+) -> Result<(Client, tokio::task::JoinHandle<()>), tokio_postgres::Error> {
+    match &db.connector {
+        Connector::Plain => {
+            let (client, connection) = db.config.connect(NoTls).await?;
+            Ok((client, drive(connection, tx)))
+        }
+        Connector::Tls(tls) => {
+            let (client, connection) = db.config.connect(tls.clone()).await?;
+            Ok((client, drive(connection, tx)))
+        }
+    }
+}
+
+/// Drives `connection`, whatever its stream (plaintext or TLS), sending
+/// each notification's payload to `tx`, and `None` when it ends.
+fn drive<S, T>(
+    mut connection: Connection<S, T>,
+    tx: mpsc::UnboundedSender<Option<String>>,
+) -> tokio::task::JoinHandle<()>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    tokio::spawn(async move {
+        loop {
+            match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+                Some(Ok(AsyncMessage::Notification(n))) => {
+                    if tx.send(Some(n.payload().to_string())).is_err() {
+                        return;
+                    }
+                }
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => {
+                    let _ = tx.send(None);
+                    return;
+                }
+            }
+        }
+    })
 }
 
 struct AbortOnDrop(tokio::task::JoinHandle<()>);

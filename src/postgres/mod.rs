@@ -4,7 +4,9 @@
 //! (written in the change's own transaction), and the replay store
 //! ([`replay::PgReplayStore`]).
 //!
-//! [`Database`] is the connection pool and the schema. Every operation is
+//! [`Database`] is the connection pool and the schema; its connections,
+//! the listener's included, are plaintext or TLS as [`tls`] decides from
+//! `postgres.ca_file`. Every operation is
 //! bounded by `postgres.statement_timeout` (on the client side, so a
 //! frozen server cannot hold a caller longer) and every failure becomes an
 //! `UNAVAILABLE` with a message of ours: the server's text goes to the log
@@ -15,6 +17,7 @@ pub(crate) mod listen;
 mod migrations;
 pub(crate) mod registry;
 pub mod replay;
+mod tls;
 
 use std::future::Future;
 use std::str::FromStr;
@@ -22,6 +25,8 @@ use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
+
+use tls::Connector;
 
 use crate::config::PostgresConfig;
 use crate::error::{ConfigError, Error, Result, StartupError};
@@ -31,6 +36,8 @@ pub struct Database {
     pool: Pool,
     /// For connections of our own (the listener).
     config: tokio_postgres::Config,
+    /// Plaintext or TLS, for the pool and the listener alike.
+    connector: Connector,
     schema: String,
     timeout: Duration,
     connect_timeout: Duration,
@@ -69,36 +76,25 @@ impl Database {
     pub async fn open(cfg: &PostgresConfig) -> Result<std::sync::Arc<Self>, StartupError> {
         let url = cfg.read_url()?;
         // The parser's message may quote the URL: it is not shown.
-        let mut config = tokio_postgres::Config::from_str(&url).map_err(|_| {
-            ConfigError::new(
-                "postgres",
-                "the database URL is not a PostgreSQL URL (postgres://user:password@host:port/database)",
-            )
-        })?;
+        let parsed = tokio_postgres::Config::from_str(&url);
+        let mut config = parsed.map_err(|_| ConfigError::new("postgres", url_refused(&url)))?;
         drop(url);
-        if !matches!(
-            config.get_ssl_mode(),
-            tokio_postgres::config::SslMode::Disable | tokio_postgres::config::SslMode::Prefer
-        ) {
-            return Err(ConfigError::new(
-                "postgres",
-                "sslmode=require is not supported yet: reach the database over a private network or a local TLS proxy",
-            )
-            .into());
-        }
+        let connector = tls::connector(cfg, &mut config)?;
         config
             .application_name("signet")
             .connect_timeout(cfg.connect_timeout)
             .keepalives(true)
             .keepalives_idle(Duration::from_secs(10));
         let target = target_of(&config);
-        let manager = Manager::from_config(
-            config.clone(),
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let manager_config = ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let manager = match &connector {
+            Connector::Plain => Manager::from_config(config.clone(), NoTls, manager_config),
+            Connector::Tls(tls) => {
+                Manager::from_config(config.clone(), tls.clone(), manager_config)
+            }
+        };
         let pool = Pool::builder(manager)
             .max_size(cfg.pool_size)
             .runtime(Runtime::Tokio1)
@@ -110,6 +106,7 @@ impl Database {
         let db = Self {
             pool,
             config,
+            connector,
             schema: cfg.schema.clone(),
             timeout: cfg.statement_timeout,
             connect_timeout: cfg.connect_timeout,
@@ -125,10 +122,17 @@ impl Database {
         match first.await {
             Ok(Ok(_client)) => {}
             Ok(Err(e)) => {
+                let e = DbError::from(e);
+                let hint = match &e {
+                    DbError::Postgres(e) if !db.connector.is_tls() && tls_required(e) => {
+                        "; if the server takes TLS connections only, set postgres.ca_file"
+                    }
+                    _ => "",
+                };
                 return Err(StartupError::failed(
                     "cannot connect to PostgreSQL",
-                    format!("{}: {}", db.target, DbError::from(e)),
-                ))
+                    format!("{}: {e}{hint}", db.target),
+                ));
             }
             Err(_) => {
                 return Err(StartupError::failed(
@@ -140,7 +144,10 @@ impl Database {
         migrations::run(&db)
             .await
             .map_err(|e| StartupError::dependency("cannot prepare the PostgreSQL schema", e))?;
-        tracing::info!(database = %db.target, schema = %db.schema, "PostgreSQL ready");
+        tracing::info!(
+            database = %db.target, schema = %db.schema, tls = db.connector.is_tls(),
+            "PostgreSQL ready"
+        );
         Ok(std::sync::Arc::new(db))
     }
 
@@ -178,6 +185,34 @@ impl Database {
             Err(_) => Err(unavailable(what, &DbError::Timeout(self.timeout))),
         }
     }
+}
+
+/// Why the URL does not parse, in words that never quote it: what
+/// libpq's URLs may hold and signet does not take is named.
+fn url_refused(url: &str) -> &'static str {
+    if url.contains("sslmode=verify-") {
+        "the database URL's sslmode=verify-ca / verify-full is not taken: with postgres.ca_file \
+         set, signet always verifies the server's certificate and host name; remove sslmode \
+         from the URL (or set sslmode=require)"
+    } else if ["sslrootcert=", "sslcert=", "sslkey=", "sslpassword="]
+        .iter()
+        .any(|k| url.contains(k))
+    {
+        "the database URL names TLS files (sslrootcert, sslcert, sslkey), which signet does not \
+         read from the URL: set postgres.ca_file (and postgres.client_cert_file, \
+         postgres.client_key_file) instead"
+    } else {
+        "the database URL is not a PostgreSQL URL (postgres://user:password@host:port/database)"
+    }
+}
+
+/// Whether the server refused a plaintext connection because its
+/// pg_hba.conf takes only TLS ones (`hostssl`).
+fn tls_required(e: &tokio_postgres::Error) -> bool {
+    e.as_db_error().is_some_and(|db| {
+        db.code() == &tokio_postgres::error::SqlState::INVALID_AUTHORIZATION_SPECIFICATION
+            && (db.message().ends_with("no encryption") || db.message().ends_with("SSL off"))
+    })
 }
 
 /// Why a database operation failed.
@@ -226,7 +261,10 @@ impl std::fmt::Display for DbError {
                         write!(f, ": {c}")?;
                         cause = c.source();
                     }
-                    Ok(())
+                    match tls::explain(e) {
+                        Some(why) => write!(f, " ({why})"),
+                        None => Ok(()),
+                    }
                 }
             },
             DbError::Pool(e) => write!(f, "no connection: {e}"),

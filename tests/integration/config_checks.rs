@@ -297,6 +297,24 @@ fn bad_configs() -> Vec<(String, &'static str)> {
             "unknown field `url`",
         ),
         (
+            format!("{PLAIN}[postgres]\nurl_env = \"PG_URL\"\nca_file = \"\"\n"),
+            "postgres.ca_file is empty",
+        ),
+        (
+            format!(
+                "{PLAIN}[postgres]\nurl_env = \"PG_URL\"\nca_file = \"ca.pem\"\n\
+                 client_cert_file = \"c.pem\"\n"
+            ),
+            "set both postgres.client_cert_file and postgres.client_key_file, or neither",
+        ),
+        (
+            format!(
+                "{PLAIN}[postgres]\nurl_env = \"PG_URL\"\nclient_cert_file = \"c.pem\"\n\
+                 client_key_file = \"k.pem\"\n"
+            ),
+            "postgres.client_cert_file needs postgres.ca_file",
+        ),
+        (
             format!("{PLAIN}{PKCS11}pin_env = \"P\"\n[registry]\nstore = \"postgres\"\n"),
             "a [postgres] section is required with registry.store = \"postgres\"",
         ),

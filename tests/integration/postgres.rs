@@ -24,6 +24,9 @@ pub fn pg_config(pg: &Postgres, schema: &str, dir: &std::path::Path) -> Postgres
         statement_timeout: Duration::from_secs(2),
         heartbeat: Duration::from_millis(100),
         resync_interval: Duration::from_secs(5),
+        ca_file: None,
+        client_cert_file: None,
+        client_key_file: None,
     }
 }
 
@@ -86,5 +89,7 @@ mod outage;
 mod replay;
 /// The database password never shows; a newer schema is refused.
 mod secrets;
+/// TLS to the database: verified, everywhere, or start-up stops.
+mod tls;
 /// A version another replica created opens whatever this process wrote.
 mod visibility;

@@ -91,7 +91,8 @@ def test_every_file_in_signet_toml_is_mounted(case):
     if conf["backend"]["type"] == "pkcs11":
         files += [conf["backend"]["module"], conf["backend"]["pin_file"]]
     if "postgres" in conf:
-        files.append(conf["postgres"]["url_file"])
+        files += [conf["postgres"][k] for k in ("url_file", "ca_file", "client_cert_file", "client_key_file")
+                  if k in conf["postgres"]]
     for f in files:
         m = mount_at(c, f)
         assert m["readOnly"] is True
@@ -100,7 +101,8 @@ def test_every_file_in_signet_toml_is_mounted(case):
         if "secret" in vol:
             assert rel in [i["path"] for i in vol["secret"]["items"]], f
         elif "projected" in vol:
-            paths = [i["path"] for s in vol["projected"]["sources"] for i in s["secret"]["items"]]
+            paths = [i["path"] for s in vol["projected"]["sources"]
+                     for i in (s.get("secret") or s["configMap"])["items"]]
             assert rel in paths, f
     config_mount = mount_at(c, "/etc/signet/signet.toml")
     assert config_mount["subPath"] == "signet.toml"

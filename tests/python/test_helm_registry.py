@@ -1,7 +1,9 @@
 """The key registry and the database in the Helm chart (see
 helm_helpers.py): which store `[registry] store` names (automatic: it
 follows the database, never the pod count), the `[postgres]` section and
-its URL from a Secret mounted read-only as a file, several pods refused
+its URL from a Secret mounted read-only as a file, TLS to the database
+(the CA bundle and a client certificate mounted read-only, rendered as
+`ca_file` and the client files), several pods refused
 without a database, the PostgreSQL replay store, the NetworkPolicy rule,
 NOTES.txt, and the values reaching the fields signet checks."""
 
@@ -20,6 +22,7 @@ from helm_helpers import (
     CHART,
     check_config,
     env_of,
+    hsm_values,
     merged,
     mount_at,
     one,
@@ -31,6 +34,8 @@ from helm_helpers import (
 )
 
 URL_FILE = "/etc/signet/postgres/url"
+CA_FILE = "/etc/signet/postgres-tls/ca.crt"
+PG_TLS_DIR = "/etc/signet/postgres-tls"
 
 
 def notes(values: dict | None) -> str:
@@ -85,6 +90,8 @@ def test_hsm_example_registry_in_postgres(hsm_docs):
         "statement_timeout": "5s",
         "heartbeat": "1s",
         "resync_interval": "30s",
+        # TLS to the database, verified against the CA bundle.
+        "ca_file": CA_FILE,
     }
     # Neither the URL nor a variable holding it: the file only.
     assert "url_env" not in conf["postgres"] and "url" not in conf["postgres"]
@@ -174,6 +181,70 @@ def test_network_policy_opens_the_database(hsm_docs, default_docs):
     assert not [r for r in one(default_docs, "NetworkPolicy")["spec"]["egress"] if {p["port"] for p in r.get("ports", [])} == {5432}]
 
 
+# --- TLS to the database ---------------------------------------------------------
+
+
+def pg_tls(**tls) -> dict:
+    return merged(PKCS11, merged(POSTGRES, {"postgres": {"tls": tls}}))
+
+
+def test_hsm_example_verifies_the_database_against_a_ca_config_map(hsm_docs):
+    c = signet_container(hsm_docs)
+    m = mount_at(c, CA_FILE)
+    assert m == {"name": "postgres-tls", "mountPath": PG_TLS_DIR, "readOnly": True}
+    assert "subPath" not in m, "a subPath mount would never see a renewed bundle"
+    assert volume(hsm_docs, "postgres-tls")["projected"] == {
+        "defaultMode": 0o440,
+        "sources": [{"configMap": {"name": "database-ca", "items": [{"key": "ca.crt", "path": "ca.crt"}]}}],
+    }
+
+
+def test_a_ca_secret_becomes_ca_file_and_nothing_else():
+    docs = render(pg_tls(caSecret="db-ca", caKey="bundle.pem"))
+    conf = signet_toml(docs)["postgres"]
+    assert conf["ca_file"] == CA_FILE
+    assert "client_cert_file" not in conf and "client_key_file" not in conf
+    assert mount_at(signet_container(docs), CA_FILE)["name"] == "postgres-tls"
+    assert volume(docs, "postgres-tls")["projected"]["sources"] == [
+        {"secret": {"name": "db-ca", "items": [{"key": "bundle.pem", "path": "ca.crt"}]}},
+    ]
+    assert 'Secret "db-ca" (bundle.pem: the CA bundle' in notes(pg_tls(caSecret="db-ca", caKey="bundle.pem"))
+
+
+def test_a_client_certificate_secret_becomes_the_client_files(tmp_path):
+    values = pg_tls(caConfigMap="database-ca", clientSecret="signet-db-client")
+    docs = render(values)
+    conf = signet_toml(docs)["postgres"]
+    assert conf["ca_file"] == CA_FILE
+    assert conf["client_cert_file"] == f"{PG_TLS_DIR}/tls.crt"
+    assert conf["client_key_file"] == f"{PG_TLS_DIR}/tls.key"
+    c = signet_container(docs)
+    for f in (CA_FILE, conf["client_cert_file"], conf["client_key_file"]):
+        assert mount_at(c, f) == {"name": "postgres-tls", "mountPath": PG_TLS_DIR, "readOnly": True}
+    assert volume(docs, "postgres-tls")["projected"] == {
+        "defaultMode": 0o440,
+        "sources": [
+            {"configMap": {"name": "database-ca", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+            {"secret": {"name": "signet-db-client",
+                        "items": [{"key": "tls.crt", "path": "tls.crt"}, {"key": "tls.key", "path": "tls.key"}]}},
+        ],
+    }
+    text = notes(values)
+    assert 'ConfigMap "database-ca"' in text and 'Secret "signet-db-client" (tls.crt, tls.key' in text
+    # signet takes what the chart renders (the files are read by serve only).
+    result = check_config(one(docs, "ConfigMap")["data"]["signet.toml"], tmp_path)
+    assert result.returncode == 0, result.stderr
+
+
+def test_without_a_ca_plaintext_and_notes_say_so():
+    docs = render(merged(PKCS11, POSTGRES))
+    assert "ca_file" not in signet_toml(docs)["postgres"]
+    assert "postgres-tls" not in {v["name"] for v in one(docs, "Deployment")["spec"]["template"]["spec"]["volumes"]}
+    assert not [m for m in signet_container(docs)["volumeMounts"] if m["mountPath"] == PG_TLS_DIR]
+    assert "The connection to PostgreSQL is plaintext" in notes(merged(PKCS11, POSTGRES))
+    assert "The connection to PostgreSQL is plaintext" not in notes(hsm_values())
+
+
 # --- the replay store --------------------------------------------------------------
 
 
@@ -250,6 +321,11 @@ BAD_FOR_TEMPLATES = [
     ("replay store without a database", {"postgres": {"replayStore": True}}, "postgres.replayStore needs postgres.existingSecret"),
     ("two replay stores", merged(POSTGRES, {"postgres": {"replayStore": True}, "redis": {"enabled": True, "existingSecret": "r"}}),
      "postgres.replayStore and redis.enabled"),
+    ("two CA bundles", pg_tls(caSecret="a", caConfigMap="b"), "postgres.tls: set at most one of caSecret and caConfigMap"),
+    ("a CA without a database", merged(PKCS11, {"postgres": {"tls": {"caSecret": "a"}}}),
+     "postgres.tls needs postgres.existingSecret"),
+    ("a client certificate without a CA", pg_tls(clientSecret="c"),
+     "postgres.tls.clientSecret needs postgres.tls.caSecret or postgres.tls.caConfigMap"),
 ]
 
 
@@ -274,6 +350,8 @@ BAD_FOR_SCHEMA = [
     ("staleness without unit", {"registry": {"maxStaleness": "60"}}),
     ("unknown registry key", {"registry": {"maxStaleneess": "60s"}}),
     ("unknown postgres egress key", {"networkPolicy": {"egress": {"postgres": {"cidrs": []}}}}),
+    ("unknown postgres.tls key", {"postgres": {"tls": {"sslmode": "require"}}}),
+    ("empty CA key", {"postgres": {"tls": {"caKey": ""}}}),
 ]
 
 

@@ -108,6 +108,13 @@ memory
 {{/*
 Fixed paths and ports (docs: helm/signet/README.md).
 */}}
+{{/*
+Whether TLS to the database is on: a CA bundle is named.
+*/}}
+{{- define "signet.postgresTls" -}}
+{{- if and .Values.postgres.existingSecret (or .Values.postgres.tls.caSecret .Values.postgres.tls.caConfigMap) }}true{{- end }}
+{{- end }}
+
 {{- define "signet.grpcPort" -}}50051{{- end }}
 {{- define "signet.adminPort" -}}9090{{- end }}
 
@@ -271,6 +278,16 @@ model"): several pods agree on keys only through PostgreSQL.
 {{- end }}
 {{- if and .Values.postgres.replayStore (not $db) }}
 {{- fail "postgres.replayStore needs postgres.existingSecret: a Secret holding the database URL" }}
+{{- end }}
+{{- $pgTls := .Values.postgres.tls }}
+{{- if and $pgTls.caSecret $pgTls.caConfigMap }}
+{{- fail "postgres.tls: set at most one of caSecret and caConfigMap (the CA bundle of the database server's certificate)" }}
+{{- end }}
+{{- if and (or $pgTls.caSecret $pgTls.caConfigMap $pgTls.clientSecret) (not $db) }}
+{{- fail "postgres.tls needs postgres.existingSecret: TLS to which database? (a Secret holding the database URL)" }}
+{{- end }}
+{{- if and $pgTls.clientSecret (not (or $pgTls.caSecret $pgTls.caConfigMap)) }}
+{{- fail "postgres.tls.clientSecret needs postgres.tls.caSecret or postgres.tls.caConfigMap: a client certificate is offered over TLS only, and TLS needs the CA bundle of the database server's certificate" }}
 {{- end }}
 {{- if and .Values.postgres.replayStore .Values.redis.enabled }}
 {{- fail "postgres.replayStore and redis.enabled both choose the replay store: set one of them" }}

@@ -67,6 +67,13 @@ connect_timeout = {{ include "signet.tomlValue" .Values.postgres.connectTimeout 
 statement_timeout = {{ include "signet.tomlValue" .Values.postgres.statementTimeout }}
 heartbeat = {{ include "signet.tomlValue" .Values.postgres.heartbeat }}
 resync_interval = {{ include "signet.tomlValue" .Values.postgres.resyncInterval }}
+{{- if include "signet.postgresTls" . }}
+ca_file = "/etc/signet/postgres-tls/ca.crt"
+{{- if .Values.postgres.tls.clientSecret }}
+client_cert_file = "/etc/signet/postgres-tls/tls.crt"
+client_key_file = "/etc/signet/postgres-tls/tls.key"
+{{- end }}
+{{- end }}
 {{- end }}
 
 [log]

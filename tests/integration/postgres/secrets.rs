@@ -64,6 +64,9 @@ async fn open_error(d: &Deployment, url: &str) -> String {
         statement_timeout: std::time::Duration::from_secs(2),
         heartbeat: std::time::Duration::from_secs(1),
         resync_interval: std::time::Duration::from_secs(30),
+        ca_file: None,
+        client_cert_file: None,
+        client_key_file: None,
     };
     let e = Database::open(&cfg)
         .await
@@ -133,11 +136,12 @@ async fn a_url_that_does_not_parse_is_refused_without_its_password() {
         let shown = open_error(&d, &url).await;
         assert!(shown.contains("not a PostgreSQL URL"), "{shown}");
     }
-    // TLS required: refused as not supported yet, without the password.
+    // TLS required without a CA to verify the server against: refused,
+    // naming the setting, without the password.
     let tls = format!("postgres://signet:{pw}@127.0.0.1:{port}/postgres?sslmode=require");
     let (line, log) = tokio::task::block_in_place(|| spawn_failing(&configs_on(&d, &tls)[0]));
     assert_no_password(&log);
-    assert!(line.contains("sslmode=require is not supported"), "{line}");
+    assert!(line.contains("set postgres.ca_file"), "{line}");
     // An empty file says so, and nothing more.
     let shown = open_error(&d, "\n").await;
     assert!(shown.contains("the database URL is empty"), "{shown}");

@@ -7,7 +7,10 @@
 //! not a skip). `initdb` runs once per test process into a template that
 //! every server copies, so a server starts in a fraction of a second.
 //! Tests can stop, restart, freeze (SIGSTOP) and thaw a server, and run
-//! `psql` against it. Its log is copied into the sweep directory on drop
+//! `psql` against it. [`Postgres::start_tls`] starts one that takes TLS
+//! connections only over TCP (`hostssl` in its pg_hba.conf), with the
+//! certificate and key it is given, and optionally requires a client
+//! certificate. Its log is copied into the sweep directory on drop
 //! (`PID.postgres-N.log`), where `scripts/sweep-logs.py` checks it for
 //! secrets, [`PASSWORD`] among them.
 
@@ -32,6 +35,17 @@ pub const PASSWORD: &str = "pg-secret-7Qx2-never-logged";
 /// How long a server may take to start or stop.
 const READY_WITHIN: Duration = Duration::from_secs(30);
 
+/// What [`Postgres::start_tls`] serves TLS with: PEM texts.
+pub struct ServerTls {
+    /// The server's certificate (leaf first, then any intermediates).
+    pub cert_pem: String,
+    /// Its private key.
+    pub key_pem: String,
+    /// The CA of client certificates: with it, pg_hba.conf also requires
+    /// a client certificate that chains to it (`clientcert=verify-ca`).
+    pub client_ca_pem: Option<String>,
+}
+
 /// A running PostgreSQL server of this test's own; stopped (immediately)
 /// and removed on drop.
 pub struct Postgres {
@@ -39,6 +53,8 @@ pub struct Postgres {
     dir: tempfile::TempDir,
     port: u16,
     frozen: AtomicBool,
+    /// Whether it takes TLS connections only (over TCP).
+    tls: bool,
 }
 
 impl Postgres {
@@ -46,6 +62,18 @@ impl Postgres {
     /// first if this is the process's first server) and waits until it
     /// accepts connections. Panics, with its log, if it does not.
     pub fn start() -> Postgres {
+        Self::start_with(None)
+    }
+
+    /// [`Postgres::start`], with TLS on (`ssl=on` and `tls`' files) and a
+    /// pg_hba.conf that takes TCP connections over TLS only, so that a
+    /// plaintext one is refused (the unix socket, for [`Postgres::psql`],
+    /// stays as it is).
+    pub fn start_tls(tls: &ServerTls) -> Postgres {
+        Self::start_with(Some(tls))
+    }
+
+    fn start_with(tls: Option<&ServerTls>) -> Postgres {
         let template = template();
         let mut last_log = String::new();
         // A free port may be taken by someone else before the server binds
@@ -68,7 +96,11 @@ impl Postgres {
                 dir,
                 port: free_port(),
                 frozen: AtomicBool::new(false),
+                tls: tls.is_some(),
             };
+            if let Some(tls) = tls {
+                pg.configure_tls(tls);
+            }
             match pg.try_start() {
                 Ok(()) => return pg,
                 Err(log) if log.contains("could not bind") => last_log = log,
@@ -205,6 +237,17 @@ impl Postgres {
     /// `connect_timeout` (libpq's minimum is 2 s): stdout, or stderr on
     /// failure. Never hangs longer than `connect_timeout` + 10 s.
     pub fn psql_tcp(&self, sql: &str, connect_timeout: Duration) -> Result<String, String> {
+        let sslmode = if self.tls { "require" } else { "disable" };
+        self.psql_tcp_sslmode(sql, connect_timeout, sslmode)
+    }
+
+    /// [`Postgres::psql_tcp`] with libpq's `sslmode` (`disable`, `require`).
+    pub fn psql_tcp_sslmode(
+        &self,
+        sql: &str,
+        connect_timeout: Duration,
+        sslmode: &str,
+    ) -> Result<String, String> {
         let secs = connect_timeout.as_secs().max(2);
         let child = Command::new(bin("psql"))
             .current_dir(self.dir.path())
@@ -213,7 +256,7 @@ impl Postgres {
             .args(["-U", USER, "-d", "postgres", "-c", sql])
             .env("PGPASSWORD", PASSWORD)
             .env("PGCONNECT_TIMEOUT", secs.to_string())
-            .env("PGSSLMODE", "disable")
+            .env("PGSSLMODE", sslmode)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -237,6 +280,58 @@ impl Postgres {
         } else {
             Err(String::from_utf8_lossy(&out.stderr).into_owned())
         }
+    }
+
+    /// Writes `tls`' files next to the data directory (the key 0600, as
+    /// PostgreSQL requires, all owned by the user it runs as) and a
+    /// pg_hba.conf that takes TCP connections over TLS only.
+    fn configure_tls(&self, tls: &ServerTls) {
+        use std::os::unix::fs::PermissionsExt;
+        let write = |name: &str, text: &str, mode: u32| {
+            let path = self.dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            owned_by_postgres(&path);
+        };
+        write("server.crt", &tls.cert_pem, 0o644);
+        write("server.key", &tls.key_pem, 0o600);
+        let clientcert = match &tls.client_ca_pem {
+            Some(ca) => {
+                write("client-ca.crt", ca, 0o644);
+                " clientcert=verify-ca"
+            }
+            None => "",
+        };
+        // No `host` line: a plaintext TCP connection matches nothing, and
+        // is refused ("no pg_hba.conf entry ... no encryption").
+        let hba = format!(
+            "# support::postgres, start_tls: TLS only over TCP\n\
+             local   all all              trust\n\
+             hostssl all all 127.0.0.1/32 scram-sha-256{clientcert}\n"
+        );
+        let path = self.data_dir().join("pg_hba.conf");
+        std::fs::write(&path, hba).unwrap();
+        owned_by_postgres(&path);
+    }
+
+    /// The server's options for TLS, if on.
+    fn tls_options(&self) -> String {
+        if !self.tls {
+            return String::new();
+        }
+        let file = |name: &str| {
+            let path = self.dir.path().join(name);
+            format!("'{}'", path.to_str().expect("a UTF-8 temporary path"))
+        };
+        let mut options = format!(
+            " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+            file("server.crt"),
+            file("server.key")
+        );
+        if self.dir.path().join("client-ca.crt").exists() {
+            options.push_str(&format!(" -c ssl_ca_file={}", file("client-ca.crt")));
+        }
+        options
     }
 
     /// The last lines of its log.
@@ -274,8 +369,9 @@ impl Postgres {
         let sock = self.dir.path().to_str().expect("a UTF-8 temporary path");
         let options = format!(
             "-c fsync=off -c synchronous_commit=off -c full_page_writes=off \
-             -c listen_addresses=127.0.0.1 -p {} -k '{sock}' -c max_connections=200",
-            self.port
+             -c listen_addresses=127.0.0.1 -p {} -k '{sock}' -c max_connections=200{}",
+            self.port,
+            self.tls_options()
         );
         let log = self.log_path();
         let out = self.pg_ctl(&[
