@@ -1,5 +1,5 @@
 //! The replay stores side by side: in memory, Redis and PostgreSQL, the
-//! same load (concurrent inserts of fresh 16-byte nonces, as webhook
+//! same load (concurrent inserts of fresh 24-byte nonces, as webhook
 //! verification makes), throughput and latency.
 //!
 //!     SIGNET_BENCH_REDIS_URL=redis://127.0.0.1:6390 \
@@ -18,15 +18,21 @@ use signet::postgres::Database;
 
 async fn measure(store: Arc<dyn ReplayStore>, run: Duration, tasks: usize) {
     let end = Instant::now() + run;
+    // Nonces differ from run to run: a store may still hold the last run's.
+    let run_id = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos() as u64;
     let mut set = tokio::task::JoinSet::new();
     for t in 0..tasks {
         let s = store.clone();
         set.spawn(async move {
             let (mut lat, mut n) = (Vec::new(), 0u64);
             while Instant::now() < end {
-                let mut nonce = [0u8; 16];
-                nonce[..8].copy_from_slice(&(t as u64).to_be_bytes());
-                nonce[8..].copy_from_slice(&n.to_be_bytes());
+                let mut nonce = [0u8; 24];
+                nonce[..8].copy_from_slice(&run_id.to_be_bytes());
+                nonce[8..16].copy_from_slice(&(t as u64).to_be_bytes());
+                nonce[16..].copy_from_slice(&n.to_be_bytes());
                 n += 1;
                 let t0 = Instant::now();
                 let fresh = s
@@ -74,7 +80,10 @@ async fn main() {
     let args: Vec<&String> = all.iter().filter(|a| *a != "--bench").collect();
     let secs = Duration::from_secs(args.first().and_then(|s| s.parse().ok()).unwrap_or(5));
     let tasks = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(16);
-    measure(Arc::new(MemoryReplayStore::new(10_000_000)), secs, tasks).await;
+    // The memory store holds every entry until it expires: 2 s of inserts
+    // fit in its capacity, a longer run would fill it.
+    let short = secs.min(Duration::from_secs(2));
+    measure(Arc::new(MemoryReplayStore::new(10_000_000)), short, tasks).await;
     if let Ok(url) = std::env::var("SIGNET_BENCH_REDIS_URL") {
         let redis = RedisReplayStore::connect(&url).await.expect("Redis");
         measure(Arc::new(redis), secs, tasks).await;

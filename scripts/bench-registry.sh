@@ -20,7 +20,7 @@ chmod 755 "$work"
 pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 cleanup() {
-  kill $(jobs -p) 2>/dev/null || true
+  kill $(jobs -p) $(cat "$work/pids" 2>/dev/null) 2>/dev/null || true
   as_pg "$pgbin/pg_ctl" -D "$work/pg/data" -m immediate stop >/dev/null 2>&1 || true
   rm -rf "$work"
 }
@@ -55,13 +55,15 @@ write_cfg() { # NAME PORT STORE
 }
 start() { # NAME -> pid
   $bin serve --config "$work/$1.toml" >"$work/$1.out" 2>"$work/$1.log" &
-  echo $!
+  echo $! | tee -a "$work/pids"
 }
 wait_up() { for _ in $(seq 100); do $bin --endpoint "$1" keys list >/dev/null 2>&1 && return; sleep 0.1; done; echo "server $1 did not start" >&2; exit 1; }
 
 write_cfg pg-a 50091 postgres; write_cfg pg-b 50092 postgres
-a=$(start pg-a); b=$(start pg-b)
-wait_up http://127.0.0.1:50091; wait_up http://127.0.0.1:50092
+# One at a time: SoftHSM2 fails a process that opens the token while
+# another one logs in.
+a=$(start pg-a); wait_up http://127.0.0.1:50091
+b=$(start pg-b); wait_up http://127.0.0.1:50092
 echo "== registry in PostgreSQL: two replicas"
 $bin --endpoint http://127.0.0.1:50091 bench-registry --other http://127.0.0.1:50092 \
   --key pg --rounds 400 --concurrency 4 --duration ${secs}s
@@ -79,8 +81,8 @@ softhsm/make-token.sh "$work/token2" bench2 >/dev/null
 export SOFTHSM2_CONF=$work/token2/softhsm2.conf
 base=$(grep -v '^\[server\]\|^plaintext' "$work/token2/signet.toml")
 write_cfg tok-a 50093 token; write_cfg tok-b 50094 token
-a=$(start tok-a); b=$(start tok-b)
-wait_up http://127.0.0.1:50093; wait_up http://127.0.0.1:50094
+a=$(start tok-a); wait_up http://127.0.0.1:50093
+b=$(start tok-b); wait_up http://127.0.0.1:50094
 echo "== registry on the token: two replicas (polled every 1 s)"
 $bin --endpoint http://127.0.0.1:50093 bench-registry --other http://127.0.0.1:50094 \
   --key tok --rounds 40 --concurrency 4 --duration ${secs}s || true
@@ -90,8 +92,10 @@ $bin bench --endpoint http://127.0.0.1:50093 --key sign-ecdsa --concurrency 64 \
   --duration ${secs}s --server-pid "$a" | summary
 kill "$a" "$b"; wait "$a" "$b" 2>/dev/null || true
 
-echo "== replay stores, 16 concurrent inserts"
+echo "== replay stores, 1 and 16 concurrent inserts"
 redis-server --bind 127.0.0.1 --port 56390 --save '' --appendonly no >/dev/null &
 sleep 0.5
-SIGNET_BENCH_REDIS_URL=redis://127.0.0.1:56390 SIGNET_BENCH_PG_URL_FILE=$work/pg.url \
-  cargo bench --locked -q --bench replay -- "$secs" 16
+for tasks in 1 16; do
+  SIGNET_BENCH_REDIS_URL=redis://127.0.0.1:56390 SIGNET_BENCH_PG_URL_FILE=$work/pg.url \
+    cargo bench --locked -q --bench replay -- "$secs" "$tasks"
+done
