@@ -113,7 +113,7 @@ async fn server(url: &str) -> TestServer {
     s
 }
 
-const BODY: &[u8] = b"{\"action\":\"opened\"}";
+pub(crate) const BODY: &[u8] = b"{\"action\":\"opened\"}";
 
 async fn verify(
     s: &TestServer,
@@ -122,7 +122,7 @@ async fn verify(
     verify_body(s, headers, BODY).await
 }
 
-async fn verify_body(
+pub(crate) async fn verify_body(
     s: &TestServer,
     headers: &[pb::HttpHeader],
     body: &[u8],
@@ -140,7 +140,7 @@ async fn verify_body(
         .map(|r| r.into_inner())
 }
 
-async fn sign_body(s: &TestServer, body: &[u8]) -> pb::SignHttpRequestResponse {
+pub(crate) async fn sign_body(s: &TestServer, body: &[u8]) -> pb::SignHttpRequestResponse {
     s.signer()
         .sign_http_request(pb::SignHttpRequestRequest {
             profile: "gh".into(),

@@ -158,39 +158,8 @@ async fn server(pg: &Postgres, schema: &str, dir: &std::path::Path) -> TestServe
     s
 }
 
-const BODY: &[u8] = b"{\"action\":\"opened\"}";
-
-async fn verify_body(
-    s: &TestServer,
-    headers: &[pb::HttpHeader],
-    body: &[u8],
-) -> Result<pb::VerifyHttpRequestResponse, tonic::Status> {
-    s.signer()
-        .verify_http_request(pb::VerifyHttpRequestRequest {
-            profile: "gh".into(),
-            method: "POST".into(),
-            url: "https://ci.example/hook".into(),
-            body: body.to_vec(),
-            headers: headers.to_vec(),
-            source_ip: String::new(),
-        })
-        .await
-        .map(|r| r.into_inner())
-}
-
-async fn sign_body(s: &TestServer, body: &[u8]) -> pb::SignHttpRequestResponse {
-    s.signer()
-        .sign_http_request(pb::SignHttpRequestRequest {
-            profile: "gh".into(),
-            method: "POST".into(),
-            url: "https://ci.example/hook".into(),
-            body: body.to_vec(),
-            nonce: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-}
+// The same webhook profile and requests as the Redis tests.
+use crate::redis::{sign_body, verify_body, BODY};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_servers_sharing_postgres_agree_on_replays_and_fail_closed() {

@@ -9,7 +9,6 @@
 
 use std::path::{Path, PathBuf};
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, SanType};
 use signet::api::pb;
 use signet::config::PostgresConfig;
 use signet::postgres::Database;
@@ -17,49 +16,15 @@ use signet::postgres::Database;
 use super::*;
 use crate::support::postgres::{ServerTls, PASSWORD};
 
-/// A throw-away certificate authority.
-struct Ca {
-    issuer: Issuer<'static, KeyPair>,
-    pem: String,
-}
+use crate::support::ca::Ca;
 
-impl Ca {
-    fn new(name: &str) -> Ca {
-        let key = KeyPair::generate().unwrap();
-        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        p.distinguished_name.push(DnType::CommonName, name);
-        let pem = p.self_signed(&key).unwrap().pem();
-        Ca {
-            issuer: Issuer::new(p, key),
-            pem,
-        }
-    }
-
-    /// A leaf: (certificate PEM, key PEM).
-    fn issue(&self, sans: Vec<SanType>, cn: &str) -> (String, String) {
-        let key = KeyPair::generate().unwrap();
-        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-        p.subject_alt_names = sans;
-        p.distinguished_name.push(DnType::CommonName, cn);
-        let cert = p.signed_by(&key, &self.issuer).unwrap();
-        (cert.pem(), key.serialize_pem())
-    }
-
-    /// For a server on 127.0.0.1, also reached as localhost.
-    fn server_tls(&self, client_ca: Option<&Ca>) -> ServerTls {
-        let (cert_pem, key_pem) = self.issue(
-            vec![
-                SanType::DnsName("localhost".try_into().unwrap()),
-                SanType::IpAddress("127.0.0.1".parse().unwrap()),
-            ],
-            "signet test database",
-        );
-        ServerTls {
-            cert_pem,
-            key_pem,
-            client_ca_pem: client_ca.map(|c| c.pem.clone()),
-        }
+/// TLS for a database server on 127.0.0.1, also reached as localhost.
+fn server_tls(ca: &Ca, client_ca: Option<&Ca>) -> ServerTls {
+    let (cert_pem, key_pem) = ca.server_cert("signet test database");
+    ServerTls {
+        cert_pem,
+        key_pem,
+        client_ca_pem: client_ca.map(|c| c.pem.clone()),
     }
 }
 
@@ -104,7 +69,7 @@ fn signet_connections(pg: &Postgres) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_ca_file_every_connection_is_verified_tls_the_listener_included() {
     let ca = Ca::new("signet test database CA");
-    let pg = Postgres::start_tls(&ca.server_tls(None));
+    let pg = Postgres::start_tls(&server_tls(&ca, None));
     // The server takes no plaintext connection over TCP.
     let timeout = std::time::Duration::from_secs(5);
     let plain = pg.psql_tcp_sslmode("select 1", timeout, "disable");
@@ -177,7 +142,7 @@ async fn with_ca_file_every_connection_is_verified_tls_the_listener_included() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_cannot_be_verified_or_is_not_tls_stops_start_up_saying_why() {
     let ca = Ca::new("signet test database CA");
-    let pg = Postgres::start_tls(&ca.server_tls(None));
+    let pg = Postgres::start_tls(&server_tls(&ca, None));
     let dir = tempfile::tempdir().unwrap();
     let good = write(dir.path(), "ca.pem", &ca.pem);
     let other = write(dir.path(), "other.pem", &Ca::new("another CA").pem);
@@ -262,7 +227,7 @@ async fn ca_file_against_a_server_without_tls_is_refused() {
 async fn a_client_certificate_is_offered_to_a_server_that_requires_one() {
     let ca = Ca::new("signet test database CA");
     let clients = Ca::new("signet test database clients");
-    let pg = Postgres::start_tls(&ca.server_tls(Some(&clients)));
+    let pg = Postgres::start_tls(&server_tls(&ca, Some(&clients)));
     let dir = tempfile::tempdir().unwrap();
     let ca_file = write(dir.path(), "ca.pem", &ca.pem);
 
@@ -273,7 +238,7 @@ async fn a_client_certificate_is_offered_to_a_server_that_requires_one() {
     assert!(shown.contains("certificate"), "{shown}");
 
     // With one the clients' CA signed: connects, and the server saw it.
-    let (cert, key) = clients.issue(vec![], "signet-replica");
+    let (cert, key) = clients.issue(vec![], "signet-replica", false);
     let mut cfg = cfg;
     cfg.client_cert_file = Some(write(dir.path(), "client.crt", &cert));
     cfg.client_key_file = Some(write(dir.path(), "client.key", &key));

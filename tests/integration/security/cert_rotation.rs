@@ -107,7 +107,7 @@ async fn certificate_rotation_on_disk_drops_no_request() {
     assert!(tls_channel(&s.server, &new_ca.pem, Some(&payments))
         .await
         .is_err());
-    let (cert, key) = new_ca.server_cert();
+    let (cert, key) = new_ca.server_cert("signet test server");
     write(&dir, "server.key", &key);
     write(&dir, "server.crt", &cert);
     // Picked up within a few reload intervals.

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, SanType};
+use rcgen::SanType;
 use signet::api::pb;
 use signet::config::Config;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
@@ -19,50 +19,7 @@ mod cert_rotation;
 /// Overload and an unwritable audit trail refuse instead of degrading.
 mod fail_closed;
 
-/// A test certificate authority.
-struct Ca {
-    issuer: Issuer<'static, KeyPair>,
-    pem: String,
-}
-
-impl Ca {
-    fn new(name: &str) -> Ca {
-        let key = KeyPair::generate().unwrap();
-        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        p.distinguished_name.push(DnType::CommonName, name);
-        let pem = p.self_signed(&key).unwrap().pem();
-        Ca {
-            issuer: Issuer::new(p, key),
-            pem,
-        }
-    }
-
-    /// A leaf: (certificate PEM, key PEM).
-    fn issue(&self, sans: Vec<SanType>, cn: &str, expired: bool) -> (String, String) {
-        let key = KeyPair::generate().unwrap();
-        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-        p.subject_alt_names = sans;
-        p.distinguished_name.push(DnType::CommonName, cn);
-        if expired {
-            p.not_before = rcgen::date_time_ymd(2019, 1, 1);
-            p.not_after = rcgen::date_time_ymd(2020, 1, 1);
-        }
-        let cert = p.signed_by(&key, &self.issuer).unwrap();
-        (cert.pem(), key.serialize_pem())
-    }
-
-    fn server_cert(&self) -> (String, String) {
-        self.issue(
-            vec![
-                SanType::DnsName("localhost".try_into().unwrap()),
-                SanType::IpAddress("127.0.0.1".parse().unwrap()),
-            ],
-            "signet test server",
-            false,
-        )
-    }
-}
+use crate::support::ca::Ca;
 
 fn uri(id: &str) -> SanType {
     SanType::URI(id.try_into().unwrap())
@@ -135,7 +92,7 @@ struct Setup {
 async fn setup(extra: &str) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let ca = Ca::new("signet test clients and server");
-    let (cert, key) = ca.server_cert();
+    let (cert, key) = ca.server_cert("signet test server");
     let cert_file = write(dir.path(), "server.crt", &cert);
     let key_file = write(dir.path(), "server.key", &key);
     let ca_file = write(dir.path(), "ca.crt", &ca.pem);
@@ -390,7 +347,7 @@ async fn every_refusal_has_its_code_and_its_audit_record() {
 async fn without_require_false_a_certificate_is_mandatory() {
     let dir = tempfile::tempdir().unwrap();
     let ca = Ca::new("ca");
-    let (cert, key) = ca.server_cert();
+    let (cert, key) = ca.server_cert("signet test server");
     let config = format!(
         "[server.tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\nclient_ca_file = \"{}\"\n\
          [audit]\noutput = \"off\"\n[[auth.identities]]\nname = \"x\"\n",

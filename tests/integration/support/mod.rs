@@ -6,6 +6,7 @@
 
 #![allow(dead_code)]
 
+pub mod ca;
 pub mod otlp;
 pub mod postgres;
 pub mod process;
