@@ -8,7 +8,9 @@ use std::sync::Arc;
 use cryptoki::object::{Attribute, ObjectClass};
 
 use super::mechanisms::{ec_params, key_type};
-use super::objects::{der_octets, private_template, public_template, scrub};
+use super::objects::{
+    der_octets, private_template, public_template, scrub, PRIVATE_KEY_USAGES, SECRET_KEY_USAGES,
+};
 use super::Pkcs11Backend;
 use crate::error::Result;
 use crate::keys::material::{check_hmac_secret, check_pkcs8, PrivateParts};
@@ -58,9 +60,9 @@ impl Pkcs11Backend {
         private.extend([
             Attribute::Class(ObjectClass::SECRET_KEY),
             Attribute::KeyType(key_type(alg)),
-            Attribute::Verify(true),
             Attribute::Value(value),
         ]);
+        private.extend(SECRET_KEY_USAGES);
         let object = self.pool.with("import key", |s| s.create_object(&private));
         scrub(&mut private);
         self.handle(label, alg, generation, object?)
@@ -80,6 +82,7 @@ impl Pkcs11Backend {
             Attribute::Class(ObjectClass::PRIVATE_KEY),
             Attribute::KeyType(key_type(alg)),
         ]);
+        private.extend(PRIVATE_KEY_USAGES);
         public.extend([
             Attribute::Class(ObjectClass::PUBLIC_KEY),
             Attribute::KeyType(key_type(alg)),

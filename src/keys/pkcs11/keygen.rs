@@ -9,7 +9,7 @@ use cryptoki::object::{Attribute, ObjectClass};
 use cryptoki::types::Ulong;
 
 use super::mechanisms::{ec_params, key_pair_gen, key_type};
-use super::objects::{private_template, public_template};
+use super::objects::{private_template, public_template, PRIVATE_KEY_USAGES, SECRET_KEY_USAGES};
 use super::Pkcs11Backend;
 use crate::error::Result;
 use crate::keys::public::mismatch;
@@ -33,8 +33,8 @@ impl Pkcs11Backend {
                     Attribute::Class(ObjectClass::SECRET_KEY),
                     Attribute::KeyType(key_type(alg)),
                     Attribute::ValueLen(Ulong::from(len)),
-                    Attribute::Verify(true),
                 ]);
+                private.extend(SECRET_KEY_USAGES);
                 self.pool.with("generate key", |s| {
                     s.generate_key(&Mechanism::GenericSecretKeyGen, &private)
                 })?
@@ -49,6 +49,7 @@ impl Pkcs11Backend {
                 } else {
                     public.push(Attribute::EcParams(ec_params(alg)?));
                 }
+                private.extend(PRIVATE_KEY_USAGES);
                 let mechanism = key_pair_gen(alg)?;
                 let (_, private) = self.pool.with("generate key pair", |s| {
                     s.generate_key_pair(&mechanism, &public, &private)

@@ -68,7 +68,10 @@ pub(super) fn read_public(
     })
 }
 
-/// Attributes every private or secret key signet puts on the token.
+/// Attributes every private or secret key signet puts on the token. It
+/// signs and nothing else: every other usage its class has is set false
+/// explicitly, so no module's defaults (SoftHSM2 turns decrypt and unwrap
+/// on) give it one. A secret key adds [`SECRET_KEY_USAGES`].
 pub(super) fn private_template(label: &str) -> Vec<Attribute> {
     vec![
         Attribute::Token(true),
@@ -76,16 +79,36 @@ pub(super) fn private_template(label: &str) -> Vec<Attribute> {
         Attribute::Sensitive(true),
         Attribute::Extractable(false),
         Attribute::Sign(true),
+        Attribute::Decrypt(false),
+        Attribute::Unwrap(false),
+        Attribute::Derive(false),
         Attribute::Label(label.as_bytes().to_vec()),
         Attribute::Id(label.as_bytes().to_vec()),
     ]
 }
 
+/// The usages of an HMAC secret beyond [`private_template`]'s: it verifies
+/// (the MAC is recomputed on the token) and neither encrypts nor wraps.
+pub(super) const SECRET_KEY_USAGES: [Attribute; 3] = [
+    Attribute::Verify(true),
+    Attribute::Encrypt(false),
+    Attribute::Wrap(false),
+];
+
+/// The extra usages of an RSA, ECDSA or Ed25519 private key: no signing
+/// with message recovery. (A secret key has no such attribute.)
+pub(super) const PRIVATE_KEY_USAGES: [Attribute; 1] = [Attribute::SignRecover(false)];
+
+/// The public half: it verifies, and nothing else.
 pub(super) fn public_template(label: &str) -> Vec<Attribute> {
     vec![
         Attribute::Token(true),
         Attribute::Private(false),
         Attribute::Verify(true),
+        Attribute::VerifyRecover(false),
+        Attribute::Encrypt(false),
+        Attribute::Wrap(false),
+        Attribute::Derive(false),
         Attribute::Label(label.as_bytes().to_vec()),
         Attribute::Id(label.as_bytes().to_vec()),
     ]

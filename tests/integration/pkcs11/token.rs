@@ -51,9 +51,10 @@ async fn wrong_pin_missing_token_and_module_are_clear_errors() {
     );
 }
 
-/// Keys are on the token as sensitive, never-extractable objects, as seen
-/// by OpenSC's pkcs11-tool (an independent PKCS#11 client), which also
-/// cannot read their values.
+/// Keys, generated or imported, are on the token as sensitive,
+/// never-extractable objects with exactly the usages they need, as seen by
+/// OpenSC's pkcs11-tool (an independent PKCS#11 client), which also cannot
+/// read their values.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_on_token_are_sensitive_and_never_extractable() {
     let label = fresh_label();
@@ -67,6 +68,44 @@ async fn keys_on_token_are_sensitive_and_never_extractable() {
     ] {
         let name = format!("k-{}", alg.name().to_ascii_lowercase().replace('_', "-"));
         create(&s, &name, alg).await;
+    }
+    // Imported keys get the same templates: an HMAC secret and an ECDSA
+    // key from OpenSSL.
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, out) = crate::support::openssl(
+        dir.path(),
+        &[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+            "k.pem",
+        ],
+    );
+    assert!(ok, "{out}");
+    for (name, alg, material) in [
+        (
+            "i-hmac",
+            Algorithm::HmacSha256,
+            b"imported hmac secret, 32 bytes!!".to_vec(),
+        ),
+        (
+            "i-ecdsa",
+            Algorithm::EcdsaP256Sha256,
+            std::fs::read(dir.path().join("k.pem")).unwrap(),
+        ),
+    ] {
+        s.admin()
+            .import_key(pb::ImportKeyRequest {
+                name: name.into(),
+                algorithm: pb::Algorithm::from_str_name(alg.name()).unwrap() as i32,
+                material,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
     }
     let pin = std::fs::read_to_string(cfg.pin_file.as_ref().unwrap()).unwrap();
     let out = std::process::Command::new("pkcs11-tool")
@@ -90,7 +129,42 @@ async fn keys_on_token_are_sensitive_and_never_extractable() {
     );
     let keys =
         text.matches("Private Key Object").count() + text.matches("Secret Key Object").count();
-    assert_eq!(keys, 4, "{text}");
+    assert_eq!(keys, 6, "{text}");
+    // Each key object has exactly the usages its purpose needs, whatever
+    // the module's defaults (SoftHSM2's would add decrypt and unwrap):
+    // private keys sign, public keys verify, HMAC secrets sign and verify.
+    let lines: Vec<&str> = text.lines().collect();
+    let mut usages_checked = 0;
+    for (i, l) in lines.iter().enumerate() {
+        let want: &[&str] = if l.starts_with("Private Key Object") {
+            &["sign"]
+        } else if l.starts_with("Public Key Object") {
+            &["verify"]
+        } else if l.starts_with("Secret Key Object") {
+            // pkcs11-tool lists no "sign" for a secret key (CKA_SIGN is
+            // read back below), but would list encrypt, decrypt, wrap...
+            &["verify"]
+        } else {
+            continue;
+        };
+        let usage = lines[i + 1..]
+            .iter()
+            .take_while(|x| x.starts_with(' ') || x.starts_with('\t'))
+            .find(|x| x.trim_start().starts_with("Usage:"))
+            .unwrap_or_else(|| panic!("no Usage line for {l}\n{text}"));
+        let mut got: Vec<&str> = usage
+            .trim_start()
+            .trim_start_matches("Usage:")
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .collect();
+        got.sort_unstable();
+        assert_eq!(got, want, "{l}: {usage}\n{text}");
+        usages_checked += 1;
+    }
+    // Six private or secret keys and the public halves of the four pairs.
+    assert_eq!(usages_checked, 6 + 4, "{text}");
     // Every "Access:" line of a private or secret key says sensitive and
     // never extractable; none says extractable without "never".
     let mut checked = 0;
@@ -103,11 +177,18 @@ async fn keys_on_token_are_sensitive_and_never_extractable() {
                 .find(|x| x.trim_start().starts_with("Access:"))
                 .unwrap_or_else(|| panic!("no Access line for {l}\n{text}"));
             assert!(access.contains("sensitive"), "{access}");
-            assert!(access.contains("never extractable"), "{access}");
+            // An imported key was extractable once, by definition (it came
+            // from outside); it is not extractable now either.
+            let imported = lines[i + 1].contains("label:      i-");
+            if imported {
+                assert!(!access.contains("extractable"), "{access}");
+            } else {
+                assert!(access.contains("never extractable"), "{access}");
+            }
             checked += 1;
         }
     }
-    assert_eq!(checked, 4);
+    assert_eq!(checked, 6);
 
     // Reading a value out is refused by the token.
     let ctx = signet::keys::pkcs11::module_context(&cfg.module).unwrap();
@@ -138,6 +219,28 @@ async fn keys_on_token_are_sensitive_and_never_extractable() {
                     }
                     Attribute::Extractable(v) => assert!(!v),
                     _ => {}
+                }
+            }
+            // It signs; the usages no key of signet's has read back false.
+            let usages = session
+                .get_attributes(
+                    h,
+                    &[
+                        AttributeType::Sign,
+                        AttributeType::Decrypt,
+                        AttributeType::Unwrap,
+                        AttributeType::Derive,
+                    ],
+                )
+                .unwrap();
+            assert_eq!(usages.len(), 4, "{usages:?}");
+            for a in usages {
+                match a {
+                    Attribute::Sign(v) => assert!(v, "{a:?}"),
+                    Attribute::Decrypt(v) | Attribute::Unwrap(v) | Attribute::Derive(v) => {
+                        assert!(!v, "{a:?}")
+                    }
+                    other => panic!("unexpected {other:?}"),
                 }
             }
             let value = session.get_attributes(h, &[AttributeType::Value]);
