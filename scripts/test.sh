@@ -14,6 +14,9 @@ cargo fmt --all -- --check
 step "layers: no import circle over two files, no upward import (docs/architecture.md)"
 python3 scripts/check-layers.py
 
+step "MSRV: no locked package needs a newer Rust than Cargo.toml's rust-version"
+python3 scripts/check-msrv.py
+
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets --locked -- -D warnings
 

@@ -96,12 +96,12 @@ pub(crate) fn show(d: Duration) -> String {
     if d.subsec_nanos() == 0 {
         let s = d.as_secs();
         for (unit, name) in [(DAY, "d"), (3600, "h"), (60, "m"), (1, "s")] {
-            if s % unit == 0 {
+            if s.is_multiple_of(unit) {
                 return format!("{}{name}", s / unit);
             }
         }
     }
-    if d.subsec_nanos() % 1_000_000 == 0 {
+    if d.subsec_nanos().is_multiple_of(1_000_000) {
         return format!("{}ms", d.as_millis());
     }
     humantime::format_duration(d).to_string()

@@ -41,7 +41,7 @@ fn key_name(k: usize) -> String {
 /// Even keys Ed25519, odd ones ECDSA P-256: both generate in milliseconds
 /// on SoftHSM2.
 fn algorithm(k: usize) -> Algorithm {
-    if k % 2 == 0 {
+    if k.is_multiple_of(2) {
         Algorithm::Ed25519
     } else {
         Algorithm::EcdsaP256Sha256

@@ -67,7 +67,7 @@ async fn certificate_rotation_on_disk_drops_no_request() {
             while !stop.load(Ordering::Relaxed) {
                 i += 1;
                 // Every fourth call on a fresh connection.
-                let ch = if i % 4 == 0 {
+                let ch = if i.is_multiple_of(4) {
                     let mut tls = ClientTlsConfig::new()
                         .ca_certificate(Certificate::from_pem(&both))
                         .domain_name("localhost")
