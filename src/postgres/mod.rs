@@ -174,16 +174,28 @@ impl Database {
         F: FnOnce(deadpool_postgres::Object) -> Fut,
         Fut: Future<Output = Result<T, DbError>>,
     {
+        match self.attempt(op).await {
+            Ok(v) => Ok(v),
+            Err(DbError::Refused(e)) => Err(e),
+            Err(e) => Err(unavailable(what, &e)),
+        }
+    }
+
+    /// Runs `op` on a pooled connection within the statement timeout and
+    /// says why it failed, for a caller that must tell failures apart
+    /// (a commit whose outcome is unknown); [`Database::with`] otherwise.
+    pub(crate) async fn attempt<T, F, Fut>(&self, op: F) -> Result<T, DbError>
+    where
+        F: FnOnce(deadpool_postgres::Object) -> Fut,
+        Fut: Future<Output = Result<T, DbError>>,
+    {
         let run = async {
             let client = self.pool.get().await.map_err(DbError::from)?;
             op(client).await
         };
-        match tokio::time::timeout(self.timeout, run).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(DbError::Refused(e))) => Err(e),
-            Ok(Err(e)) => Err(unavailable(what, &e)),
-            Err(_) => Err(unavailable(what, &DbError::Timeout(self.timeout))),
-        }
+        tokio::time::timeout(self.timeout, run)
+            .await
+            .unwrap_or(Err(DbError::Timeout(self.timeout)))
     }
 }
 

@@ -160,9 +160,9 @@ impl PgRegistryStore {
         let (keys, audit) = (self.db.table("keys"), self.db.table("audit"));
         let channel = channel(self.db.schema());
         let committing = AtomicBool::new(false);
+        let commit_sent = &committing;
         let version = change.version.map(|v| v as i32);
-        let run = async {
-            let mut client = self.db.pool.get().await.map_err(DbError::from)?;
+        let run = |mut client: deadpool_postgres::Object| async move {
             let tx = client.transaction().await?;
             let row = match expected {
                 None => {
@@ -219,15 +219,11 @@ impl PgRegistryStore {
             .await?;
             tx.execute("SELECT pg_notify($1, $2)", &[&channel, &name])
                 .await?;
-            committing.store(true, Ordering::SeqCst);
+            commit_sent.store(true, Ordering::SeqCst);
             tx.commit().await?;
             Ok(generation)
         };
-        let r = match tokio::time::timeout(self.db.timeout, run).await {
-            Ok(r) => r,
-            Err(_) => Err(DbError::Timeout(self.db.timeout)),
-        };
-        match r {
+        match self.db.attempt(run).await {
             Ok(generation) => {
                 self.seen.lock().insert(name.to_string(), generation);
                 Ok(())
