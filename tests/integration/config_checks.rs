@@ -4,7 +4,7 @@
 //! restart-only setting it could not apply.
 
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use signet::api::pb;
 use signet::auth::policy::token_hash;
@@ -24,18 +24,11 @@ fn signet(args: &[&str]) -> (bool, String) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("signet {args:?} did not exit: it accepted the configuration");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = crate::support::process::wait_exit(
+        &mut child,
+        Duration::from_secs(30),
+        &format!("signet {args:?} did not exit: it accepted the configuration"),
+    );
     let mut err = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
     let line = err

@@ -169,18 +169,11 @@ pub fn signet_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
         std::io::Read::read_to_string(&mut err, &mut s).unwrap();
         s
     });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("signet {args:?} did not exit within 60 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = crate::support::process::wait_exit(
+        &mut child,
+        Duration::from_secs(60),
+        &format!("signet {args:?} did not exit within 60 s"),
+    );
     let (stdout, stderr) = (o.join().unwrap(), e.join().unwrap());
     keep_log(&format!("{stdout}{stderr}"));
     Output {
