@@ -96,10 +96,14 @@ pub(crate) fn url_form(form: UrlForm, url: &str) -> String {
     if form == UrlForm::AsGiven {
         return url.to_string();
     }
-    // The part after the authority for an absolute URL, else all of it.
-    let rest = match url.find("://") {
+    // The part after the authority for an absolute URL (one that starts
+    // with `scheme://`), else all of it. Only a leading scheme counts: a
+    // `://` inside the path or query (`/cb?next=https://x/y`) is data, and
+    // taking it for the authority would drop the real path from what is
+    // signed, so one signature would cover every path with that query.
+    let rest = match absolute_authority_end(url) {
         Some(i) => {
-            let after = &url[i + 3..];
+            let after = &url[i..];
             match after.find(['/', '?', '#']) {
                 Some(j) => &after[j..],
                 None => "",
@@ -117,6 +121,21 @@ pub(crate) fn url_form(form: UrlForm, url: &str) -> String {
         (UrlForm::PathAndQuery, Some(q)) => format!("{path}?{q}"),
         _ => path.to_string(),
     }
+}
+
+/// For `scheme://…` (RFC 3986: a letter, then letters, digits, `+`, `-`,
+/// `.`), the offset just past `://`; `None` for any other URL.
+fn absolute_authority_end(url: &str) -> Option<usize> {
+    let colon = url.find(':')?;
+    let scheme = &url[..colon];
+    let valid = scheme
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic())
+        && scheme
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b));
+    (valid && url[colon..].starts_with("://")).then_some(colon + 3)
 }
 
 struct Values<'a> {

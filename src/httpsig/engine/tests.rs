@@ -360,6 +360,19 @@ fn url_forms() {
         ("/a?", PathAndQuery, "/a?"),
         ("/a#x?y", PathAndQuery, "/a"),
         ("https://h.example/a b", AsGiven, "https://h.example/a b"),
+        // A URL inside the query of an origin-form URL is not its authority.
+        ("/refund/1?next=https://x.example/y", Path, "/refund/1"),
+        (
+            "/refund/1?next=https://x.example/y",
+            PathAndQuery,
+            "/refund/1?next=https://x.example/y",
+        ),
+        ("/a/https://x.example/y", Path, "/a/https://x.example/y"),
+        ("https://h.example/cb?next=https://x/y", Path, "/cb"),
+        ("HTTP+x.y-z://h/p", Path, "/p"),
+        // Not a scheme: a digit first, or a character schemes do not have.
+        ("1http://h/p", Path, "1http://h/p"),
+        ("ht_tp://h/p", Path, "ht_tp://h/p"),
     ];
     for (url, form, want) in cases {
         assert_eq!(url_form(form, url), want, "{url} {form:?}");
@@ -387,4 +400,38 @@ async fn ed25519_keys_and_bad_methods_are_refused() {
         timestamp(&ms, now() + Duration::from_nanos(1_999_999)),
         format!("{NOW}001")
     );
+}
+
+#[tokio::test]
+async fn a_url_in_the_query_does_not_unbind_the_path() {
+    let (reg, _) = setup().await;
+    let p = profile(
+        "name = \"b\"\npreset = \"boxo\"\nkey = \"hook\"\nverify_key = \"hook\"\n\
+         client_id = \"c\"\nurl_form = \"path\"\n",
+    );
+    let at = |url| Request {
+        method: "POST",
+        url,
+        body: b"{}",
+    };
+    let out = sign_request(
+        &p,
+        &reg,
+        at("/refund/1?next=https://x.example/y"),
+        None,
+        now(),
+    )
+    .await
+    .unwrap();
+    let replay = MemoryReplayStore::new(100);
+    let other = at("/transfer/999?next=https://x.example/y");
+    let v = verify_request(&p, &reg, &replay, other, &out.headers, "", now())
+        .await
+        .unwrap();
+    assert_eq!(v.reason, Some(Reason::SignatureMismatch));
+    let same = at("/refund/1?next=https://x.example/y");
+    let v = verify_request(&p, &reg, &replay, same, &out.headers, "", now())
+        .await
+        .unwrap();
+    assert_eq!(v.reason, None);
 }
