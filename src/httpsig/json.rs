@@ -36,7 +36,9 @@ pub(crate) struct Style {
     pub ascii: bool,
 }
 
-/// Deepest nesting accepted.
+/// Most arrays and objects one value may be nested in, counted alike
+/// (scalars do not count): 128 nested containers parse, the 129th is
+/// refused at its opening bracket.
 pub(crate) const MAX_DEPTH: usize = 128;
 
 /// Why a body is not one JSON text. The message never quotes the body.
@@ -106,9 +108,10 @@ impl Parser<'_> {
         }
     }
 
+    /// A value inside `depth` arrays and objects.
     fn value(&mut self, depth: usize) -> Result<Value, JsonError> {
-        if depth > MAX_DEPTH {
-            return Err(self.err("nested too deeply"));
+        if matches!(self.s.get(self.i), Some(b'{' | b'[')) && depth >= MAX_DEPTH {
+            return Err(self.err("nested in more than 128 arrays and objects"));
         }
         match self.s.get(self.i) {
             None => Err(self.err("unexpected end")),

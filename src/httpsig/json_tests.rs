@@ -91,10 +91,51 @@ fn refuses_what_rfc_8259_refuses() {
         assert!(parse(bad.as_bytes()).is_err(), "accepted {bad:?}");
     }
     assert!(parse(b"\"\xff\"").is_err());
-    let deep = "[".repeat(MAX_DEPTH + 2) + &"]".repeat(MAX_DEPTH + 2);
-    assert!(parse(deep.as_bytes()).is_err());
-    let ok = "[".repeat(MAX_DEPTH) + &"]".repeat(MAX_DEPTH);
-    assert!(parse(ok.as_bytes()).is_ok());
+}
+
+#[test]
+fn arrays_and_objects_nest_to_the_same_depth() {
+    let arrays = |n: usize, leaf: &str| "[".repeat(n) + leaf + &"]".repeat(n);
+    let objects =
+        |n: usize, leaf: &str| "{\"a\":".repeat(n - 1) + "{\"a\":" + leaf + &"}".repeat(n);
+    let empty_objects = |n: usize| "{\"a\":".repeat(n - 1) + "{}" + &"}".repeat(n - 1);
+    let mixed = |n: usize| {
+        let open: String = (0..n)
+            .map(|i| if i % 2 == 0 { "[" } else { "{\"k\":" })
+            .collect();
+        let close: String = (0..n)
+            .rev()
+            .map(|i| if i % 2 == 0 { "]" } else { "}" })
+            .collect();
+        open + "1" + &close
+    };
+    for ok in [
+        arrays(MAX_DEPTH, ""),
+        arrays(MAX_DEPTH, "1"),
+        objects(MAX_DEPTH, "1"),
+        empty_objects(MAX_DEPTH),
+        mixed(MAX_DEPTH),
+    ] {
+        assert!(parse(ok.as_bytes()).is_ok(), "refused {} levels", MAX_DEPTH);
+    }
+    for deep in [
+        arrays(MAX_DEPTH + 1, ""),
+        arrays(MAX_DEPTH + 1, "1"),
+        objects(MAX_DEPTH + 1, "1"),
+        empty_objects(MAX_DEPTH + 1),
+        mixed(MAX_DEPTH + 1),
+    ] {
+        let e = parse(deep.as_bytes()).unwrap_err();
+        assert_eq!(e.what, "nested in more than 128 arrays and objects");
+        // Refused at the opening bracket of the 129th container.
+        assert!(
+            matches!(deep.as_bytes()[e.offset], b'[' | b'{'),
+            "{}",
+            e.offset
+        );
+    }
+    // Deep input far past the limit is refused, never a stack overflow.
+    assert!(parse(arrays(100_000, "").as_bytes()).is_err());
 }
 
 #[test]
