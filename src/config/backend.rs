@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 
 use super::in_range;
 use crate::bounds;
@@ -142,6 +142,19 @@ impl BackendConfig {
             BackendConfig::Pkcs11(p) => p.validate(),
         }
     }
+}
+
+/// `[backend]` read with `type = "memory"` when the table names no type,
+/// as documented (`[backend] demo_keys = true` alone is a memory backend).
+pub(super) fn memory_unless_typed<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<BackendConfig, D::Error> {
+    let mut table = toml::Table::deserialize(d)?;
+    table
+        .entry("type")
+        .or_insert_with(|| toml::Value::String("memory".into()));
+    BackendConfig::deserialize(toml::Value::Table(table))
+        .map_err(|e| serde::de::Error::custom(e.message().trim()))
 }
 
 impl Default for BackendConfig {

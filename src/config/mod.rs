@@ -44,6 +44,21 @@ pub use registry::{RegistryConfig, RegistryStoreKind};
 pub(crate) use reload::restart_only_changes;
 pub use server::{ServerConfig, TlsConfig, TlsVersion};
 
+/// The built-in demo configuration, as a file would say it.
+const DEMO: &str = r#"
+[server]
+plaintext = true
+
+[backend]
+type = "memory"
+demo_keys = true
+
+[[profiles]]
+name = "stripe"
+preset = "stripe"
+key = "demo-hmac"
+"#;
+
 /// The whole configuration file.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -51,8 +66,8 @@ pub struct Config {
     /// The gRPC listener.
     #[serde(default)]
     pub server: ServerConfig,
-    /// Where keys live.
-    #[serde(default)]
+    /// Where keys live; `type` defaults to `memory`.
+    #[serde(default, deserialize_with = "backend::memory_unless_typed")]
     pub backend: BackendConfig,
     /// Key lifecycle defaults.
     #[serde(default)]
@@ -156,14 +171,11 @@ impl Config {
         })
     }
 
-    /// The built-in demo configuration: memory backend with demo keys.
+    /// The built-in demo configuration (`signet serve` with no file):
+    /// memory backend with demo keys, plaintext on loopback, and a `stripe`
+    /// profile on `demo-hmac` so the HTTP signing commands work at once.
     pub fn demo() -> Self {
-        let mut c = Config {
-            backend: BackendConfig::Memory { demo_keys: true },
-            ..Default::default()
-        };
-        c.server.plaintext = true;
-        c
+        Self::parse(DEMO).expect("the built-in demo configuration is valid")
     }
 
     /// Applies `signet serve --listen`, which wins over `server.listen` at

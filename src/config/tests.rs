@@ -13,6 +13,22 @@ fn empty_config_is_defaults() {
 }
 
 #[test]
+fn backend_type_defaults_to_memory() {
+    let c = Config::parse("[backend]\ndemo_keys = true\n").unwrap();
+    assert_eq!(c.backend, BackendConfig::Memory { demo_keys: true });
+    // Fields of another type, or none at all, are still refused by name.
+    let e = Config::parse("[backend]\nmodule = \"/x.so\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("module"), "{e}");
+    let e = Config::parse("[backend]\ndemo_key = true\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("demo_key"), "{e}");
+    assert!(e.contains("line 1"), "{e}");
+}
+
+#[test]
 fn unknown_fields_are_refused() {
     let e = Config::parse("[server]\nlisten = \"127.0.0.1:1\"\nlisen = 1\n")
         .unwrap_err()

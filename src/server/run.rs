@@ -76,7 +76,11 @@ async fn run_inner(
     listen_override: Option<std::net::SocketAddr>,
 ) -> Result<(), StartupError> {
     if config_path.is_none() {
-        tracing::warn!("no --config given: starting the built-in demo configuration");
+        tracing::warn!(
+            "no --config given: starting the built-in demo configuration (in-memory keys \
+             demo-hmac, demo-rsa, demo-ecdsa, demo-ed25519; HTTP profile stripe on demo-hmac; \
+             nothing is kept)"
+        );
     }
     let security = Security::new(
         settings.policy,
