@@ -240,7 +240,10 @@ pub(super) fn warn_missing_keys(
     profiles: &[crate::httpsig::profile::Profile],
 ) {
     for p in profiles {
-        for k in [&p.key, &p.verify_key].into_iter().flatten() {
+        // A profile that signs and verifies with one key names it twice.
+        let keys: std::collections::BTreeSet<&String> =
+            [&p.key, &p.verify_key].into_iter().flatten().collect();
+        for k in keys {
             if registry.get(k).is_err() {
                 tracing::warn!(profile = %p.name, key = %k, "profile names a key that does not exist yet");
             }

@@ -52,7 +52,7 @@ pub(crate) async fn open_registry(
             ),
             BackendConfig::Pkcs11(p) => {
                 let backend = open_pkcs11(p).await?;
-                tracing::info!(backend = ?backend, "PKCS#11 backend ready");
+                tracing::info!(token = %backend.token(), "PKCS#11 backend ready");
                 let backend = Arc::new(backend);
                 let store: Arc<dyn RegistryStore> = match config.registry.store {
                     RegistryStoreKind::Token => Arc::new(TokenStore::new(backend.clone())),

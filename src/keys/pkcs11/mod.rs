@@ -147,6 +147,12 @@ impl Pkcs11Backend {
         })
     }
 
+    /// How the token was named in the configuration (label or serial), for
+    /// log lines.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
     /// PKCS#11 calls queued or running on this backend's threads: zero
     /// once [`KeyBackend::shutdown`] has returned.
     pub fn calls_in_flight(&self) -> usize {
