@@ -13,8 +13,8 @@ use tonic::transport::Channel;
 use super::bench_report::{Progress, Report};
 use super::bench_stats::{process_cpu, Counters, Outcome};
 use super::client::{
-    bearer, code_name, connect_error, parse_algorithm, parse_duration, print_json, secure_endpoint,
-    status_detail, status_message, write_output, CliError, CliResult, Conn,
+    bearer, code_name, connect_error, parse_duration, print_json, secure_endpoint, status_detail,
+    status_message, write_output, CliError, CliResult, Conn,
 };
 use super::Global;
 use crate::api::pb;
@@ -63,7 +63,7 @@ pub(crate) struct BenchArgs {
     #[arg(long)]
     pub in_process: bool,
     /// With --in-process: the algorithm, by its proto name.
-    #[arg(long, short, requires = "in_process", value_parser = parse_algorithm)]
+    #[arg(long, short, requires = "in_process", value_parser = super::args::AlgorithmArg)]
     pub algorithm: Option<Algorithm>,
     /// With --in-process: sign through the backend of this config file
     /// (a PKCS#11 token) instead of a fresh in-memory key. A temporary key
@@ -120,9 +120,10 @@ pub(crate) async fn run(global: &Global, a: BenchArgs) -> CliResult {
     Ok(())
 }
 
-/// Connects `n` separate channels (each its own HTTP/2 connection). An
-/// unreachable server gives lazy channels and a warning, so the run still
-/// ends on time and counts the failures.
+/// Connects `n` separate channels (each its own HTTP/2 connection). When
+/// none connects there is nothing to measure: the command fails at once
+/// with the reason. When only some do, the others are lazy channels and a
+/// warning, so the run still ends on time and counts the failures.
 async fn channels(g: &Global, n: usize) -> CliResult<(Vec<Conn>, Option<String>)> {
     let uri = g.endpoint.as_str();
     let ep = secure_endpoint(g)?;
@@ -134,16 +135,27 @@ async fn channels(g: &Global, n: usize) -> CliResult<(Vec<Conn>, Option<String>)
     }
     let mut out: Vec<Option<Channel>> = vec![None; n];
     let mut failure = None;
+    let mut connected = 0;
     while let Some(r) = set.join_next().await {
         let (i, r) = r.map_err(|e| CliError::usage(format!("connect task failed: {e}")))?;
         out[i] = Some(match r {
-            Ok(ch) => ch,
+            Ok(ch) => {
+                connected += 1;
+                ch
+            }
             Err(e) => {
-                failure.get_or_insert_with(|| connect_error(uri, &e).message);
+                let e = connect_error(uri, &e);
+                if failure.is_none() {
+                    failure = Some(e);
+                }
                 ep.connect_lazy()
             }
         });
     }
+    let failure = match failure {
+        Some(e) if connected == 0 => return Err(e),
+        f => f.map(|e| e.message),
+    };
     Ok((
         out.into_iter()
             .flatten()

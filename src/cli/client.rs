@@ -1,7 +1,6 @@
 //! What every client sub-command shares: the error type and exit codes,
 //! connecting to the server, argument parsers, and input / output helpers.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
@@ -10,8 +9,9 @@ use std::time::Duration;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic::{Code, Status};
 
-use crate::api::pb;
-use crate::keys::Algorithm;
+pub(crate) use super::args::{
+    algorithm_name, algorithm_pb, duration_pb, labels_map, parse_duration, parse_label,
+};
 
 /// Exit code of a failed RPC or an unreachable server.
 pub(crate) const EXIT_RPC: u8 = 1;
@@ -70,10 +70,29 @@ impl From<Status> for CliError {
             .get("x-request-id")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
+        if let Some(hint) = transport_hint(&s, request_id.is_some()) {
+            // The connection failed under the call: no server answered, so
+            // the code is the one gRPC gives an unreachable server.
+            let mut e = CliError::rpc(format!("UNAVAILABLE: {hint}"));
+            e.status = Some(("UNAVAILABLE", hint, None));
+            return e;
+        }
         let mut e = CliError::rpc(status_message(&s));
         e.status = Some((code_name(s.code()), status_detail(&s), request_id));
         e
     }
+}
+
+/// For a call that failed in the transport (no server answer, a source
+/// error): what mistake it points to, when it points to one.
+fn transport_hint(s: &Status, answered: bool) -> Option<String> {
+    if answered {
+        return None;
+    }
+    let src = std::error::Error::source(s)?;
+    let dial = super::transport::dial()?;
+    let chain = format!("{}: {}", s.message(), error_chain(src));
+    super::transport::diagnose(&dial.endpoint, &chain, dial.client_cert)
 }
 
 impl CliError {
@@ -164,6 +183,7 @@ pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 
 /// The endpoint for `uri`, with signet's timeouts, not yet connected.
 pub(crate) fn endpoint(uri: &str) -> CliResult<Endpoint> {
+    super::transport::check_scheme(uri).map_err(CliError::usage)?;
     let ep = Endpoint::from_shared(uri.to_string())
         .map_err(|e| CliError::usage(format!("invalid --endpoint {uri:?}: {e}")))?;
     Ok(ep
@@ -177,6 +197,7 @@ pub(crate) fn endpoint(uri: &str) -> CliResult<Endpoint> {
 /// --ca-file, and --cert-file/--key-file for mutual TLS).
 pub(crate) fn secure_endpoint(g: &super::Global) -> CliResult<Endpoint> {
     let ep = endpoint(&g.endpoint)?;
+    super::transport::remember(&g.endpoint, g.cert_file.is_some());
     let https = g.endpoint.starts_with("https://");
     if !https {
         if g.ca_file.is_some() || g.cert_file.is_some() {
@@ -259,64 +280,14 @@ pub(crate) async fn connect(g: &super::Global) -> CliResult<Conn> {
 
 /// The "cannot connect" error for `uri`.
 pub(crate) fn connect_error(uri: &str, e: &tonic::transport::Error) -> CliError {
+    let client_cert = super::transport::dial().is_some_and(|d| d.client_cert);
+    if let Some(hint) = super::transport::diagnose(uri, &error_chain(e), client_cert) {
+        return CliError::rpc(format!("cannot connect to {uri}: {hint}"));
+    }
     CliError::rpc(format!(
         "cannot connect to {uri}: {} (is `signet serve` running there? set --endpoint or SIGNET_ENDPOINT)",
         error_chain(e).trim_start_matches("transport error: ")
     ))
-}
-
-/// Parses an algorithm by its proto name, case-insensitively.
-pub(crate) fn parse_algorithm(s: &str) -> Result<Algorithm, String> {
-    Algorithm::from_name(s.trim()).ok_or_else(|| {
-        let names: Vec<&str> = Algorithm::ALL.iter().map(|a| a.name()).collect();
-        format!("unknown algorithm {s:?}; one of: {}", names.join(", "))
-    })
-}
-
-/// The proto enum value of an algorithm.
-pub(crate) fn algorithm_pb(a: Algorithm) -> i32 {
-    pb::Algorithm::from_str_name(a.name())
-        .map(|p| p as i32)
-        .unwrap_or_default()
-}
-
-/// The proto name of an algorithm enum value.
-pub(crate) fn algorithm_name(v: i32) -> String {
-    pb::Algorithm::try_from(v)
-        .map(|a| a.as_str_name().to_string())
-        .unwrap_or_else(|_| format!("UNKNOWN({v})"))
-}
-
-/// Parses a humantime duration ("90d", "1h 30m", "10s").
-pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s.trim()).map_err(|e| format!("invalid duration {s:?}: {e}"))
-}
-
-/// A std duration as a proto duration.
-pub(crate) fn duration_pb(d: Duration) -> prost_types::Duration {
-    prost_types::Duration {
-        seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-        nanos: d.subsec_nanos() as i32,
-    }
-}
-
-/// Parses one `--label key=value`.
-pub(crate) fn parse_label(s: &str) -> Result<(String, String), String> {
-    match s.split_once('=') {
-        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
-        _ => Err(format!("invalid label {s:?}: expected key=value")),
-    }
-}
-
-/// Collects labels, refusing a key given twice.
-pub(crate) fn labels_map(labels: &[(String, String)]) -> CliResult<BTreeMap<String, String>> {
-    let mut map = BTreeMap::new();
-    for (k, v) in labels {
-        if map.insert(k.clone(), v.clone()).is_some() {
-            return Err(CliError::usage(format!("label {k:?} given more than once")));
-        }
-    }
-    Ok(map)
 }
 
 /// Reads `path`, or standard input when it is `None` or `-`.
@@ -379,57 +350,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn durations() {
-        assert_eq!(
-            parse_duration("90d").unwrap(),
-            Duration::from_secs(90 * 86400)
-        );
-        assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
-        assert_eq!(
-            parse_duration(" 1h 30m ").unwrap(),
-            Duration::from_secs(5400)
-        );
-        assert!(parse_duration("soon").is_err());
-        assert!(parse_duration("").is_err());
-        let p = duration_pb(Duration::from_millis(1500));
-        assert_eq!((p.seconds, p.nanos), (1, 500_000_000));
-    }
-
-    #[test]
-    fn labels() {
-        assert_eq!(
-            parse_label("env=prod").unwrap(),
-            ("env".into(), "prod".into())
-        );
-        assert_eq!(parse_label("a=b=c").unwrap(), ("a".into(), "b=c".into()));
-        assert_eq!(
-            parse_label("empty=").unwrap(),
-            ("empty".into(), String::new())
-        );
-        assert!(parse_label("novalue").is_err());
-        assert!(parse_label("=v").is_err());
-        let dup = [("a".to_string(), "1".to_string()), ("a".into(), "2".into())];
-        assert_eq!(labels_map(&dup).unwrap_err().code, EXIT_USAGE);
-        let ok = [("b".to_string(), "1".to_string()), ("a".into(), "2".into())];
-        assert_eq!(labels_map(&ok).unwrap().len(), 2);
-    }
-
-    #[test]
-    fn algorithms() {
-        assert_eq!(
-            parse_algorithm("ecdsa_p256_sha256").unwrap(),
-            Algorithm::EcdsaP256Sha256
-        );
-        assert_eq!(parse_algorithm("ED25519").unwrap(), Algorithm::Ed25519);
-        let err = parse_algorithm("rsa").unwrap_err();
-        assert!(err.contains("HMAC_SHA256"), "{err}");
-        for a in Algorithm::ALL {
-            assert_eq!(algorithm_name(algorithm_pb(a)), a.name());
-        }
-        assert_eq!(algorithm_name(99), "UNKNOWN(99)");
-    }
-
-    #[test]
     fn status_messages() {
         let s = Status::not_found("key foo not found");
         assert_eq!(status_message(&s), "NOT_FOUND: key foo not found");
@@ -448,5 +368,8 @@ mod tests {
     fn bad_endpoint_is_usage() {
         assert_eq!(endpoint("not a uri").unwrap_err().code, EXIT_USAGE);
         assert!(endpoint("http://127.0.0.1:1").is_ok());
+        let e = endpoint("127.0.0.1:1").unwrap_err();
+        assert_eq!(e.code, EXIT_USAGE);
+        assert!(e.message.contains("http://127.0.0.1:1"), "{}", e.message);
     }
 }

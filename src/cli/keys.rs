@@ -7,8 +7,8 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 
 use super::client::{
-    algorithm_pb, connect, duration_pb, labels_map, parse_algorithm, parse_duration, parse_label,
-    print_json, read_input, write_output, CliError, CliResult,
+    algorithm_pb, connect, duration_pb, labels_map, parse_duration, parse_label, print_json,
+    read_input, write_output, CliError, CliResult,
 };
 use super::render::{key_json, key_list_text, key_text};
 use super::Global;
@@ -48,7 +48,7 @@ pub(crate) struct CreateArgs {
     /// The key's name: [a-z0-9][a-z0-9._-]{0,63}.
     pub name: String,
     /// Algorithm by its proto name, case-insensitive (e.g. ECDSA_P256_SHA256).
-    #[arg(long, short, value_parser = parse_algorithm)]
+    #[arg(long, short, value_parser = super::args::AlgorithmArg)]
     pub algorithm: Algorithm,
     /// A label, key=value; repeat for more.
     #[arg(long = "label", short, value_name = "KEY=VALUE", value_parser = parse_label)]
@@ -71,7 +71,7 @@ pub(crate) struct ImportArgs {
     /// The key's name (a new key, or an existing one with --new-version).
     pub name: String,
     /// Algorithm the material is for, by its proto name.
-    #[arg(long, short, value_parser = parse_algorithm)]
+    #[arg(long, short, value_parser = super::args::AlgorithmArg)]
     pub algorithm: Algorithm,
     /// File with the material ("-" for standard input): raw HMAC secret,
     /// PKCS#8 PEM/DER private key, SPKI/PKCS#1 PEM, DER or JWK public key.

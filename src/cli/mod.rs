@@ -6,12 +6,14 @@
 //! codes: 0 success, 1 server error or unreachable server, 2 usage or I/O
 //! error, 3 `verify` found the signature invalid.
 
+pub(crate) mod args;
 pub(crate) mod bench;
 pub(crate) mod bench_local;
 pub(crate) mod bench_registry;
 pub(crate) mod bench_report;
 pub(crate) mod bench_stats;
 pub(crate) mod client;
+pub(crate) mod dev_certs;
 pub(crate) mod http;
 pub(crate) mod keys;
 pub(crate) mod public_key;
@@ -19,6 +21,7 @@ pub(crate) mod registry;
 pub(crate) mod render;
 pub(crate) mod sign;
 pub(crate) mod token;
+pub(crate) mod transport;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -106,6 +109,9 @@ pub(crate) enum Command {
     /// Make bearer tokens for [[auth.tokens]].
     #[command(subcommand)]
     Token(token::TokenCommand),
+    /// Write a throw-away CA, a server certificate and a client
+    /// certificate, and a config that serves mutual TLS with them.
+    DevCerts(dev_certs::DevCertsArgs),
     /// Operate on the key registry itself (move it to PostgreSQL).
     #[command(subcommand)]
     Registry(registry::RegistryCommand),
@@ -212,6 +218,7 @@ pub(crate) async fn dispatch(cli: Cli) -> CliResult {
         Command::BenchRegistry(a) => bench_registry::run(g, a).await,
         Command::Http(c) => http::run(g, c).await,
         Command::Token(c) => token::run(g, c),
+        Command::DevCerts(a) => dev_certs::run(g, a),
         Command::Registry(c) => registry::run(g.json, &c).await,
         Command::CheckConfig(a) => {
             check_config(&a.config).map_err(|e| CliError::usage(e.to_string()))

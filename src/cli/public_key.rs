@@ -76,41 +76,55 @@ pub(crate) async fn run(global: &Global, a: PublicKeyArgs) -> CliResult {
     };
     let resp = client.get_public_key(req).await?.into_inner();
     let binary = a.format == KeyFormat::Der;
+    let jwk = (a.format == KeyFormat::Jwk)
+        .then(|| serde_json::from_slice::<serde_json::Value>(&resp.public_key).ok())
+        .flatten();
+    // What a file (or, without --json, standard output) receives.
+    let material = match &jwk {
+        Some(v) => serde_json::to_vec_pretty(v).unwrap_or_else(|_| resp.public_key.clone()),
+        None => resp.public_key.clone(),
+    };
+    if let Some(out) = &a.out {
+        write_output(Some(out), &with_newline(material.clone(), binary))?;
+    }
     if global.json {
-        let public_key = if binary {
-            base64::engine::general_purpose::STANDARD.encode(&resp.public_key)
-        } else {
-            String::from_utf8_lossy(&resp.public_key).into_owned()
+        // A JWK is JSON itself: an object, not a string holding one.
+        let public_key = match (jwk, binary) {
+            (Some(v), _) => v,
+            (None, true) => base64::engine::general_purpose::STANDARD
+                .encode(&resp.public_key)
+                .into(),
+            (None, false) => String::from_utf8_lossy(&resp.public_key).into(),
         };
-        let state = state_name(resp.state);
-        let j = json!({
+        let mut j = json!({
             "public_key": public_key,
             "format": format.as_str_name(),
             "algorithm": algorithm_name(resp.algorithm),
             "version": resp.version,
             "key_version_id": resp.key_version_id,
-            "state": state,
+            "state": state_name(resp.state),
         });
+        if let Some(out) = &a.out {
+            j["out"] = out.display().to_string().into();
+        }
         return print_json(&j);
     }
-    if binary {
-        if a.out.is_some() {
-            write_output(a.out.as_ref(), &resp.public_key)
-        } else {
-            let mut b = encode(Encoding::Base64, &resp.public_key);
-            b.push(b'\n');
-            write_output(None, &b)
-        }
-    } else {
-        let mut text = resp.public_key;
-        if a.format == KeyFormat::Jwk {
-            if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&text) {
-                text = serde_json::to_vec_pretty(&v).unwrap_or(text);
-            }
-        }
-        if text.last() != Some(&b'\n') {
-            text.push(b'\n');
-        }
-        write_output(a.out.as_ref(), &text)
+    if a.out.is_some() {
+        return Ok(());
     }
+    if binary {
+        let mut b = encode(Encoding::Base64, &resp.public_key);
+        b.push(b'\n');
+        write_output(None, &b)
+    } else {
+        write_output(None, &with_newline(material, false))
+    }
+}
+
+/// Text ends with a newline; DER is written as it is.
+fn with_newline(mut bytes: Vec<u8>, binary: bool) -> Vec<u8> {
+    if !binary && bytes.last() != Some(&b'\n') {
+        bytes.push(b'\n');
+    }
+    bytes
 }

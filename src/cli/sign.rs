@@ -169,31 +169,38 @@ pub(crate) async fn sign(global: &Global, a: SignArgs) -> CliResult {
     };
     let mut client = SignerClient::new(connect(global).await?);
     let resp = client.sign(req).await?.into_inner();
+    // --out always receives the signature itself; --json describes it on
+    // standard output (with the file's name when there is one).
+    if let Some(out) = &a.out {
+        let enc = a.encoding.unwrap_or(Encoding::Raw);
+        let mut bytes = encode(enc, &resp.signature);
+        if enc == Encoding::Raw {
+            write_binary(Some(out), &bytes)?;
+        } else {
+            bytes.push(b'\n');
+            write_output(Some(out), &bytes)?;
+        }
+    }
     if global.json {
-        let j = json!({
+        let mut j = json!({
             "signature": base64::engine::general_purpose::STANDARD.encode(&resp.signature),
             "version": resp.version,
             "key_version_id": resp.key_version_id,
             "algorithm": algorithm_name(resp.algorithm),
         });
         if let Some(out) = &a.out {
-            let mut text = serde_json::to_string_pretty(&j).unwrap_or_default();
-            text.push('\n');
-            return write_output(Some(out), text.as_bytes());
+            j["out"] = out.display().to_string().into();
         }
         return print_json(&j);
     }
-    let enc = a.encoding.unwrap_or(if a.out.is_some() {
-        Encoding::Raw
-    } else {
-        Encoding::Base64
-    });
-    let mut bytes = encode(enc, &resp.signature);
-    if enc == Encoding::Raw {
-        write_binary(a.out.as_ref(), &bytes)?;
-    } else {
-        bytes.push(b'\n');
-        write_output(a.out.as_ref(), &bytes)?;
+    if a.out.is_none() {
+        let mut bytes = encode(a.encoding.unwrap_or(Encoding::Base64), &resp.signature);
+        if a.encoding == Some(Encoding::Raw) {
+            write_binary(None, &bytes)?;
+        } else {
+            bytes.push(b'\n');
+            write_output(None, &bytes)?;
+        }
     }
     eprintln!(
         "signed with {} (version {}, {})",
