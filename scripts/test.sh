@@ -2,11 +2,16 @@
 # The whole test suite: formatting, lints, Rust unit and integration tests,
 # and the Python interop tests (a client generated from proto/ with
 # grpcio-tools, checked with Python's cryptography, hmac and a JOSE library).
-# This is what CI runs (through .ci/run, which first installs what it needs).
+# This is what CI runs (.ci/run calls it). It starts with scripts/setup.sh,
+# which installs or names everything the suite needs before compiling.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
+
+# Up front, in seconds: every tool and package the suite needs, installed
+# when this machine allows it, else named with the command that would.
+bash scripts/setup.sh
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

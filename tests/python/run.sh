@@ -3,6 +3,7 @@
 # checked against Python's cryptography, hmac, PyJWT and the openssl CLI.
 #
 #   bash tests/python/run.sh [PYTEST ARGS...]
+#   bash tests/python/run.sh --prepare     # only create / update .venv/
 #
 # Works from any directory. Creates .venv/ at the repository root on first
 # use and reinstalls tests/python/requirements.txt only when it changes.
@@ -34,6 +35,10 @@ if [ "$want" != "$have" ]; then
   echo "==> installing $req"
   "$py" -m pip install --quiet --disable-pip-version-check -r "$req"
   printf '%s\n' "$want" >"$stamp"
+fi
+# `run.sh --prepare`: only the virtual environment (scripts/setup.sh).
+if [ "${1:-}" = "--prepare" ]; then
+  exit 0
 fi
 
 if [ -z "${SIGNET_BIN:-}" ]; then
