@@ -1,4 +1,4 @@
-//! The canonical JSON writer of http-signing.md ("P, the body", `json`):
+//! The canonical JSON writer of docs/http-signing.md ("Signing", step 3):
 //! a strict RFC 8259 parser that keeps numbers exactly as written and
 //! refuses duplicate keys, and a writer with the profile's separators, key
 //! order and escaping.

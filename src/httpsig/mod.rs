@@ -1,5 +1,5 @@
 //! HTTP request signing and webhook verification by profile, exactly as
-//! `http-signing.md` defines them.
+//! `docs/http-signing.md` defines them.
 //!
 //! A preset is one row of [`presets::PRESETS`]; the signature header
 //! formats its rows name are [`headers`]; a profile is configured in

@@ -2,7 +2,7 @@
 //! resolves to ([`ProfileConfig::resolve`], in `resolve.rs`; the presets'
 //! defaults are in [`super::presets`]). The entry as written, and its
 //! closed sets of values, are the configuration's
-//! ([`crate::config::profiles`]), re-exported here. http-signing.md,
+//! ([`crate::config::profiles`]), re-exported here. docs/http-signing.md,
 //! "Profile fields".
 
 use std::collections::BTreeMap;

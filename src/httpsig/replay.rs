@@ -1,5 +1,6 @@
-//! Replay protection: a store of (profile, nonce-or-signature) seen within
-//! the window, written only after a request verified.
+//! Replay protection: a store of (profile, nonce or signed-content digest)
+//! seen within the window, written only after a request verified
+//! (docs/http-signing.md, "Verification", step 6).
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -14,7 +15,7 @@ use crate::error::{Error, Result};
 /// A boxed future, so the trait stays object-safe.
 pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// Where seen nonces and signatures are remembered.
+/// Where seen nonces and signed-content digests are remembered.
 pub trait ReplayStore: Send + Sync + std::fmt::Debug {
     /// Atomically records `key` under `scope` for `ttl`. `Ok(true)` when it
     /// was new, `Ok(false)` when it was already there (a replay). A store

@@ -1,6 +1,6 @@
 //! Validation: a `[[profiles]]` entry, its preset's defaults filled in,
 //! becomes a [`Profile`] or an error naming the profile and the field
-//! (http-signing.md, "Profile fields", "Presets").
+//! (docs/http-signing.md, "Profile fields", "Presets").
 
 use super::presets;
 use super::profile::{

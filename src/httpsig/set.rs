@@ -22,7 +22,7 @@ impl Profiles {
     fn new(profiles: Vec<Profile>) -> Self {
         // Imports for keys named by a profile whose preset writes secrets
         // in a form of its own (`standard-webhooks`: `whsec_`) decode them
-        // (http-signing.md, Presets).
+        // (docs/http-signing.md, "Presets").
         let secrets = profiles
             .iter()
             .filter_map(|p| Some((p, p.preset?.row().secret)))

@@ -1,5 +1,5 @@
 //! Profile templates: literal text with `{placeholder}`s; `{{` and `}}`
-//! stand for literal braces; nothing else is special (http-signing.md,
+//! stand for literal braces; nothing else is special (docs/http-signing.md,
 //! "Templates").
 
 use std::fmt;

@@ -1,4 +1,4 @@
-"""A second implementation of ../shared/design/http-signing.md, written in
+"""A second implementation of docs/http-signing.md, written in
 Python from the spec's text alone, to check signet's bytes against.
 
 It shares no code with signet: the canonical JSON writer rides on Python's

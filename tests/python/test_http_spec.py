@@ -1,5 +1,5 @@
 """signet's HTTP profiles against spec_ref.py, a second implementation of
-http-signing.md in Python: every option of the spec, both directions
+docs/http-signing.md in Python: every option of the spec, both directions
 (signet signs and the reference checks the bytes; the reference signs and
 signet verifies), JSON bodies with unicode and number edge cases, and
 every failure reason."""

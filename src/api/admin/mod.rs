@@ -48,7 +48,7 @@ impl KeyAdminService {
     }
 
     /// The HTTP profiles: imports for keys named by a `standard-webhooks`
-    /// profile decode a `whsec_` secret (http-signing.md, Presets).
+    /// profile decode a `whsec_` secret (docs/http-signing.md, "Presets").
     pub(crate) fn with_profiles(mut self, profiles: Arc<ProfileSet>) -> Self {
         self.profiles = profiles;
         self

@@ -1,4 +1,4 @@
-//! The signing and verification pipelines of http-signing.md, step by
+//! The signing and verification pipelines of docs/http-signing.md, step by
 //! step: the steps both share here, then [`sign_request`] (`sign.rs`) and
 //! [`verify_request`] (`verify.rs`). How the signature header is written
 //! and read is [`super::headers`].

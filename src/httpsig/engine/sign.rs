@@ -1,4 +1,4 @@
-//! Signing: http-signing.md, "Signing", steps 1 to 10.
+//! Signing: docs/http-signing.md, "Signing", steps 1 to 10.
 
 use std::time::SystemTime;
 

@@ -1,4 +1,4 @@
-//! Verification: http-signing.md, "Verification", steps 1 to 6.
+//! Verification: docs/http-signing.md, "Verification", steps 1 to 6.
 
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
