@@ -103,8 +103,11 @@ def test_objects_rendered(default_docs, hsm_docs):
     kinds = sorted(d["kind"] for d in default_docs)
     assert kinds == sorted([
         "ConfigMap", "Deployment", "NetworkPolicy",
-        "PodDisruptionBudget", "Secret", "Service", "ServiceAccount",
+        "PodDisruptionBudget", "Secret", "Secret", "Service", "ServiceAccount",
     ])
+    # The tokens file and the bootstrap admin's token.
+    assert sorted(s["metadata"]["name"] for s in of_kind(default_docs, "Secret")) == [
+        f"{RELEASE}-bootstrap-token", f"{RELEASE}-tokens"]
     assert of_kind(hsm_docs, "ServiceMonitor") and of_kind(hsm_docs, "HorizontalPodAutoscaler")
     for doc in default_docs + hsm_docs:
         labels = doc["metadata"]["labels"]

@@ -100,19 +100,28 @@ def test_tokens_file_secret():
         assert len(s) == 1
         return tomllib.loads(base64.b64decode(s[0]["data"]["tokens.toml"]).decode())
 
-    assert tokens_toml(render()) == {"tokens": []}
+    identities = [{"name": n, "grants": [{"operations": ["sign"], "keys": ["*"]}]} for n in ("payments-api", "batch")]
+    no_bootstrap = {"auth": {"bootstrap": {"enabled": False}, "identities": identities}}
+    assert tokens_toml(render(no_bootstrap)) == {"tokens": []}
     entries = [
         {"identity": "payments-api", "sha256": TOKEN_SHA, "expires": "2027-06-30T00:00:00Z"},
         {"identity": "batch", "sha256": "0" * 64},
     ]
-    assert tokens_toml(render({"auth": {"tokens": entries}})) == {"tokens": entries}
-    docs = render({"auth": {"tokensExistingSecret": "my-tokens", "tokensExistingSecretKey": "t.toml"}})
+    assert tokens_toml(render(merged(no_bootstrap, {"auth": {"tokens": entries}}))) == {"tokens": entries}
+    # With the bootstrap admin (the default), its hash comes first.
+    with_bootstrap = tokens_toml(render({"auth": {"identities": identities, "tokens": entries}}))["tokens"]
+    assert [t["identity"] for t in with_bootstrap] == ["bootstrap-admin", "payments-api", "batch"]
+    assert with_bootstrap[1:] == entries
+    docs = render(merged(no_bootstrap, {"auth": {"tokensExistingSecret": "my-tokens", "tokensExistingSecretKey": "t.toml"}}))
     assert not [s for s in of_kind(docs, "Secret") if s["metadata"]["name"] == f"{RELEASE}-tokens"]
     vol = volume(docs, mount_at(signet_container(docs), "/etc/signet/tokens/tokens.toml")["name"])
     assert vol["secret"]["secretName"] == "my-tokens"
     assert vol["secret"]["items"] == [{"key": "t.toml", "path": "tokens.toml"}]
     # Hashes are not secrets, but they are kept out of the ConfigMap too.
-    assert TOKEN_SHA not in one(render({"auth": {"tokens": entries}}), "ConfigMap")["data"]["signet.toml"]
+    docs = render({"auth": {"identities": identities, "tokens": entries}})
+    config = one(docs, "ConfigMap")["data"]["signet.toml"]
+    assert TOKEN_SHA not in config
+    assert tokens_toml(docs)["tokens"][0]["sha256"] not in config
 
 
 def test_client_ca_from_its_own_secret():

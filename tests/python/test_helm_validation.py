@@ -43,7 +43,6 @@ BAD_FOR_SCHEMA = [
     ("identity without name", {"auth": {"identities": [{"grants": []}]}}),
     ("unknown operation", {"auth": {"identities": [{"name": "a", "grants": [{"operations": ["delete-everything"]}]}]}}),
     ("token hash not hex", {"auth": {"tokens": [{"identity": "a", "sha256": "not-a-hash"}]}}),
-    ("no identities", {"auth": {"identities": []}}),
     ("no TLS secret", {"server": {"tls": {"existingSecret": ""}}}),
     ("TLS version", {"server": {"tls": {"minVersion": "1.1"}}}),
     ("service type", {"service": {"type": "LoadBalancer"}}),
@@ -79,6 +78,9 @@ BAD_FOR_TEMPLATES = [
     ("orphans with autoscaling", merged(PKCS11, {"autoscaling": {"enabled": True}, "pkcs11": {"destroyOrphans": True}}), "destroyOrphans"),
     ("redis without url", {"redis": {"enabled": True}}, "redis: set exactly one"),
     ("min above max", merged(PKCS11, {"autoscaling": {"enabled": True, "minReplicas": 5, "maxReplicas": 3}}), "minReplicas"),
+    # An empty auth.identities is the default now: the bootstrap admin is
+    # the identity. Without it, there must be another.
+    ("no identities", {"auth": {"identities": [], "bootstrap": {"enabled": False}}}, "auth.identities needs at least one identity"),
 ]
 
 

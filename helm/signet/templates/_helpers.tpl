@@ -221,9 +221,7 @@ ConfigMap, so every render runs them.
 {{- if not .Values.server.tls.existingSecret }}
 {{- fail "server.tls.existingSecret is required: signet refuses to listen on 0.0.0.0 without TLS (create a Secret with tls.crt and tls.key)" }}
 {{- end }}
-{{- if not .Values.auth.identities }}
-{{- fail "auth.identities needs at least one identity: signet refuses to listen on 0.0.0.0 without [[auth.identities]]" }}
-{{- end }}
+{{- include "signet.validateAuth" . }}
 {{- if and (eq .Values.backend.type "memory") (or .Values.autoscaling.enabled (gt (int .Values.replicaCount) 1)) }}
 {{- fail "backend.type \"memory\" runs a single pod only: keys live in each pod's memory, so every replica would have different keys. Set replicaCount: 1 and autoscaling.enabled: false, or use backend.type \"pkcs11\" (an HSM shared by all replicas)" }}
 {{- end }}

@@ -100,6 +100,14 @@ tokens_file = "/etc/signet/tokens/tokens.toml"
 [[auth.identities]]
 {{- include "signet.tomlLines" . }}
 {{- end }}
+{{- if .Values.auth.bootstrap.enabled }}
+
+# The bootstrap admin (auth.bootstrap): its token is in the Secret
+# {{ include "signet.bootstrapSecretName" . }}, its hash in the tokens file.
+# Turn it off once your own admins have identities.
+[[auth.identities]]
+{{- include "signet.tomlLines" (include "signet.bootstrapIdentity" . | fromJson) }}
+{{- end }}
 
 [limits]
 max_in_flight = {{ include "signet.tomlValue" .Values.limits.maxInFlight }}
@@ -120,17 +128,28 @@ output = "stdout"
 
 {{/*
 tokens.toml for [auth] tokens_file: SHA-256 hashes of bearer tokens, never
-the tokens themselves. Without tokens, an empty list.
+the tokens themselves: the bootstrap admin's (auth.bootstrap) and those of
+auth.tokens. Without tokens, an empty list.
 */}}
 {{- define "signet.tokensToml" -}}
 # Bearer token hashes for signet ([auth] tokens_file), from the Helm values.
-{{- if .Values.auth.tokens }}
+{{- $b := .Values.auth.bootstrap }}
+{{- if $b.enabled }}
+
+# The bootstrap admin's token, kept in the Secret {{ include "signet.bootstrapSecretName" . }}.
+[[tokens]]
+identity = {{ include "signet.tomlValue" $b.identity }}
+sha256 = {{ include "signet.bootstrapToken" . | sha256sum | quote }}
+{{- with $b.expires }}
+expires = {{ include "signet.tomlValue" . }}
+{{- end }}
+{{- end }}
 {{- range .Values.auth.tokens }}
 
 [[tokens]]
 {{- include "signet.tomlLines" . }}
 {{- end }}
-{{- else }}
+{{- if not (or $b.enabled .Values.auth.tokens) }}
 tokens = []
 {{- end }}
 {{ end }}
