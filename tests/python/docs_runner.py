@@ -42,7 +42,7 @@ class MarkerError(Exception):
 
 @dataclass
 class Marker:
-    kind: str  # "not run", "not checked", "serve", "file", "run with"
+    kind: str  # "not run", "not checked", "serve", "run with"
     arg: str  # the reason, the file name or the command
 
 
@@ -83,12 +83,11 @@ def parse_marker(body: str) -> Marker:
             if not reason:
                 raise MarkerError(f"'{kind}' without a reason (write '{kind}: WHY')")
             return Marker(kind, reason)
-    for kind in ("serve", "file"):
-        if body == kind or body.startswith(kind + " "):
-            name = body[len(kind) :].strip()
-            if not FILE_NAME_RE.match(name):
-                raise MarkerError(f"'{kind}' needs a plain file name, got {name!r}")
-            return Marker(kind, name)
+    if body == "serve" or body.startswith("serve "):
+        name = body[len("serve") :].strip()
+        if not FILE_NAME_RE.match(name):
+            raise MarkerError(f"'serve' needs a plain file name, got {name!r}")
+        return Marker("serve", name)
     if body.startswith("run with "):
         return Marker("run with", body[len("run with ") :].strip())
     raise MarkerError(f"unknown docs-test marker {body!r}")
@@ -100,7 +99,6 @@ ALLOWED = {
     "run with": lambda lang: lang not in ("sh", "toml", ""),
     "not checked": lambda lang: lang == "toml",
     "serve": lambda lang: lang == "toml",
-    "file": lambda lang: lang not in ("sh", ""),
 }
 
 

@@ -39,10 +39,9 @@ Markers: an HTML comment on the line right before a fence,
 
     <!-- docs-test: not run: REASON -->    an sh block that cannot run here
     <!-- docs-test: not checked: REASON --> a toml block that is not a whole config
-    <!-- docs-test: file NAME -->           written to NAME in the page's directory
-                                            (a toml block is still checked)
-    <!-- docs-test: serve NAME -->          a toml block: checked, written to NAME,
-                                            and the page's server runs on it
+    <!-- docs-test: serve NAME -->          a toml block: checked, written to NAME in
+                                            the page's directory, and the page's
+                                            server runs on it
     <!-- docs-test: run with CMD -->        a non-sh block run as `CMD <<EOF`,
                                             in its place in the session
 
@@ -84,19 +83,20 @@ def _configmap() -> str:
 
 # Per page: variables the reader sets (their platform's secret), files they
 # have, and the tools the page needs (tool -> Debian package).
+OPENSSL = {"openssl": "openssl"}
 INPUTS: dict[str, dict] = {
-    "README.md": {"tools": {"python3": "python3-venv", "openssl": "openssl", "softhsm2-util": "softhsm2", "pkcs11-tool": "opensc"}},
+    "README.md": {"tools": {**OPENSSL, "python3": "python3-venv", "softhsm2-util": "softhsm2", "pkcs11-tool": "opensc"}},
     "docs/operations.md": {"files": {"configmap.yaml": _configmap}, "tools": {"yq": "yq"}},
     "docs/presets/boxo.md": {"env": {"ACQUIRER_SECRET": "acquirer-secret-6c1f0e9a2b7d4853"}},
     # GitHub's documented example secret.
-    "docs/presets/github.md": {"env": {"GITHUB_WEBHOOK_SECRET": "It's a Secret to Everybody"}, "tools": {"openssl": "openssl"}},
-    "docs/presets/shopify.md": {"env": {"SHOPIFY_CLIENT_SECRET": "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"}, "tools": {"openssl": "openssl"}},
-    "docs/presets/slack.md": {"env": {"SLACK_SIGNING_SECRET": "8f742231b10e8888abcd99yyyzzz85a5"}, "tools": {"openssl": "openssl"}},
+    "docs/presets/github.md": {"env": {"GITHUB_WEBHOOK_SECRET": "It's a Secret to Everybody"}, "tools": OPENSSL},
+    "docs/presets/shopify.md": {"env": {"SHOPIFY_CLIENT_SECRET": "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"}, "tools": OPENSSL},
+    "docs/presets/slack.md": {"env": {"SLACK_SIGNING_SECRET": "8f742231b10e8888abcd99yyyzzz85a5"}, "tools": OPENSSL},
     "docs/presets/standard-webhooks.md": {
         "env": {"WEBHOOK_SECRET": "whsec_" + base64.b64encode(bytes(range(7, 31))).decode()},
-        "tools": {"openssl": "openssl", "od": "coreutils"},
+        "tools": OPENSSL,
     },
-    "docs/presets/stripe.md": {"env": {"STRIPE_ENDPOINT_SECRET": "whsec_3kPZ1oW8qN2vR5tY7uX0aB4cD6eF9gH1"}, "tools": {"openssl": "openssl"}},
+    "docs/presets/stripe.md": {"env": {"STRIPE_ENDPOINT_SECRET": "whsec_3kPZ1oW8qN2vR5tY7uX0aB4cD6eF9gH1"}, "tools": OPENSSL},
 }
 
 
@@ -177,11 +177,11 @@ def test_page_runs(page, tmp_path):
     (bindir / "signet").symlink_to(signet_bin())
     for name, make in inputs.get("files", {}).items():
         (home / name).write_text(make())
-    for b in blocks:
-        if b.marker and b.marker.kind in ("file", "serve"):
-            (home / b.marker.arg).write_text(b.text)
     serve = [b for b in blocks if b.marker and b.marker.kind == "serve"]
-    args = ["--config", str(home / serve[0].marker.arg)] if serve else []
+    args = []
+    if serve:
+        (home / serve[0].marker.arg).write_text(serve[0].text)
+        args = ["--config", str(home / serve[0].marker.arg)]
     (tmp_path / "server").mkdir()
     server = SignetServer([*args, "--listen", "127.0.0.1:0"], tmp_path / "server" / "stderr.log")
     try:
@@ -192,7 +192,11 @@ def test_page_runs(page, tmp_path):
     problems = dr.page_problems(blocks, run)
     assert problems == [], f"{rel}: " + "\n".join(problems) + "\n--- output (last 6000 characters) ---\n" + run.output[-6000:]
     assert status == 0, f"the page's signet server exited with status {status}:\n{server.stderr()[-3000:]}"
-    secrets = [form for value in inputs.get("env", {}).values() for form in secret_forms(value.encode())]
+    secrets = []
+    for value in inputs.get("env", {}).values():
+        secrets += secret_forms(value.encode())
+        if value.startswith("whsec_"):  # Standard Webhooks' HMAC key is the decoded part
+            secrets += secret_forms(base64.b64decode(value.removeprefix("whsec_")))
     assert_no_secret_in(server.stderr() + server.audit(), secrets)
 
 
