@@ -57,7 +57,7 @@ declare -A package=(
   [pkcs11-tool]=opensc              # inspects tokens from outside signet
   [redis-server]=redis-server       # shared replay store tests
   [initdb]=postgresql               # registry and replay store in PostgreSQL
-  [yq]=yq                           # the docs test runs operations.md's yq pipeline
+  [yq]=yq                           # the docs test runs the yq pipeline of docs/operations.md
 )
 need=()
 for cmd in openssl softhsm2-util pkcs11-tool redis-server initdb yq; do

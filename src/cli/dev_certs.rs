@@ -227,8 +227,13 @@ fn make_ca(validity: std::time::Duration) -> CliResult<(String, Issuer<'static, 
     let mut p = CertificateParams::new(Vec::<String>::new()).map_err(cert_error)?;
     p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    p.distinguished_name
-        .push(DnType::CommonName, "signet dev-certs CA (throw-away)");
+    // A name of its own: two runs' CAs must not look like one issuer.
+    let mut id = [0u8; 6];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut id);
+    p.distinguished_name.push(
+        DnType::CommonName,
+        format!("signet dev-certs CA {} (throw-away)", hex::encode(id)),
+    );
     set_validity(&mut p, validity);
     let pem = p.self_signed(&key).map_err(cert_error)?.pem();
     Ok((pem, Issuer::new(p, key)))

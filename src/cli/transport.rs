@@ -87,7 +87,9 @@ pub(crate) fn diagnose(uri: &str, chain: &str, client_cert: bool) -> Option<Stri
              `signet dev-certs DIR --server-name {host}`"
         ));
     }
-    if has("UnknownIssuer") {
+    // BadSignature: a CA of the same name as the trusted one, but another
+    // key (e.g. a second `signet dev-certs` run).
+    if has("UnknownIssuer") || has("BadSignature") {
         return Some(
             "the server's certificate is not signed by a CA this client trusts: give the CA \
              that signed it to --ca-file (without --ca-file, the system's bundle is used)"
@@ -187,6 +189,7 @@ mod tests {
             ),
             (tls, "invalid peer certificate: NotValidForName", "IP SAN"),
             (tls, "invalid peer certificate: UnknownIssuer", "--ca-file"),
+            (tls, "invalid peer certificate: BadSignature", "--ca-file"),
             (tls, "invalid peer certificate: Expired", "expired"),
             (
                 tls,
