@@ -10,6 +10,15 @@ use signet::api::pb;
 use crate::support::process::serve;
 use crate::support::TestServer;
 
+/// The `signet` binary as a client of `endpoint`.
+fn signet_cli(endpoint: &str, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_signet"))
+        .args(["--endpoint", endpoint])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
 #[tokio::test]
 async fn binary_demo_mode_serves_demo_keys_and_stops_on_sigterm() {
     let mut p = serve()
@@ -102,11 +111,7 @@ async fn cli_http_sign_then_verify() {
     let body = dir.path().join("body");
     std::fs::write(&body, "token=x&team_id=T1&command=%2Fpay").unwrap();
     let cli = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_signet"))
-            .args(["--endpoint", &s.endpoint])
-            .args(args)
-            .output()
-            .unwrap();
+        let out = signet_cli(&s.endpoint, args);
         (
             out.status.code(),
             String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -150,5 +155,85 @@ async fn cli_http_sign_then_verify() {
         out.contains("  payload_template = v0:{timestamp}:{payload}\n"),
         "{out}"
     );
+    s.stop().await.unwrap();
+}
+
+/// `--json` output a script can use as it is: `sign --json --out F` writes
+/// the signature to F and describes it on standard output, a JWK is an
+/// object, not a string holding one; `--help` lists the algorithms.
+#[tokio::test(flavor = "multi_thread")]
+async fn cli_json_outputs_and_algorithm_help() {
+    let s = TestServer::memory().await;
+    let dir = tempfile::tempdir().unwrap();
+    let msg = dir.path().join("msg");
+    std::fs::write(&msg, "amount=1000").unwrap();
+    let cli = |args: &[&str]| {
+        let out = signet_cli(&s.endpoint, args);
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let json = |text: &str| serde_json::from_str::<serde_json::Value>(text).unwrap();
+    tokio::task::block_in_place(|| {
+        cli(&["keys", "create", "cli-ec", "-a", "ECDSA_P256_SHA256"]);
+        let sig = dir.path().join("sig");
+        let m = msg.to_str().unwrap();
+        let out = json(&cli(&[
+            "--json",
+            "sign",
+            "--key",
+            "cli-ec",
+            "--file",
+            m,
+            "--out",
+            sig.to_str().unwrap(),
+        ]));
+        assert_eq!(out["key_version_id"], "cli-ec:v1");
+        assert_eq!(out["out"], sig.to_str().unwrap());
+        use base64::Engine;
+        let written = std::fs::read(&sig).unwrap();
+        let printed = base64::engine::general_purpose::STANDARD
+            .decode(out["signature"].as_str().unwrap())
+            .unwrap();
+        assert_eq!(written, printed, "--out holds the raw signature");
+        // And it verifies, read back from the file.
+        let s_file = sig.to_str().unwrap();
+        let v = cli(&[
+            "verify",
+            "--key",
+            "cli-ec",
+            "--file",
+            m,
+            "--signature-file",
+            s_file,
+            "--encoding",
+            "raw",
+        ]);
+        assert_eq!(v, "valid (cli-ec:v1)\n");
+
+        let out = json(&cli(&[
+            "--json",
+            "public-key",
+            "--key",
+            "cli-ec",
+            "--format",
+            "jwk",
+        ]));
+        assert_eq!(out["public_key"]["kty"], "EC", "{out}");
+        assert_eq!(out["public_key"]["crv"], "P-256", "{out}");
+        let pem = json(&cli(&["--json", "public-key", "--key", "cli-ec"]));
+        assert!(pem["public_key"]
+            .as_str()
+            .unwrap()
+            .starts_with("-----BEGIN PUBLIC KEY-----"));
+
+        let help = cli(&["keys", "create", "--help"]);
+        for a in signet::keys::Algorithm::ALL {
+            assert!(
+                help.contains(a.name()),
+                "{} missing from:\n{help}",
+                a.name()
+            );
+        }
+    });
     s.stop().await.unwrap();
 }

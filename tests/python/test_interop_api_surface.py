@@ -4,6 +4,7 @@ ids, health and reflection. Run with tests/python/run.sh."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import grpc
@@ -156,7 +157,8 @@ def test_request_id_metadata(server):
 
 
 def test_http_signing_unknown_profile(server):
-    # The demo configuration has no profiles: any name is NOT_FOUND.
+    # The demo configuration has one profile, stripe: any other name is
+    # NOT_FOUND.
     for call, req in (
         (server.signer.SignHttpRequest, signer_pb2.SignHttpRequestRequest(profile="no-such-profile", method="POST", url="https://example.test/")),
         (server.signer.VerifyHttpRequest, signer_pb2.VerifyHttpRequestRequest(profile="no-such-profile", method="POST", url="https://example.test/")),
@@ -164,6 +166,29 @@ def test_http_signing_unknown_profile(server):
         with pytest.raises(grpc.RpcError) as excinfo:
             call(req)
         assert excinfo.value.code() == Code.NOT_FOUND, excinfo.value.code()
+
+
+def test_the_demo_configuration_has_a_working_stripe_profile(server):
+    # The README's `signet http sign -p stripe` runs against the demo
+    # server: its stripe profile signs with demo-hmac (Stripe's library
+    # itself is checked against known secrets in test_http.py).
+    url = "https://merchant.example/hooks"
+    body = b'{"id":"evt_demo","type":"payment_intent.succeeded"}'
+    out = server.signer.SignHttpRequest(
+        signer_pb2.SignHttpRequestRequest(profile="stripe", method="POST", url=url, body=body))
+    assert out.key_version_id == "demo-hmac:v1"
+    assert out.string_to_sign == f"{out.timestamp}.{body.decode()}"
+    (header,) = [h for h in out.headers if h.name == "Stripe-Signature"]
+    assert re.fullmatch(rf"t={out.timestamp},v1=[0-9a-f]{{64}}", header.value), header.value
+
+    def verify(b):
+        return server.signer.VerifyHttpRequest(signer_pb2.VerifyHttpRequestRequest(
+            profile="stripe", method="POST", url=url, body=b, headers=[header]))
+
+    assert verify(body + b" ").reason == signer_pb2.SIGNATURE_MISMATCH
+    v = verify(body)
+    assert v.valid and v.key_version_id == "demo-hmac:v1"
+    assert verify(body).reason == signer_pb2.REPLAYED
 
 
 # --------------------------------------------------------------------------
