@@ -190,6 +190,6 @@ bench_check_outputs() {
     fi
   done < <(find "$dir" -name '*.out' | sort)
   while IFS= read -r f; do
-    bench_note "audit trail ${f#"$dir"/}: $(wc -l <"$f") records"
+    bench_note "audit trail ${f#"$bench_work_root"/}: $(wc -l <"$f") records"
   done < <(find "$dir" -name '*.audit.jsonl' | sort)
 }

@@ -292,6 +292,12 @@ for s in "${chosen[@]}"; do
   )
   rc=$?
   set -e
+  bench_check_outputs "$work"
+  # A full run's trails come to more than a gigabyte: unless kept, each
+  # section's go once counted.
+  if [ "${SIGNET_BENCH_KEEP:-0}" != 1 ]; then
+    find "$work" -name '*.audit.jsonl' -delete
+  fi
   if [ "$rc" = 0 ]; then
     bench_note "== $s: done in $((SECONDS - t0)) s"
   else
@@ -303,7 +309,6 @@ for s in "${chosen[@]}"; do
   fi
 done
 work=$top
-bench_check_outputs "$top"
 bench_note "== all done in $((SECONDS - started)) s"
 if [ ${#failed[@]} -gt 0 ]; then
   bench_note "failed: ${failed[*]}"
