@@ -50,10 +50,16 @@ describe() {
   esac
 }
 
+# usage STATUS: the synopsis (on standard output for --help, else on
+# standard error), then exit STATUS.
 usage() {
-  sed -n '5,6p' "$0" | sed 's/^# *//' >&2
-  echo "sections: ${sections[*]}" >&2
-  exit 2
+  {
+    echo "usage: bash scripts/bench.sh [--keep] [SECONDS] [SECTION...]"
+    echo "       bash scripts/bench.sh --list"
+    echo "sections: ${sections[*]} (--list says what each measures; the"
+    echo "comment at the top of scripts/bench.sh lists the environment variables)"
+  } >&"$(($1 == 0 ? 1 : 2))"
+  exit "$1"
 }
 
 secs=8
@@ -65,8 +71,8 @@ while [ $# -gt 0 ]; do
       exit 0
       ;;
     --keep) export SIGNET_BENCH_KEEP=1 ;;
-    -h | --help) usage ;;
-    -*) echo "bench.sh: unknown option $1" >&2; usage ;;
+    -h | --help) usage 0 ;;
+    -*) echo "bench.sh: unknown option $1" >&2; usage 2 ;;
     *)
       if [[ $1 =~ ^[1-9][0-9]*$ ]] && [ ${#chosen[@]} = 0 ]; then
         secs=$1
@@ -74,7 +80,7 @@ while [ $# -gt 0 ]; do
         chosen+=("$1")
       else
         echo "bench.sh: unknown section $1" >&2
-        usage
+        usage 2
       fi
       ;;
   esac
