@@ -23,6 +23,18 @@ bench_own_work=0
 
 bench_init() {
   root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+  # Paths the caller gave are relative to where it runs, not to $root.
+  if [ -n "${SIGNET_BIN:-}" ]; then
+    case "$SIGNET_BIN" in
+      /*) ;;
+      */*) SIGNET_BIN="$(cd "$(dirname "$SIGNET_BIN")" 2>/dev/null && pwd)/$(basename "$SIGNET_BIN")" ;;
+      *) SIGNET_BIN=$(command -v "$SIGNET_BIN" || echo "$SIGNET_BIN") ;;
+    esac
+  fi
+  if [ -n "${SIGNET_BENCH_DIR:-}" ]; then
+    mkdir -p "$SIGNET_BENCH_DIR"
+    SIGNET_BENCH_DIR=$(cd "$SIGNET_BENCH_DIR" && pwd)
+  fi
   cd "$root" || exit 1
   # Whatever the caller's shell has must not change what is measured: a
   # token here would be sent instead of the bench's own, an endpoint would
@@ -39,22 +51,16 @@ bench_init() {
     cargo build --release --locked
     SIGNET_BIN=$root/target/release/signet
   fi
-  case "$SIGNET_BIN" in
-    /*) ;;
-    *) SIGNET_BIN="$(cd "$(dirname "$SIGNET_BIN")" && pwd)/$(basename "$SIGNET_BIN")" ;;
-  esac
   [ -x "$SIGNET_BIN" ] || bench_die "SIGNET_BIN=$SIGNET_BIN is not an executable"
   export SIGNET_BIN
   bin=$SIGNET_BIN
 
   if [ -n "${SIGNET_BENCH_DIR:-}" ]; then
     work=$SIGNET_BENCH_DIR
-    mkdir -p "$work"
   else
     work=$(mktemp -d "${TMPDIR:-/tmp}/signet-bench.XXXXXX")
     bench_own_work=1
   fi
-  work=$(cd "$work" && pwd)
   # $work may be moved to a sub-directory per section; this one is removed.
   bench_work_root=$work
   trap bench_cleanup EXIT
