@@ -1,58 +1,75 @@
 #!/usr/bin/env bash
 # Reproduces the PKCS#11 figures of docs/benchmarks.md: signet over gRPC on
-# a SoftHSM2 token at concurrency 1, 8 and 64, next to the token's raw
-# C_Sign cost and the in-memory HMAC Sign (the bare RPC).
+# a throw-away SoftHSM2 token at concurrency 1, 8 and 64, next to the
+# token's raw C_Sign cost and signet's backend with no RPC (1 thread and
+# one per CPU), and the in-memory HMAC Sign (the bare RPC). Prints the
+# section's tables in Markdown. `bash scripts/bench.sh pkcs11` runs it.
 #
 #   scripts/bench-pkcs11.sh [SECONDS]
+#
+# SIGNET_BIN (default: ./target/release/signet, built when unset),
+# SIGNET_BENCH_DIR and SIGNET_BENCH_KEEP: see scripts/bench-lib.sh. Every
+# server writes its audit trail to a file and its log to a file there.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+# shellcheck source=scripts/bench-lib.sh
+. "$(dirname "$0")/bench-lib.sh"
 secs=${1:-8}
-cargo build --release --locked -q
-bin=./target/release/signet
-work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+command -v softhsm2-util >/dev/null || bench_die "needs SoftHSM2 (apt-get install softhsm2)"
+bench_init
+cpus=$(nproc)
+threads=1
+[ "$cpus" -gt 1 ] && threads="1 $cpus"
+
 softhsm/make-token.sh "$work/token" bench >/dev/null
 export SOFTHSM2_CONF=$work/token/softhsm2.conf
-cfg=$work/token/signet.toml
+# The token's [backend] section, under this script's [server], [log] and
+# [audit] (the file's own [server] says only plaintext = true).
+{
+  server_section
+  grep -v '^\[server\]\|^plaintext' "$work/token/signet.toml"
+  audit_to_file pkcs11
+} >"$work/pkcs11.toml"
+cfg=$work/pkcs11.toml
 
-$bin serve --config "$cfg" --listen 127.0.0.1:50072 2>"$work/server.log" &
-sp=$!
-sleep 1
-ep=http://127.0.0.1:50072
-$bin --endpoint $ep keys create bench-ecdsa --algorithm ECDSA_P256_SHA256 >/dev/null
-$bin --endpoint $ep keys create bench-rsa --algorithm RSA_PKCS1_2048_SHA256 >/dev/null
-$bin --endpoint $ep keys create bench-hmac --algorithm HMAC_SHA256 >/dev/null
-
-summary() { grep -E '^(mode|key|throughput|latency|server CPU|client CPU|CPU|requests)' ; }
-
-for k in bench-ecdsa bench-rsa bench-hmac; do
+bench_note "== pkcs11: signet serve on SoftHSM2, keys created through the service"
+serve pkcs11 "$cfg"
+"$bin" --endpoint "$EP" keys create bench-ecdsa --algorithm ECDSA_P256_SHA256 >/dev/null
+"$bin" --endpoint "$EP" keys create bench-rsa --algorithm RSA_PKCS1_2048_SHA256 >/dev/null
+"$bin" --endpoint "$EP" keys create bench-hmac --algorithm HMAC_SHA256 >/dev/null
+for k in ecdsa rsa hmac; do
   for c in 1 8 64; do
-    conns=$(( c < 4 ? c : 4 ))
-    echo "== PKCS#11 $k concurrency $c"
-    $bin bench --endpoint $ep --key $k --concurrency $c --connections $conns \
-      --duration ${secs}s --server-pid $sp | summary
+    bench_note "== pkcs11: Sign bench-$k over gRPC, concurrency $c"
+    bench "rpc-$k-$c" --endpoint "$EP" --key "bench-$k" --concurrency "$c" \
+      --connections $((c < 4 ? c : 4)) --duration "${secs}s" --server-pid "$SP"
   done
 done
-kill $sp; wait $sp 2>/dev/null || true
+# SoftHSM2 fails a process that opens the token while another one is
+# logged in: the in-process runs come after the server is gone.
+bench_stop "$SP"
 
 for a in ECDSA_P256_SHA256 RSA_PKCS1_2048_SHA256 HMAC_SHA256; do
-  for c in 1 2; do
-    echo "== raw C_Sign $a threads $c"
-    $bin bench --in-process --backend-config "$cfg" --raw -a $a --concurrency $c \
-      --duration ${secs}s | summary
-    echo "== signet PKCS#11 backend, no RPC, $a threads $c"
-    $bin bench --in-process --backend-config "$cfg" -a $a --concurrency $c \
-      --duration ${secs}s | summary
+  for t in $threads; do
+    bench_note "== pkcs11: raw C_Sign and signet's backend, $a, $t thread(s), no RPC"
+    bench "raw-$a-$t" --in-process --backend-config "$cfg" --raw -a "$a" \
+      --concurrency "$t" --duration "${secs}s"
+    bench "backend-$a-$t" --in-process --backend-config "$cfg" -a "$a" \
+      --concurrency "$t" --duration "${secs}s"
   done
 done
 
-$bin serve --listen 127.0.0.1:50073 2>/dev/null &
-mp=$!
-sleep 1
+{
+  server_section
+  printf '[backend]\ntype = "memory"\ndemo_keys = true\n'
+  audit_to_file bare
+} >"$work/bare.toml"
+serve bare "$work/bare.toml"
 for c in 1 8 64; do
-  conns=$(( c < 4 ? c : 4 ))
-  echo "== in-memory demo-hmac concurrency $c (the bare RPC)"
-  $bin bench --endpoint http://127.0.0.1:50073 --key demo-hmac --concurrency $c \
-    --connections $conns --duration ${secs}s --server-pid $mp | summary
+  bench_note "== pkcs11: the bare RPC (in-memory demo-hmac), concurrency $c"
+  bench "bare-$c" --endpoint "$EP" --key demo-hmac --concurrency "$c" \
+    --connections $((c < 4 ? c : 4)) --duration "${secs}s" --server-pid "$SP"
 done
-kill $mp
+bench_stop "$SP"
+
+tables pkcs11 "$work"
+[ "$bench_own_work" = 1 ] && bench_check_outputs "$work"
+exit 0

@@ -58,9 +58,10 @@ declare -A package=(
   [redis-server]=redis-server       # shared replay store tests
   [initdb]=postgresql               # registry and replay store in PostgreSQL
   [yq]=yq                           # the docs test runs the yq pipeline of docs/operations.md
+  [shellcheck]=shellcheck           # the scripts (scripts/*.sh) are checked with it
 )
 need=()
-for cmd in openssl softhsm2-util pkcs11-tool redis-server initdb yq; do
+for cmd in openssl softhsm2-util pkcs11-tool redis-server initdb yq shellcheck; do
   if [ "$cmd" = initdb ]; then
     compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null && continue
     command -v initdb >/dev/null && continue
@@ -111,4 +112,4 @@ if [ ${#missing[@]} -gt 0 ]; then
   for m in "${missing[@]}"; do printf '  - %s\n' "$m" >&2; done
   exit 1
 fi
-echo "==> setup: ready (Rust $(rustc --version | awk '{print $2}'), $(python3 --version), openssl, SoftHSM2, OpenSC, Redis, PostgreSQL, yq)"
+echo "==> setup: ready (Rust $(rustc --version | awk '{print $2}'), $(python3 --version), openssl, SoftHSM2, OpenSC, Redis, PostgreSQL, yq, shellcheck)"

@@ -1,0 +1,318 @@
+#!/usr/bin/env python3
+"""Markdown tables for docs/benchmarks.md from the reports of one run of
+scripts/bench.sh (or bench-pkcs11.sh, bench-registry.sh).
+
+    bench-tables.py SECTION DIR
+
+SECTION is one of the script's sections; DIR holds that section's reports,
+named as the scripts write them (`signet --json bench` output, one file per
+run). Each table has the columns of its table in docs/benchmarks.md, so
+figures can be pasted; a run that is missing shows as "n/a".
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import re
+import sys
+
+KEYS = [
+    ("demo-hmac", "HMAC_SHA256"),
+    ("demo-ecdsa", "ECDSA_P256_SHA256"),
+    ("demo-rsa", "RSA_PKCS1_2048_SHA256"),
+    ("demo-ed25519", "ED25519"),
+]
+
+# The bare tonic unary round trip of the target in issue #2 (35 µs server +
+# 40 µs client CPU), measured once for the target: not re-measured here.
+BARE_TONIC_US = 75.0
+
+
+def load(path: str) -> dict | None:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def sig3(v: float) -> str:
+    """About three significant digits: 0.002, 0.29, 5.30, 31.8, 857, 1,845."""
+    if v < 1:
+        return f"{v:.2g}"
+    if v < 10:
+        return f"{v:.2f}"
+    if v < 100:
+        return f"{v:.1f}"
+    return f"{v:,.0f}"
+
+
+def rate(r: dict | None, key: str = "requests_per_second") -> str:
+    if not r or r.get(key) is None:
+        return "n/a"
+    return f"{r[key]:,.0f}"
+
+
+def cpu_value(v: float) -> str:
+    return f"{v:.1f}" if v < 100 else f"{v:,.0f}"
+
+
+def cpu(r: dict | None, which: str) -> str:
+    v = r and r.get(f"{which}_cpu_us_per_request")
+    if v is None:
+        return "n/a"
+    return f"{cpu_value(v)} µs"
+
+
+def latency(r: dict | None) -> str:
+    """p50 / p99, in µs below a millisecond, else in ms."""
+    lat = r and r.get("latency_us")
+    if not lat:
+        return "n/a"
+    p50, p99 = lat["p50"], lat["p99"]
+    if p99 < 1000:
+        return f"{p50:.0f} / {p99:.0f} µs"
+    return f"{sig3(p50 / 1000)} / {sig3(p99 / 1000)} ms"
+
+
+def ms(v: float | None) -> str:
+    return "n/a" if v is None else f"{sig3(v)} ms"
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def heading(text: str) -> None:
+    print(f"\n{text}\n")
+
+
+def runs(d: str, prefix: str) -> list[dict]:
+    """The reports PREFIX-1.json, PREFIX-2.json, ... in round order."""
+    found = []
+    for p in glob.glob(os.path.join(d, f"{prefix}-*.json")):
+        m = re.search(r"-(\d+)\.json$", p)
+        r = load(p)
+        if m and r:
+            found.append((int(m.group(1)), r))
+    return [r for _, r in sorted(found, key=lambda x: x[0])]
+
+
+def rates(rs: list[dict]) -> str:
+    return " / ".join(rate(r) for r in rs) or "n/a"
+
+
+def cpu_range(rs: list[dict], which: str = "server") -> str:
+    vs = [r[f"{which}_cpu_us_per_request"] for r in rs if r.get(f"{which}_cpu_us_per_request") is not None]
+    if not vs:
+        return "n/a"
+    lo, hi = cpu_value(min(vs)), cpu_value(max(vs))
+    return f"{lo} µs" if lo == hi else f"{lo}–{hi} µs"
+
+
+def grpc(d: str) -> None:
+    inproc = {k: load(os.path.join(d, f"inproc-{k}.json")) for k, _ in KEYS}
+    threads = next((r["concurrency"] for r in inproc.values() if r), "N")
+    heading("Results (today's defaults: a token identity with a sign grant, audit trail to a file):")
+    rows = []
+    for k, alg in KEYS:
+        on = load(os.path.join(d, f"on-{k}.json"))
+        ip = inproc[k]
+        rows.append([k, alg, rate(on), latency(on), cpu(on, "server"), cpu(on, "client"),
+                     rate(ip), cpu(ip, "client")])
+    print(table(["key", "algorithm", "`Sign` over gRPC, req/s", "p50 / p99 latency", "server CPU / req",
+                 "client CPU / req", f"in-process ops/s ({threads} threads)", "in-process CPU / op"], rows))
+
+    low = load(os.path.join(d, "on-demo-rsa-c2.json"))
+    if low and low.get("latency_us"):
+        p50 = low["latency_us"]["p50"] / 1000
+        print(f"\nAt low concurrency (`--concurrency 2 --connections 2`) RSA-2048 answers in "
+              f"{sig3(p50)} ms p50 ({rate(low)} req/s).")
+
+    heading("For comparison, the security layer off (no identities, `[audit] output = \"off\"`):")
+    rows = []
+    for k, _ in KEYS:
+        on = load(os.path.join(d, f"on-{k}.json"))
+        off = load(os.path.join(d, f"off-{k}.json"))
+        rows.append([k, rate(on), rate(off), cpu(on, "server"), cpu(off, "server")])
+    print(table(["key", "layer on: req/s", "layer off: req/s", "layer on: server CPU / req",
+                 "layer off: server CPU / req"], rows))
+
+    heading(f"Against the target (ceiling: {os.cpu_count()} cores / ({BARE_TONIC_US:.0f} µs of the bare "
+            "tonic round trip of issue #2 + the in-process signing cost)):")
+    names = {"demo-hmac": "HMAC-SHA256", "demo-ecdsa": "ECDSA P-256", "demo-ed25519": "Ed25519",
+             "demo-rsa": "RSA-2048"}
+    rows = []
+    for k in ["demo-hmac", "demo-ecdsa", "demo-ed25519", "demo-rsa"]:
+        on, ip = load(os.path.join(d, f"on-{k}.json")), inproc[k]
+        if not on or not ip or ip.get("client_cpu_us_per_request") is None:
+            rows.append([names[k], "n/a", rate(on), "n/a"])
+            continue
+        per = BARE_TONIC_US + ip["client_cpu_us_per_request"]
+        cores = os.cpu_count() or 1
+        ceiling = cores / per * 1e6
+        share = on["requests_per_second"] / ceiling * 100
+        per_text = f"{per:.1f}" if per < 100 else f"{per:,.0f}"
+        rows.append([names[k], f"{cores} / {per_text} µs = {round(ceiling, -2):,.0f}/s", rate(on),
+                     f"{share:.0f} %"])
+    print(table(["algorithm", "ceiling", "measured", "share"], rows))
+
+
+def ab(d: str, servers: list[tuple[str, str]]) -> None:
+    rows = []
+    for name, label in servers:
+        h, e = runs(d, f"{name}-demo-hmac"), runs(d, f"{name}-demo-ecdsa")
+        rows.append([label, rates(h), cpu_range(h), rates(e), cpu_range(e)])
+    print(table(["server", "HMAC req/s", "HMAC server CPU / req", "ECDSA req/s", "ECDSA server CPU / req"],
+                rows))
+
+
+def security(d: str) -> None:
+    heading("The cost of authentication, authorization and the audit trail (one figure per round):")
+    ab(d, [("off", "audit off"), ("file", "audit to a file"),
+           ("token", "token auth, audit to a file")])
+
+
+def telemetry(d: str) -> None:
+    heading("The cost of telemetry (one figure per round; audit trail to a file):")
+    ab(d, [("metrics", "metrics only"), ("otlp", "OTLP, all sampled"), ("otlp10", "OTLP, 10 %")])
+
+
+PKCS11_KEYS = [("ecdsa", "ECDSA_P256_SHA256", "ECDSA P-256"), ("rsa", "RSA_PKCS1_2048_SHA256", "RSA-2048"),
+               ("hmac", "HMAC_SHA256", "HMAC-SHA256")]
+
+
+def pkcs11(d: str) -> None:
+    conc = sorted({int(m.group(1)) for p in glob.glob(os.path.join(d, "rpc-*-*.json"))
+                   if (m := re.search(r"-(\d+)\.json$", p))})
+    heading("PKCS#11 over gRPC:")
+    rows = []
+    for k, _, label in PKCS11_KEYS:
+        for c in conc:
+            r = load(os.path.join(d, f"rpc-{k}-{c}.json"))
+            rows.append([label, str(c), rate(r), latency(r), cpu(r, "server"), cpu(r, "client")])
+    print(table(["key", "concurrency", "`Sign` req/s", "p50 / p99", "server CPU / req", "client CPU / req"],
+                rows))
+
+    threads = sorted({int(m.group(1)) for p in glob.glob(os.path.join(d, "raw-*-*.json"))
+                      if (m := re.search(r"-(\d+)\.json$", p))})
+    heading("The token alone, no RPC:")
+    rows = []
+    for k, alg, label in PKCS11_KEYS:
+        for t in threads:
+            raw = load(os.path.join(d, f"raw-{alg}-{t}.json"))
+            be = load(os.path.join(d, f"backend-{alg}-{t}.json"))
+            rows.append([label, str(t), rate(raw), cpu(raw, "client"), rate(be), cpu(be, "client")])
+    print(table(["operation", "threads", "raw `C_Sign` ops/s", "raw CPU / op", "signet backend ops/s",
+                 "backend CPU / op"], rows))
+
+    bare = {c: load(os.path.join(d, f"bare-{c}.json")) for c in conc}
+    parts = [f"{cpu(bare[c], 'server')} at {c}" for c in conc]
+    print("\nThe bare RPC (in-memory HMAC `Sign`, same machine): server CPU per call "
+          + ", ".join(parts) + ".")
+
+    if not conc or not threads:
+        return
+    top, most = conc[-1], threads[-1]
+    heading(f"Against the target (concurrency {top}, the {most}-thread raw cost):")
+    rows = []
+    b = bare[top] and bare[top].get("server_cpu_us_per_request")
+    for k, alg, label in [PKCS11_KEYS[2], PKCS11_KEYS[1], PKCS11_KEYS[0]]:
+        r = load(os.path.join(d, f"rpc-{k}-{top}.json"))
+        raw = load(os.path.join(d, f"raw-{alg}-{most}.json"))
+        s = r and r.get("server_cpu_us_per_request")
+        w = raw and raw.get("client_cpu_us_per_request")
+        if s is None or w is None or not b:
+            rows.append([label, cpu(r, "server"), cpu(raw, "client"), "n/a", "n/a", "n/a"])
+            continue
+        over = s - w
+        ratio = over / b
+        verdict = "met" if ratio <= 1.1 else "not met"
+        rows.append([label, f"{cpu_value(s)} µs", f"{cpu_value(w)} µs", f"{cpu_value(over)} µs",
+                     f"{cpu_value(b)} µs", f"**{ratio:.1f}×** ({verdict})"])
+    print(table(["operation", "server CPU", "raw CPU", "overhead", "bare RPC", "ratio"], rows))
+
+
+REPLAY = re.compile(r"^(\S+)\s+(\d+) tasks:\s+([\d.]+) inserts/s\s+p50 ([\d.]+) ms\s+p99 ([\d.]+) ms")
+
+
+def replay_lines(path: str) -> dict[str, tuple[float, float, float]]:
+    out = {}
+    try:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                m = REPLAY.match(line)
+                if m:
+                    out[m.group(1)] = (float(m.group(3)), float(m.group(4)), float(m.group(5)))
+    except OSError:
+        pass
+    return out
+
+
+def inserts(v: float) -> str:
+    return f"{v / 1e6:.1f} M" if v >= 1e6 else f"{v:,.0f}"
+
+
+def registry(d: str) -> None:
+    stores = [("pg", "PostgreSQL", "PostgreSQL"), ("token", "token (1 s tick)", "token")]
+    reg = {s: load(os.path.join(d, f"bench-registry-{s}.json")) for s, _, _ in stores}
+    heading("Propagation:")
+    rows = []
+    for s, label, _ in stores:
+        for field, change in [("propagation_state_change", "disable / enable a version"),
+                              ("propagation_rotation", "RotateKey, promote")]:
+            p = (reg[s] or {}).get(field) or {}
+            rows.append([label, change] + [ms(p.get(f"{q}_ms")) for q in ("p50", "p90", "p99", "max")])
+    print(table(["registry", "change", "p50", "p90", "p99", "max"], rows))
+
+    heading("Admin changes per second:")
+    rows = []
+    for s, _, label in stores:
+        a = (reg[s] or {}).get("admin") or {}
+        lat = a.get("latency") or {}
+        rows.append([label, rate(a, "ops_per_second"), ms(lat.get("p50_ms")), ms(lat.get("p99_ms")),
+                     str(a.get("errors", "n/a"))])
+    print(table(["registry", "changes/s", "p50", "p99", "errors"], rows))
+
+    heading("Sign throughput with and without the database:")
+    rows = []
+    for s, _, label in stores:
+        r = load(os.path.join(d, f"sign-{s}.json"))
+        lat = (r or {}).get("latency_us") or {}
+        p50 = ms(lat["p50"] / 1000) if "p50" in lat else "n/a"
+        p99 = ms(lat["p99"] / 1000) if "p99" in lat else "n/a"
+        rows.append([label, rate(r), p50, p99, cpu(r, "server")])
+    print(table(["registry", "req/s", "p50", "p99", "server CPU / req"], rows))
+
+    one, many = replay_lines(os.path.join(d, "replay-1.txt")), replay_lines(os.path.join(d, "replay-16.txt"))
+    if not one and not many:
+        print("\n(replay stores not measured in this run)")
+        return
+    heading("Replay stores:")
+    rows = []
+    for kind, label in [("memory", "memory"), ("redis", "Redis"), ("postgres", "PostgreSQL")]:
+        a, b = one.get(kind), many.get(kind)
+        rows.append([label,
+                     inserts(a[0]) if a else "n/a", ms(a[2]) if a else "n/a",
+                     inserts(b[0]) if b else "n/a", ms(b[1]) if b else "n/a", ms(b[2]) if b else "n/a"])
+    print(table(["store", "1 task: inserts/s", "p99", "16 tasks: inserts/s", "p50", "p99"], rows))
+
+
+SECTIONS = {"grpc": grpc, "security": security, "telemetry": telemetry, "pkcs11": pkcs11,
+            "registry": registry}
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 3 or argv[1] not in SECTIONS:
+        print(f"usage: {argv[0]} {{{','.join(SECTIONS)}}} DIR", file=sys.stderr)
+        return 2
+    SECTIONS[argv[1]](argv[2])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,326 @@
+#!/usr/bin/env bash
+# Reproduces the tables of docs/benchmarks.md that the current tree can
+# measure, and prints each one in Markdown with the columns of the doc's
+# table, ready to paste.
+#
+#   bash scripts/bench.sh [--keep] [SECONDS] [SECTION...]
+#   bash scripts/bench.sh --list
+#
+# SECONDS is the measured window of each run (default 8, as in the doc;
+# in-process runs take at most 5); each run has a 1 s warm-up before it.
+# With no SECTION, every section runs, in the order --list shows (about
+# 10 minutes on 2 cores at the default, plus building what is not built).
+#
+# Environment:
+#   SIGNET_BIN           the signet binary (default ./target/release/signet,
+#                        built with `cargo build --release --locked` when
+#                        this is unset)
+#   SIGNET_BENCH_KEEP=1  keep the work directory (as --keep does): every
+#                        server's config, log and audit trail, and the JSON
+#                        report of every run. Kept anyway when a run fails.
+#   SIGNET_BENCH_ROUNDS  rounds of the A/B sections (security, telemetry),
+#                        servers alternating run by run (default 1)
+#   SIGNET_BENCH_PYTHON  a Python with grpcio, for the telemetry section's
+#                        OTLP sink (default: .venv/bin/python, which
+#                        tests/python/run.sh makes, else python3)
+#   SIGNET_REPLAY_BENCH  for the registry section: see scripts/bench-registry.sh
+#
+# Exit status: 0; 1 when a section failed (the others still run, and the
+# work directory is kept); 2 for a usage error; 3 when a section was
+# skipped for want of a prerequisite (it says which).
+#
+# Every server gets a config file with its audit trail in a file
+# ([audit] output = "file"; only the servers measured with the trail off
+# have output = "off") and its log in a file of the work directory; nothing
+# a server writes reaches this script's output. Servers listen on port 0
+# of 127.0.0.1, plaintext (no TLS in any figure), and are stopped on exit.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=scripts/bench-lib.sh
+. "$here/bench-lib.sh"
+
+sections=(grpc security telemetry pkcs11 registry)
+describe() {
+  case $1 in
+    grpc) echo "Sign per demo key over gRPC (64 in flight, 4 connections) with today's defaults (a token identity with a sign grant, audit trail to a file), the same with the security layer off, RSA at 2 in flight, in-process signing, and the target's ceiling (\"Results\", \"Against the target\")" ;;
+    security) echo "the cost of authentication, authorization and the audit trail: audit off / audit to a file / token auth, HMAC and ECDSA" ;;
+    telemetry) echo "the cost of telemetry: metrics only / OTLP all sampled / OTLP 10 %, into a discarding OTLP sink (needs Python grpcio)" ;;
+    pkcs11) echo "the PKCS#11 backend on SoftHSM2: over gRPC, the token alone, against the target (scripts/bench-pkcs11.sh; needs softhsm2)" ;;
+    registry) echo "the key registry in PostgreSQL: propagation, admin changes, Sign, replay stores (scripts/bench-registry.sh; needs softhsm2, postgresql, redis-server)" ;;
+  esac
+}
+
+# usage STATUS: the synopsis (on standard output for --help, else on
+# standard error), then exit STATUS.
+usage() {
+  {
+    echo "usage: bash scripts/bench.sh [--keep] [SECONDS] [SECTION...]"
+    echo "       bash scripts/bench.sh --list"
+    echo "sections: ${sections[*]} (--list says what each measures; the"
+    echo "comment at the top of scripts/bench.sh lists the environment variables)"
+  } >&"$(($1 == 0 ? 1 : 2))"
+  exit "$1"
+}
+
+secs=8
+chosen=()
+while [ $# -gt 0 ]; do
+  case $1 in
+    --list)
+      for s in "${sections[@]}"; do printf '%-10s %s\n' "$s" "$(describe "$s")"; done
+      exit 0
+      ;;
+    --keep) export SIGNET_BENCH_KEEP=1 ;;
+    -h | --help) usage 0 ;;
+    -*) echo "bench.sh: unknown option $1" >&2; usage 2 ;;
+    *)
+      if [[ $1 =~ ^[1-9][0-9]*$ ]] && [ ${#chosen[@]} = 0 ]; then
+        secs=$1
+      elif [[ " ${sections[*]} " == *" $1 "* ]]; then
+        chosen+=("$1")
+      else
+        echo "bench.sh: unknown section $1" >&2
+        usage 2
+      fi
+      ;;
+  esac
+  shift
+done
+[ ${#chosen[@]} -gt 0 ] || chosen=("${sections[@]}")
+rounds=${SIGNET_BENCH_ROUNDS:-1}
+[[ $rounds =~ ^[1-9][0-9]*$ ]] || bench_die "SIGNET_BENCH_ROUNDS must be a positive integer"
+inproc_secs=$((secs < 5 ? secs : 5))
+demo_keys=(demo-hmac demo-ecdsa demo-rsa demo-ed25519)
+
+# A Python that can run scripts/otlp-sink.py.
+sink_python() {
+  local p
+  for p in "${SIGNET_BENCH_PYTHON:-}" "$root/.venv/bin/python" python3; do
+    [ -n "$p" ] && command -v "$p" >/dev/null && "$p" -c 'import grpc' 2>/dev/null &&
+      { echo "$p"; return 0; }
+  done
+  return 1
+}
+
+# What SECTION needs that this machine lacks, or nothing.
+missing() {
+  case $1 in
+    telemetry) sink_python >/dev/null || echo "a Python with grpcio (bash tests/python/run.sh makes .venv with it, or set SIGNET_BENCH_PYTHON)" ;;
+    pkcs11) command -v softhsm2-util >/dev/null || echo "softhsm2" ;;
+    registry)
+      local m=()
+      command -v softhsm2-util >/dev/null || m+=(softhsm2)
+      compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || m+=(postgresql)
+      command -v redis-server >/dev/null || m+=(redis-server)
+      [ ${#m[@]} = 0 ] || echo "${m[*]}"
+      ;;
+  esac
+}
+
+bench_init
+top=$work
+
+# A bearer token for the identity "bench" (a sign grant on the demo keys):
+# the token in $top/bench.token (mode 0600, given to the load generator
+# with --token-file), its SHA-256 in $token_hash for the server's config.
+# The token is never printed.
+make_token() {
+  local out
+  out=$("$bin" token new --identity bench)
+  printf '%s\n' "$out" | awk '$1 == "token:" { print $2; exit }' >"$top/bench.token"
+  chmod 600 "$top/bench.token"
+  token_hash=$(printf '%s\n' "$out" | awk '$1 == "sha256:" { print $2; exit }')
+  if [ ! -s "$top/bench.token" ] || [ ${#token_hash} != 64 ]; then
+    bench_die "signet token new gave no token"
+  fi
+}
+
+# memory_config NAME AUDIT AUTH [admin]: $work/NAME.toml, in-memory backend
+# with the demo keys; AUDIT "file" or "off"; AUTH "token" (one identity,
+# a sign grant on demo-*, the bench token) or "none" (no identities: every
+# caller may do everything, which only a loopback listener allows).
+memory_config() {
+  local name=$1 audit=$2 auth=$3 admin=${4:-}
+  {
+    server_section
+    printf '[backend]\ntype = "memory"\ndemo_keys = true\n'
+    if [ "$audit" = file ]; then audit_to_file "$name"; else printf '[audit]\noutput = "off"\n'; fi
+    if [ "$auth" = token ]; then
+      printf '[[auth.identities]]\nname = "bench"\n'
+      printf '[[auth.identities.grants]]\noperations = ["sign"]\nkeys = ["demo-*"]\n'
+      printf '[[auth.tokens]]\nidentity = "bench"\nsha256 = "%s"\n' "$token_hash"
+    fi
+    if [ "$admin" = admin ]; then printf '[admin]\nlisten = "127.0.0.1:0"\n'; fi
+  } >"$work/$name.toml"
+}
+
+# rpc OUT ENDPOINT PID KEY [ARGS...]: Sign for the window, server CPU
+# from PID, 64 in flight over 4 connections unless RPC_SHAPE says
+# otherwise ("CONCURRENCY CONNECTIONS").
+rpc() {
+  local out=$1 ep=$2 pid=$3 key=$4 shape
+  shift 4
+  read -r -a shape <<<"${RPC_SHAPE:-64 4}"
+  bench "$out" --endpoint "$ep" --key "$key" --concurrency "${shape[0]}" \
+    --connections "${shape[1]}" --duration "${secs}s" --server-pid "$pid" "$@"
+}
+
+section_grpc() {
+  local k on_ep on_pid off_ep off_pid tok=(--token-file "$top/bench.token")
+  memory_config on file token
+  memory_config off off none
+  serve on "$work/on.toml"
+  on_ep=$EP on_pid=$SP
+  serve off "$work/off.toml"
+  off_ep=$EP off_pid=$SP
+  for k in "${demo_keys[@]}"; do
+    bench_note "== grpc: $k, security layer on (token identity, audit to a file)"
+    rpc "on-$k" "$on_ep" "$on_pid" "$k" "${tok[@]}"
+    bench_note "== grpc: $k, security layer off"
+    rpc "off-$k" "$off_ep" "$off_pid" "$k"
+  done
+  bench_note "== grpc: demo-rsa at 2 in flight over 2 connections, security layer on"
+  RPC_SHAPE="2 2" rpc on-demo-rsa-c2 "$on_ep" "$on_pid" demo-rsa "${tok[@]}"
+  bench_stop "$on_pid"
+  bench_stop "$off_pid"
+  for k in "${demo_keys[@]}"; do
+    bench_note "== grpc: $k in-process, no RPC, one thread per CPU"
+    bench "inproc-$k" --in-process --key "$k" --concurrency "$(nproc)" --duration "${inproc_secs}s"
+  done
+  tables grpc "$work"
+}
+
+# The servers of an A/B section, in the order their runs alternate.
+ab_names=() ab_eps=() ab_pids=() ab_tokens=()
+
+# ab_serve NAME AUTH [VAR=VALUE...]: starts server NAME on $work/NAME.toml
+# (its environment plus the VAR=VALUE pairs) for the A/B runs; AUTH
+# "token" sends it the bench token.
+ab_serve() {
+  local name=$1 auth=$2
+  shift 2
+  serve "$name" "$work/$name.toml" "$@"
+  ab_names+=("$name") ab_eps+=("$EP") ab_pids+=("$SP") ab_tokens+=("$auth")
+}
+
+# ab: every ab_serve'd server runs HMAC and ECDSA, servers alternating
+# run by run, $rounds times; then they are stopped.
+ab() {
+  local r i k p tok
+  for r in $(seq "$rounds"); do
+    for i in "${!ab_names[@]}"; do
+      tok=()
+      [ "${ab_tokens[$i]}" = token ] && tok=(--token-file "$top/bench.token")
+      for k in demo-hmac demo-ecdsa; do
+        bench_note "== ${work##*/}: ${ab_names[$i]}, $k, round $r of $rounds"
+        rpc "${ab_names[$i]}-$k-$r" "${ab_eps[$i]}" "${ab_pids[$i]}" "$k" "${tok[@]}"
+      done
+    done
+  done
+  for p in "${ab_pids[@]}"; do bench_stop "$p"; done
+  ab_names=() ab_eps=() ab_pids=() ab_tokens=()
+}
+
+section_security() {
+  memory_config off off none
+  memory_config file file none
+  memory_config token file token
+  ab_serve off none
+  ab_serve file none
+  ab_serve token token
+  ab
+  tables security "$work"
+}
+
+section_telemetry() {
+  local py sink port otlp
+  py=$(sink_python)
+  bench_spawn otlp-sink "$py" "$here/otlp-sink.py" "$work/otlp-sink.port"
+  sink=$spawned
+  for _ in $(seq 100); do
+    [ -s "$work/otlp-sink.port" ] && break
+    kill -0 "$sink" 2>/dev/null || bench_die "the OTLP sink did not start (log: $work/otlp-sink.log)"
+    sleep 0.1
+  done
+  [ -s "$work/otlp-sink.port" ] || bench_die "the OTLP sink did not start within 10 s"
+  port=$(cat "$work/otlp-sink.port")
+  otlp=OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$port
+  memory_config metrics file none admin
+  memory_config otlp file none admin
+  memory_config otlp10 file none admin
+  ab_serve metrics none
+  ab_serve otlp none "$otlp"
+  ab_serve otlp10 none "$otlp" OTEL_TRACES_SAMPLER=parentbased_traceidratio OTEL_TRACES_SAMPLER_ARG=0.1
+  ab
+  bench_stop "$sink"
+  tables telemetry "$work"
+}
+
+section_pkcs11() {
+  SIGNET_BENCH_DIR=$work bash "$here/bench-pkcs11.sh" "$secs"
+}
+
+section_registry() {
+  SIGNET_BENCH_DIR=$work bash "$here/bench-registry.sh" "$secs"
+}
+
+# run_section SECTION, in a subshell: a section that fails stops its own
+# servers (this trap) and the others still run.
+run_section() {
+  bench_own_work=0
+  bench_pids=()
+  trap bench_cleanup EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  "section_$1"
+}
+
+make_token
+skipped=() failed=()
+started=$SECONDS
+for s in "${chosen[@]}"; do
+  why=$(missing "$s")
+  if [ -n "$why" ]; then
+    bench_note "== $s: skipped, needs $why"
+    printf '\n## %s\n\nskipped: needs %s\n' "$s" "$why"
+    skipped+=("$s")
+    continue
+  fi
+  work=$top/$s
+  mkdir -p "$work"
+  t0=$SECONDS
+  printf '\n## %s (%s s windows)\n' "$s" "$secs"
+  # Not `if (run_section ...)`: errexit would be off in the whole section.
+  set +e
+  (
+    set -e
+    run_section "$s"
+  )
+  rc=$?
+  set -e
+  bench_check_outputs "$work"
+  # A full run's trails come to more than a gigabyte: unless kept, each
+  # section's go once counted.
+  if [ "${SIGNET_BENCH_KEEP:-0}" != 1 ]; then
+    find "$work" -name '*.audit.jsonl' -delete
+  fi
+  if [ "$rc" = 0 ]; then
+    bench_note "== $s: done in $((SECONDS - t0)) s"
+  else
+    # Interrupted: stop here.
+    [ "$rc" -lt 128 ] || exit "$rc"
+    bench_note "== $s: FAILED after $((SECONDS - t0)) s (its files: $work)"
+    printf '\nfailed: see %s\n' "$work"
+    failed+=("$s")
+  fi
+done
+work=$top
+bench_note "== all done in $((SECONDS - started)) s"
+if [ ${#failed[@]} -gt 0 ]; then
+  bench_note "failed: ${failed[*]}"
+  exit 1
+fi
+if [ ${#skipped[@]} -gt 0 ]; then
+  bench_note "skipped (missing prerequisites): ${skipped[*]}"
+  exit 3
+fi
