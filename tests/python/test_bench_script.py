@@ -35,7 +35,7 @@ def test_bench_script_parses(script):
 
 def test_bench_scripts_pass_shellcheck():
     # scripts/setup.sh installs it; a machine without it fails, never skips.
-    assert shutil.which("shellcheck"), "shellcheck is not installed: apt-get install -y shellcheck
+    assert shutil.which("shellcheck"), "shellcheck is not installed: apt-get install -y shellcheck"
     r = _run("shellcheck", "-x", *SCRIPTS)
     assert r.returncode == 0, r.stdout + r.stderr
 
