@@ -218,7 +218,15 @@ impl Error {
         }
         if let Some(wait) = self.retry_after {
             let ms = wait.as_millis().max(1);
-            if let Ok(v) = ms.to_string().parse() {
+            if let Ok(v) = ms
+                .to_string()
+                .parse::<tonic::metadata::AsciiMetadataValue>()
+            {
+                // gRPC's own retry policy waits this long before the next
+                // attempt (gRFC A6); retry-after-ms is for everyone else.
+                status
+                    .metadata_mut()
+                    .insert("grpc-retry-pushback-ms", v.clone());
                 status.metadata_mut().insert("retry-after-ms", v);
             }
             if let Ok(v) = ms.div_ceil(1000).to_string().parse() {

@@ -32,7 +32,8 @@ async fn overload_sheds_instead_of_queueing() {
     while let Some(r) = calls.join_next().await {
         if let Err(e) = r.unwrap() {
             assert_eq!(e.code(), tonic::Code::ResourceExhausted, "{e:?}");
-            assert!(e.metadata().get("retry-after-ms").is_some());
+            let hint = e.metadata().get("retry-after-ms").unwrap();
+            assert_eq!(e.metadata().get("grpc-retry-pushback-ms"), Some(hint));
             shed += 1;
         }
     }

@@ -254,6 +254,11 @@ async fn every_refusal_has_its_code_and_its_audit_record() {
         .parse()
         .unwrap();
     assert!((1..=1000).contains(&ms), "{ms}");
+    // gRPC's standard retry policy reads the same wait from its own key.
+    assert_eq!(
+        e.metadata().get("grpc-retry-pushback-ms").unwrap(),
+        &ms.to_string()
+    );
 
     // TLS refusals: plaintext, a certificate from another CA, an expired
     // one. Each handshake fails; no call gets through.
