@@ -44,8 +44,12 @@ have="$(cargo deny --version 2>/dev/null | awk '{print $2}')" \
   || die "cargo-deny $have found, $deny_version wanted: bash scripts/setup.sh (or cargo install --locked --force cargo-deny --version $deny_version)"
 
 # What was scanned, and how old it is. Age is reported, not enforced:
-# nothing here can refresh it (docs/supply-chain.md, "Refreshing").
-snapshot="$(sed -n 's/.*at commit \([0-9a-f]\{7,40\}\) (\([0-9-]*\)).*/\1 \2/p' "$db/SNAPSHOT.txt" 2>/dev/null | head -1)"
+# nothing here can refresh it (docs/supply-chain.md, "Refreshing the
+# snapshot").
+snapshot=""
+if [ -f "$db/SNAPSHOT.txt" ]; then
+  snapshot="$(sed -n 's/.*at commit \([0-9a-f]\{7,40\}\) (\([0-9-]*\)).*/\1 \2/;T;p;q' "$db/SNAPSHOT.txt")"
+fi
 commit="${snapshot%% *}"
 date="${snapshot##* }"
 count="$(find "$db/crates" -name 'RUSTSEC-*.md' | wc -l)"
