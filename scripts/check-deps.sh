@@ -74,11 +74,14 @@ work="$(mktemp -d "${TMPDIR:-/tmp}/signet-check-deps.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 repo="$work/advisory-db-3157b0e258782691"
 cp -R "$db" "$repo"
+chmod -R u+w "$repo"   # CI's copy of shared/ has no write bits
 rm -rf "$repo/.git"
+# Not the repository a caller's GIT_DIR (a hook, say) points at.
+unset GIT_DIR GIT_WORK_TREE GIT_INDEX_FILE GIT_OBJECT_DIRECTORY
 git -C "$repo" init -q
 git -C "$repo" add -A
 git -C "$repo" -c user.name=signet -c user.email=signet@localhost -c commit.gpgsign=false \
-  commit -q -m "RustSec advisory-db snapshot ${commit:-unknown} ($date)"
+  commit -q -m "RustSec advisory-db snapshot ${commit:-unknown} (${date:-undated})"
 export SIGNET_DENY_DB_ROOT="$work"
 
 # Every crate of the lock, for every platform, from crates.io (a no-op once
