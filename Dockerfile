@@ -13,6 +13,8 @@
 #
 # The build needs only crates.io (Cargo.lock pins every crate, --locked
 # keeps it so); protobuf is compiled by protox, no protoc is needed.
+# What the runtime image contains beyond its base: the crates listed by
+# scripts/sbom.sh, a CycloneDX SBOM of this binary (docs/supply-chain.md).
 
 ARG RUST_IMAGE=rust:1-bookworm
 ARG RUNTIME_IMAGE=gcr.io/distroless/cc-debian12:nonroot

@@ -48,6 +48,23 @@ else
       fi
     fi
   done
+  # Cargo tools at pinned versions, from crates.io: cargo-deny for
+  # scripts/check-deps.sh, cargo-cyclonedx for scripts/sbom.sh. Built from
+  # source, so the first install takes minutes (about 7 and 5 on two busy
+  # cores); later runs only check --version. Keep the versions in step
+  # with those scripts.
+  for tool in cargo-deny@0.20.2 cargo-cyclonedx@0.5.9; do
+    name="${tool%@*}" version="${tool#*@}"
+    if [ "$(cargo "${name#cargo-}" --version 2>/dev/null | awk '{print $2}')" != "$version" ]; then
+      if can_install; then
+        note "installing $name $version from crates.io (compiles for a few minutes)"
+        cargo install --locked --quiet --force "$name" --version "$version" \
+          || missing+=("$name $version: 'cargo install --locked $name --version $version' failed (is crates.io reachable?)")
+      else
+        missing+=("$name $version: 'cargo install --locked $name --version $version'")
+      fi
+    fi
+  done
 fi
 
 # --- Debian packages: command (or file pattern) -> package.
@@ -112,4 +129,4 @@ if [ ${#missing[@]} -gt 0 ]; then
   for m in "${missing[@]}"; do printf '  - %s\n' "$m" >&2; done
   exit 1
 fi
-echo "==> setup: ready (Rust $(rustc --version | awk '{print $2}'), $(python3 --version), openssl, SoftHSM2, OpenSC, Redis, PostgreSQL, yq, shellcheck)"
+echo "==> setup: ready (Rust $(rustc --version | awk '{print $2}'), $(python3 --version), cargo-deny, cargo-cyclonedx, openssl, SoftHSM2, OpenSC, Redis, PostgreSQL, yq, shellcheck)"

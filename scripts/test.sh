@@ -22,6 +22,12 @@ python3 scripts/check-layers.py
 step "MSRV: no locked package needs a newer Rust than Cargo.toml's rust-version"
 python3 scripts/check-msrv.py
 
+step "dependencies: advisories (offline RustSec snapshot), licences, bans, sources (deny.toml)"
+bash scripts/check-deps.sh
+
+step "SBOM of the signet binary (target/sbom/signet.cdx.json)"
+bash scripts/sbom.sh
+
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets --locked -- -D warnings
 
