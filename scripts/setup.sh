@@ -7,9 +7,10 @@
 #   SIGNET_SETUP_NO_INSTALL=1 bash scripts/setup.sh   # check only
 #
 # It installs Debian packages with apt-get when it runs as root (or with
-# sudo that needs no password), Rust components with rustup, and the Python
-# test dependencies into .venv/ from PyPI. What it cannot install it names,
-# with the command that would, and it exits 1.
+# sudo that needs no password), Rust components with rustup, the Python
+# test dependencies into .venv/ from PyPI, and the pinned buf CLI into
+# tools/buf/node_modules/ from npm. What it cannot install it names, with
+# the command that would, and it exits 1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -76,9 +77,10 @@ declare -A package=(
   [initdb]=postgresql               # registry and replay store in PostgreSQL
   [yq]=yq                           # the docs test runs the yq pipeline of docs/operations.md
   [shellcheck]=shellcheck           # the scripts (scripts/*.sh) are checked with it
+  [npm]=npm                         # installs the pinned buf (tools/buf) that checks proto/
 )
 need=()
-for cmd in openssl softhsm2-util pkcs11-tool redis-server initdb yq shellcheck; do
+for cmd in openssl softhsm2-util pkcs11-tool redis-server initdb yq shellcheck npm; do
   if [ "$cmd" = initdb ]; then
     compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null && continue
     command -v initdb >/dev/null && continue
@@ -124,9 +126,27 @@ if [ "$py_ok" = 1 ] && [ ${#missing[@]} -eq 0 ]; then
   rm -f /tmp/signet-setup-venv.$$
 fi
 
+# --- buf, for scripts/check-proto.sh: the exact version tools/buf pins,
+# from npm (the package ships the binary), into tools/buf/node_modules/.
+buf_want=$(sed -n 's/^ *"@bufbuild\/buf": "\(.*\)",\{0,1\}$/\1/p' tools/buf/package.json)
+buf_bin=tools/buf/node_modules/.bin/buf
+buf_have() { [ -x "$buf_bin" ] && "$buf_bin" --version 2>/dev/null; }
+if [ "$(buf_have)" != "$buf_want" ]; then
+  if command -v npm >/dev/null && can_install; then
+    note "installing buf $buf_want (npm ci --prefix tools/buf)"
+    if ! npm ci --prefix tools/buf --ignore-scripts --no-audit --no-fund >/tmp/signet-setup-npm.$$ 2>&1; then
+      tail -5 /tmp/signet-setup-npm.$$ | sed 's/^/  /'
+    fi
+    rm -f /tmp/signet-setup-npm.$$
+  fi
+  if [ "$(buf_have)" != "$buf_want" ]; then
+    missing+=("buf $buf_want (proto lint and breaking checks): 'npm ci --prefix tools/buf --ignore-scripts' (needs npm and the npm registry; npm_config_registry for a mirror)")
+  fi
+fi
+
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: the test suite cannot run on this machine yet; missing:" >&2
   for m in "${missing[@]}"; do printf '  - %s\n' "$m" >&2; done
   exit 1
 fi
-echo "==> setup: ready (Rust $(rustc --version | awk '{print $2}'), $(python3 --version), cargo-deny, cargo-cyclonedx, openssl, SoftHSM2, OpenSC, Redis, PostgreSQL, yq, shellcheck)"
+echo "==> setup: ready (Rust $(rustc --version | awk '{print $2}'), $(python3 --version), cargo-deny, cargo-cyclonedx, openssl, SoftHSM2, OpenSC, Redis, PostgreSQL, yq, shellcheck, buf $buf_want)"

@@ -16,6 +16,9 @@ bash scripts/setup.sh
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
+step "proto: buf lint, and buf breaking against the previous commit on main (docs/keys-and-api.md)"
+bash scripts/check-proto.sh
+
 step "layers: no import circle over two files, no upward import (docs/architecture.md)"
 python3 scripts/check-layers.py
 

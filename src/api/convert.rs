@@ -2,6 +2,7 @@
 
 use std::time::{Duration, SystemTime};
 
+use super::names::ShortName;
 use super::pb;
 use crate::bounds::{self, Range};
 use crate::error::{Error, Result};
@@ -11,11 +12,12 @@ use crate::keys::registry::{Input, KeyView};
 use crate::keys::{Algorithm, ProtectionLevel};
 
 /// proto → domain algorithm; unspecified or unknown is `INVALID_ARGUMENT`.
-/// The proto's value names are the algorithm table's names.
+/// The proto's value names are the algorithm table's names behind the
+/// `ALGORITHM_` prefix ([`ShortName`]).
 pub(crate) fn algorithm(v: i32) -> Result<Algorithm> {
     match pb::Algorithm::try_from(v) {
         Ok(pb::Algorithm::Unspecified) => Err(Error::invalid("algorithm is required")),
-        Ok(p) => Algorithm::from_name(p.as_str_name())
+        Ok(p) => Algorithm::from_name(p.short_name())
             .ok_or_else(|| Error::internal(format!("proto algorithm {v} is not in the table"))),
         Err(_) => Err(Error::invalid(format!("unknown algorithm {v}"))),
     }
@@ -23,12 +25,20 @@ pub(crate) fn algorithm(v: i32) -> Result<Algorithm> {
 
 /// domain → proto algorithm.
 pub(crate) fn algorithm_pb(a: Algorithm) -> pb::Algorithm {
-    pb::Algorithm::from_str_name(a.name()).expect("proto and domain names agree")
+    pb::Algorithm::from_short_name(a.name()).expect("proto and domain names agree")
+}
+
+/// domain → proto algorithm, for the integration tests and the CLI:
+/// `pb::Algorithm::from(a) as i32`.
+impl From<Algorithm> for pb::Algorithm {
+    fn from(a: Algorithm) -> Self {
+        algorithm_pb(a)
+    }
 }
 
 /// domain → proto state.
 pub(crate) fn state_pb(s: VersionState) -> pb::KeyVersionState {
-    pb::KeyVersionState::from_str_name(s.name()).expect("proto and domain names agree")
+    pb::KeyVersionState::from_short_name(s.name()).expect("proto and domain names agree")
 }
 
 /// proto → domain ECDSA signature format.

@@ -5,12 +5,14 @@
 pub(crate) mod admin;
 pub(crate) mod call;
 pub(crate) mod convert;
+pub(crate) mod names;
 pub(crate) mod signer;
 
 use tonic::{Response, Status};
 
 use crate::error::Result;
 pub(crate) use call::{serve, Call, Served};
+use names::ShortName;
 
 /// Generated protobuf and gRPC code for `signet.v1`.
 #[allow(missing_docs, clippy::all)]
@@ -75,7 +77,7 @@ impl Audited for pb::VerifyHttpRequestResponse {
             "valid".to_string()
         } else {
             pb::VerifyFailureReason::try_from(self.reason)
-                .map(|r| r.as_str_name().to_string())
+                .map(|r| r.short_name().to_string())
                 .unwrap_or_default()
         })
     }
@@ -87,7 +89,14 @@ impl Audited for pb::GetPublicKeyResponse {
 }
 impl Audited for pb::GetJwksResponse {}
 impl Audited for pb::ListHttpProfilesResponse {}
-impl Audited for pb::Key {}
+impl Audited for pb::CreateKeyResponse {}
+impl Audited for pb::ImportKeyResponse {}
+impl Audited for pb::PromoteKeyVersionResponse {}
+impl Audited for pb::DisableKeyVersionResponse {}
+impl Audited for pb::EnableKeyVersionResponse {}
+impl Audited for pb::DestroyKeyVersionResponse {}
+impl Audited for pb::RestoreKeyVersionResponse {}
+impl Audited for pb::GetKeyResponse {}
 impl Audited for pb::ListKeysResponse {}
 impl Audited for pb::RotateKeyResponse {
     fn version(&self) -> Option<u32> {

@@ -46,11 +46,11 @@ async fn a_panicking_admin_handler_answers_internal_and_ends_its_record() {
     let ctx = ctx();
     let mut rec = ctx.record(Op::AdminPromote);
     rec.key = Some("k".into());
-    let r: Result<Response<pb::Key>, Status> =
+    let r: Result<Response<pb::PromoteKeyVersionResponse>, Status> =
         run(&s, &ctx, rec, &rpcs::PROMOTE_KEY_VERSION, || async {
             // What an unchecked `now + grace` did with a huge grace period.
             let _ = std::time::SystemTime::now() + std::time::Duration::from_secs(u64::MAX);
-            Ok(pb::Key::default())
+            Ok(pb::PromoteKeyVersionResponse::default())
         })
         .await;
     let e = r.unwrap_err();
@@ -91,9 +91,10 @@ async fn a_call_dropped_mid_handler_still_gets_an_outcome() {
     let ctx = ctx();
     let mut rec = ctx.record(Op::AdminPromote);
     rec.key = Some("k".into());
-    let call = run::<pb::Key, _>(&s, &ctx, rec, &rpcs::PROMOTE_KEY_VERSION, || {
-        std::future::pending()
-    });
+    let call =
+        run::<pb::PromoteKeyVersionResponse, _>(&s, &ctx, rec, &rpcs::PROMOTE_KEY_VERSION, || {
+            std::future::pending()
+        });
     // The client goes away: the transport drops the call's future.
     assert!(
         tokio::time::timeout(std::time::Duration::from_millis(200), call)

@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::builder::{PossibleValue, TypedValueParser};
 
 use super::client::{CliError, CliResult};
+use crate::api::names::ShortName;
 use crate::api::pb;
 use crate::keys::Algorithm;
 
@@ -42,7 +43,8 @@ impl TypedValueParser for AlgorithmArg {
     }
 }
 
-/// Parses an algorithm by its proto name, case-insensitively.
+/// Parses an algorithm by its name in the algorithm table (the proto value
+/// without `ALGORITHM_`), case-insensitively.
 pub(crate) fn parse_algorithm(s: &str) -> Result<Algorithm, String> {
     Algorithm::from_name(s.trim()).ok_or_else(|| {
         let names: Vec<&str> = Algorithm::ALL.iter().map(|a| a.name()).collect();
@@ -52,15 +54,14 @@ pub(crate) fn parse_algorithm(s: &str) -> Result<Algorithm, String> {
 
 /// The proto enum value of an algorithm.
 pub(crate) fn algorithm_pb(a: Algorithm) -> i32 {
-    pb::Algorithm::from_str_name(a.name())
-        .map(|p| p as i32)
-        .unwrap_or_default()
+    pb::Algorithm::from(a) as i32
 }
 
-/// The proto name of an algorithm enum value.
+/// The name of an algorithm enum value as the CLI shows it: the algorithm
+/// table's, without the proto's `ALGORITHM_` prefix.
 pub(crate) fn algorithm_name(v: i32) -> String {
     pb::Algorithm::try_from(v)
-        .map(|a| a.as_str_name().to_string())
+        .map(|a| a.short_name().to_string())
         .unwrap_or_else(|_| format!("UNKNOWN({v})"))
 }
 

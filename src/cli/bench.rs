@@ -62,7 +62,7 @@ pub(crate) struct BenchArgs {
     /// No RPC: sign with a freshly generated in-memory key from OS threads.
     #[arg(long)]
     pub in_process: bool,
-    /// With --in-process: the algorithm, by its proto name.
+    /// With --in-process: the algorithm, by name (e.g. ED25519).
     #[arg(long, short, requires = "in_process", value_parser = super::args::AlgorithmArg)]
     pub algorithm: Option<Algorithm>,
     /// With --in-process: sign through the backend of this config file

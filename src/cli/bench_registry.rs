@@ -82,11 +82,15 @@ async fn prepare(a: &mut Admin, name: &str) -> CliResult<()> {
     Ok(())
 }
 
-fn state_of(k: &pb::Key, v: u32) -> i32 {
-    k.versions
-        .iter()
-        .find(|x| x.version == v)
+/// The state of version `v` of the key an admin call answered with.
+fn state_of(k: Option<&pb::Key>, v: u32) -> i32 {
+    k.and_then(|k| k.versions.iter().find(|x| x.version == v))
         .map_or(0, |x| x.state)
+}
+
+/// True when the key an admin call answered with has `v` ACTIVE.
+fn active_is(k: Option<&pb::Key>, v: u32) -> bool {
+    k.is_some_and(|k| k.active_version == v)
 }
 
 /// Disables v1 when it verifies, enables it when disabled; the new state.
@@ -101,14 +105,18 @@ async fn toggle(a: &mut Admin, name: &str, disabled: bool) -> Result<i32, tonic:
             }),
         })
         .await?
+        .into_inner()
+        .key
     } else {
         a.disable_key_version(pb::DisableKeyVersionRequest {
             name: name.into(),
             version: 1,
         })
         .await?
+        .into_inner()
+        .key
     };
-    Ok(state_of(&k.into_inner(), 1))
+    Ok(state_of(k.as_ref(), 1))
 }
 
 /// Polls `until` back to back for at most 10 s; the time it took.
@@ -149,7 +157,7 @@ pub(crate) async fn run(g: &Global, a: BenchRegistryArgs) -> CliResult {
         async move {
             o.get_key(pb::GetKeyRequest { name: n })
                 .await
-                .is_ok_and(|k| k.into_inner().active_version == 2)
+                .is_ok_and(|k| active_is(k.into_inner().key.as_ref(), 2))
         }
     })
     .await?;
@@ -169,7 +177,7 @@ pub(crate) async fn run(g: &Global, a: BenchRegistryArgs) -> CliResult {
                 async move {
                     o.get_key(pb::GetKeyRequest { name: n })
                         .await
-                        .is_ok_and(|k| state_of(&k.into_inner(), 1) == want)
+                        .is_ok_and(|k| state_of(k.into_inner().key.as_ref(), 1) == want)
                 }
             })
             .await?,
@@ -224,7 +232,7 @@ pub(crate) async fn run(g: &Global, a: BenchRegistryArgs) -> CliResult {
             async move {
                 o.get_key(pb::GetKeyRequest { name: n })
                     .await
-                    .is_ok_and(|k| k.into_inner().active_version == 2)
+                    .is_ok_and(|k| active_is(k.into_inner().key.as_ref(), 2))
             }
         })
         .await?;

@@ -10,6 +10,7 @@ use super::client::{
     connect, print_json, read_input, write_output, CliError, CliResult, EXIT_INVALID,
 };
 use super::Global;
+use crate::api::names::ShortName;
 use crate::api::pb;
 use crate::api::pb::signer_client::SignerClient;
 
@@ -199,7 +200,7 @@ async fn verify(global: &Global, a: HttpVerifyArgs) -> CliResult {
     let mut client = SignerClient::new(connect(global).await?);
     let resp = client.verify_http_request(req).await?.into_inner();
     let reason = pb::VerifyFailureReason::try_from(resp.reason)
-        .map(|r| r.as_str_name().to_string())
+        .map(|r| r.short_name().to_string())
         .unwrap_or_else(|_| resp.reason.to_string());
     if global.json {
         print_json(&json!({

@@ -47,7 +47,7 @@ pub(crate) enum KeysCommand {
 pub(crate) struct CreateArgs {
     /// The key's name: [a-z0-9][a-z0-9._-]{0,63}.
     pub name: String,
-    /// Algorithm by its proto name, case-insensitive (e.g. ECDSA_P256_SHA256).
+    /// Algorithm by name, case-insensitive (e.g. ECDSA_P256_SHA256).
     #[arg(long, short, value_parser = super::args::AlgorithmArg)]
     pub algorithm: Algorithm,
     /// A label, key=value; repeat for more.
@@ -70,7 +70,7 @@ pub(crate) struct CreateArgs {
 pub(crate) struct ImportArgs {
     /// The key's name (a new key, or an existing one with --new-version).
     pub name: String,
-    /// Algorithm the material is for, by its proto name.
+    /// Algorithm the material is for, by name (e.g. ECDSA_P256_SHA256).
     #[arg(long, short, value_parser = super::args::AlgorithmArg)]
     pub algorithm: Algorithm,
     /// File with the material ("-" for standard input): raw HMAC secret,
@@ -169,7 +169,7 @@ pub(crate) async fn run(global: &Global, cmd: KeysCommand) -> CliResult {
                 labels: labels_map(&a.labels)?.into_iter().collect(),
                 rotation_policy: policy,
             };
-            client.create_key(req).await?.into_inner()
+            client.create_key(req).await?.into_inner().key
         }
         KeysCommand::Import(a) => {
             let material = material.unwrap_or_default();
@@ -186,7 +186,7 @@ pub(crate) async fn run(global: &Global, cmd: KeysCommand) -> CliResult {
                 as_new_version: a.new_version,
                 labels: labels_map(&a.labels)?.into_iter().collect(),
             };
-            client.import_key(req).await?.into_inner()
+            client.import_key(req).await?.into_inner().key
         }
         KeysCommand::Rotate(a) => {
             let req = pb::RotateKeyRequest {
@@ -201,7 +201,6 @@ pub(crate) async fn run(global: &Global, cmd: KeysCommand) -> CliResult {
                 }
             }
             resp.key
-                .ok_or_else(|| CliError::rpc("server answered without the key"))?
         }
         KeysCommand::Promote(a) => {
             let req = pb::PromoteKeyVersionRequest {
@@ -209,14 +208,14 @@ pub(crate) async fn run(global: &Global, cmd: KeysCommand) -> CliResult {
                 version: a.version,
                 grace_period: grace(a.grace_period),
             };
-            client.promote_key_version(req).await?.into_inner()
+            client.promote_key_version(req).await?.into_inner().key
         }
         KeysCommand::Disable(a) => {
             let req = pb::DisableKeyVersionRequest {
                 name: a.name,
                 version: a.version,
             };
-            client.disable_key_version(req).await?.into_inner()
+            client.disable_key_version(req).await?.into_inner().key
         }
         KeysCommand::Enable(a) => {
             let req = pb::EnableKeyVersionRequest {
@@ -224,28 +223,33 @@ pub(crate) async fn run(global: &Global, cmd: KeysCommand) -> CliResult {
                 version: a.version,
                 grace_period: grace(a.grace_period),
             };
-            client.enable_key_version(req).await?.into_inner()
+            client.enable_key_version(req).await?.into_inner().key
         }
         KeysCommand::Destroy(a) => {
             let req = pb::DestroyKeyVersionRequest {
                 name: a.name,
                 version: a.version,
             };
-            client.destroy_key_version(req).await?.into_inner()
+            client.destroy_key_version(req).await?.into_inner().key
         }
         KeysCommand::Restore(a) => {
             let req = pb::RestoreKeyVersionRequest {
                 name: a.name,
                 version: a.version,
             };
-            client.restore_key_version(req).await?.into_inner()
+            client.restore_key_version(req).await?.into_inner().key
         }
-        KeysCommand::Get(a) => client
-            .get_key(pb::GetKeyRequest { name: a.name })
-            .await?
-            .into_inner(),
+        KeysCommand::Get(a) => {
+            client
+                .get_key(pb::GetKeyRequest { name: a.name })
+                .await?
+                .into_inner()
+                .key
+        }
         KeysCommand::List(a) => return list(global, &mut client, a.page_size).await,
     };
+    // Every answer but ListKeys' holds the key after the call.
+    let key = key.ok_or_else(|| CliError::rpc("server answered without the key"))?;
     if global.json {
         print_json(&key_json(&key))
     } else {

@@ -10,6 +10,7 @@ use super::client::{algorithm_name, connect, print_json, write_output, CliError,
 use super::render::state_name;
 use super::sign::{encode, version, Encoding};
 use super::Global;
+use crate::api::names::ShortName;
 use crate::api::pb;
 use crate::api::pb::signer_client::SignerClient;
 
@@ -98,7 +99,7 @@ pub(crate) async fn run(global: &Global, a: PublicKeyArgs) -> CliResult {
         };
         let mut j = json!({
             "public_key": public_key,
-            "format": format.as_str_name(),
+            "format": format.short_name(),
             "algorithm": algorithm_name(resp.algorithm),
             "version": resp.version,
             "key_version_id": resp.key_version_id,

@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde_json::{json, Value};
 
 use super::client::algorithm_name;
+use crate::api::names::ShortName;
 use crate::api::pb;
 
 /// Left-aligned columns separated by two spaces, no trailing blanks.
@@ -115,17 +116,17 @@ fn json_time(t: Option<&prost_types::Timestamp>) -> Value {
     rfc3339(t).map(Value::String).unwrap_or(Value::Null)
 }
 
-/// The proto name of a version state.
+/// The name of a version state, without the proto's prefix (`ACTIVE`).
 pub(crate) fn state_name(v: i32) -> String {
     pb::KeyVersionState::try_from(v)
-        .map(|s| s.as_str_name().to_string())
+        .map(|s| s.short_name().to_string())
         .unwrap_or_else(|_| format!("UNKNOWN({v})"))
 }
 
-/// The proto name of a protection level.
+/// The name of a protection level, without the proto's prefix (`HSM`).
 pub(crate) fn protection_name(v: i32) -> String {
     pb::ProtectionLevel::try_from(v)
-        .map(|s| s.as_str_name().to_string())
+        .map(|s| s.short_name().to_string())
         .unwrap_or_else(|_| format!("UNKNOWN({v})"))
 }
 

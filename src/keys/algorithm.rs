@@ -63,7 +63,7 @@ pub enum Curve {
 /// One algorithm's row.
 struct AlgorithmRow {
     alg: Algorithm,
-    /// The proto and config name.
+    /// The config and CLI name; the proto value is `ALGORITHM_` and this.
     name: &'static str,
     /// The JOSE `alg` (RFC 7518, RFC 8037).
     jose: &'static str,
@@ -167,12 +167,13 @@ impl Algorithm {
         self.row().jose
     }
 
-    /// The proto / config name, e.g. `RSA_PKCS1_2048_SHA256`.
+    /// The config and CLI name, e.g. `RSA_PKCS1_2048_SHA256` (the proto's
+    /// `ALGORITHM_RSA_PKCS1_2048_SHA256`).
     pub fn name(self) -> &'static str {
         self.row().name
     }
 
-    /// Parses a proto / config name (case-insensitive).
+    /// Parses a config and CLI name (case-insensitive).
     pub fn from_name(s: &str) -> Option<Algorithm> {
         Self::ALL
             .into_iter()

@@ -31,7 +31,7 @@ pub enum VersionState {
 }
 
 impl VersionState {
-    /// Upper-case name as in the proto.
+    /// Upper-case name: the proto value without `KEY_VERSION_STATE_`.
     pub fn name(self) -> &'static str {
         match self {
             VersionState::Pending => "PENDING",

@@ -497,7 +497,9 @@ async fn api_durations_out_of_range_are_invalid_argument_naming_the_field() {
         })
         .await
         .unwrap()
-        .into_inner();
+        .into_inner()
+        .key
+        .unwrap();
     let until = k.versions[0].verify_until.unwrap();
     assert!(until.seconds <= 253_402_300_799);
     s.stop().await.unwrap();

@@ -46,6 +46,8 @@ async fn import(s: &TestServer, secret: &[u8], as_new_version: bool) -> pb::Key 
         .await
         .unwrap()
         .into_inner()
+        .key
+        .unwrap()
 }
 
 async fn promote(s: &TestServer, version: u32, grace: Duration) {
@@ -233,7 +235,9 @@ async fn rotation_loses_nothing(preset: &str) {
         })
         .await
         .unwrap()
-        .into_inner();
+        .into_inner()
+        .key
+        .unwrap();
     assert_eq!(key.versions[0].state, pb::KeyVersionState::Disabled as i32);
     assert_old_secret_refused(&receiver, preset).await;
 }

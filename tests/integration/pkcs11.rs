@@ -150,6 +150,8 @@ async fn get_key(s: &TestServer, name: &str) -> pb::Key {
         .await
         .unwrap()
         .into_inner()
+        .key
+        .unwrap()
 }
 
 async fn rotate(s: &TestServer, name: &str, promote: bool) -> Result<pb::Key, tonic::Status> {

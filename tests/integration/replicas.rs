@@ -23,6 +23,8 @@ async fn key(c: &Child, name: &str) -> pb::Key {
         .await
         .unwrap()
         .into_inner()
+        .key
+        .unwrap()
 }
 
 /// Polls `f` until it holds (the other replica picks changes up on its

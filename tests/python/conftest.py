@@ -284,7 +284,7 @@ def keys(server):
     for info in ALGS:
         key = server.admin.CreateKey(
             key_admin_pb2.CreateKeyRequest(name=info.key_name, algorithm=info.value, labels={"suite": "python"})
-        )
+        ).key
         created[info.name] = key
     return created
 
@@ -385,7 +385,7 @@ def http_server(tmp_path_factory):
     for name, secret in secrets_:
         remember_secret(client, secret)
         client.admin.ImportKey(
-            key_admin_pb2.ImportKeyRequest(name=name, algorithm=common_pb2.HMAC_SHA256, material=secret)
+            key_admin_pb2.ImportKeyRequest(name=name, algorithm=common_pb2.ALGORITHM_HMAC_SHA256, material=secret)
         )
     yield client
     try:

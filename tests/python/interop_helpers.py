@@ -33,7 +33,7 @@ MAX_MESSAGE_BYTES = 1048576
 
 @dataclass(frozen=True)
 class AlgInfo:
-    name: str
+    name: str  # as the configuration and the CLI write it: the proto value without ALGORITHM_
     kind: str  # hmac | pkcs1 | pss | ecdsa | ed25519
     hash: str | None  # hashlib name
     size: int | None  # RSA modulus bits, EC curve bits
@@ -41,7 +41,7 @@ class AlgInfo:
 
     @property
     def value(self) -> int:
-        return Alg.Value(self.name)
+        return Alg.Value("ALGORITHM_" + self.name)
 
     @property
     def asymmetric(self) -> bool:
@@ -112,7 +112,7 @@ def b64u_int(text: str) -> int:
 
 
 def get_pem(client, key: str, version: int = 0):
-    resp = client.signer.GetPublicKey(signer_pb2.GetPublicKeyRequest(key=key, version=version, format=signer_pb2.PEM))
+    resp = client.signer.GetPublicKey(signer_pb2.GetPublicKeyRequest(key=key, version=version, format=signer_pb2.PUBLIC_KEY_FORMAT_PEM))
     return resp, serialization.load_pem_public_key(resp.public_key)
 
 

@@ -163,7 +163,7 @@ def test_small_order_ed25519_keys_are_refused(server):
         for form, material in (("jwk", jwk), ("spki", spki)):
             name = f"weak-ed-{i}-{form}"
             with pytest.raises(grpc.RpcError) as e:
-                server.admin.ImportKey(key_admin_pb2.ImportKeyRequest(name=name, algorithm=Alg.ED25519, material=material))
+                server.admin.ImportKey(key_admin_pb2.ImportKeyRequest(name=name, algorithm=Alg.ALGORITHM_ED25519, material=material))
             assert e.value.code() == Code.INVALID_ARGUMENT, (x.hex(), e.value)
             assert "small order" in e.value.details()
     # The forgery it would allow: the identity as key, R = identity, S = 0.
@@ -173,7 +173,7 @@ def test_small_order_ed25519_keys_are_refused(server):
         server.admin.ImportKey(
             key_admin_pb2.ImportKeyRequest(
                 name="weak-ed-forge",
-                algorithm=Alg.ED25519,
+                algorithm=Alg.ALGORITHM_ED25519,
                 material=json.dumps({"kty": "OKP", "crv": "Ed25519", "x": b64u(identity)}).encode(),
             )
         )
@@ -189,7 +189,7 @@ def test_small_rsa_exponents_are_refused(server, e):
         pk8 = priv.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
         remember_secret(server, pk8)
         with pytest.raises(grpc.RpcError) as err:
-            server.admin.ImportKey(key_admin_pb2.ImportKeyRequest(name=f"weak-rsa-priv-{e}", algorithm=Alg.RSA_PKCS1_2048_SHA256, material=pk8))
+            server.admin.ImportKey(key_admin_pb2.ImportKeyRequest(name=f"weak-rsa-priv-{e}", algorithm=Alg.ALGORITHM_RSA_PKCS1_2048_SHA256, material=pk8))
         assert err.value.code() == Code.INVALID_ARGUMENT
         assert "exponent" in err.value.details()
         n = priv.public_key().public_numbers().n
@@ -198,7 +198,7 @@ def test_small_rsa_exponents_are_refused(server, e):
     pub = rsa.RSAPublicNumbers(e, n).public_key()
     spki = pub.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     with pytest.raises(grpc.RpcError) as err:
-        server.admin.ImportKey(key_admin_pb2.ImportKeyRequest(name=f"weak-rsa-pub-{e}", algorithm=Alg.RSA_PKCS1_2048_SHA256, material=spki))
+        server.admin.ImportKey(key_admin_pb2.ImportKeyRequest(name=f"weak-rsa-pub-{e}", algorithm=Alg.ALGORITHM_RSA_PKCS1_2048_SHA256, material=spki))
     assert err.value.code() == Code.INVALID_ARGUMENT
     assert "exponent" in err.value.details()
 
@@ -214,7 +214,7 @@ def test_oct_jwk_imports_as_its_secret(server):
     remember_secret(server, secret)
     jwk = json.dumps({"kty": "oct", "k": b64u(secret), "alg": "HS256"}).encode()
     remember_secret(server, jwk)
-    server.admin.ImportKey(key_admin_pb2.ImportKeyRequest(name="jwk-oct", algorithm=Alg.HMAC_SHA256, material=jwk))
+    server.admin.ImportKey(key_admin_pb2.ImportKeyRequest(name="jwk-oct", algorithm=Alg.ALGORITHM_HMAC_SHA256, material=jwk))
     msg = b"amount=1000"
     got = server.signer.Sign(signer_pb2.SignRequest(key="jwk-oct", message=msg)).signature
     assert got == py_hmac.new(secret, msg, hashlib.sha256).digest()
@@ -222,7 +222,7 @@ def test_oct_jwk_imports_as_its_secret(server):
         server.admin.ImportKey(
             key_admin_pb2.ImportKeyRequest(
                 name="jwk-ec-as-hmac",
-                algorithm=Alg.HMAC_SHA256,
+                algorithm=Alg.ALGORITHM_HMAC_SHA256,
                 material=json.dumps({"kty": "EC", "crv": "P-256", "x": "AAAA", "y": "AAAA"}).encode(),
             )
         )

@@ -332,7 +332,7 @@ def test_the_bootstrap_admin_is_held_to_its_source_addresses(tmp_path):
         ch = channel(server, tmp_path)
         admin = key_admin_pb2_grpc.KeyAdminStub(ch)
         with pytest.raises(grpc.RpcError) as e:
-            admin.CreateKey(key_admin_pb2.CreateKeyRequest(name="k", algorithm=common_pb2.ED25519),
+            admin.CreateKey(key_admin_pb2.CreateKeyRequest(name="k", algorithm=common_pb2.ALGORITHM_ED25519),
                             metadata=[("authorization", "Bearer " + token)])
         assert e.value.code() == grpc.StatusCode.PERMISSION_DENIED
         ch.close()
@@ -358,7 +358,7 @@ def test_the_quickstart_signing_client_signs_what_the_bootstrap_admin_creates(tm
         ch = channel(server, tmp_path)
         admin, signer = key_admin_pb2_grpc.KeyAdminStub(ch), signer_pb2_grpc.SignerStub(ch)
         as_admin, as_client = [("authorization", "Bearer " + admin_token)], [("authorization", "Bearer " + client["token"])]
-        admin.CreateKey(key_admin_pb2.CreateKeyRequest(name="demo-ed25519", algorithm=common_pb2.ED25519), metadata=as_admin)
+        admin.CreateKey(key_admin_pb2.CreateKeyRequest(name="demo-ed25519", algorithm=common_pb2.ALGORITHM_ED25519), metadata=as_admin)
         signed = signer.Sign(signer_pb2.SignRequest(key="demo-ed25519", message=b"hello"), metadata=as_client)
         assert signed.key_version_id == "demo-ed25519:v1" and len(signed.signature) == 64
         for call, who in [(lambda m: signer.Sign(signer_pb2.SignRequest(key="demo-ed25519", message=b"x"), metadata=m), as_admin),

@@ -65,12 +65,12 @@ def test_signet_verifies_stripe_library(http_server):
     assert v.valid, R.Name(v.reason)
     assert v.key_version_id == "stripe-hook:v1"
     again = verify(http_server, "stripe", {"Stripe-Signature": header})
-    assert not again.valid and again.reason == R.REPLAYED
+    assert not again.valid and again.reason == R.VERIFY_FAILURE_REASON_REPLAYED
     stale = stripe.WebhookSignature.generate_signature_header(BODY.decode(), STRIPE_SECRET, timestamp=int(time.time()) - 600)
     v = verify(http_server, "stripe", {"Stripe-Signature": stale})
-    assert v.reason == R.TIMESTAMP_OUT_OF_WINDOW
+    assert v.reason == R.VERIFY_FAILURE_REASON_TIMESTAMP_OUT_OF_WINDOW
     forged = stripe.WebhookSignature.generate_signature_header(BODY.decode(), "whsec_other")
-    assert verify(http_server, "stripe", {"stripe-signature": forged}).reason == R.SIGNATURE_MISMATCH
+    assert verify(http_server, "stripe", {"stripe-signature": forged}).reason == R.VERIFY_FAILURE_REASON_SIGNATURE_MISMATCH
 
 
 # -- Standard Webhooks ------------------------------------------------------
@@ -95,9 +95,9 @@ def test_signet_verifies_standard_webhooks_library(http_server):
     headers = {"webhook-id": "msg_lib_1", "webhook-timestamp": str(int(now.timestamp())), "webhook-signature": sig}
     v = verify(http_server, "sw", headers)
     assert v.valid, R.Name(v.reason)
-    assert verify(http_server, "sw", headers).reason == R.REPLAYED
+    assert verify(http_server, "sw", headers).reason == R.VERIFY_FAILURE_REASON_REPLAYED
     del headers["webhook-id"]
-    assert verify(http_server, "sw", headers).reason == R.MISSING_HEADER
+    assert verify(http_server, "sw", headers).reason == R.VERIFY_FAILURE_REASON_MISSING_HEADER
 
 
 # -- Slack ------------------------------------------------------------------
@@ -136,7 +136,7 @@ def test_github_matches_the_documented_example(http_server):
     delivery = "72d3162e-cc78-11e3-81ab-4c9367dc0958"
     headers = {"X-Hub-Signature-256": h["X-Hub-Signature-256"], "X-GitHub-Delivery": delivery}
     assert verify(http_server, "github", headers, body=b"Hello, World!").valid
-    assert verify(http_server, "github", headers, body=b"Hello, World!").reason == R.REPLAYED
+    assert verify(http_server, "github", headers, body=b"Hello, World!").reason == R.VERIFY_FAILURE_REASON_REPLAYED
 
 
 def test_shopify(http_server):

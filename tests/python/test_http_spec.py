@@ -130,7 +130,7 @@ def spec(tmp_path_factory):
             )
         client.admin.ImportKey(
             key_admin_pb2.ImportKeyRequest(
-                name=p.key, algorithm=common_pb2.Algorithm.Value(p.algorithm), material=material
+                name=p.key, algorithm=common_pb2.Algorithm.Value("ALGORITHM_" + p.algorithm), material=material
             )
         )
         keys[p.name] = key
@@ -216,7 +216,7 @@ def test_signet_verifies_what_the_reference_signs(spec, name):
         assert v.key_version_id == f"{p.key}:v1"
         # Replay: by nonce, or by the signature bytes.
         again = verify(spec, p, headers, body)
-        assert not again.valid and again.reason == R.REPLAYED
+        assert not again.valid and again.reason == R.VERIFY_FAILURE_REASON_REPLAYED
 
 
 @pytest.mark.parametrize("name", [p.name for p in PROFILES])
@@ -237,32 +237,32 @@ def test_failure_reasons(spec, name):
     for i in range(len(headers)):
         v = verify(spec, p, headers[:i] + headers[i + 1 :], body)
         if field_of[headers[i][0].lower()] in ("signature", "timestamp", "nonce"):
-            assert v.reason == R.MISSING_HEADER, (headers[i], R.Name(v.reason))
+            assert v.reason == R.VERIFY_FAILURE_REASON_MISSING_HEADER, (headers[i], R.Name(v.reason))
         else:
             assert v.valid, (headers[i], R.Name(v.reason))
             body = fresh_body(BODIES[0], next(_seq))
             headers = signed()
     for i in range(len(headers)):
         v = verify(spec, p, headers + [(headers[i][0].upper(), headers[i][1])], body)
-        assert v.reason == R.MALFORMED_HEADER, (headers[i], R.Name(v.reason))
+        assert v.reason == R.VERIFY_FAILURE_REASON_MALFORMED_HEADER, (headers[i], R.Name(v.reason))
     # A signature header that does not match the template.
     v = verify(spec, p, [(headers[0][0], "!" + headers[0][1])] + headers[1:], body)
-    assert v.reason == R.MALFORMED_HEADER
+    assert v.reason == R.VERIFY_FAILURE_REASON_MALFORMED_HEADER
     # Outside the window, either way.
     for offset in (-p.tolerance_seconds - 5, p.tolerance_seconds + 5):
         v = verify(spec, p, signed(t=ref.now_t(p, offset)), body)
-        assert v.reason == R.TIMESTAMP_OUT_OF_WINDOW, R.Name(v.reason)
+        assert v.reason == R.VERIFY_FAILURE_REASON_TIMESTAMP_OUT_OF_WINDOW, R.Name(v.reason)
     # Tampered: another body, another method, another key.
     tampered = body.replace(b'"amount": 1.50', b'"amount": 1.51')
-    assert verify(spec, p, headers, tampered).reason == R.SIGNATURE_MISMATCH
+    assert verify(spec, p, headers, tampered).reason == R.VERIFY_FAILURE_REASON_SIGNATURE_MISMATCH
     if "{request_method}" in p.payload_template:
-        assert verify(spec, p, headers, body, method="PUT").reason == R.SIGNATURE_MISMATCH
+        assert verify(spec, p, headers, body, method="PUT").reason == R.VERIFY_FAILURE_REASON_SIGNATURE_MISMATCH
     if "{url}" in p.payload_template:
         other = URL.replace("pay_123", "pay_124")
-        assert verify(spec, p, headers, body, url=other).reason == R.SIGNATURE_MISMATCH
+        assert verify(spec, p, headers, body, url=other).reason == R.VERIFY_FAILURE_REASON_SIGNATURE_MISMATCH
     other_key = _private_key(p.algorithm) if not p.algorithm.startswith("HMAC") else b"another-secret-0123456789abcdef"
     forged = ref.sign_request(p, other_key, "POST", URL, body)[0]
-    assert verify(spec, p, forged, body).reason == R.SIGNATURE_MISMATCH
+    assert verify(spec, p, forged, body).reason == R.VERIFY_FAILURE_REASON_SIGNATURE_MISMATCH
     # The genuine request still verifies: no failure above wrote to the
     # replay store.
     assert verify(spec, p, headers, body).valid
@@ -273,9 +273,9 @@ def test_failure_reasons(spec, name):
     if p.request_data_encoding == "json":
         # Re-canonicalised: whitespace does not matter, a non-JSON body does.
         assert v.valid, R.Name(v.reason)
-        assert verify(spec, p, signed(), b"{not json").reason == R.MALFORMED_BODY
+        assert verify(spec, p, signed(), b"{not json").reason == R.VERIFY_FAILURE_REASON_MALFORMED_BODY
     else:
-        assert v.reason == R.SIGNATURE_MISMATCH
+        assert v.reason == R.VERIFY_FAILURE_REASON_SIGNATURE_MISMATCH
 
 
 def test_source_addresses_fail_closed(spec):
@@ -307,7 +307,7 @@ def test_source_addresses_fail_closed(spec):
         if ok:
             assert v.valid, (ip, R.Name(v.reason))
         else:
-            assert v.reason == R.SOURCE_IP_NOT_ALLOWED, (ip, R.Name(v.reason))
+            assert v.reason == R.VERIFY_FAILURE_REASON_SOURCE_IP_NOT_ALLOWED, (ip, R.Name(v.reason))
 
 
 # -- JSON bodies: the canonical form, edge by edge -------------------------
@@ -366,7 +366,7 @@ def test_malformed_json_is_refused_both_ways(spec, body):
         sign(spec, p, body)
     assert e.value.code().name == "INVALID_ARGUMENT"
     headers, _ = ref.sign_request(p, spec.keys["base"], "POST", URL, b"{}")
-    assert verify(spec, p, headers, body).reason == R.MALFORMED_BODY
+    assert verify(spec, p, headers, body).reason == R.VERIFY_FAILURE_REASON_MALFORMED_BODY
 
 
 def test_caller_nonces_and_their_alphabet(spec):

@@ -30,15 +30,15 @@ def _failing_calls(client, pem: bytes):
     truncated = pem[: len(pem) // 2]
     return [
         ("RSA algorithm, EC key", lambda: a.ImportKey(key_admin_pb2.ImportKeyRequest(
-            name="hyg-1", algorithm=common_pb2.RSA_PKCS1_2048_SHA256, material=pem))),
+            name="hyg-1", algorithm=common_pb2.ALGORITHM_RSA_PKCS1_2048_SHA256, material=pem))),
         ("truncated PEM", lambda: a.ImportKey(key_admin_pb2.ImportKeyRequest(
-            name="hyg-2", algorithm=common_pb2.ECDSA_P256_SHA256, material=truncated))),
+            name="hyg-2", algorithm=common_pb2.ALGORITHM_ECDSA_P256_SHA256, material=truncated))),
         ("secret as a public key", lambda: a.ImportKey(key_admin_pb2.ImportKeyRequest(
-            name="hyg-3", algorithm=common_pb2.ED25519, material=SECRET))),
+            name="hyg-3", algorithm=common_pb2.ALGORITHM_ED25519, material=SECRET))),
         ("short HMAC secret", lambda: a.ImportKey(key_admin_pb2.ImportKeyRequest(
-            name="hyg-4", algorithm=common_pb2.HMAC_SHA256, material=SECRET[:5]))),
+            name="hyg-4", algorithm=common_pb2.ALGORITHM_HMAC_SHA256, material=SECRET[:5]))),
         ("bad key name", lambda: a.ImportKey(key_admin_pb2.ImportKeyRequest(
-            name="Bad Name " + SECRET.decode(), algorithm=common_pb2.HMAC_SHA256, material=SECRET))),
+            name="Bad Name " + SECRET.decode(), algorithm=common_pb2.ALGORITHM_HMAC_SHA256, material=SECRET))),
         ("unknown key", lambda: s.Sign(signer_pb2.SignRequest(key="hyg-none", message=SECRET))),
         ("wrong digest length", lambda: s.Sign(signer_pb2.SignRequest(key="demo-ecdsa", digest=SECRET))),
         ("unknown profile", lambda: s.SignHttpRequest(signer_pb2.SignHttpRequestRequest(

@@ -47,7 +47,7 @@ def test_unknown_key_is_not_found(server):
     rpc_error(
         Code.NOT_FOUND,
         server.admin.ImportKey,
-        key_admin_pb2.ImportKeyRequest(name=k, algorithm=Alg.HMAC_SHA256, material=b"\x01" * 32, as_new_version=True),
+        key_admin_pb2.ImportKeyRequest(name=k, algorithm=Alg.ALGORITHM_HMAC_SHA256, material=b"\x01" * 32, as_new_version=True),
     )
 
 
@@ -90,17 +90,17 @@ def test_sign_without_input_is_invalid_argument(server):
 
 @pytest.mark.parametrize("bad", ["Bad Name", "", "a" * 65, "-lead", ".lead", "UPPER", "spa ce", "sla/sh", "uni\u00e9", "colon:v1"])
 def test_invalid_names_are_invalid_argument(server, bad):
-    rpc_error(Code.INVALID_ARGUMENT, server.admin.CreateKey, key_admin_pb2.CreateKeyRequest(name=bad, algorithm=Alg.ED25519))
+    rpc_error(Code.INVALID_ARGUMENT, server.admin.CreateKey, key_admin_pb2.CreateKeyRequest(name=bad, algorithm=Alg.ALGORITHM_ED25519))
     rpc_error(
         Code.INVALID_ARGUMENT,
         server.admin.ImportKey,
-        key_admin_pb2.ImportKeyRequest(name=bad, algorithm=Alg.HMAC_SHA256, material=b"\x02" * 32),
+        key_admin_pb2.ImportKeyRequest(name=bad, algorithm=Alg.ALGORITHM_HMAC_SHA256, material=b"\x02" * 32),
     )
 
 
 @pytest.mark.parametrize("good", ["a" * 64, "0", "a.b_c-d", "9lives"])
 def test_valid_names_are_accepted(server, good):
-    key = server.admin.CreateKey(key_admin_pb2.CreateKeyRequest(name=good, algorithm=Alg.ED25519))
+    key = server.admin.CreateKey(key_admin_pb2.CreateKeyRequest(name=good, algorithm=Alg.ALGORITHM_ED25519)).key
     assert key.name == good
     assert sign(server, good, MSG).key_version_id == f"{good}:v1"
 
@@ -116,17 +116,17 @@ def test_unspecified_algorithm_is_invalid_argument(server):
 
 def test_demo_keys(server):
     expected = {
-        "demo-hmac": Alg.HMAC_SHA256,
-        "demo-rsa": Alg.RSA_PKCS1_2048_SHA256,
-        "demo-ecdsa": Alg.ECDSA_P256_SHA256,
-        "demo-ed25519": Alg.ED25519,
+        "demo-hmac": Alg.ALGORITHM_HMAC_SHA256,
+        "demo-rsa": Alg.ALGORITHM_RSA_PKCS1_2048_SHA256,
+        "demo-ecdsa": Alg.ALGORITHM_ECDSA_P256_SHA256,
+        "demo-ed25519": Alg.ALGORITHM_ED25519,
     }
     for name, alg in expected.items():
-        key = server.admin.GetKey(key_admin_pb2.GetKeyRequest(name=name))
+        key = server.admin.GetKey(key_admin_pb2.GetKeyRequest(name=name)).key
         assert key.algorithm == alg and key.active_version >= 1
         resp = sign(server, name, MSG)
         assert verify(server, name, resp.signature, MSG).valid
-        if alg != Alg.HMAC_SHA256:
+        if alg != Alg.ALGORITHM_HMAC_SHA256:
             crypto_verify(next(a for a in ALGS if a.value == alg), get_pem(server, name)[1], resp.signature, MSG)
 
 
@@ -185,10 +185,10 @@ def test_the_demo_configuration_has_a_working_stripe_profile(server):
         return server.signer.VerifyHttpRequest(signer_pb2.VerifyHttpRequestRequest(
             profile="stripe", method="POST", url=url, body=b, headers=[header]))
 
-    assert verify(body + b" ").reason == signer_pb2.SIGNATURE_MISMATCH
+    assert verify(body + b" ").reason == signer_pb2.VERIFY_FAILURE_REASON_SIGNATURE_MISMATCH
     v = verify(body)
     assert v.valid and v.key_version_id == "demo-hmac:v1"
-    assert verify(body).reason == signer_pb2.REPLAYED
+    assert verify(body).reason == signer_pb2.VERIFY_FAILURE_REASON_REPLAYED
 
 
 # --------------------------------------------------------------------------
@@ -233,5 +233,8 @@ def test_reflection_lists_services(server):
     for name, methods in table.items():
         served = pool.FindServiceByName(name)
         assert {m.name for m in served.methods} == methods, name
+        # One request and one response message of its own per RPC (buf.yaml).
+        for m in served.methods:
+            assert (m.input_type.name, m.output_type.name) == (f"{m.name}Request", f"{m.name}Response"), m.full_name
     sign_req = pool.FindMessageTypeByName("signet.v1.SignRequest")
     assert sign_req.fields_by_name["digest"].number == signer_pb2.SignRequest.DESCRIPTOR.fields_by_name["digest"].number

@@ -48,11 +48,12 @@ def test_hmac_import_matches_python_hmac(server, info, size):
     secret = secrets.token_bytes(size)
     remember_secret(server, secret)
     name = f"hm-import-{size}"
-    key = server.admin.ImportKey(key_admin_pb2.ImportKeyRequest(name=name, algorithm=info.value, material=secret))
+    resp = server.admin.ImportKey(key_admin_pb2.ImportKeyRequest(name=name, algorithm=info.value, material=secret))
+    key = resp.key
     assert key.algorithm == info.value and key.active_version == 1
-    assert [(v.version, v.state) for v in key.versions] == [(1, State.ACTIVE)]
+    assert [(v.version, v.state) for v in key.versions] == [(1, State.KEY_VERSION_STATE_ACTIVE)]
     assert not key.verify_only
-    assert_secret_absent(key.SerializeToString(), secret, "ImportKey's response")
+    assert_secret_absent(resp.SerializeToString(), secret, "ImportKey's response")
 
     for msg in (MSG, b"", os.urandom(4096)):
         resp = sign(server, name, msg)
@@ -70,7 +71,7 @@ def test_hmac_import_matches_python_hmac(server, info, size):
     assert_secret_absent(blob, secret, "ListKeys")
     _, blob2 = all_listed_keys(server, page_size=1)
     assert_secret_absent(blob2, secret, "ListKeys (page_size=1)")
-    for fmt in (signer_pb2.PEM, signer_pb2.JWK):
+    for fmt in (signer_pb2.PUBLIC_KEY_FORMAT_PEM, signer_pb2.PUBLIC_KEY_FORMAT_JWK):
         err = rpc_error(Code.INVALID_ARGUMENT, server.signer.GetPublicKey, signer_pb2.GetPublicKeyRequest(key=name, format=fmt))
         assert find_secret(err.details() or "", [secret.hex(), base64.b64encode(secret).decode()]) is None
     err = rpc_error(Code.INVALID_ARGUMENT, server.signer.GetJwks, signer_pb2.GetJwksRequest(key=name))
@@ -90,7 +91,7 @@ def test_hmac_import_secret_sizes(server, size, ok):
     if size:
         remember_secret(server, secret)
     name = f"hm-size-{size}"
-    req = key_admin_pb2.ImportKeyRequest(name=name, algorithm=Alg.HMAC_SHA256, material=secret)
+    req = key_admin_pb2.ImportKeyRequest(name=name, algorithm=Alg.ALGORITHM_HMAC_SHA256, material=secret)
     if ok:
         server.admin.ImportKey(req)
         assert sign(server, name, MSG).signature == hmac.new(secret, MSG, "sha256").digest()
@@ -104,20 +105,20 @@ def test_hmac_import_as_new_version_and_promote(server):
     remember_secret(server, old)
     remember_secret(server, new)
     name = "hm-rotate"
-    server.admin.ImportKey(key_admin_pb2.ImportKeyRequest(name=name, algorithm=Alg.HMAC_SHA256, material=old))
+    server.admin.ImportKey(key_admin_pb2.ImportKeyRequest(name=name, algorithm=Alg.ALGORITHM_HMAC_SHA256, material=old))
     key = server.admin.ImportKey(
-        key_admin_pb2.ImportKeyRequest(name=name, algorithm=Alg.HMAC_SHA256, material=new, as_new_version=True)
-    )
-    assert [(v.version, v.state) for v in key.versions] == [(1, State.ACTIVE), (2, State.PENDING)]
+        key_admin_pb2.ImportKeyRequest(name=name, algorithm=Alg.ALGORITHM_HMAC_SHA256, material=new, as_new_version=True)
+    ).key
+    assert [(v.version, v.state) for v in key.versions] == [(1, State.KEY_VERSION_STATE_ACTIVE), (2, State.KEY_VERSION_STATE_PENDING)]
     assert key.active_version == 1
     # The PENDING version neither signs nor is used by default.
     assert sign(server, name, MSG).signature == hmac.new(old, MSG, "sha256").digest()
     rpc_error(Code.FAILED_PRECONDITION, sign, server, name, MSG, version=2)
     # A tag of the PENDING secret does not verify yet.
     assert not verify(server, name, hmac.new(new, MSG, "sha256").digest(), MSG).valid
-    key = server.admin.PromoteKeyVersion(key_admin_pb2.PromoteKeyVersionRequest(name=name, version=2))
-    assert versions_by_number(key)[1].state == State.RETIRING
-    assert versions_by_number(key)[2].state == State.ACTIVE
+    key = server.admin.PromoteKeyVersion(key_admin_pb2.PromoteKeyVersionRequest(name=name, version=2)).key
+    assert versions_by_number(key)[1].state == State.KEY_VERSION_STATE_RETIRING
+    assert versions_by_number(key)[2].state == State.KEY_VERSION_STATE_ACTIVE
     resp = sign(server, name, MSG)
     assert (resp.version, resp.signature) == (2, hmac.new(new, MSG, "sha256").digest())
     # The old secret's tag still verifies, as version 1.
@@ -127,7 +128,7 @@ def test_hmac_import_as_new_version_and_promote(server):
     rpc_error(
         Code.INVALID_ARGUMENT,
         server.admin.ImportKey,
-        key_admin_pb2.ImportKeyRequest(name=name, algorithm=Alg.HMAC_SHA512, material=secrets.token_bytes(64), as_new_version=True),
+        key_admin_pb2.ImportKeyRequest(name=name, algorithm=Alg.ALGORITHM_HMAC_SHA512, material=secrets.token_bytes(64), as_new_version=True),
     )
 
 
@@ -166,11 +167,12 @@ def test_import_private_key_pkcs8(server, info, encoding):
     for line in pem.decode().splitlines()[1:-1]:
         remember_secret_text(server, line)
     name = f"py-priv-{encoding}-{info.key_name[3:]}"
-    key = server.admin.ImportKey(
+    resp = server.admin.ImportKey(
         key_admin_pb2.ImportKeyRequest(name=name, algorithm=info.value, material=pem if encoding == "pem" else der)
     )
+    key = resp.key
     assert key.active_version == 1 and not key.verify_only and not key.versions[0].public_key_only
-    assert der not in key.SerializeToString()
+    assert der not in resp.SerializeToString()
     # signet's public key is Python's.
     _, pub = get_pem(server, name)
     assert pub.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo) == priv.public_key().public_bytes(
@@ -187,10 +189,10 @@ def test_import_key_of_wrong_size_or_curve_is_invalid_argument(server):
     rsa3072 = rsa.generate_private_key(public_exponent=65537, key_size=3072)
     ed = ed25519.Ed25519PrivateKey.generate()
     cases = [
-        ("bad-curve", Alg.ECDSA_P256_SHA256, p384),
-        ("bad-size", Alg.RSA_PKCS1_2048_SHA256, rsa3072),
-        ("bad-kind", Alg.ECDSA_P256_SHA256, ed),
-        ("bad-kind2", Alg.ED25519, p384),
+        ("bad-curve", Alg.ALGORITHM_ECDSA_P256_SHA256, p384),
+        ("bad-size", Alg.ALGORITHM_RSA_PKCS1_2048_SHA256, rsa3072),
+        ("bad-kind", Alg.ALGORITHM_ECDSA_P256_SHA256, ed),
+        ("bad-kind2", Alg.ALGORITHM_ED25519, p384),
     ]
     for name, alg, priv in cases:
         pem = priv.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
@@ -231,10 +233,10 @@ def test_import_public_key_is_verify_only(server, info):
     py_sig = _py_sign(info, priv, MSG)
     for form, material in _public_materials(info, pub).items():
         name = f"py-pub-{form}-{info.key_name[3:]}"
-        key = server.admin.ImportKey(key_admin_pb2.ImportKeyRequest(name=name, algorithm=info.value, material=material))
+        key = server.admin.ImportKey(key_admin_pb2.ImportKeyRequest(name=name, algorithm=info.value, material=material)).key
         assert key.verify_only, form
         assert key.versions[0].public_key_only, form
-        assert key.versions[0].state == State.ACTIVE, form
+        assert key.versions[0].state == State.KEY_VERSION_STATE_ACTIVE, form
         # Verify-only keys verify...
         v = verify(server, name, py_sig, MSG)
         assert v.valid and v.version == 1, form
@@ -257,7 +259,7 @@ def test_import_public_key_is_verify_only(server, info):
             server.admin.ImportKey,
             key_admin_pb2.ImportKeyRequest(name=name, algorithm=info.value, material=pk8, as_new_version=True),
         )
-        assert [v.version for v in server.admin.GetKey(key_admin_pb2.GetKeyRequest(name=name)).versions] == [1]
+        assert [v.version for v in server.admin.GetKey(key_admin_pb2.GetKeyRequest(name=name)).key.versions] == [1]
     # A public key is refused as a new version of a key that signs.
     signing = f"py-pub-mix-{info.key_name[3:]}"
     server.admin.CreateKey(key_admin_pb2.CreateKeyRequest(name=signing, algorithm=info.value))
@@ -270,12 +272,12 @@ def test_import_public_key_is_verify_only(server, info):
 
 def test_garbage_import_is_invalid_argument(server):
     garbage = [
-        (Alg.RSA_PKCS1_2048_SHA256, b"-----BEGIN PUBLIC KEY-----\nbm90IGEga2V5\n-----END PUBLIC KEY-----\n"),
-        (Alg.ECDSA_P256_SHA256, b"-----BEGIN PRIVATE KEY-----\n!!!!\n-----END PRIVATE KEY-----\n"),
-        (Alg.ED25519, b"not a key at all"),
-        (Alg.ECDSA_P256_SHA256, b'{"kty":"EC","crv":"P-256","x":"AAAA","y":"AAAA"}'),
-        (Alg.RSA_PSS_2048_SHA256, b"\x30\x03\x02\x01\x00"),
-        (Alg.ED25519, b""),
+        (Alg.ALGORITHM_RSA_PKCS1_2048_SHA256, b"-----BEGIN PUBLIC KEY-----\nbm90IGEga2V5\n-----END PUBLIC KEY-----\n"),
+        (Alg.ALGORITHM_ECDSA_P256_SHA256, b"-----BEGIN PRIVATE KEY-----\n!!!!\n-----END PRIVATE KEY-----\n"),
+        (Alg.ALGORITHM_ED25519, b"not a key at all"),
+        (Alg.ALGORITHM_ECDSA_P256_SHA256, b'{"kty":"EC","crv":"P-256","x":"AAAA","y":"AAAA"}'),
+        (Alg.ALGORITHM_RSA_PSS_2048_SHA256, b"\x30\x03\x02\x01\x00"),
+        (Alg.ALGORITHM_ED25519, b""),
         (Alg.ALGORITHM_UNSPECIFIED, secrets.token_bytes(32)),
     ]
     # Private keys in forms other than unencrypted PKCS#8 are refused too.
@@ -291,15 +293,15 @@ def test_garbage_import_is_invalid_argument(server):
         "d": b64u(nums.private_value.to_bytes(32, "big")),
     }
     garbage += [
-        (Alg.ECDSA_P256_SHA256, priv.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption())),
-        (Alg.RSA_PKCS1_2048_SHA256, rsa_priv.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption())),
-        (Alg.ECDSA_P256_SHA256, priv.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.BestAvailableEncryption(b"pw"))),
-        (Alg.ECDSA_P256_SHA256, json.dumps(private_jwk).encode()),
+        (Alg.ALGORITHM_ECDSA_P256_SHA256, priv.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption())),
+        (Alg.ALGORITHM_RSA_PKCS1_2048_SHA256, rsa_priv.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption())),
+        (Alg.ALGORITHM_ECDSA_P256_SHA256, priv.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.BestAvailableEncryption(b"pw"))),
+        (Alg.ALGORITHM_ECDSA_P256_SHA256, json.dumps(private_jwk).encode()),
         # A point that is not on the curve.
-        (Alg.ECDSA_P256_SHA256, json.dumps({"kty": "EC", "crv": "P-256", "x": b64u((1).to_bytes(32, "big")), "y": b64u((2).to_bytes(32, "big"))}).encode()),
+        (Alg.ALGORITHM_ECDSA_P256_SHA256, json.dumps({"kty": "EC", "crv": "P-256", "x": b64u((1).to_bytes(32, "big")), "y": b64u((2).to_bytes(32, "big"))}).encode()),
         # 32 raw bytes are no Ed25519 or ECDSA key.
-        (Alg.ED25519, secrets.token_bytes(32)),
-        (Alg.ECDSA_P256_SHA256, secrets.token_bytes(32)),
+        (Alg.ALGORITHM_ED25519, secrets.token_bytes(32)),
+        (Alg.ALGORITHM_ECDSA_P256_SHA256, secrets.token_bytes(32)),
     ]
     for i, (alg, material) in enumerate(garbage):
         name = f"garbage-{i}"

@@ -44,20 +44,20 @@ def test_create_key_shape(server, keys, info):
     key = keys[info.name]
     assert key.name == info.key_name
     assert key.algorithm == info.value
-    assert key.protection_level == common_pb2.SOFTWARE
+    assert key.protection_level == common_pb2.PROTECTION_LEVEL_SOFTWARE
     assert dict(key.labels) == {"suite": "python"}
     assert key.active_version == 1
     assert not key.verify_only
     assert key.create_time.seconds > 0
     assert len(key.versions) == 1
     v1 = key.versions[0]
-    assert (v1.version, v1.state, v1.key_version_id) == (1, State.ACTIVE, f"{info.key_name}:v1")
+    assert (v1.version, v1.state, v1.key_version_id) == (1, State.KEY_VERSION_STATE_ACTIVE, f"{info.key_name}:v1")
     assert not v1.public_key_only
     assert v1.activate_time.seconds > 0
     # GetKey answers the same key.
-    got = server.admin.GetKey(key_admin_pb2.GetKeyRequest(name=info.key_name))
+    got = server.admin.GetKey(key_admin_pb2.GetKeyRequest(name=info.key_name)).key
     assert got.name == key.name and got.algorithm == key.algorithm
-    assert [(v.version, v.state) for v in got.versions] == [(1, State.ACTIVE)]
+    assert [(v.version, v.state) for v in got.versions] == [(1, State.KEY_VERSION_STATE_ACTIVE)]
 
 
 def test_create_existing_name_is_already_exists(server, keys):
@@ -83,17 +83,17 @@ def test_rotation_walk(grace_server):
 
     # Rotate without promotion: v2 is PENDING, published, and signs nothing.
     rot = c.admin.RotateKey(key_admin_pb2.RotateKeyRequest(name=name, promote=False))
-    assert rot.version.version == 2 and rot.version.state == State.PENDING
+    assert rot.version.version == 2 and rot.version.state == State.KEY_VERSION_STATE_PENDING
     assert rot.version.key_version_id == f"{name}:v2"
     assert rot.key.active_version == 1
-    assert [(v.version, v.state) for v in rot.key.versions] == [(1, State.ACTIVE), (2, State.PENDING)]
+    assert [(v.version, v.state) for v in rot.key.versions] == [(1, State.KEY_VERSION_STATE_ACTIVE), (2, State.KEY_VERSION_STATE_PENDING)]
     s = sign(c, name, MSG)
     assert s.version == 1
     crypto_verify(info, pub1, s.signature, MSG)
     rpc_error(Code.FAILED_PRECONDITION, sign, c, name, MSG, version=2)
     rpc_error(Code.NOT_FOUND, sign, c, name, MSG, version=3)
     pending_pem, pub2 = get_pem(c, name, version=2)
-    assert pending_pem.state == State.PENDING and pending_pem.version == 2
+    assert pending_pem.state == State.KEY_VERSION_STATE_PENDING and pending_pem.version == 2
     assert pub2 != pub1
     jwks = json.loads(c.signer.GetJwks(signer_pb2.GetJwksRequest(key=name)).jwks)
     assert [k["kid"] for k in jwks["keys"]] == [f"{name}:v2", f"{name}:v1"], "JWKS: PENDING and ACTIVE, newest first"
@@ -102,11 +102,11 @@ def test_rotation_walk(grace_server):
     rpc_error(Code.FAILED_PRECONDITION, verify, c, name, s1.signature, MSG, version=2)
 
     # Promote v2 (grace: the server's 2 s default).
-    promoted = c.admin.PromoteKeyVersion(key_admin_pb2.PromoteKeyVersionRequest(name=name, version=2))
+    promoted = c.admin.PromoteKeyVersion(key_admin_pb2.PromoteKeyVersionRequest(name=name, version=2)).key
     t_promote = time.monotonic()
     vs = versions_by_number(promoted)
     assert promoted.active_version == 2
-    assert vs[1].state == State.RETIRING and vs[2].state == State.ACTIVE
+    assert vs[1].state == State.KEY_VERSION_STATE_RETIRING and vs[2].state == State.KEY_VERSION_STATE_ACTIVE
     grace = ts(vs[1].verify_until) - ts(vs[2].activate_time)
     assert 1.5 <= grace <= 2.5, f"verify_until is {grace:.3f}s after the promotion, expected 2s"
     s2 = sign(c, name, MSG)
@@ -132,11 +132,11 @@ def test_rotation_walk(grace_server):
     v = verify(c, name, s1.signature, MSG)
     assert not v.valid and v.version == 0 and v.key_version_id == ""
     rpc_error(Code.FAILED_PRECONDITION, verify, c, name, s1.signature, MSG, version=1)
-    key = c.admin.GetKey(key_admin_pb2.GetKeyRequest(name=name))
+    key = c.admin.GetKey(key_admin_pb2.GetKeyRequest(name=name)).key
     vs = versions_by_number(key)
-    assert vs[1].state == State.DISABLED, f"v1 is {State.Name(vs[1].state)} after its grace period"
+    assert vs[1].state == State.KEY_VERSION_STATE_DISABLED, f"v1 is {State.Name(vs[1].state)} after its grace period"
     assert vs[1].disable_time.seconds > 0
-    assert vs[2].state == State.ACTIVE and key.active_version == 2
+    assert vs[2].state == State.KEY_VERSION_STATE_ACTIVE and key.active_version == 2
     jwks = json.loads(c.signer.GetJwks(signer_pb2.GetJwksRequest(key=name)).jwks)
     assert [k["kid"] for k in jwks["keys"]] == [f"{name}:v2"], "a DISABLED version is not published"
     assert verify(c, name, s2.signature, MSG).valid
@@ -150,20 +150,20 @@ def test_rotation_walk(grace_server):
     # Enable brings v1 back to RETIRING for a grace period: it verifies again.
     key = c.admin.EnableKeyVersion(
         key_admin_pb2.EnableKeyVersionRequest(name=name, version=1, grace_period=duration_pb2.Duration(seconds=60))
-    )
-    assert versions_by_number(key)[1].state == State.RETIRING
+    ).key
+    assert versions_by_number(key)[1].state == State.KEY_VERSION_STATE_RETIRING
     v = verify(c, name, s1.signature, MSG)
     assert v.valid and v.version == 1
     # Disable it by hand, then schedule its destruction and restore it.
-    key = c.admin.DisableKeyVersion(key_admin_pb2.DisableKeyVersionRequest(name=name, version=1))
-    assert versions_by_number(key)[1].state == State.DISABLED
+    key = c.admin.DisableKeyVersion(key_admin_pb2.DisableKeyVersionRequest(name=name, version=1)).key
+    assert versions_by_number(key)[1].state == State.KEY_VERSION_STATE_DISABLED
     assert not verify(c, name, s1.signature, MSG).valid
-    key = c.admin.DestroyKeyVersion(key_admin_pb2.DestroyKeyVersionRequest(name=name, version=1))
+    key = c.admin.DestroyKeyVersion(key_admin_pb2.DestroyKeyVersionRequest(name=name, version=1)).key
     v1 = versions_by_number(key)[1]
-    assert v1.state == State.DESTROY_SCHEDULED and v1.destroy_time.seconds > time.time()
+    assert v1.state == State.KEY_VERSION_STATE_DESTROY_SCHEDULED and v1.destroy_time.seconds > time.time()
     rpc_error(Code.FAILED_PRECONDITION, c.admin.EnableKeyVersion, key_admin_pb2.EnableKeyVersionRequest(name=name, version=1))
-    key = c.admin.RestoreKeyVersion(key_admin_pb2.RestoreKeyVersionRequest(name=name, version=1))
-    assert versions_by_number(key)[1].state == State.DISABLED
+    key = c.admin.RestoreKeyVersion(key_admin_pb2.RestoreKeyVersionRequest(name=name, version=1)).key
+    assert versions_by_number(key)[1].state == State.KEY_VERSION_STATE_DISABLED
     # The ACTIVE version cannot be destroyed either.
     rpc_error(Code.FAILED_PRECONDITION, c.admin.DestroyKeyVersion, key_admin_pb2.DestroyKeyVersionRequest(name=name, version=2))
 
@@ -176,7 +176,7 @@ def test_rotation_policy(server):
     name = "policy-ed"
     D = duration_pb2.Duration
     policy = common_pb2.RotationPolicy(rotation_period=D(seconds=2), pending_period=D(seconds=1), grace_period=D(seconds=1))
-    key = server.admin.CreateKey(key_admin_pb2.CreateKeyRequest(name=name, algorithm=Alg.ED25519, rotation_policy=policy))
+    key = server.admin.CreateKey(key_admin_pb2.CreateKeyRequest(name=name, algorithm=Alg.ALGORITHM_ED25519, rotation_policy=policy)).key
     assert key.rotation_policy == policy
     v1 = key.versions[0]
     assert abs(ts(key.next_rotation_time) - (ts(v1.activate_time) + 1.0)) < 0.05, "next_rotation_time: when v2 is created PENDING"
@@ -184,20 +184,20 @@ def test_rotation_policy(server):
     seen = []
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        key = server.admin.GetKey(key_admin_pb2.GetKeyRequest(name=name))
+        key = server.admin.GetKey(key_admin_pb2.GetKeyRequest(name=name)).key
         vs = versions_by_number(key)
         snapshot = tuple((v, vs[v].state) for v in sorted(vs))
         if not seen or seen[-1] != snapshot:
             seen.append(snapshot)
-            if 2 in vs and vs[2].state == State.PENDING:
+            if 2 in vs and vs[2].state == State.KEY_VERSION_STATE_PENDING:
                 jwks = json.loads(server.signer.GetJwks(signer_pb2.GetJwksRequest(key=name)).jwks)
                 assert [k["kid"] for k in jwks["keys"]] == [f"{name}:v2", f"{name}:v1"]
                 assert sign(server, name, MSG).version == 1
-        if 2 in vs and vs[2].state == State.ACTIVE and vs[1].state == State.DISABLED:
+        if 2 in vs and vs[2].state == State.KEY_VERSION_STATE_ACTIVE and vs[1].state == State.KEY_VERSION_STATE_DISABLED:
             break
         time.sleep(0.1)
-    assert seen[-1][:2] == ((1, State.DISABLED), (2, State.ACTIVE)), f"states seen: {seen}"
-    assert ((1, State.ACTIVE), (2, State.PENDING)) in [snap[:2] for snap in seen], f"v2 was never seen PENDING: {seen}"
+    assert seen[-1][:2] == ((1, State.KEY_VERSION_STATE_DISABLED), (2, State.KEY_VERSION_STATE_ACTIVE)), f"states seen: {seen}"
+    assert ((1, State.KEY_VERSION_STATE_ACTIVE), (2, State.KEY_VERSION_STATE_PENDING)) in [snap[:2] for snap in seen], f"v2 was never seen PENDING: {seen}"
     v1, v2 = vs[1], vs[2]
     period = ts(v2.activate_time) - ts(v1.activate_time)
     assert 2.0 - 0.05 <= period <= 2.0 + tick + 0.25, f"v2 became ACTIVE {period:.3f}s after v1 (rotation_period 2s)"
@@ -212,14 +212,14 @@ def test_rotation_policy(server):
 def test_rotate_with_promote_and_explicit_grace(grace_server):
     c = grace_server
     name = "walk-ed"
-    c.admin.CreateKey(key_admin_pb2.CreateKeyRequest(name=name, algorithm=Alg.ED25519))
+    c.admin.CreateKey(key_admin_pb2.CreateKeyRequest(name=name, algorithm=Alg.ALGORITHM_ED25519))
     s1 = sign(c, name, MSG)
     rot = c.admin.RotateKey(
         key_admin_pb2.RotateKeyRequest(name=name, promote=True, grace_period=duration_pb2.Duration(seconds=60))
     )
-    assert rot.version.version == 2 and rot.version.state == State.ACTIVE
+    assert rot.version.version == 2 and rot.version.state == State.KEY_VERSION_STATE_ACTIVE
     vs = versions_by_number(rot.key)
-    assert vs[1].state == State.RETIRING
+    assert vs[1].state == State.KEY_VERSION_STATE_RETIRING
     grace = ts(vs[1].verify_until) - ts(vs[2].activate_time)
     assert 59 <= grace <= 61, f"explicit 60 s grace gave {grace:.3f}s"
     assert sign(c, name, MSG).version == 2
@@ -242,7 +242,7 @@ def test_rotate_with_promote_and_explicit_grace(grace_server):
 @pytest.mark.parametrize("promote", [False, True], ids=["pending", "promote"])
 def test_concurrent_rotations(server, promote):
     name = f"race-{'promote' if promote else 'pending'}"
-    server.admin.CreateKey(key_admin_pb2.CreateKeyRequest(name=name, algorithm=Alg.ECDSA_P256_SHA256))
+    server.admin.CreateKey(key_admin_pb2.CreateKeyRequest(name=name, algorithm=Alg.ALGORITHM_ECDSA_P256_SHA256))
     n = 8
     barrier = threading.Barrier(n)
 
@@ -254,17 +254,17 @@ def test_concurrent_rotations(server, promote):
         results = list(pool.map(rotate, range(n)))
     made = sorted(r.version.version for r in results)
     assert made == list(range(2, n + 2)), f"versions created: {made}"
-    key = server.admin.GetKey(key_admin_pb2.GetKeyRequest(name=name))
+    key = server.admin.GetKey(key_admin_pb2.GetKeyRequest(name=name)).key
     states = {v.version: v.state for v in key.versions}
     assert sorted(states) == list(range(1, n + 2))
-    active = [v for v, s in states.items() if s == State.ACTIVE]
+    active = [v for v, s in states.items() if s == State.KEY_VERSION_STATE_ACTIVE]
     assert len(active) == 1, f"ACTIVE versions: {active}"
     assert key.active_version == active[0]
     if promote:
-        assert all(s == State.RETIRING for v, s in states.items() if v != active[0])
+        assert all(s == State.KEY_VERSION_STATE_RETIRING for v, s in states.items() if v != active[0])
     else:
         assert active == [1]
-        assert all(s == State.PENDING for v, s in states.items() if v != 1)
+        assert all(s == State.KEY_VERSION_STATE_PENDING for v, s in states.items() if v != 1)
     # The server still answers, signing with the ACTIVE version.
     resp = sign(server, name, MSG)
     assert resp.version == active[0]
@@ -277,26 +277,26 @@ def test_concurrent_promotions(server):
     """Promoting eight PENDING versions at once leaves exactly one ACTIVE;
     promoting one version eight times at once succeeds exactly once."""
     name = "race-promote-many"
-    server.admin.CreateKey(key_admin_pb2.CreateKeyRequest(name=name, algorithm=Alg.ED25519))
+    server.admin.CreateKey(key_admin_pb2.CreateKeyRequest(name=name, algorithm=Alg.ALGORITHM_ED25519))
     for _ in range(8):
         server.admin.RotateKey(key_admin_pb2.RotateKeyRequest(name=name))
     barrier = threading.Barrier(8)
 
     def promote(version):
         barrier.wait(10)
-        return server.admin.PromoteKeyVersion(key_admin_pb2.PromoteKeyVersionRequest(name=name, version=version), timeout=60)
+        return server.admin.PromoteKeyVersion(key_admin_pb2.PromoteKeyVersionRequest(name=name, version=version), timeout=60).key
 
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(promote, range(2, 10)))
-    key = server.admin.GetKey(key_admin_pb2.GetKeyRequest(name=name))
+    key = server.admin.GetKey(key_admin_pb2.GetKeyRequest(name=name)).key
     states = {v.version: v.state for v in key.versions}
-    active = [v for v, st in states.items() if st == State.ACTIVE]
+    active = [v for v, st in states.items() if st == State.KEY_VERSION_STATE_ACTIVE]
     assert len(active) == 1 and key.active_version == active[0], states
-    assert all(st == State.RETIRING for v, st in states.items() if v != active[0]), states
+    assert all(st == State.KEY_VERSION_STATE_RETIRING for v, st in states.items() if v != active[0]), states
     assert sign(server, name, MSG).version == active[0]
 
     name = "race-promote-one"
-    server.admin.CreateKey(key_admin_pb2.CreateKeyRequest(name=name, algorithm=Alg.ED25519))
+    server.admin.CreateKey(key_admin_pb2.CreateKeyRequest(name=name, algorithm=Alg.ALGORITHM_ED25519))
     server.admin.RotateKey(key_admin_pb2.RotateKeyRequest(name=name))
     barrier = threading.Barrier(8)
 
@@ -312,5 +312,5 @@ def test_concurrent_promotions(server):
         codes = list(pool.map(promote_two, range(8)))
     assert codes.count(Code.OK) == 1, codes
     assert codes.count(Code.FAILED_PRECONDITION) == 7, codes
-    key = server.admin.GetKey(key_admin_pb2.GetKeyRequest(name=name))
-    assert [(v.version, v.state) for v in key.versions] == [(1, State.RETIRING), (2, State.ACTIVE)]
+    key = server.admin.GetKey(key_admin_pb2.GetKeyRequest(name=name)).key
+    assert [(v.version, v.state) for v in key.versions] == [(1, State.KEY_VERSION_STATE_RETIRING), (2, State.KEY_VERSION_STATE_ACTIVE)]

@@ -41,18 +41,18 @@ from signet.v1 import common_pb2, key_admin_pb2, signer_pb2
 def test_public_key_formats_agree(server, keys, info):
     name = info.key_name
     pem_resp, pub = get_pem(server, name)
-    assert pem_resp.format == signer_pb2.PEM
+    assert pem_resp.format == signer_pb2.PUBLIC_KEY_FORMAT_PEM
     assert pem_resp.public_key.startswith(b"-----BEGIN PUBLIC KEY-----")
     spki_der = pub.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
     # Unspecified format means PEM.
     default = server.signer.GetPublicKey(signer_pb2.GetPublicKeyRequest(key=name))
-    assert default.format == signer_pb2.PEM
+    assert default.format == signer_pb2.PUBLIC_KEY_FORMAT_PEM
     assert default.public_key == pem_resp.public_key
 
     # DER is the PEM's body, byte for byte.
-    der = server.signer.GetPublicKey(signer_pb2.GetPublicKeyRequest(key=name, format=signer_pb2.DER))
-    assert der.format == signer_pb2.DER
+    der = server.signer.GetPublicKey(signer_pb2.GetPublicKeyRequest(key=name, format=signer_pb2.PUBLIC_KEY_FORMAT_DER))
+    assert der.format == signer_pb2.PUBLIC_KEY_FORMAT_DER
     assert der.public_key == spki_der
     body = b"".join(line for line in pem_resp.public_key.strip().splitlines() if not line.startswith(b"-----"))
     assert base64.b64decode(body) == der.public_key
@@ -60,8 +60,8 @@ def test_public_key_formats_agree(server, keys, info):
 
     # PKCS#1 for RSA only.
     if info.kind in ("pkcs1", "pss"):
-        p1 = server.signer.GetPublicKey(signer_pb2.GetPublicKeyRequest(key=name, format=signer_pb2.PEM_PKCS1))
-        assert p1.format == signer_pb2.PEM_PKCS1
+        p1 = server.signer.GetPublicKey(signer_pb2.GetPublicKeyRequest(key=name, format=signer_pb2.PUBLIC_KEY_FORMAT_PEM_PKCS1))
+        assert p1.format == signer_pb2.PUBLIC_KEY_FORMAT_PEM_PKCS1
         assert p1.public_key.startswith(b"-----BEGIN RSA PUBLIC KEY-----")
         p1_key = serialization.load_pem_public_key(p1.public_key)
         assert p1_key.public_numbers() == pub.public_numbers()
@@ -70,12 +70,12 @@ def test_public_key_formats_agree(server, keys, info):
         rpc_error(
             Code.INVALID_ARGUMENT,
             server.signer.GetPublicKey,
-            signer_pb2.GetPublicKeyRequest(key=name, format=signer_pb2.PEM_PKCS1),
+            signer_pb2.GetPublicKeyRequest(key=name, format=signer_pb2.PUBLIC_KEY_FORMAT_PEM_PKCS1),
         )
 
     # JWK numbers are the key's.
-    jwk_resp = server.signer.GetPublicKey(signer_pb2.GetPublicKeyRequest(key=name, format=signer_pb2.JWK))
-    assert jwk_resp.format == signer_pb2.JWK
+    jwk_resp = server.signer.GetPublicKey(signer_pb2.GetPublicKeyRequest(key=name, format=signer_pb2.PUBLIC_KEY_FORMAT_JWK))
+    assert jwk_resp.format == signer_pb2.PUBLIC_KEY_FORMAT_JWK
     jwk = json.loads(jwk_resp.public_key)
     assert jwk["kid"] == f"{name}:v1"
     assert jwk["alg"] == info.jwa
@@ -115,7 +115,7 @@ def test_public_key_formats_agree(server, keys, info):
 
 @pytest.mark.parametrize("info", HMACS, ids=ids(HMACS))
 def test_hmac_has_no_public_key(server, keys, info):
-    for fmt in (signer_pb2.PEM, signer_pb2.DER, signer_pb2.JWK):
+    for fmt in (signer_pb2.PUBLIC_KEY_FORMAT_PEM, signer_pb2.PUBLIC_KEY_FORMAT_DER, signer_pb2.PUBLIC_KEY_FORMAT_JWK):
         rpc_error(
             Code.INVALID_ARGUMENT,
             server.signer.GetPublicKey,
@@ -182,7 +182,7 @@ def test_jws_made_by_pyjwt_verifies_in_signet(server):
     remember_secret(server, priv.private_numbers().private_value.to_bytes(32, "big"))
     name = "py-jws-es256"
     pem = priv.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    server.admin.ImportKey(key_admin_pb2.ImportKeyRequest(name=name, algorithm=Alg.ECDSA_P256_SHA256, material=pem))
+    server.admin.ImportKey(key_admin_pb2.ImportKeyRequest(name=name, algorithm=Alg.ALGORITHM_ECDSA_P256_SHA256, material=pem))
     token = jwt.encode({"sub": "x"}, priv, algorithm="ES256", headers={"kid": f"{name}:v1"})
     signing_input, sig = token.rsplit(".", 1)
     v = verify(server, name, b64u_decode(sig), signing_input.encode(), fmt=common_pb2.SIGNATURE_FORMAT_RAW)

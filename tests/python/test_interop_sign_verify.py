@@ -37,8 +37,10 @@ from signet.v1 import common_pb2, key_admin_pb2
 
 
 def test_algorithm_table_covers_the_enum():
-    enum_names = {n for n in Alg.keys() if n != "ALGORITHM_UNSPECIFIED"}
-    assert enum_names == set(BY_NAME), "the Algorithm enum and this test's table differ"
+    enum_names = [n for n in Alg.keys() if n != "ALGORITHM_UNSPECIFIED"]
+    assert all(n.startswith("ALGORITHM_") for n in enum_names), enum_names
+    short = {n.removeprefix("ALGORITHM_") for n in enum_names}
+    assert short == set(BY_NAME), "the Algorithm enum and this test's table differ"
 
 
 # --------------------------------------------------------------------------
@@ -52,7 +54,7 @@ def test_sign_verifies_with_cryptography(server, keys, info):
     assert resp.key_version_id == f"{info.key_name}:v1"
     assert resp.algorithm == info.value
     pem_resp, pub = get_pem(server, info.key_name)
-    assert pem_resp.version == 1 and pem_resp.state == State.ACTIVE
+    assert pem_resp.version == 1 and pem_resp.state == State.KEY_VERSION_STATE_ACTIVE
     assert pem_resp.algorithm == info.value
     assert pem_resp.key_version_id == f"{info.key_name}:v1"
     if info.kind in ("pkcs1", "pss"):
@@ -211,7 +213,7 @@ def test_signature_strictness(server):
     server.admin.ImportKey(
         key_admin_pb2.ImportKeyRequest(
             name="strict-ec",
-            algorithm=Alg.ECDSA_P256_SHA256,
+            algorithm=Alg.ALGORITHM_ECDSA_P256_SHA256,
             material=priv.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo),
         )
     )
@@ -232,7 +234,7 @@ def test_signature_strictness(server):
     server.admin.ImportKey(
         key_admin_pb2.ImportKeyRequest(
             name="strict-ed",
-            algorithm=Alg.ED25519,
+            algorithm=Alg.ALGORITHM_ED25519,
             material=ed.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo),
         )
     )
@@ -247,7 +249,7 @@ def test_signature_strictness(server):
     server.admin.ImportKey(
         key_admin_pb2.ImportKeyRequest(
             name="strict-rsa",
-            algorithm=Alg.RSA_PKCS1_2048_SHA256,
+            algorithm=Alg.ALGORITHM_RSA_PKCS1_2048_SHA256,
             material=rsa_priv.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.PKCS1),
         )
     )

@@ -18,13 +18,13 @@ from conftest import remember_secret
 from interop_helpers import ALGS, ASYM, BY_NAME, MSG, crypto_verify, get_pem, ids, openssl_verify, sign, verify
 from signet.v1 import common_pb2, key_admin_pb2
 
-HSM = common_pb2.ProtectionLevel.Value("HSM")
+HSM = common_pb2.PROTECTION_LEVEL_HSM
 
 
 @pytest.mark.parametrize("info", ALGS, ids=ids(ALGS))
 def test_every_algorithm_on_the_token(hsm_server, info, tmp_path):
     name = "hsm-" + info.key_name
-    key = hsm_server.admin.CreateKey(key_admin_pb2.CreateKeyRequest(name=name, algorithm=info.value))
+    key = hsm_server.admin.CreateKey(key_admin_pb2.CreateKeyRequest(name=name, algorithm=info.value)).key
     assert key.protection_level == HSM
     resp = sign(hsm_server, name, MSG)
     assert resp.key_version_id == f"{name}:v1"
@@ -69,7 +69,7 @@ def test_imported_private_key_signs_on_the_token(hsm_server, info):
     der = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     remember_secret(hsm_server, der)
     name = "hsm-imp-" + info.key_name
-    got = hsm_server.admin.ImportKey(key_admin_pb2.ImportKeyRequest(name=name, algorithm=info.value, material=der))
+    got = hsm_server.admin.ImportKey(key_admin_pb2.ImportKeyRequest(name=name, algorithm=info.value, material=der)).key
     assert got.protection_level == HSM and not got.verify_only
     resp = sign(hsm_server, name, MSG)
     # The signature verifies under the caller's own public key: the token

@@ -1,7 +1,7 @@
 """Retries the standard way: grpcio, loading examples/grpc-service-config.json
 as it is, retries a rate-limited `Sign` after the server's
 `grpc-retry-pushback-ms` and succeeds; without the config the same call
-fails RESOURCE_EXHAUSTED (docs/security.md, "Retries")."""
+fails RESOURCE_EXHAUSTED (docs/security.md, "Retries: a service config to load as is")."""
 
 from __future__ import annotations
 

@@ -100,7 +100,7 @@ def test_mutual_tls_and_tokens_from_python(tls):
     addr = server.address
     ch, signer = _stub(addr, ca, cert, key)
     admin = __import__("signet.v1.key_admin_pb2_grpc", fromlist=["x"]).KeyAdminStub(ch)
-    admin.CreateKey(key_admin_pb2.CreateKeyRequest(name="py-ec", algorithm=common_pb2.ECDSA_P256_SHA256))
+    admin.CreateKey(key_admin_pb2.CreateKeyRequest(name="py-ec", algorithm=common_pb2.ALGORITHM_ECDSA_P256_SHA256))
     r = signer.Sign(signer_pb2.SignRequest(key="py-ec", message=b"from python over mTLS"))
     assert r.key_version_id == "py-ec:v1"
     # A key outside the grant: PERMISSION_DENIED.

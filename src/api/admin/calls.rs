@@ -19,14 +19,14 @@ fn labels(m: HashMap<String, String>) -> BTreeMap<String, String> {
 
 impl Call for pb::CreateKeyRequest {
     type Service = KeyAdminService;
-    type Reply = pb::Key;
+    type Reply = pb::CreateKeyResponse;
     const RPC: &'static Rpc = &rpcs::CREATE_KEY;
 
     fn subject(&self) -> &str {
         &self.name
     }
 
-    async fn call(self, s: &KeyAdminService, _: &CallContext) -> Result<pb::Key> {
+    async fn call(self, s: &KeyAdminService, _: &CallContext) -> Result<pb::CreateKeyResponse> {
         let alg = convert::algorithm(self.algorithm)?;
         let policy = self
             .rotation_policy
@@ -38,20 +38,22 @@ impl Call for pb::CreateKeyRequest {
             .create_key(&self.name, alg, labels(self.labels), policy)
             .await?;
         tracing::info!(key = %self.name, algorithm = %alg, "key created");
-        Ok(convert::key_pb(&v))
+        Ok(pb::CreateKeyResponse {
+            key: Some(convert::key_pb(&v)),
+        })
     }
 }
 
 impl Call for pb::ImportKeyRequest {
     type Service = KeyAdminService;
-    type Reply = pb::Key;
+    type Reply = pb::ImportKeyResponse;
     const RPC: &'static Rpc = &rpcs::IMPORT_KEY;
 
     fn subject(&self) -> &str {
         &self.name
     }
 
-    async fn call(self, s: &KeyAdminService, _: &CallContext) -> Result<pb::Key> {
+    async fn call(self, s: &KeyAdminService, _: &CallContext) -> Result<pb::ImportKeyResponse> {
         let alg = convert::algorithm(self.algorithm)?;
         if self.material.len() > MAX_MATERIAL_BYTES {
             return Err(Error::invalid(format!(
@@ -78,7 +80,9 @@ impl Call for pb::ImportKeyRequest {
             )
             .await?;
         tracing::info!(key = %self.name, algorithm = %alg, new_version = self.as_new_version, "key imported");
-        Ok(convert::key_pb(&v))
+        Ok(pb::ImportKeyResponse {
+            key: Some(convert::key_pb(&v)),
+        })
     }
 }
 
@@ -102,19 +106,20 @@ impl Call for pb::RotateKeyRequest {
     }
 }
 
-/// The answer to a change of one version's state, logged as `what`.
-fn version_changed(name: &str, version: u32, what: &str, view: &KeyView) -> pb::Key {
+/// The key after a change of one version's state, logged as `what`.
+fn version_changed(name: &str, version: u32, what: &str, view: &KeyView) -> Option<pb::Key> {
     tracing::info!(key = %name, version, "key version {what}");
-    convert::key_pb(view)
+    Some(convert::key_pb(view))
 }
 
 /// The five calls that change one version's state: the key is `name`, the
-/// version (required) is audited.
+/// version (required) is audited, and the response holds the key after the
+/// change.
 macro_rules! version_call {
-    ($request:ty, $row:ident, |$r:ident, $s:ident, $v:ident| $call:expr, $what:literal) => {
+    ($request:ty, $reply:ident, $row:ident, |$r:ident, $s:ident, $v:ident| $call:expr, $what:literal) => {
         impl Call for $request {
             type Service = KeyAdminService;
-            type Reply = pb::Key;
+            type Reply = pb::$reply;
             const RPC: &'static Rpc = &rpcs::$row;
 
             fn subject(&self) -> &str {
@@ -125,11 +130,13 @@ macro_rules! version_call {
                 record.version = (self.version > 0).then_some(self.version);
             }
 
-            async fn call(self, $s: &KeyAdminService, _: &CallContext) -> Result<pb::Key> {
+            async fn call(self, $s: &KeyAdminService, _: &CallContext) -> Result<pb::$reply> {
                 let $r = self;
                 let $v = convert::required_version($r.version)?;
                 let view = $call?;
-                Ok(version_changed(&$r.name, $v, $what, &view))
+                Ok(pb::$reply {
+                    key: version_changed(&$r.name, $v, $what, &view),
+                })
             }
         }
     };
@@ -137,6 +144,7 @@ macro_rules! version_call {
 
 version_call!(
     pb::PromoteKeyVersionRequest,
+    PromoteKeyVersionResponse,
     PROMOTE_KEY_VERSION,
     |r, s, v| {
         let grace = convert::grace_period(r.grace_period.as_ref())?;
@@ -146,12 +154,14 @@ version_call!(
 );
 version_call!(
     pb::DisableKeyVersionRequest,
+    DisableKeyVersionResponse,
     DISABLE_KEY_VERSION,
     |r, s, v| s.registry.disable(&r.name, v).await,
     "disabled"
 );
 version_call!(
     pb::EnableKeyVersionRequest,
+    EnableKeyVersionResponse,
     ENABLE_KEY_VERSION,
     |r, s, v| {
         let grace = convert::grace_period(r.grace_period.as_ref())?;
@@ -161,12 +171,14 @@ version_call!(
 );
 version_call!(
     pb::DestroyKeyVersionRequest,
+    DestroyKeyVersionResponse,
     DESTROY_KEY_VERSION,
     |r, s, v| s.registry.destroy(&r.name, v).await,
     "scheduled for destruction"
 );
 version_call!(
     pb::RestoreKeyVersionRequest,
+    RestoreKeyVersionResponse,
     RESTORE_KEY_VERSION,
     |r, s, v| s.registry.restore(&r.name, v).await,
     "restored"
@@ -174,15 +186,18 @@ version_call!(
 
 impl Call for pb::GetKeyRequest {
     type Service = KeyAdminService;
-    type Reply = pb::Key;
+    type Reply = pb::GetKeyResponse;
     const RPC: &'static Rpc = &rpcs::GET_KEY;
 
     fn subject(&self) -> &str {
         &self.name
     }
 
-    async fn call(self, s: &KeyAdminService, _: &CallContext) -> Result<pb::Key> {
-        s.registry.get(&self.name).map(|v| convert::key_pb(&v))
+    async fn call(self, s: &KeyAdminService, _: &CallContext) -> Result<pb::GetKeyResponse> {
+        let v = s.registry.get(&self.name)?;
+        Ok(pb::GetKeyResponse {
+            key: Some(convert::key_pb(&v)),
+        })
     }
 }
 

@@ -66,14 +66,14 @@ impl KeyAdmin for KeyAdminService {
     async fn create_key(
         &self,
         request: Request<pb::CreateKeyRequest>,
-    ) -> Result<Response<pb::Key>, Status> {
+    ) -> Result<Response<pb::CreateKeyResponse>, Status> {
         serve(self, request).await
     }
 
     async fn import_key(
         &self,
         request: Request<pb::ImportKeyRequest>,
-    ) -> Result<Response<pb::Key>, Status> {
+    ) -> Result<Response<pb::ImportKeyResponse>, Status> {
         serve(self, request).await
     }
 
@@ -87,42 +87,42 @@ impl KeyAdmin for KeyAdminService {
     async fn promote_key_version(
         &self,
         request: Request<pb::PromoteKeyVersionRequest>,
-    ) -> Result<Response<pb::Key>, Status> {
+    ) -> Result<Response<pb::PromoteKeyVersionResponse>, Status> {
         serve(self, request).await
     }
 
     async fn disable_key_version(
         &self,
         request: Request<pb::DisableKeyVersionRequest>,
-    ) -> Result<Response<pb::Key>, Status> {
+    ) -> Result<Response<pb::DisableKeyVersionResponse>, Status> {
         serve(self, request).await
     }
 
     async fn enable_key_version(
         &self,
         request: Request<pb::EnableKeyVersionRequest>,
-    ) -> Result<Response<pb::Key>, Status> {
+    ) -> Result<Response<pb::EnableKeyVersionResponse>, Status> {
         serve(self, request).await
     }
 
     async fn destroy_key_version(
         &self,
         request: Request<pb::DestroyKeyVersionRequest>,
-    ) -> Result<Response<pb::Key>, Status> {
+    ) -> Result<Response<pb::DestroyKeyVersionResponse>, Status> {
         serve(self, request).await
     }
 
     async fn restore_key_version(
         &self,
         request: Request<pb::RestoreKeyVersionRequest>,
-    ) -> Result<Response<pb::Key>, Status> {
+    ) -> Result<Response<pb::RestoreKeyVersionResponse>, Status> {
         serve(self, request).await
     }
 
     async fn get_key(
         &self,
         request: Request<pb::GetKeyRequest>,
-    ) -> Result<Response<pb::Key>, Status> {
+    ) -> Result<Response<pb::GetKeyResponse>, Status> {
         serve(self, request).await
     }
 

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use super::keys::sha256_hex;
 use super::SignerService;
+use crate::api::names::ShortName;
 use crate::api::pb;
 use crate::api::Call;
 use crate::audit::Record;
@@ -175,8 +176,7 @@ impl Call for pb::VerifyHttpRequestRequest {
             Some(Reason::Replayed) => R::Replayed,
         };
         if v.reason.is_some() {
-            crate::telemetry::metrics::get()
-                .http_verify_failed(&profile.name, reason.as_str_name());
+            crate::telemetry::metrics::get().http_verify_failed(&profile.name, reason.short_name());
         }
         Ok(pb::VerifyHttpRequestResponse {
             valid: v.reason.is_none(),

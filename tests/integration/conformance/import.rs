@@ -116,7 +116,9 @@ pub async fn imported_public_keys_verify_only(s: &TestServer) {
         })
         .await
         .unwrap()
-        .into_inner();
+        .into_inner()
+        .key
+        .unwrap();
     assert!(k.verify_only);
     assert!(k.versions[0].public_key_only);
     let sig = std::fs::read(dir.path().join("sig.bin")).unwrap();
@@ -159,7 +161,9 @@ pub async fn imported_public_keys_verify_only(s: &TestServer) {
         })
         .await
         .unwrap()
-        .into_inner();
+        .into_inner()
+        .key
+        .unwrap();
     assert_eq!(state_of(&k, 2), pb::KeyVersionState::Pending);
     // Private material cannot be added to a verify-only key.
     let r = s

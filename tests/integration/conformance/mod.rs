@@ -60,7 +60,7 @@ macro_rules! conformance_suite {
 }
 
 fn alg_pb(a: Algorithm) -> i32 {
-    pb::Algorithm::from_str_name(a.name()).unwrap() as i32
+    pb::Algorithm::from(a) as i32
 }
 
 pub async fn create(s: &TestServer, name: &str, alg: Algorithm) -> pb::Key {
@@ -73,6 +73,8 @@ pub async fn create(s: &TestServer, name: &str, alg: Algorithm) -> pb::Key {
         .await
         .unwrap()
         .into_inner()
+        .key
+        .unwrap()
 }
 
 pub async fn sign(s: &TestServer, key: &str, msg: &[u8]) -> pb::SignResponse {
@@ -139,6 +141,8 @@ async fn get(s: &TestServer, key: &str) -> pb::Key {
         .await
         .unwrap()
         .into_inner()
+        .key
+        .unwrap()
 }
 
 fn state_of(k: &pb::Key, v: u32) -> pb::KeyVersionState {

@@ -51,7 +51,9 @@ pub async fn rotation_walk_with_grace(s: &TestServer) {
         })
         .await
         .unwrap()
-        .into_inner();
+        .into_inner()
+        .key
+        .unwrap();
     assert_eq!(k.active_version, 2);
     assert_eq!(state_of(&k, 1), pb::KeyVersionState::Retiring);
     let until = k.versions[0].verify_until.unwrap();
@@ -143,7 +145,9 @@ pub async fn disable_destroy_restore(s: &TestServer) {
         .disable_key_version(dis(1))
         .await
         .unwrap()
-        .into_inner();
+        .into_inner()
+        .key
+        .unwrap();
     assert_eq!(state_of(&k, 1), pb::KeyVersionState::Disabled);
     assert!(
         !verify(s, "life", b"m", &old.signature).await.valid,
@@ -166,7 +170,9 @@ pub async fn disable_destroy_restore(s: &TestServer) {
         })
         .await
         .unwrap()
-        .into_inner();
+        .into_inner()
+        .key
+        .unwrap();
     assert_eq!(state_of(&k, 1), pb::KeyVersionState::Retiring);
     assert!(
         verify(s, "life", b"m", &old.signature).await.valid,
@@ -186,7 +192,9 @@ pub async fn disable_destroy_restore(s: &TestServer) {
         .destroy_key_version(destroy(1))
         .await
         .unwrap()
-        .into_inner();
+        .into_inner()
+        .key
+        .unwrap();
     assert_eq!(state_of(&k, 1), pb::KeyVersionState::DestroyScheduled);
     assert!(k.versions[0].destroy_time.is_some());
     let restore = |v| pb::RestoreKeyVersionRequest {
@@ -197,7 +205,9 @@ pub async fn disable_destroy_restore(s: &TestServer) {
         .restore_key_version(restore(1))
         .await
         .unwrap()
-        .into_inner();
+        .into_inner()
+        .key
+        .unwrap();
     assert_eq!(state_of(&k, 1), pb::KeyVersionState::Disabled);
     assert_eq!(
         code(admin().restore_key_version(restore(1)).await),
@@ -243,7 +253,9 @@ pub async fn rotation_policy_rotates(s: &TestServer) {
         })
         .await
         .unwrap()
-        .into_inner();
+        .into_inner()
+        .key
+        .unwrap();
     let next = k.next_rotation_time.unwrap();
     assert_eq!(
         next,

@@ -192,11 +192,11 @@ pub(super) async fn create(ch: &Channel, name: &str, alg: &str) -> Result<pb::Ke
     pb::key_admin_client::KeyAdminClient::new(ch.clone())
         .create_key(pb::CreateKeyRequest {
             name: name.into(),
-            algorithm: pb::Algorithm::from_str_name(alg).unwrap() as i32,
+            algorithm: pb::Algorithm::from(signet::keys::Algorithm::from_name(alg).unwrap()) as i32,
             ..Default::default()
         })
         .await
-        .map(|r| r.into_inner())
+        .map(|r| r.into_inner().key.unwrap())
 }
 
 /// Waits (at most `bound`) for `f`.

@@ -120,7 +120,7 @@ async fn killed_during_rotations_restarts_consistent() {
                     .await
                     .create_key(pb::CreateKeyRequest {
                         name: n.to_string(),
-                        algorithm: pb::Algorithm::from_str_name(a.name()).unwrap() as i32,
+                        algorithm: pb::Algorithm::from(a) as i32,
                         ..Default::default()
                     })
                     .await
@@ -169,7 +169,9 @@ async fn killed_during_rotations_restarts_consistent() {
             .get_key(pb::GetKeyRequest { name: n.into() })
             .await
             .unwrap()
-            .into_inner();
+            .into_inner()
+            .key
+            .unwrap();
         assert!(k.versions.len() > 2, "{n}: the load rotated nothing");
         let active = k
             .versions

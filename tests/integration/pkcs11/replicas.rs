@@ -22,7 +22,7 @@ async fn two_processes_agree_and_destroyed_versions_leave_the_token() {
     admin_a
         .create_key(pb::CreateKeyRequest {
             name: "duo".into(),
-            algorithm: pb::Algorithm::from_str_name("ED25519").unwrap() as i32,
+            algorithm: pb::Algorithm::Ed25519 as i32,
             ..Default::default()
         })
         .await
@@ -49,7 +49,7 @@ async fn two_processes_agree_and_destroyed_versions_leave_the_token() {
         let k = admin_b
             .get_key(pb::GetKeyRequest { name: "duo".into() })
             .await
-            .map(|r| r.into_inner());
+            .map(|r| r.into_inner().key.unwrap());
         if let Ok(k) = k {
             if k.active_version == 2 {
                 seen = Some(k);
@@ -105,7 +105,9 @@ async fn two_processes_agree_and_destroyed_versions_leave_the_token() {
         .get_key(pb::GetKeyRequest { name: "duo".into() })
         .await
         .unwrap()
-        .into_inner();
+        .into_inner()
+        .key
+        .unwrap();
     assert_eq!(k.versions.len(), 2);
 }
 

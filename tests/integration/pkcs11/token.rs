@@ -100,7 +100,7 @@ async fn keys_on_token_are_sensitive_and_never_extractable() {
         s.admin()
             .import_key(pb::ImportKeyRequest {
                 name: name.into(),
-                algorithm: pb::Algorithm::from_str_name(alg.name()).unwrap() as i32,
+                algorithm: pb::Algorithm::from(alg) as i32,
                 material,
                 ..Default::default()
             })

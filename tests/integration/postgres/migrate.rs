@@ -59,7 +59,9 @@ async fn version_call(ch: &Channel, what: &str, name: &str, version: u32) -> pb:
             })
             .await
             .unwrap()
-            .into_inner(),
+            .into_inner()
+            .key
+            .unwrap(),
         "destroy" => a
             .destroy_key_version(pb::DestroyKeyVersionRequest {
                 name: name.into(),
@@ -67,7 +69,9 @@ async fn version_call(ch: &Channel, what: &str, name: &str, version: u32) -> pb:
             })
             .await
             .unwrap()
-            .into_inner(),
+            .into_inner()
+            .key
+            .unwrap(),
         _ => unreachable!(),
     }
 }

@@ -276,14 +276,14 @@ pub async fn create(
             ..Default::default()
         })
         .await
-        .map(|r| r.into_inner())
+        .map(|r| r.into_inner().key.unwrap())
 }
 
 pub async fn get(ch: &Channel, name: &str) -> Result<pb::Key, tonic::Status> {
     admin(ch)
         .get_key(pb::GetKeyRequest { name: name.into() })
         .await
-        .map(|r| r.into_inner())
+        .map(|r| r.into_inner().key.unwrap())
 }
 
 pub async fn rotate(ch: &Channel, name: &str, promote: bool) -> Result<pb::Key, tonic::Status> {

@@ -82,7 +82,7 @@ async fn racing_admin_writes_have_one_winner_and_every_signature_verifies() {
             .clone()
             .create_key(pb::CreateKeyRequest {
                 name: key_name(k),
-                algorithm: pb::Algorithm::from_str_name(algorithm(k).name()).unwrap() as i32,
+                algorithm: pb::Algorithm::from(algorithm(k)) as i32,
                 ..Default::default()
             })
             .await

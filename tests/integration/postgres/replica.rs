@@ -190,7 +190,7 @@ impl Replica {
         self.admin()
             .get_key(pb::GetKeyRequest { name: name.into() })
             .await
-            .map(|r| r.into_inner())
+            .map(|r| r.into_inner().key.unwrap())
     }
 
     /// Whether its log says it runs the scheduler now: its last line about

@@ -173,7 +173,10 @@ async fn three_replicas_rotate_once_per_period_and_a_killed_scheduler_is_replace
                         .get_key(pb::GetKeyRequest { name: KEY.into() })
                         .await;
                     match res {
-                        Ok(k) => views.lock().check(i, &k.into_inner()),
+                        Ok(r) => match r.into_inner().key {
+                            Some(k) => views.lock().check(i, &k),
+                            None => views.lock().failures.push(format!("GetKey on {i}: no key")),
+                        },
                         Err(e) if alive[i].load(Ordering::SeqCst) => {
                             views.lock().failures.push(format!("GetKey on {i}: {e:?}"))
                         }

@@ -16,7 +16,7 @@ async fn each_change_commits_with_its_audit_row_and_the_schema_is_versioned() {
     admin
         .create_key(pb::CreateKeyRequest {
             name: "audited".into(),
-            algorithm: pb::Algorithm::from_str_name("ED25519").unwrap() as i32,
+            algorithm: pb::Algorithm::Ed25519 as i32,
             ..Default::default()
         })
         .await
@@ -33,7 +33,7 @@ async fn each_change_commits_with_its_audit_row_and_the_schema_is_versioned() {
     let e = admin
         .create_key(pb::CreateKeyRequest {
             name: "audited".into(),
-            algorithm: pb::Algorithm::from_str_name("ED25519").unwrap() as i32,
+            algorithm: pb::Algorithm::Ed25519 as i32,
             ..Default::default()
         })
         .await

@@ -91,7 +91,7 @@ async fn with_ca_file_every_connection_is_verified_tls_the_listener_included() {
         .admin()
         .create_key(pb::CreateKeyRequest {
             name: "over-tls".into(),
-            algorithm: pb::Algorithm::from_str_name("ED25519").unwrap() as i32,
+            algorithm: pb::Algorithm::Ed25519 as i32,
             ..Default::default()
         })
         .await
