@@ -100,9 +100,12 @@ for t in "${chosen[@]}"; do
   mapfile -t found < <(find "$art" -type f | sort)
   if [ "$status" -ne 0 ] || [ ${#found[@]} -gt 0 ]; then
     failed+=("$t")
-    echo "fuzz.sh: $t FAILED (exit $status); the end of its log:" >&2
-    grep -v '^#[0-9]' "$log" | tail -40 >&2
     mkdir -p "fuzz/artifacts/$t"
+    cp "$log" "fuzz/artifacts/$t/"
+    echo "fuzz.sh: $t FAILED (exit $status); from its log (fuzz/artifacts/$t/$t.log):" >&2
+    # The panic's message, then libFuzzer's verdict, without the backtrace.
+    grep -m1 -A4 'panicked at' "$log" >&2 || true
+    grep -v '^#[0-9]' "$log" | grep -A12 -m1 '^==[0-9]*== ERROR' >&2 || tail -20 "$log" >&2
     for f in "${found[@]}"; do
       cp "$f" "fuzz/artifacts/$t/"
       kept="fuzz/artifacts/$t/$(basename "$f")"
