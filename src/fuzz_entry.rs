@@ -36,11 +36,19 @@ pub fn template(data: &[u8]) -> bool {
         again, t,
         "{written:?} does not parse to the template it came from"
     );
-    let literals = t.parts().windows(2).any(|w| {
-        matches!(w, [Part::Literal(_), Part::Literal(_)])
-            || matches!(w[0], Part::Literal(ref l) if l.is_empty())
-    });
-    assert!(!literals, "unmerged or empty literals in {:?}", t.parts());
+    let unmerged = t
+        .parts()
+        .windows(2)
+        .any(|w| matches!(w, [Part::Literal(_), Part::Literal(_)]));
+    let empty = t
+        .parts()
+        .iter()
+        .any(|p| matches!(p, Part::Literal(l) if l.is_empty()));
+    assert!(
+        !unmerged && !empty,
+        "unmerged or empty literals in {:?}",
+        t.parts()
+    );
     let placeholders = t
         .parts()
         .iter()
