@@ -43,6 +43,7 @@ LAYERS = {
     "server": 6,
     "admin": 6,
     "cli": 6,
+    "fuzz_entry": 6,
     "lib": 6,
     "main": 6,
 }

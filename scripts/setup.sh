@@ -7,7 +7,8 @@
 #   SIGNET_SETUP_NO_INSTALL=1 bash scripts/setup.sh   # check only
 #
 # It installs Debian packages with apt-get when it runs as root (or with
-# sudo that needs no password), Rust components with rustup, the Python
+# sudo that needs no password), Rust components with rustup, cargo tools
+# (cargo-deny, cargo-cyclonedx, cargo-fuzz) with cargo install, the Python
 # test dependencies into .venv/ from PyPI, and the pinned buf CLI into
 # tools/buf/node_modules/ from npm. What it cannot install it names, with
 # the command that would, and it exits 1.
@@ -68,6 +69,22 @@ else
   done
 fi
 
+# --- cargo-fuzz, for scripts/fuzz.sh: a pinned version, built from
+# crates.io (about a minute; the fuzz crate builds libFuzzer itself with
+# g++, below).
+fuzz_version=0.13.2
+if command -v cargo >/dev/null \
+    && [ "$(cargo fuzz --version 2>/dev/null)" != "cargo-fuzz $fuzz_version" ]; then
+  if can_install; then
+    note "installing cargo-fuzz $fuzz_version"
+    if ! cargo install --locked --quiet cargo-fuzz --version "$fuzz_version" >/dev/null 2>&1; then
+      missing+=("cargo-fuzz $fuzz_version: 'cargo install --locked cargo-fuzz --version $fuzz_version' failed: is crates.io reachable?")
+    fi
+  else
+    missing+=("cargo-fuzz $fuzz_version: 'cargo install --locked cargo-fuzz --version $fuzz_version'")
+  fi
+fi
+
 # --- Debian packages: command (or file pattern) -> package.
 declare -A package=(
   [openssl]=openssl                 # the interop tests' independent verifier
@@ -78,9 +95,10 @@ declare -A package=(
   [yq]=yq                           # the docs test runs the yq pipeline of docs/operations.md
   [shellcheck]=shellcheck           # the scripts (scripts/*.sh) are checked with it
   [npm]=npm                         # installs the pinned buf (tools/buf) that checks proto/
+  [g++]=g++                         # libFuzzer, built by the fuzz targets (scripts/fuzz.sh)
 )
 need=()
-for cmd in openssl softhsm2-util pkcs11-tool redis-server initdb yq shellcheck npm; do
+for cmd in openssl softhsm2-util pkcs11-tool redis-server initdb yq shellcheck npm g++; do
   if [ "$cmd" = initdb ]; then
     compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null && continue
     command -v initdb >/dev/null && continue
@@ -149,4 +167,4 @@ if [ ${#missing[@]} -gt 0 ]; then
   for m in "${missing[@]}"; do printf '  - %s\n' "$m" >&2; done
   exit 1
 fi
-echo "==> setup: ready (Rust $(rustc --version | awk '{print $2}'), $(python3 --version), cargo-deny, cargo-cyclonedx, openssl, SoftHSM2, OpenSC, Redis, PostgreSQL, yq, shellcheck, buf $buf_want)"
+echo "==> setup: ready (Rust $(rustc --version | awk '{print $2}'), $(python3 --version), cargo-deny, cargo-cyclonedx, $(cargo fuzz --version), openssl, SoftHSM2, OpenSC, Redis, PostgreSQL, yq, shellcheck, buf $buf_want)"

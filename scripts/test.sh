@@ -41,5 +41,8 @@ cargo test --locked --all-targets
 step "no secret in any log line the integration tests produced"
 python3 scripts/sweep-logs.py target/tmp/integration-logs
 
+step "fuzz: each target for 30 s from its seeds (scripts/fuzz.sh, docs/fuzzing.md)"
+bash scripts/fuzz.sh 30
+
 step "Python interop tests"
 bash tests/python/run.sh

@@ -25,6 +25,9 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod error;
+#[cfg(any(fuzzing, test))]
+#[doc(hidden)]
+pub mod fuzz_entry;
 pub mod httpsig;
 pub mod keys;
 pub mod postgres;

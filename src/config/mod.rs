@@ -131,21 +131,7 @@ impl Config {
         let field = format!("auth.tokens_file {}", path.display());
         let text = std::fs::read_to_string(&path)
             .map_err(|e| ConfigError::new(&field, format!("cannot read: {e}")))?;
-        // The error names the line only: the file is a secret, and a
-        // parser message may quote what it found there.
-        let f: auth::TokensFile = toml::from_str(&text).map_err(|e| {
-            let line = e
-                .span()
-                .map(|s| text[..s.start.min(text.len())].lines().count().max(1));
-            ConfigError::new(
-                &field,
-                format!(
-                    "not a list of [[tokens]] with identity, sha256 and expires{}",
-                    line.map(|l| format!(" (line {l})")).unwrap_or_default()
-                ),
-            )
-        })?;
-        self.auth.file_tokens = f.tokens;
+        self.auth.file_tokens = parse_tokens_file(&text, &field)?;
         Ok(())
     }
 
@@ -226,6 +212,25 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// The tokens of an `auth.tokens_file` whose text is `text`; the error
+/// names `field` and the line only: the file is a secret, and a parser
+/// message may quote what it found there.
+pub(crate) fn parse_tokens_file(text: &str, field: &str) -> Result<Vec<TokenConfig>, ConfigError> {
+    let f: auth::TokensFile = toml::from_str(text).map_err(|e| {
+        let line = e
+            .span()
+            .map(|s| text[..s.start.min(text.len())].lines().count().max(1));
+        ConfigError::new(
+            field,
+            format!(
+                "not a list of [[tokens]] with identity, sha256 and expires{}",
+                line.map(|l| format!(" (line {l})")).unwrap_or_default()
+            ),
+        )
+    })?;
+    Ok(f.tokens)
 }
 
 /// `d` is inside `range`; the refusal names `field`, the range and `d`.

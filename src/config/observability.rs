@@ -91,8 +91,18 @@ closed_set! {
 }
 
 impl LogConfig {
-    /// `log.level` is a valid `tracing` filter.
+    /// `log.level` is a valid `tracing` filter, in ASCII: the filter
+    /// parser of tracing-subscriber 0.3.23 slices a directive by offsets
+    /// into its trimmed text, so whitespace before a non-ASCII character
+    /// makes it panic (found by `cargo fuzz run config`). Targets, spans,
+    /// fields and levels are ASCII in practice.
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        if !self.level.is_ascii() {
+            return Err(ConfigError::new(
+                "log.level",
+                "must be ASCII (a tracing filter such as \"info\" or \"signet=debug,info\")",
+            ));
+        }
         if tracing_subscriber::EnvFilter::try_new(&self.level).is_err() {
             return Err(ConfigError::new(
                 "log.level",

@@ -56,6 +56,22 @@ fn bad_values_name_the_field() {
     assert!(e.contains("server.max_message_bytes"), "{e}");
 }
 
+/// Found by `cargo fuzz run config`: whitespace before a non-ASCII
+/// character made tracing-subscriber's filter parser panic on a byte
+/// offset inside the character, so `check-config` (and a reload) crashed.
+#[test]
+fn a_non_ascii_log_level_is_refused_not_a_panic() {
+    for level in [" nylevel\u{6e8}[[[", "info, \u{e9}=debug", "\u{e9}"] {
+        let level = toml::Value::String(level.into());
+        let e = Config::parse(&format!("[log]\nlevel = {level}\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("log.level") && e.contains("ASCII"), "{e}");
+    }
+    // ASCII filters still parse.
+    Config::parse("[log]\nlevel = \"signet=debug,info\"\n").unwrap();
+}
+
 #[test]
 fn redis_replay_store_settings() {
     let e = Config::parse("[http]\nreplay_store = \"redis\"\n")

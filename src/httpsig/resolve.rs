@@ -2,6 +2,7 @@
 //! becomes a [`Profile`] or an error naming the profile and the field
 //! (docs/http-signing.md, "Profile fields", "Presets").
 
+use super::headers::check_signature_template;
 use super::presets;
 use super::profile::{
     Cidr, EcdsaFormat, Field, PayloadEncoding, Profile, ProfileConfig, SignatureHeader, UrlForm,
@@ -153,6 +154,14 @@ impl ProfileConfig {
                 }
             }
         }
+        let signature_encoding = self.signature_encoding.unwrap_or(d.sig);
+        check_signature_template(&signature_template, signature_encoding, |p| match p {
+            Placeholder::Identity => self.identity.as_deref(),
+            Placeholder::ClientId => self.client_id.as_deref(),
+            Placeholder::MerchantId => self.merchant_id.as_deref(),
+            _ => None,
+        })
+        .map_err(|e| fail("signature_template", e))?;
         for (field, k) in [("key", &self.key), ("verify_key", &self.verify_key)] {
             if let Some(k) = k {
                 crate::keys::validate_name("key", k)
@@ -198,7 +207,7 @@ impl ProfileConfig {
             signature_payload_encoding: self
                 .signature_payload_encoding
                 .unwrap_or(PayloadEncoding::Utf8),
-            signature_encoding: self.signature_encoding.unwrap_or(d.sig),
+            signature_encoding,
             ecdsa_format: self.ecdsa_format.unwrap_or(EcdsaFormat::Der),
             url_form: self.url_form.unwrap_or(UrlForm::AsGiven),
             tolerance_seconds,
@@ -236,6 +245,80 @@ mod tests {
         assert_eq!(m["payload_template"], "{nonce}.{timestamp}.{payload}");
         assert_eq!(m["signature_encoding"], "base64");
         assert_eq!(m["url_form"], "as_given");
+    }
+
+    /// Found by `cargo fuzz run webhook_headers`, which signs a request
+    /// and verifies what it signed: each of these templates made headers
+    /// that their own profile refused (or, with `{payload}`, a header
+    /// value holding the body's line breaks).
+    #[test]
+    fn signature_templates_that_do_not_read_back_are_refused() {
+        let with = |template: &str, enc: &str| {
+            cfg(&format!(
+                "name = \"x\"\nkey = \"k\"\nclient_id = \"c\"\nidentity = \" id\"\n\
+                 use_nonce = true\nsignature_encoding = \"{enc}\"\nsignature_template = {}\n",
+                toml::Value::String(template.into())
+            ))
+        };
+        for (template, enc, why) in [
+            ("{signature}\u{0}\t", "base64url", "space or tab"),
+            ("{signature};\u{0}", "base64url", "control character"),
+            (
+                "v1={signature}\r\nX-Injected: 1",
+                "hex",
+                "control character",
+            ),
+            ("{signature}\t", "hex", "space or tab"),
+            (" {signature}", "hex", "space or tab"),
+            ("{identity}{signature}", "hex", "space or tab"),
+            ("{url}{signature}", "hex", "{url} is request data"),
+            (
+                "s={signature};b={payload}",
+                "hex",
+                "{payload} is request data",
+            ),
+            (
+                "{request_method}:{signature}",
+                "hex",
+                "{request_method} is request data",
+            ),
+            (
+                "{signature}{timestamp}",
+                "hex",
+                "{signature} is followed directly by {timestamp}",
+            ),
+            (
+                "{signature}-{nonce}",
+                "base64url",
+                "followed by '-', which it can contain",
+            ),
+            (
+                "{signature}={timestamp}",
+                "base64",
+                "followed by '=', which it can contain",
+            ),
+            (
+                "{timestamp}1{signature}",
+                "hex",
+                "{timestamp} is followed by '1'",
+            ),
+            ("{nonce}.{signature}", "hex", "{nonce} is followed by '.'"),
+        ] {
+            let e = with(template, enc).unwrap_err();
+            assert!(
+                e.contains("signature_template: ") && e.contains(why),
+                "{template:?}: {e}"
+            );
+        }
+        for template in [
+            "t={timestamp},v1={signature}",
+            "{{{signature}}}",
+            "ts={timestamp};n={nonce};sig={signature}",
+            "{signature}-{nonce}",
+            "n={nonce};{identity}:{signature} {timestamp}",
+        ] {
+            with(template, "hex").unwrap_or_else(|e| panic!("{template:?}: {e}"));
+        }
     }
 
     #[test]
