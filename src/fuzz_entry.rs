@@ -54,20 +54,7 @@ pub fn template(data: &[u8]) -> bool {
         .iter()
         .filter(|p| matches!(p, Part::Placeholder(_)))
         .count();
-    let counted: usize = [
-        Placeholder::Timestamp,
-        Placeholder::Nonce,
-        Placeholder::Identity,
-        Placeholder::ClientId,
-        Placeholder::MerchantId,
-        Placeholder::RequestMethod,
-        Placeholder::Url,
-        Placeholder::Payload,
-        Placeholder::Signature,
-    ]
-    .into_iter()
-    .map(|p| t.count(p))
-    .sum();
+    let counted: usize = Placeholder::ALL.into_iter().map(|p| t.count(p)).sum();
     assert_eq!(counted, placeholders);
     true
 }

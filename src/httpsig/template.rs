@@ -28,7 +28,8 @@ pub(crate) enum Placeholder {
 }
 
 impl Placeholder {
-    const ALL: [Placeholder; 9] = [
+    /// Every placeholder, in the table's order.
+    pub(crate) const ALL: [Placeholder; 9] = [
         Placeholder::Timestamp,
         Placeholder::Nonce,
         Placeholder::Identity,
