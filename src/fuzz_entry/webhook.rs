@@ -15,7 +15,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::httpsig::engine::{sign_request, verify_request, Request};
-use crate::httpsig::headers::{parse_signature_header, ParsedSignatureHeader};
+use crate::httpsig::headers::{parse_signature_header, ParsedSignatureHeader, MAX_SIGNATURES};
 use crate::httpsig::presets::PRESETS;
 use crate::httpsig::profile::{
     BodyEncoding, Field, Profile, ProfileConfig, SigEncoding, SignatureHeader, Timespec,
@@ -166,7 +166,14 @@ pub fn webhook_headers(data: &[u8]) -> bool {
 /// What a header yielded is of the profile's alphabets; for a preset's
 /// format, the header written back from it yields the same again.
 fn check_parsed(profile: &Profile, parsed: &ParsedSignatureHeader) {
-    assert!(!parsed.sigs.is_empty());
+    assert!(!parsed.sigs.is_empty() && parsed.sigs.len() <= MAX_SIGNATURES);
+    if profile.signature_header == SignatureHeader::Single {
+        assert_eq!(
+            parsed.sigs.len(),
+            1,
+            "a single-signature header yielded several"
+        );
+    }
     for s in &parsed.sigs {
         assert!(
             of_alphabet(profile.signature_encoding, s),
@@ -205,13 +212,6 @@ fn check_parsed(profile: &Profile, parsed: &ParsedSignatureHeader) {
             _ => String::new(),
         })
     };
-    if profile.signature_header == SignatureHeader::Single {
-        assert_eq!(
-            parsed.sigs.len(),
-            1,
-            "a single-signature header yielded several"
-        );
-    }
     let written = profile.signature_header.render(&parsed.sigs, render_one);
     let again = parse_signature_header(profile, &written);
     assert_eq!(again.as_ref(), Some(parsed), "written back as {written:?}");

@@ -26,6 +26,12 @@ pub(crate) struct ParsedSignatureHeader {
     pub nonce: Option<String>,
 }
 
+/// The most signatures one header may carry (Stripe, Standard Webhooks).
+/// A sender writes one per ACTIVE and PENDING version, so two in practice;
+/// more than this is `MALFORMED_HEADER`, so that what one request costs to
+/// verify stays bounded whatever the header holds.
+pub(crate) const MAX_SIGNATURES: usize = 16;
+
 /// The regular expression an encoded signature matches.
 pub(super) fn sig_alphabet(enc: SigEncoding) -> &'static str {
     match enc {
@@ -95,11 +101,13 @@ fn parse_stripe(value: &str, alphabet: &regex::Regex) -> Option<ParsedSignatureH
             _ => {}
         }
     }
-    (t.is_some() && !sigs.is_empty()).then_some(ParsedSignatureHeader {
-        sigs,
-        timestamp: t,
-        nonce: None,
-    })
+    (t.is_some() && !sigs.is_empty() && sigs.len() <= MAX_SIGNATURES).then_some(
+        ParsedSignatureHeader {
+            sigs,
+            timestamp: t,
+            nonce: None,
+        },
+    )
 }
 
 fn parse_standard_webhooks(value: &str, alphabet: &regex::Regex) -> Option<ParsedSignatureHeader> {
@@ -113,7 +121,7 @@ fn parse_standard_webhooks(value: &str, alphabet: &regex::Regex) -> Option<Parse
             sigs.push(sig.to_string());
         }
     }
-    (!sigs.is_empty()).then_some(ParsedSignatureHeader {
+    (!sigs.is_empty() && sigs.len() <= MAX_SIGNATURES).then_some(ParsedSignatureHeader {
         sigs,
         timestamp: None,
         nonce: None,
@@ -252,21 +260,21 @@ fn parse_template(profile: &Profile, value: &str) -> Option<ParsedSignatureHeade
     let re = regex::Regex::new(&pattern).ok()?;
     let caps = re.captures(value)?;
     let mut parsed = ParsedSignatureHeader::default();
+    let mut sig = None;
     for (i, ph) in groups.iter().enumerate() {
         let v = caps.get(i + 1)?.as_str().to_string();
         let slot = match ph {
-            Placeholder::Signature => {
-                parsed.sigs.push(v);
-                continue;
-            }
+            Placeholder::Signature => &mut sig,
             Placeholder::Timestamp => &mut parsed.timestamp,
             _ => &mut parsed.nonce,
         };
-        // The same placeholder twice must carry the same value.
+        // The same placeholder twice must carry the same value: the signer
+        // writes one signature, however often the template names it.
         if slot.as_ref().is_some_and(|old| *old != v) {
             return None;
         }
         *slot = Some(v);
     }
+    parsed.sigs.extend(sig);
     Some(parsed)
 }

@@ -12,14 +12,14 @@ use zeroize::Zeroizing;
 
 pub(crate) mod aws_lc;
 
+pub(crate) use aws_lc::hmac_sign;
 use aws_lc::{digest_alg, rsa_encoding, KeyPair};
-pub(crate) use aws_lc::{hmac_sign, hmac_verify};
 
 use super::material::check_hmac_secret;
 use super::public::{check_pkcs8_algorithm, import_digest, mismatch};
 use super::{
-    Algorithm, Family, Hash, ImportMaterial, KeyBackend, KeyHandle, ProtectionLevel, PublicKey,
-    SecretBytes, SignInput,
+    any_tag_matches, Algorithm, Family, Hash, ImportMaterial, KeyBackend, KeyHandle,
+    ProtectionLevel, PublicKey, SecretBytes, SignInput,
 };
 use crate::error::{Error, Result};
 
@@ -254,11 +254,12 @@ impl KeyHandle for MemoryKey {
         }
     }
 
-    fn verify_mac(&self, input: SignInput<'_>, tag: &[u8]) -> Result<bool> {
+    fn verify_mac(&self, input: SignInput<'_>, tags: &[Vec<u8>]) -> Result<bool> {
         match (&self.secret, input) {
-            (Secret::Hmac(key), SignInput::Message(m)) => {
-                hmac_verify(alg_hash(self.alg)?, key.expose(), m, tag)
-            }
+            (Secret::Hmac(key), SignInput::Message(m)) => Ok(any_tag_matches(
+                &hmac_sign(alg_hash(self.alg)?, key.expose(), m)?,
+                tags,
+            )),
             (Secret::Hmac(_), SignInput::Digest(_)) => Err(messages_only(self.alg)),
             _ => Err(Error::invalid(format!(
                 "{} keys are verified with their public key, not as a MAC",

@@ -233,11 +233,21 @@ pub trait KeyHandle: Send + Sync + fmt::Debug {
         Err(unsupported("signing", "key's"))
     }
 
-    /// Checks an HMAC tag in constant time (HMAC algorithms only; asymmetric
-    /// verification is done in software from [`KeyHandle::public_key`]).
-    fn verify_mac(&self, _input: SignInput<'_>, _tag: &[u8]) -> Result<bool> {
+    /// Whether any of `tags` is the HMAC of `input` (HMAC algorithms only;
+    /// asymmetric verification is done in software from
+    /// [`KeyHandle::public_key`]). The MAC is computed once, however many
+    /// tags there are, and compared with each in constant time.
+    fn verify_mac(&self, _input: SignInput<'_>, _tags: &[Vec<u8>]) -> Result<bool> {
         Err(unsupported("MAC verification", "key's"))
     }
+}
+
+/// Whether `expected` equals one of `tags`, each compared in constant time
+/// (a tag of another length is simply unequal).
+pub(crate) fn any_tag_matches(expected: &[u8], tags: &[Vec<u8>]) -> bool {
+    use subtle::ConstantTimeEq;
+    tags.iter()
+        .any(|t| t.len() == expected.len() && bool::from(expected.ct_eq(t)))
 }
 
 /// Validates a key name: `[a-z0-9][a-z0-9._-]{0,63}`.
@@ -314,7 +324,8 @@ mod tests {
             Bare.open("l", alg).map(drop),
             Bare.destroy("l"),
             Bare.sign(SignInput::Message(b"m")).map(drop),
-            Bare.verify_mac(SignInput::Message(b"m"), b"t").map(drop),
+            Bare.verify_mac(SignInput::Message(b"m"), &[b"t".to_vec()])
+                .map(drop),
         ];
         let messages: Vec<String> = refused
             .into_iter()

@@ -114,7 +114,7 @@ impl Call for pb::VerifyRequest {
                 &self.key,
                 convert::version(self.version),
                 input,
-                self.signature,
+                vec![self.signature],
                 format,
             )
             .await?;

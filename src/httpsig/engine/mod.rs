@@ -226,6 +226,8 @@ fn check_key(registry: &Registry, name: &str) -> Result<()> {
 }
 
 #[cfg(test)]
+mod limits_tests;
+#[cfg(test)]
 mod replay_tests;
 #[cfg(test)]
 mod tests;

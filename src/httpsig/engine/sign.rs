@@ -7,6 +7,7 @@ use super::{
     timestamp, url_form, Request, Values,
 };
 use crate::error::{Error, Result};
+use crate::httpsig::headers::MAX_SIGNATURES;
 use crate::httpsig::profile::{Field, Profile};
 use crate::httpsig::template::Placeholder;
 use crate::keys::registry::{Input, Registry};
@@ -78,7 +79,7 @@ pub(crate) async fn sign_request(
     let format = ecdsa_format(profile);
     let sigs = if profile.multi_signature() {
         registry
-            .sign_active_and_pending(key, Input::Message(b), format)
+            .sign_active_and_pending(key, Input::Message(b), format, MAX_SIGNATURES)
             .await?
     } else {
         vec![registry.sign(key, None, Input::Message(b), format).await?]

@@ -153,22 +153,19 @@ pub(crate) async fn verify_request(
     let s = profile.payload_template.render(|ph| values.get(ph));
     let b = signed_bytes(profile, &s);
     let format = ecdsa_format(profile);
-    let mut matched = None;
-    for e in &parsed.sigs {
-        let Some(sig) = decode_sig(profile.signature_encoding, e) else {
-            continue;
-        };
-        let v = registry
-            .verify(key, None, Input::Message(b.clone()), sig.clone(), format)
-            .await?;
-        if v.valid {
-            matched = Some(v);
-            break;
-        }
-    }
-    let Some(v) = matched else {
+    // Every signature in the header at once: each version's MAC (or the
+    // message's hash) is computed once, not once per signature.
+    let sigs: Vec<Vec<u8>> = parsed
+        .sigs
+        .iter()
+        .filter_map(|e| decode_sig(profile.signature_encoding, e))
+        .collect();
+    let v = registry
+        .verify(key, None, Input::Message(b.clone()), sigs, format)
+        .await?;
+    if !v.valid {
         return Ok(Verdict::fail(Reason::SignatureMismatch, t));
-    };
+    }
     // 6. Replay, only now that the request verified. Without a nonce the
     // key is a digest of the bytes the signature covers, never the
     // signature's own bytes: an attacker can re-encode those (ECDSA's

@@ -174,21 +174,6 @@ pub(crate) fn hmac_sign(hash: Hash, key: &[u8], msg: &[u8]) -> Result<Vec<u8>> {
     })
 }
 
-/// Checks an HMAC tag in constant time; a tag of the wrong length is `false`.
-pub(crate) fn hmac_verify(hash: Hash, key: &[u8], msg: &[u8], tag: &[u8]) -> Result<bool> {
-    Ok(match hash {
-        Hash::Sha256 => keyed::<Hmac<sha2::Sha256>>(key, msg)?
-            .verify_slice(tag)
-            .is_ok(),
-        Hash::Sha384 => keyed::<Hmac<sha2::Sha384>>(key, msg)?
-            .verify_slice(tag)
-            .is_ok(),
-        Hash::Sha512 => keyed::<Hmac<sha2::Sha512>>(key, msg)?
-            .verify_slice(tag)
-            .is_ok(),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

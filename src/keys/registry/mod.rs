@@ -92,6 +92,17 @@ pub struct Verified {
     pub key_version_id: Option<String>,
 }
 
+impl Verified {
+    /// No version verified.
+    pub(crate) fn invalid() -> Self {
+        Self {
+            valid: false,
+            version: None,
+            key_version_id: None,
+        }
+    }
+}
+
 /// A key as callers see it: states as of now.
 #[derive(Debug, Clone)]
 pub struct KeyView {
@@ -386,3 +397,5 @@ mod reopen_tests;
 #[cfg(test)]
 #[path = "registry_tests.rs"]
 mod tests;
+#[cfg(test)]
+mod verify_tests;

@@ -42,7 +42,7 @@ async fn verifies(reg: &Registry, name: &str, sig: &[u8]) -> Option<u32> {
         name,
         None,
         msg(b"payload"),
-        sig.to_vec(),
+        vec![sig.to_vec()],
         SignatureFormat::Der,
     )
     .await
@@ -96,7 +96,7 @@ async fn staged_rotation_walk() {
             "k",
             Some(1),
             msg(b"payload"),
-            s1.signature.clone(),
+            vec![s1.signature.clone()],
             SignatureFormat::Der,
         )
         .await

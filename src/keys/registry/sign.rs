@@ -10,7 +10,7 @@ use super::{
 use crate::error::{Error, Result};
 use crate::keys::ecdsa_sig::{self, SignatureFormat};
 use crate::keys::record::VersionState;
-use crate::keys::{Algorithm, Family, KeyHandle};
+use crate::keys::{Algorithm, Family, KeyHandle, PublicKey};
 
 impl Registry {
     /// Signs with the ACTIVE version, or with `version`, which must be ACTIVE.
@@ -59,14 +59,16 @@ impl Registry {
         self.sign_with(handle, alg, v, kid, input, format).await
     }
 
-    /// Signs with the ACTIVE version and then every PENDING one (oldest
-    /// first): for webhook formats that carry several signatures, so a
-    /// receiver that already has the next secret accepts the request too.
+    /// Signs with the ACTIVE version and then the PENDING ones (oldest
+    /// first), `most` signatures in all: for webhook formats that carry
+    /// several signatures, so a receiver that already has the next secret
+    /// accepts the request too.
     pub async fn sign_active_and_pending(
         &self,
         name: &str,
         input: Input,
         format: SignatureFormat,
+        most: usize,
     ) -> Result<Vec<KeySignature>> {
         let entry = self.usable(name)?;
         let now = self.clock.now();
@@ -86,7 +88,8 @@ impl Registry {
                 .versions
                 .iter()
                 .filter(|r| r.effective_state(now) == VersionState::Pending)
-                .map(|r| r.version);
+                .map(|r| r.version)
+                .take(most.saturating_sub(1));
             let mut signers = Vec::new();
             for v in std::iter::once(active).chain(pending) {
                 match st.material.get(&v) {
@@ -151,12 +154,19 @@ impl Registry {
 
     /// Verifies against `version` (which must verify in its state), or
     /// against every version that may verify, newest first.
+    ///
+    /// `signatures` are alternatives (a webhook header may carry several):
+    /// the input verifies when any one does. The work over the input is done
+    /// once per version, not once per signature: an HMAC is computed once and
+    /// compared with every tag, and a message is hashed once when several
+    /// asymmetric signatures are checked. Repeats, and signatures whose
+    /// length cannot be the algorithm's, are dropped before any of it.
     pub async fn verify(
         &self,
         name: &str,
         version: Option<u32>,
         input: Input,
-        signature: Vec<u8>,
+        signatures: Vec<Vec<u8>>,
         format: SignatureFormat,
     ) -> Result<Verified> {
         let entry = self.usable(name)?;
@@ -190,6 +200,31 @@ impl Registry {
             (rec.algorithm, c)
         };
         input.borrow().check(alg)?;
+        let mut signatures = signatures;
+        signatures.retain(|s| plausible_len(alg, format, s.len()));
+        signatures.sort_unstable();
+        signatures.dedup();
+        if signatures.is_empty() {
+            return Ok(Verified::invalid());
+        }
+        let input = match input {
+            Input::Message(m) if signatures.len() > 1 && !alg.is_symmetric() => {
+                match alg.hash().filter(|_| alg.accepts_digest()) {
+                    Some(h) => Input::Digest(h.digest(&m)),
+                    None => Input::Message(m),
+                }
+            }
+            input => input,
+        };
+        let signatures = Arc::new(signatures);
+        let any = |p: &PublicKey| -> Result<bool> {
+            for s in signatures.iter() {
+                if p.verify(input.borrow(), s, format)? {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        };
         // A version that may verify but whose material is not open here
         // (an HSM failure, or another replica's version not yet visible):
         // "invalid" would tell the caller a genuine signature is bad.
@@ -201,15 +236,15 @@ impl Registry {
             };
             let ok = match &m {
                 VersionMaterial::Private(h) if alg.is_symmetric() => {
-                    let (h, input, sig) = (h.clone(), input.clone(), signature.clone());
-                    self.call(Op::Verify, move || h.verify_mac(input.borrow(), &sig))
+                    let (h, input, tags) = (h.clone(), input.clone(), signatures.clone());
+                    self.call(Op::Verify, move || h.verify_mac(input.borrow(), &tags))
                         .await?
                 }
                 VersionMaterial::Private(h) => match h.public_key() {
-                    Some(p) => p.verify(input.borrow(), &signature, format)?,
+                    Some(p) => any(p)?,
                     None => false,
                 },
-                VersionMaterial::Public(p) => p.verify(input.borrow(), &signature, format)?,
+                VersionMaterial::Public(p) => any(p)?,
             };
             if ok {
                 crate::telemetry::rpc::note_version(v);
@@ -225,11 +260,7 @@ impl Registry {
                 "version {v} of key {name} is not available; the signature was not checked against it"
             )));
         }
-        Ok(Verified {
-            valid: false,
-            version: None,
-            key_version_id: None,
-        })
+        Ok(Verified::invalid())
     }
 
     /// The public key of `version`, or of the ACTIVE version.
@@ -285,5 +316,24 @@ impl Registry {
             })
             .collect();
         Ok(serde_json::json!({ "keys": keys }))
+    }
+}
+
+/// Whether a signature of `len` bytes could be one of `alg`'s in `format`:
+/// HMAC tags and RSA signatures have one length, raw ECDSA twice the field
+/// size, DER ECDSA between the shortest and the longest encoding of two
+/// integers, Ed25519 64 bytes.
+pub(super) fn plausible_len(alg: Algorithm, format: SignatureFormat, len: usize) -> bool {
+    match (alg.family(), alg.curve()) {
+        (Family::Hmac, _) => alg.hash().is_some_and(|h| h.output_len() == len),
+        (Family::RsaPkcs1 | Family::RsaPss, _) => alg.rsa_bits() == Some(len * 8),
+        (Family::Ecdsa, Some(c)) => match format {
+            SignatureFormat::Raw => len == 2 * c.size(),
+            // SEQUENCE { INTEGER r, INTEGER s }, each one byte at least and
+            // at most the field size plus a zero byte; short-form lengths.
+            SignatureFormat::Der => (8..=2 * c.size() + 8).contains(&len),
+        },
+        (Family::Ecdsa, None) => false,
+        (Family::Ed25519, _) => len == 64,
     }
 }
