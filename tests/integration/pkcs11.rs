@@ -137,6 +137,8 @@ mod persistence;
 mod replicas;
 /// Shutdown leaves no PKCS#11 call in flight.
 mod shutdown;
+/// A token not listed for a moment when a process starts.
+mod startup;
 /// PIN, token and module errors; key attributes; sessions; bench.
 mod token;
 

@@ -120,14 +120,13 @@ impl Pkcs11Backend {
             )));
         }
         let module = module::module(&settings.module, Some(&settings.token))?;
-        let (slot, mechanisms) = {
+        let slot = module.find_token_at_start(&settings.token)?;
+        let mechanisms = {
             let _in = module.enter();
-            let slot = module.find_token(&settings.token)?;
-            let mechanisms = module
+            module
                 .ctx()
                 .get_mechanism_list(slot)
-                .map_err(|e| map_err("mechanism list", e))?;
-            (slot, mechanisms)
+                .map_err(|e| map_err("mechanism list", e))?
         };
         let pool = Pool::new(
             module,

@@ -130,6 +130,45 @@ impl Module {
         self.epoch.load(Ordering::Acquire)
     }
 
+    /// Whether a backend in this process uses the module (holds a pool).
+    pub(super) fn in_use(&self) -> bool {
+        self.pools.lock().iter().any(|p| p.strong_count() > 0)
+    }
+
+    /// The slot of the token `want` names, when a backend opens it. A
+    /// token SoftHSM2 does not list may be there all the same: SoftHSM2
+    /// rewrites a token's file whenever a session logs in, and a process
+    /// that initialises the module at that moment does not see the token
+    /// (several replicas starting on one token do this to each other). So
+    /// a token not found is looked for again after a re-initialisation,
+    /// which reads the token store afresh: three more times over about two
+    /// seconds, and only while nothing else in this process uses the
+    /// module. A token that is really missing is reported after those two
+    /// seconds.
+    pub(super) fn find_token_at_start(&self, want: &TokenSelector) -> Result<Slot> {
+        let mut pause = std::time::Duration::from_millis(250);
+        let mut again = 3;
+        loop {
+            let found = {
+                let _in = self.enter();
+                self.find_token(want)
+            };
+            match found {
+                Err(e) if again > 0 && !self.in_use() => {
+                    tracing::warn!(
+                        error = %e.message(),
+                        "PKCS#11 token not listed; reading the token store again"
+                    );
+                    std::thread::sleep(pause);
+                    pause *= 2;
+                    again -= 1;
+                    self.reinitialize(self.epoch())?;
+                }
+                r => return r,
+            }
+        }
+    }
+
     /// Held while a call uses sessions of this module.
     pub(super) fn enter(&self) -> RwLockReadGuard<'_, ()> {
         self.gate.read()

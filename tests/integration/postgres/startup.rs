@@ -40,7 +40,7 @@ async fn replicas_starting_together_on_a_fresh_schema_migrate_it_once() {
     let mut r: Vec<Replica> = (0..3).map(|_| replicas.start("")).collect();
     for x in &r {
         x.serve
-            .wait_log_within(0, "PKCS#11 backend ready", Duration::from_secs(30));
+            .wait_log_within(0, "PKCS#11 backend ready", Duration::from_secs(60));
     }
     // Each is now opening its connection to the frozen server.
     tokio::time::sleep(Duration::from_millis(500)).await;
