@@ -112,6 +112,22 @@ mod tests {
                 tonic::Code::Unimplemented,
             ),
             (tonic::Status::unknown("h2 said no"), tonic::Code::Internal),
+            // What tonic says when the client goes away mid-request (seen
+            // at the end of every `signet bench` run with large messages).
+            (
+                tonic::Status::unknown(
+                    "h2 protocol error: error reading a body from connection",
+                ),
+                tonic::Code::Cancelled,
+            ),
+            (
+                tonic::Status::cancelled("h2 protocol error: stream no longer needed"),
+                tonic::Code::Cancelled,
+            ),
+            (
+                tonic::Status::internal("Missing request message."),
+                tonic::Code::InvalidArgument,
+            ),
         ];
         for (status, want) in cases {
             let library_text = status.message().to_string();

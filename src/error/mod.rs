@@ -39,6 +39,9 @@ pub enum ErrorKind {
     Unimplemented,
     /// The caller's deadline passed first.
     DeadlineExceeded,
+    /// The client reset the stream or lost the connection before its
+    /// request was read: no one is left to answer.
+    Cancelled,
     /// Anything else: the caller sees only "internal error" and a request id.
     Internal,
 }
@@ -59,6 +62,7 @@ impl ErrorKind {
             ErrorKind::Aborted => Code::Aborted,
             ErrorKind::Unimplemented => Code::Unimplemented,
             ErrorKind::DeadlineExceeded => Code::DeadlineExceeded,
+            ErrorKind::Cancelled => Code::Cancelled,
             ErrorKind::Internal => Code::Internal,
         }
     }
@@ -155,6 +159,18 @@ impl Error {
         let text = status.message();
         let cause = format!("{}: {text}", crate::error::code_name(status.code()));
         let e = match status.code() {
+            // The transport failed under the request body: the client reset
+            // the stream or the connection went away mid-request. Nothing
+            // on the server failed, and nobody reads the answer.
+            _ if text.starts_with("h2 protocol error") => Error::new(
+                ErrorKind::Cancelled,
+                "the client went away before its request was read",
+            ),
+            // A stream that ended after its headers, with no message: the
+            // client closed it early or sent an empty unary request.
+            Code::Internal if text.contains("Missing request message") => {
+                Error::invalid("malformed request: the stream ended without a request message")
+            }
             Code::Internal | Code::InvalidArgument if text.contains("decod") => Error::invalid(
                 "malformed request: the message is not a valid protobuf encoding of this method's request",
             ),
