@@ -35,8 +35,10 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
     standard error about once a second. Latency percentiles cover successful calls in \
     the measured window (after --warmup). CPU µs per request divide the CPU time used \
     in that window by the calls completed in it.\n\
-    Exit codes: 0 done with at least one success, 1 nothing succeeded (or the key \
-    cannot sign), 2 usage error."
+    With --floor, the report of the signet run comes first, then the floor's, the \
+    signing run's and the limit (in JSON: objects \"floor\", \"signing\", \"limit\").\n\
+    Exit codes: 0 done with at least one success (with --floor: in every part), 1 \
+    nothing succeeded (or the key cannot sign), 2 usage error."
 )]
 pub(crate) struct BenchArgs {
     /// The key to sign with (with --in-process: demo-hmac, demo-rsa,
@@ -79,11 +81,11 @@ pub(crate) struct BenchArgs {
     #[arg(long, conflicts_with = "in_process")]
     pub server_pid: Option<u32>,
     /// Measure the floor in the same run: a bare tonic server of the same
-    /// Signer service (a process of its own; no auth, audit, metrics or
-    /// signature, an answer of the same size) loaded first with the same
-    /// settings, then signet, then the in-process signing cost (1 thread).
-    /// Prints the limit, CPUs / (floor CPU per call + signing CPU per
-    /// call), and signet's share of it.
+    /// Signer service (a process of its own, plaintext on loopback; no
+    /// auth, audit, metrics or signature, an answer of the same size)
+    /// loaded first with the same settings, then signet, then the
+    /// in-process signing cost (1 thread). Prints the limit, CPUs / (floor
+    /// CPU per call + signing CPU per call), and signet's share of it.
     #[arg(long, conflicts_with = "in_process")]
     pub floor: bool,
     /// Async worker threads driving the RPCs. One is the default: on a host
