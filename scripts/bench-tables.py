@@ -25,11 +25,6 @@ KEYS = [
     ("demo-ed25519", "ED25519"),
 ]
 
-# The bare tonic unary round trip of the target in issue #2 (35 µs server +
-# 40 µs client CPU), measured once for the target: not re-measured here.
-BARE_TONIC_US = 75.0
-
-
 def load(path: str) -> dict | None:
     try:
         with open(path, encoding="utf-8") as f:
@@ -142,24 +137,37 @@ def grpc(d: str) -> None:
     print(table(["key", "layer on: req/s", "layer off: req/s", "layer on: server CPU / req",
                  "layer off: server CPU / req"], rows))
 
-    heading(f"Against the target (ceiling: {os.cpu_count()} cores / ({BARE_TONIC_US:.0f} µs of the bare "
-            "tonic round trip of issue #2 + the in-process signing cost)):")
+    heading("Against the target (each row one `signet bench --floor` run: the floor, a bare tonic `Sign` "
+            "in a process of its own, then signet, then the signing cost in-process on one thread; "
+            "limit = CPUs / (floor server + floor client + signing CPU per call)):")
     names = {"demo-hmac": "HMAC-SHA256", "demo-ecdsa": "ECDSA P-256", "demo-ed25519": "Ed25519",
              "demo-rsa": "RSA-2048"}
     rows = []
     for k in ["demo-hmac", "demo-ecdsa", "demo-ed25519", "demo-rsa"]:
-        on, ip = load(os.path.join(d, f"on-{k}.json")), inproc[k]
-        if not on or not ip or ip.get("client_cpu_us_per_request") is None:
-            rows.append([names[k], "n/a", rate(on), "n/a"])
-            continue
-        per = BARE_TONIC_US + ip["client_cpu_us_per_request"]
-        cores = os.cpu_count() or 1
-        ceiling = cores / per * 1e6
-        share = on["requests_per_second"] / ceiling * 100
-        per_text = f"{per:.1f}" if per < 100 else f"{per:,.0f}"
-        rows.append([names[k], f"{cores} / {per_text} µs = {round(ceiling, -2):,.0f}/s", rate(on),
-                     f"{share:.0f} %"])
-    print(table(["algorithm", "ceiling", "measured", "share"], rows))
+        on = load(os.path.join(d, f"on-{k}.json"))
+        lim = (on or {}).get("limit") or {}
+        rows.append([names[k]] + floor_row(on, lim))
+    print(table(["algorithm", "floor req/s", "floor CPU / call (server + client)", "signing CPU / call",
+                 "limit", "signet req/s", "share of the limit", "signet server CPU − signing",
+                 "÷ floor server CPU"], rows))
+
+
+def floor_row(on: dict | None, lim: dict) -> list[str]:
+    """The columns of one key's `--floor` report; n/a where a part is missing."""
+    fs, fc = lim.get("floor_server_cpu_us_per_request"), lim.get("floor_client_cpu_us_per_request")
+    sg, limit = lim.get("signing_cpu_us_per_op"), lim.get("limit_requests_per_second")
+    if None in (fs, fc, sg, limit):
+        return [rate(lim, "floor_requests_per_second"), "n/a", "n/a", "n/a", rate(on), "n/a", "n/a", "n/a"]
+    per = fs + fc + sg
+    share, target = lim.get("share_percent"), lim.get("target_share_percent", 90)
+    over, ratio = lim.get("signet_overhead_cpu_us_per_request"), lim.get("overhead_ratio")
+    max_ratio = lim.get("target_overhead_ratio", 1.15)
+    share_text = "n/a" if share is None else f"**{share:.0f} %** ({'met' if share >= target else 'not met'})"
+    ratio_text = ("n/a" if ratio is None
+                  else f"**{ratio:.2f}×** ({'met' if ratio <= max_ratio else 'not met'})")
+    return [rate(lim, "floor_requests_per_second"), f"{cpu_value(fs)} + {cpu_value(fc)} µs", f"{cpu_value(sg)} µs",
+            f"{lim['cpus']} / {cpu_value(per)} µs = {limit:,.0f}/s", rate(on), share_text,
+            "n/a" if over is None else f"{cpu_value(over)} µs", ratio_text]
 
 
 def ab(d: str, servers: list[tuple[str, str]]) -> None:

@@ -14,7 +14,7 @@ use super::bench_report::{Progress, Report};
 use super::bench_stats::{process_cpu, Counters, Outcome};
 use super::client::{
     bearer, code_name, connect_error, parse_duration, print_json, secure_endpoint, status_detail,
-    status_message, write_output, CliError, CliResult, Conn,
+    status_message, write_output, Bearer, CliError, CliResult, Conn,
 };
 use super::Global;
 use crate::api::pb;
@@ -35,8 +35,10 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
     standard error about once a second. Latency percentiles cover successful calls in \
     the measured window (after --warmup). CPU µs per request divide the CPU time used \
     in that window by the calls completed in it.\n\
-    Exit codes: 0 done with at least one success, 1 nothing succeeded (or the key \
-    cannot sign), 2 usage error."
+    With --floor, the report of the signet run comes first, then the floor's, the \
+    signing run's and the limit (in JSON: objects \"floor\", \"signing\", \"limit\").\n\
+    Exit codes: 0 done with at least one success (with --floor: in every part), 1 \
+    nothing succeeded (or the key cannot sign), 2 usage error."
 )]
 pub(crate) struct BenchArgs {
     /// The key to sign with (with --in-process: demo-hmac, demo-rsa,
@@ -78,6 +80,14 @@ pub(crate) struct BenchArgs {
     /// Also measure this server process's CPU time (from /proc/PID/stat).
     #[arg(long, conflicts_with = "in_process")]
     pub server_pid: Option<u32>,
+    /// Measure the floor in the same run: a bare tonic server of the same
+    /// Signer service (a process of its own, plaintext on loopback; no
+    /// auth, audit, metrics or signature, an answer of the same size)
+    /// loaded first with the same settings, then signet, then the
+    /// in-process signing cost (1 thread). Prints the limit, CPUs / (floor
+    /// CPU per call + signing CPU per call), and signet's share of it.
+    #[arg(long, conflicts_with = "in_process")]
+    pub floor: bool,
     /// Async worker threads driving the RPCs. One is the default: on a host
     /// the server shares, a second client thread mostly adds wake-ups and
     /// cross-thread hand-offs that take CPU from the server (measured in
@@ -98,6 +108,15 @@ pub(crate) async fn run(global: &Global, a: BenchArgs) -> CliResult {
         return Err(CliError::usage(
             "--duration and --warmup must be at most 1d",
         ));
+    }
+    if a.floor {
+        let r = super::bench_limit::run(global, a).await?;
+        if global.json {
+            print_json(&r.json())?;
+        } else {
+            write_output(None, r.text().as_bytes())?;
+        }
+        return r.check();
     }
     let report = if a.in_process {
         tokio::task::spawn_blocking(move || super::bench_local::run(a))
@@ -124,10 +143,9 @@ pub(crate) async fn run(global: &Global, a: BenchArgs) -> CliResult {
 /// none connects there is nothing to measure: the command fails at once
 /// with the reason. When only some do, the others are lazy channels and a
 /// warning, so the run still ends on time and counts the failures.
-async fn channels(g: &Global, n: usize) -> CliResult<(Vec<Conn>, Option<String>)> {
+async fn channels(g: &Global, n: usize, bearer: Bearer) -> CliResult<(Vec<Conn>, Option<String>)> {
     let uri = g.endpoint.as_str();
     let ep = secure_endpoint(g)?;
-    let bearer = bearer(g)?;
     let mut set = JoinSet::new();
     for i in 0..n {
         let ep = ep.clone();
@@ -165,49 +183,101 @@ async fn channels(g: &Global, n: usize) -> CliResult<(Vec<Conn>, Option<String>)
     ))
 }
 
-async fn rpc(global: &Global, a: BenchArgs) -> CliResult<Report> {
-    let key = a.key.clone().unwrap_or_default();
-    if let Some(pid) = a.server_pid {
+/// Where a run sends its load: the connections and the one request.
+pub(crate) struct Target {
+    /// The server, as given.
+    pub endpoint: String,
+    /// One client connection per `--connections`.
+    pub chans: Vec<Conn>,
+    /// What every call sends.
+    pub request: pb::SignRequest,
+    /// Why some connections did not connect, if they did not.
+    pub failure: Option<String>,
+}
+
+impl Target {
+    /// Connects to `g.endpoint` with `bearer` (`--connections` of them).
+    pub(crate) async fn connect(
+        g: &Global,
+        a: &BenchArgs,
+        bearer: Bearer,
+        request: pb::SignRequest,
+    ) -> CliResult<Target> {
+        let (chans, failure) = channels(g, a.connections as usize, bearer).await?;
+        Ok(Target {
+            endpoint: g.endpoint.clone(),
+            chans,
+            request,
+            failure,
+        })
+    }
+
+    /// One probe call: a key that cannot sign is a mistake worth stopping
+    /// for (the error); an unavailable server is what the run will
+    /// measure (a warning and `None`).
+    pub(crate) async fn probe(&self) -> CliResult<Option<pb::SignResponse>> {
+        if let Some(msg) = &self.failure {
+            eprintln!("signet: warning: {msg}; the run will count the failures");
+            return Ok(None);
+        }
+        let mut client = SignerClient::new(self.chans[0].clone());
+        let probe = tokio::time::timeout(PROBE_TIMEOUT, client.sign(self.request.clone()));
+        match probe.await {
+            Ok(Ok(resp)) => return Ok(Some(resp.into_inner())),
+            Ok(Err(s)) if is_fatal(s.code()) => return Err(CliError::from(s)),
+            Ok(Err(s)) => eprintln!("signet: warning: probe call failed: {}", status_message(&s)),
+            Err(_) => eprintln!(
+                "signet: warning: probe call timed out after {} s",
+                PROBE_TIMEOUT.as_secs()
+            ),
+        }
+        Ok(None)
+    }
+}
+
+/// `--key`'s request: one random message of `--message-size` bytes.
+pub(crate) fn sign_request(a: &BenchArgs) -> pb::SignRequest {
+    let mut message = vec![0u8; a.message_size];
+    rand::thread_rng().fill_bytes(&mut message);
+    pb::SignRequest {
+        key: a.key.clone().unwrap_or_default(),
+        version: 0,
+        input: Some(pb::sign_request::Input::Message(message)),
+        signature_format: 0,
+    }
+}
+
+/// Refuses a `--server-pid` whose CPU time cannot be read.
+pub(crate) fn check_server_pid(pid: Option<u32>) -> CliResult {
+    if let Some(pid) = pid {
         process_cpu(Some(pid)).map_err(|e| {
             CliError::usage(format!(
                 "--server-pid {pid}: cannot read /proc/{pid}/stat: {e}"
             ))
         })?;
     }
-    let (chans, failure) = channels(global, a.connections as usize).await?;
-    let mut message = vec![0u8; a.message_size];
-    rand::thread_rng().fill_bytes(&mut message);
-    let request = pb::SignRequest {
-        key: key.clone(),
-        version: 0,
-        input: Some(pb::sign_request::Input::Message(message)),
-        signature_format: 0,
-    };
+    Ok(())
+}
 
-    // One probe call: a key that cannot sign is a mistake worth stopping
-    // for; an unavailable server is what the run will measure.
-    let mut algorithm = None;
-    match &failure {
-        Some(msg) => eprintln!("signet: warning: {msg}; the run will count the failures"),
-        None => {
-            let mut client = SignerClient::new(chans[0].clone());
-            let probe = tokio::time::timeout(PROBE_TIMEOUT, client.sign(request.clone()));
-            match probe.await {
-                Ok(Ok(resp)) => {
-                    algorithm = Some(super::client::algorithm_name(resp.get_ref().algorithm))
-                }
-                Ok(Err(s)) if is_fatal(s.code()) => return Err(CliError::from(s)),
-                Ok(Err(s)) => {
-                    eprintln!("signet: warning: probe call failed: {}", status_message(&s))
-                }
-                Err(_) => eprintln!(
-                    "signet: warning: probe call timed out after {} s",
-                    PROBE_TIMEOUT.as_secs()
-                ),
-            }
-        }
-    }
+async fn rpc(global: &Global, a: BenchArgs) -> CliResult<Report> {
+    check_server_pid(a.server_pid)?;
+    let target = Target::connect(global, &a, bearer(global)?, sign_request(&a)).await?;
+    let algorithm = target
+        .probe()
+        .await?
+        .map(|r| super::client::algorithm_name(r.algorithm));
+    Ok(load(&target, &a, a.server_pid, algorithm).await)
+}
 
+/// Runs the load of `a` against `target` (warm-up, then the measured
+/// window), with the CPU time of this process and of `server_pid`.
+pub(crate) async fn load(
+    target: &Target,
+    a: &BenchArgs,
+    server_pid: Option<u32>,
+    algorithm: Option<String>,
+) -> Report {
+    let chans = &target.chans;
     let counters = Arc::new(Counters::default());
     let start = Instant::now();
     let measure_start = start + a.warmup;
@@ -217,7 +287,7 @@ async fn rpc(global: &Global, a: BenchArgs) -> CliResult<Report> {
         let client = SignerClient::new(chans[i % chans.len()].clone());
         workers.spawn(worker(
             client,
-            request.clone(),
+            target.request.clone(),
             counters.clone(),
             measure_start,
             end,
@@ -239,11 +309,11 @@ async fn rpc(global: &Global, a: BenchArgs) -> CliResult<Report> {
     };
 
     tokio::time::sleep_until(measure_start.into()).await;
-    let server0 = a.server_pid.map(|p| process_cpu(Some(p)));
+    let server0 = server_pid.map(|p| process_cpu(Some(p)));
     let client0 = process_cpu(None).ok();
     let t0 = Instant::now();
     tokio::time::sleep_until(end.into()).await;
-    let server1 = a.server_pid.map(|p| process_cpu(Some(p)));
+    let server1 = server_pid.map(|p| process_cpu(Some(p)));
     let client1 = process_cpu(None).ok();
     let elapsed = t0.elapsed();
 
@@ -268,12 +338,12 @@ async fn rpc(global: &Global, a: BenchArgs) -> CliResult<Report> {
         }
         _ => None,
     };
-    Ok(Report {
+    Report {
         mode: "rpc",
         unit: "requests",
-        key,
+        key: target.request.key.clone(),
         algorithm,
-        endpoint: Some(global.endpoint.clone()),
+        endpoint: Some(target.endpoint.clone()),
         connections: Some(chans.len()),
         concurrency: a.concurrency as usize,
         message_size: a.message_size,
@@ -282,7 +352,7 @@ async fn rpc(global: &Global, a: BenchArgs) -> CliResult<Report> {
         outcome,
         server_cpu,
         client_cpu: client0.zip(client1).map(|(b, e)| e.saturating_sub(b)),
-    })
+    }
 }
 
 /// Codes that mean the bench is misconfigured rather than the server

@@ -157,6 +157,17 @@ impl Report {
         (n > 0).then(|| cpu.as_secs_f64() * 1e6 / n as f64)
     }
 
+    /// Server CPU microseconds per completed operation, when measured.
+    pub(crate) fn server_cpu_per_op(&self) -> Option<f64> {
+        self.server_cpu.and_then(|c| self.per_op(c))
+    }
+
+    /// This process's CPU microseconds per completed operation, when
+    /// measured.
+    pub(crate) fn client_cpu_per_op(&self) -> Option<f64> {
+        self.client_cpu.and_then(|c| self.per_op(c))
+    }
+
     fn percentiles(&self) -> [(&'static str, u64); 4] {
         let h = &self.outcome.hist;
         [
@@ -287,9 +298,9 @@ impl Report {
             "requests_per_second": self.rate(),
             "latency_us": latency,
             "server_cpu_seconds": cpu(self.server_cpu),
-            "server_cpu_us_per_request": self.server_cpu.and_then(|c| self.per_op(c)),
+            "server_cpu_us_per_request": self.server_cpu_per_op(),
             "client_cpu_seconds": cpu(self.client_cpu),
-            "client_cpu_us_per_request": self.client_cpu.and_then(|c| self.per_op(c)),
+            "client_cpu_us_per_request": self.client_cpu_per_op(),
         })
     }
 }

@@ -8,6 +8,8 @@
 
 pub(crate) mod args;
 pub(crate) mod bench;
+pub(crate) mod bench_floor;
+pub(crate) mod bench_limit;
 pub(crate) mod bench_local;
 pub(crate) mod bench_registry;
 pub(crate) mod bench_report;
@@ -103,6 +105,9 @@ pub(crate) enum Command {
     /// Load-test Sign over gRPC (or in-process) and report throughput,
     /// latency percentiles and CPU cost per request.
     Bench(bench::BenchArgs),
+    /// The bare tonic server `bench --floor` measures signet against.
+    #[command(hide = true)]
+    BenchFloorServer(bench_floor::FloorServerArgs),
     /// Time admin changes between two servers sharing a registry: how soon
     /// the other serves them (propagation) and how many per second.
     BenchRegistry(bench_registry::BenchRegistryArgs),
@@ -215,6 +220,7 @@ pub(crate) async fn dispatch(cli: Cli) -> CliResult {
         Command::Verify(a) => sign::verify(g, a).await,
         Command::PublicKey(a) => public_key::run(g, a).await,
         Command::Bench(a) => bench::run(g, a).await,
+        Command::BenchFloorServer(a) => bench_floor::serve(a).await,
         Command::BenchRegistry(a) => bench_registry::run(g, a).await,
         Command::Http(c) => http::run(g, c).await,
         Command::Token(c) => token::run(g, c),
@@ -364,5 +370,21 @@ mod tests {
         assert_eq!(a.client_threads, 1);
         assert!(parse(&["bench", "--in-process", "--client-threads", "2"]).is_err());
         assert!(parse(&["bench", "--key", "k", "--client-threads", "0"]).is_err());
+        assert!(!a.floor);
+        assert!(parse(&["bench", "--key", "k", "--floor", "--server-pid", "1"]).is_ok());
+        assert!(parse(&["bench", "--floor"]).is_err(), "--floor needs --key");
+        assert!(parse(&["bench", "--in-process", "-a", "ed25519", "--floor"]).is_err());
+    }
+
+    #[test]
+    fn floor_server_is_hidden() {
+        let help = Cli::command().render_help().to_string();
+        assert!(!help.contains("bench-floor-server"), "{help}");
+        let c = parse(&["bench-floor-server", "--signature-length", "64"]).unwrap();
+        let Command::BenchFloorServer(a) = c.command else {
+            panic!()
+        };
+        assert_eq!((a.signature_length, a.version), (64, 1));
+        assert!(parse(&["bench-floor-server"]).is_err());
     }
 }

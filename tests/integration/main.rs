@@ -22,6 +22,7 @@ mod security;
 mod server;
 
 // `signet serve` run as a process (support::process), by concern.
+mod bench;
 mod cli;
 mod metrics;
 mod readiness;

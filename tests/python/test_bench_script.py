@@ -5,6 +5,7 @@ the script lacks. Nothing here runs a benchmark or times anything."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -66,3 +67,26 @@ def test_an_unknown_section_is_refused_before_anything_runs():
     r = _run("bash", "scripts/bench.sh", "1", "no-such-section")
     assert r.returncode == 2
     assert "unknown section" in r.stderr
+
+
+def test_against_the_target_is_computed_from_the_floor_of_the_same_run(tmp_path):
+    # A `signet --json bench --floor` report: signet's fields plus "limit".
+    limit = {
+        "cpus": 2, "floor_requests_per_second": 30000.0, "floor_server_cpu_us_per_request": 20.0,
+        "floor_client_cpu_us_per_request": 15.0, "signing_cpu_us_per_op": 5.0,
+        "limit_requests_per_second": 50000.0, "signet_requests_per_second": 40000.0, "share_percent": 80.0,
+        "signet_server_cpu_us_per_request": 27.0, "signet_overhead_cpu_us_per_request": 22.0,
+        "overhead_ratio": 1.1, "target_share_percent": 90.0, "target_overhead_ratio": 1.15,
+    }
+    report = {"requests_per_second": 40000.0, "server_cpu_us_per_request": 27.0, "limit": limit}
+    (tmp_path / "on-demo-hmac.json").write_text(json.dumps(report), encoding="utf-8")
+    r = _run(sys.executable, "scripts/bench-tables.py", "grpc", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    target = r.stdout.split("Against the target", 1)[1]
+    row = next(line for line in target.splitlines() if line.startswith("| HMAC-SHA256 |"))
+    assert row == ("| HMAC-SHA256 | 30,000 | 20.0 + 15.0 µs | 5.0 µs | 2 / 40.0 µs = 50,000/s | 40,000 "
+                   "| **80 %** (not met) | 22.0 µs | **1.10×** (met) |"), row
+    # No fixed round trip from another day is left in the renderer.
+    assert "75" not in target.split("\n\n", 1)[0]
+    ecdsa = next(line for line in target.splitlines() if line.startswith("| ECDSA P-256 |"))
+    assert ecdsa.count("n/a") == 8, ecdsa
