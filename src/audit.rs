@@ -154,8 +154,13 @@ impl std::fmt::Debug for Audit {
     }
 }
 
-/// How long the writer waits for more records once it sees a second one.
+/// How long the writer waits for more records, under load, before it
+/// drains the queue.
 const LINGER: std::time::Duration = std::time::Duration::from_millis(2);
+
+/// A trail that wrote less than this long ago is under load: its writer
+/// lingers even when the first record comes alone.
+const BUSY: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// Records queued at most; past that, records are dropped (and counted,
 /// and admin operations refused) rather than memory growing without bound.
@@ -277,15 +282,26 @@ impl Audit {
 
 fn write_loop(mut sink: Sink, rx: std::sync::mpsc::Receiver<Msg>, healthy: Arc<AtomicBool>) {
     let mut buf = Vec::with_capacity(64 * 1024);
+    let mut last_write: Option<std::time::Instant> = None;
     while let Ok(first) = rx.recv() {
-        // Under load, linger a moment before draining: records queued while
-        // this thread sleeps cost their senders no wake-up, and one write
-        // (and at most one sync) covers the batch. An idle trail writes a
+        // Under load, linger a moment before draining: a record sent while
+        // this thread sleeps (rather than waits in `recv`) costs its sender
+        // no wake-up, which is a futex call on the request's own thread,
+        // and one write (and at most one sync) covers the batch. Load is a
+        // second record already queued, or a write moments ago: at a few
+        // thousand calls a second the next record is rarely queued yet when
+        // this thread wakes, and waking once per record cost about 2 µs of
+        // CPU per call (perf, docs/benchmarks.md). An idle trail writes a
         // lone record at once.
         let mut batch = vec![first];
-        if let Ok(m) = rx.try_recv() {
-            batch.push(m);
-            std::thread::sleep(LINGER);
+        let busy = last_write.is_some_and(|t| t.elapsed() < BUSY);
+        match rx.try_recv() {
+            Ok(m) => {
+                batch.push(m);
+                std::thread::sleep(LINGER);
+            }
+            Err(_) if busy => std::thread::sleep(LINGER),
+            Err(_) => {}
         }
         while batch.len() < 4096 {
             match rx.try_recv() {
@@ -319,6 +335,7 @@ fn write_loop(mut sink: Sink, rx: std::sync::mpsc::Receiver<Msg>, healthy: Arc<A
             }
         };
         healthy.store(ok, Ordering::Relaxed);
+        last_write = Some(std::time::Instant::now());
         for m in batch {
             if let Some(ack) = m.ack {
                 let _ = ack.send(ok);

@@ -29,7 +29,7 @@ pub(crate) fn respond<T>(request_id: &str, result: Result<T>) -> Result<Response
     match result {
         Ok(v) => {
             let mut r = Response::new(v);
-            if let Ok(val) = request_id.parse() {
+            if let Some(val) = crate::error::request_id_metadata(request_id) {
                 r.metadata_mut().insert("x-request-id", val);
             }
             Ok(r)

@@ -10,8 +10,6 @@
 //! them into signet's own: the right code, signet's text (never the
 //! library's), the request id, a log line and an audit record.
 
-use http::HeaderValue;
-
 use crate::audit::{Audit, Record};
 use crate::error::Error;
 
@@ -34,7 +32,7 @@ pub(crate) fn finish(
     }
     let status = tonic::Status::from_header_map(response.headers());
     let Some(status) = status.filter(|s| s.code() != tonic::Code::Ok) else {
-        if let Ok(v) = HeaderValue::from_str(request_id) {
+        if let Some(v) = crate::error::request_id_header(request_id) {
             response.headers_mut().insert(REQUEST_ID, v);
         }
         return response;

@@ -76,6 +76,24 @@ pub struct Error {
     retry_after: Option<std::time::Duration>,
 }
 
+/// The `x-request-id` value for `id`, marked sensitive, so HTTP/2 sends it
+/// as a never-indexed literal. Every answer's id is new: indexed, each one
+/// took a slot in the connection's HPACK table and pushed out the headers
+/// that do repeat (content-type, grpc-status), on both ends.
+pub(crate) fn request_id_metadata(id: &str) -> Option<tonic::metadata::AsciiMetadataValue> {
+    let mut v: tonic::metadata::AsciiMetadataValue = id.parse().ok()?;
+    v.set_sensitive(true);
+    Some(v)
+}
+
+/// [`request_id_metadata`] as a plain header value, for answers made
+/// below tonic.
+pub(crate) fn request_id_header(id: &str) -> Option<http::HeaderValue> {
+    let mut v = http::HeaderValue::from_str(id).ok()?;
+    v.set_sensitive(true);
+    Some(v)
+}
+
 /// Shorthand for results in signet.
 pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -229,7 +247,7 @@ impl Error {
             _ => self.message.into_owned(),
         };
         let mut status = tonic::Status::new(code, text);
-        if let Ok(v) = request_id.parse() {
+        if let Some(v) = request_id_metadata(request_id) {
             status.metadata_mut().insert("x-request-id", v);
         }
         if let Some(wait) = self.retry_after {
