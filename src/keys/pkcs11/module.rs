@@ -58,6 +58,9 @@ pub(super) struct Module {
     /// False after a `C_Initialize` that failed, until one succeeds.
     initialized: Mutex<bool>,
     pools: Mutex<Vec<Weak<Pool>>>,
+    /// How often [`module`] handed this module out: a module handed out
+    /// once, to the backend opening it now, has no other user to disturb.
+    handed_out: AtomicU64,
 }
 
 impl std::fmt::Debug for Module {
@@ -77,6 +80,7 @@ pub(super) fn module(path: &Path, token: Option<&TokenSelector>) -> Result<Arc<M
     static MODULES: std::sync::OnceLock<Mutex<Vec<Arc<Module>>>> = std::sync::OnceLock::new();
     let mut modules = MODULES.get_or_init(Default::default).lock();
     if let Some(m) = modules.iter().find(|m| m.path == path) {
+        m.handed_out.fetch_add(1, Ordering::AcqRel);
         return Ok(m.clone());
     }
     let ctx = Pkcs11::new(path).map_err(|e| {
@@ -110,6 +114,7 @@ pub(super) fn module(path: &Path, token: Option<&TokenSelector>) -> Result<Arc<M
         epoch: AtomicU64::new(0),
         initialized: Mutex::new(true),
         pools: Mutex::new(Vec::new()),
+        handed_out: AtomicU64::new(1),
     });
     modules.push(m.clone());
     Ok(m)
@@ -130,9 +135,13 @@ impl Module {
         self.epoch.load(Ordering::Acquire)
     }
 
-    /// Whether a backend in this process uses the module (holds a pool).
+    /// Whether anything else in this process may use the module: a backend
+    /// holding a pool, or anyone it was handed out to besides the caller
+    /// (tests and tools hold sessions of their own, which a
+    /// re-initialisation would break).
     pub(super) fn in_use(&self) -> bool {
-        self.pools.lock().iter().any(|p| p.strong_count() > 0)
+        self.handed_out.load(Ordering::Acquire) > 1
+            || self.pools.lock().iter().any(|p| p.strong_count() > 0)
     }
 
     /// The slot of the token `want` names, when a backend opens it. A
@@ -143,8 +152,8 @@ impl Module {
     /// a token not found is looked for again after a re-initialisation,
     /// which reads the token store afresh: three more times over about two
     /// seconds, and only while nothing else in this process uses the
-    /// module. A token that is really missing is reported after those two
-    /// seconds.
+    /// module (in `signet serve`, the one backend is its only user). A
+    /// token that is really missing is reported after those two seconds.
     pub(super) fn find_token_at_start(&self, want: &TokenSelector) -> Result<Slot> {
         let mut pause = std::time::Duration::from_millis(250);
         let mut again = 3;
