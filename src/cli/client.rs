@@ -89,9 +89,14 @@ fn transport_hint(s: &Status, answered: bool) -> Option<String> {
     if answered {
         return None;
     }
-    let src = std::error::Error::source(s)?;
     let dial = super::transport::dial()?;
-    let chain = format!("{}: {}", s.message(), error_chain(src));
+    // tonic sometimes reports a connection the server closed at once as
+    // CANCELLED "connection was not ready", with no source error.
+    let chain = match std::error::Error::source(s) {
+        Some(src) => format!("{}: {}", s.message(), error_chain(src)),
+        None if s.message().contains("connection was not ready") => s.message().to_string(),
+        None => return None,
+    };
     super::transport::diagnose(&dial.endpoint, &chain, dial.client_cert)
 }
 

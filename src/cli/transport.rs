@@ -124,6 +124,7 @@ pub(crate) fn diagnose(uri: &str, chain: &str, client_cert: bool) -> Option<Stri
         "frame with invalid size",
         "h2 protocol error",
         "unexpected end of file",
+        "connection was not ready",
     ];
     if !closed.iter().any(|c| has(c)) {
         return None;
@@ -198,6 +199,12 @@ mod tests {
             ),
             (tls, "received fatal alert: UnknownCA", "client_ca_file"),
             (plain, "connection closed", "https://127.0.0.1:1"),
+            // The same mistake, as tonic reports it now and then.
+            (
+                plain,
+                "operation was canceled: connection was not ready",
+                "https://127.0.0.1:1",
+            ),
         ];
         for (uri, chain, want) in cases {
             let hint = diagnose(uri, chain, false).unwrap_or_default();

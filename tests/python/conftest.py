@@ -124,6 +124,17 @@ class SignetServer:
         """The audit lines written so far."""
         return self.log_path.with_name("audit.jsonl").read_text(errors="replace")
 
+    def audit_with(self, needle: str, within: float = 10.0) -> str:
+        """The audit lines once one holds `needle`: the trail is written by
+        a thread of its own, which under load lingers a few milliseconds
+        before it writes (docs/benchmarks.md); fails after `within` s."""
+        deadline = time.monotonic() + within
+        while True:
+            text = self.audit()
+            if needle in text or time.monotonic() > deadline:
+                return text
+            time.sleep(0.02)
+
     def stop(self) -> int:
         """SIGTERM, wait, and return the exit status."""
         if self.proc.poll() is None:
