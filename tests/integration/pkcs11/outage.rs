@@ -88,6 +88,17 @@ impl Store {
         path
     }
 
+    /// The directory of the store's one token (SoftHSM2 names it by a
+    /// UUID of its own).
+    pub(super) fn token_dir(&self) -> PathBuf {
+        std::fs::read_dir(&self.tokens)
+            .unwrap()
+            .next()
+            .expect("the store has its token")
+            .unwrap()
+            .path()
+    }
+
     /// Everything readable by `uid` only (for the unreadable-token test).
     fn chown(&self, uid: u32, gid: u32) {
         fn walk(p: &Path, uid: u32, gid: u32) {

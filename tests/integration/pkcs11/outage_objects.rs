@@ -28,12 +28,7 @@ async fn key_object_files_moved_away_and_back() {
         .unwrap()
         .into_inner();
 
-    let token_dir = std::fs::read_dir(&store.tokens)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let token_dir = store.token_dir();
     let side = store.dir.join("objects.away");
     std::fs::create_dir(&side).unwrap();
     let moved: Vec<_> = std::fs::read_dir(&token_dir)

@@ -13,12 +13,7 @@ use crate::support::process::WaitFor;
 #[test]
 fn a_token_not_listed_for_a_moment_at_start_is_found_again() {
     let store = Store::new();
-    let token_dir = std::fs::read_dir(&store.tokens)
-        .unwrap()
-        .next()
-        .expect("the store has its token")
-        .unwrap()
-        .path();
+    let token_dir = store.token_dir();
     let object = token_dir.join("token.object");
     let aside = store.dir.join("token.object.aside");
     std::fs::rename(&object, &aside).unwrap();
@@ -40,12 +35,7 @@ fn a_token_not_listed_for_a_moment_at_start_is_found_again() {
 #[test]
 fn a_token_that_stays_missing_is_reported() {
     let store = Store::new();
-    let token_dir = std::fs::read_dir(&store.tokens)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let token_dir = store.token_dir();
     std::fs::remove_file(token_dir.join("token.object")).unwrap();
     let mut proc = serve_on(&store, None, WaitFor::Nothing);
     let status = proc.wait().unwrap();
