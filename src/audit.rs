@@ -63,6 +63,43 @@ pub(crate) struct Record {
     /// body, or the digest given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message_sha256: Option<String>,
+    /// For batches: one entry per item, in the order of the request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub items: Option<Vec<ItemRecord>>,
+}
+
+/// One item of a batch (`SignBatch`, `VerifyBatch`), in its call's record:
+/// the key it named, the version, its own outcome and the digest of its
+/// input. Never the input or the signature.
+#[derive(Clone, Debug, Default, Serialize)]
+pub(crate) struct ItemRecord {
+    /// The key the item named (`(invalid name)` when it is not a name).
+    pub key: String,
+    /// The version requested, then the one that signed or verified.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<u32>,
+    /// The item's own gRPC code; absent when the batch ended before the
+    /// item was done (the call's own code says why).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<&'static str>,
+    /// For verification: `valid` or `invalid`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
+    /// SHA-256 of the item's message or digest, hex-encoded by the writer
+    /// thread.
+    #[serde(serialize_with = "hex_digest")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_sha256: Option<[u8; 32]>,
+}
+
+fn hex_digest<S: serde::Serializer>(
+    d: &Option<[u8; 32]>,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_str(&hex::encode(d)),
+        None => s.serialize_none(),
+    }
 }
 
 fn rfc3339<S: serde::Serializer>(t: &SystemTime, s: S) -> std::result::Result<S::Ok, S::Error> {
@@ -85,6 +122,7 @@ impl Default for Record {
             code: None,
             reason: None,
             message_sha256: None,
+            items: None,
         }
     }
 }

@@ -91,6 +91,10 @@ pub(crate) enum Subject {
     /// Nothing by name: a list, allowed to whoever holds the operation on
     /// something and filtered to what the caller holds it on.
     List,
+    /// Many keys, one per item of a batch: the call is allowed to whoever
+    /// holds the operation on something, and each item is then authorized
+    /// on the key it names, as the single call would be.
+    Items,
 }
 
 impl Subject {
@@ -100,7 +104,7 @@ impl Subject {
         match self {
             Subject::Key => Some("key"),
             Subject::Profile => Some("profile"),
-            Subject::List => None,
+            Subject::List | Subject::Items => None,
         }
     }
 }
@@ -159,6 +163,10 @@ rpcs! {
     VERIFY_HTTP_REQUEST = "signet.v1.Signer" / "VerifyHttpRequest", HttpVerify, Profile;
     /// The profiles the caller may see.
     LIST_HTTP_PROFILES = "signet.v1.Signer" / "ListHttpProfiles", HttpProfiles, List;
+    /// Signs many messages, each item with the key it names.
+    SIGN_BATCH = "signet.v1.Signer" / "SignBatch", Sign, Items;
+    /// Verifies many signatures, each item with the key it names.
+    VERIFY_BATCH = "signet.v1.Signer" / "VerifyBatch", Verify, Items;
     /// Creates a key.
     CREATE_KEY = "signet.v1.KeyAdmin" / "CreateKey", AdminCreate, Key;
     /// Imports key material.

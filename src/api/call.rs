@@ -74,7 +74,7 @@ pub(crate) async fn serve<R: Call>(
     match R::RPC.subject {
         Subject::Key => record.key = Some(req.subject().to_owned()),
         Subject::Profile => record.profile = Some(req.subject().to_owned()),
-        Subject::List => {}
+        Subject::List | Subject::Items => {}
     }
     req.audit(service, &mut record);
     let context = &ctx;
@@ -186,7 +186,7 @@ where
         Subject::Profile => {
             security.authorize(ctx, op, record.profile.as_deref().unwrap_or_default())
         }
-        Subject::List => security.authorize_list(ctx, op),
+        Subject::List | Subject::Items => security.authorize_list(ctx, op),
     };
     // A malformed name is not written down as given: a client that put a
     // secret in the wrong field must not find it in the trail.
@@ -235,6 +235,9 @@ where
                 record.version = v.version();
             }
             record.reason = v.verdict();
+            if let Some(items) = record.items.as_mut() {
+                v.complete_items(items);
+            }
             record = record.with_code(tonic::Code::Ok);
         }
         Err(e) => {

@@ -48,6 +48,9 @@ pub(crate) trait Audited {
     fn verdict(&self) -> Option<String> {
         None
     }
+    /// For batches: each item's outcome, into the entries the request's
+    /// [`Call::audit`] listed (in the same order).
+    fn complete_items(&self, _items: &mut [crate::audit::ItemRecord]) {}
 }
 
 impl Audited for pb::SignResponse {

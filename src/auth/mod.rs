@@ -163,6 +163,19 @@ impl Security {
         }
     }
 
+    /// Charges the caller's rate for one more item of a batch
+    /// ([`Policy::charge`]); `RESOURCE_EXHAUSTED` with the wait when it is
+    /// spent.
+    pub(crate) fn charge_item(&self, ctx: &CallContext) -> Result<()> {
+        match self.policy().charge(&ctx.identity) {
+            Err(Denial::RateLimited(wait)) => {
+                crate::telemetry::metrics::get().rate_limited("identity");
+                Err(Error::exhausted("rate limit exceeded", wait))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Does the caller hold `op` on `name`? For filtering lists.
     pub(crate) fn may(&self, ctx: &CallContext, op: Op, name: &str) -> bool {
         self.policy().allows(&ctx.identity, op, name)

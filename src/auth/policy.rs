@@ -208,6 +208,22 @@ impl Policy {
         Ok(())
     }
 
+    /// One more unit of `identity`'s rate, for each item of a batch past
+    /// the first (the call itself was charged by [`Policy::admit`]): a
+    /// batch of N items costs what N calls cost.
+    pub(crate) fn charge(&self, identity: &str) -> Result<(), Denial> {
+        match self
+            .identities
+            .get(identity)
+            .and_then(|i| i.limiter.as_ref())
+        {
+            Some(l) => l.check().map_err(|nu| {
+                Denial::RateLimited(nu.wait_time_from(DefaultClock::default().now()))
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// May `identity` do `op` on the key or profile `name`?
     pub(crate) fn allows(&self, identity: &str, op: Op, name: &str) -> bool {
         if !self.enabled {

@@ -61,7 +61,9 @@ impl Floor {
 }
 
 fn unimplemented<T>() -> Result<Response<T>, Status> {
-    Err(Status::unimplemented("the bench floor serves only Sign"))
+    Err(Status::unimplemented(
+        "the bench floor serves only Sign and SignBatch",
+    ))
 }
 
 #[tonic::async_trait]
@@ -100,6 +102,25 @@ impl Signer for Floor {
         &self,
         _: Request<pb::VerifyHttpRequestRequest>,
     ) -> Result<Response<pb::VerifyHttpRequestResponse>, Status> {
+        unimplemented()
+    }
+    async fn sign_batch(
+        &self,
+        request: Request<pb::SignBatchRequest>,
+    ) -> Result<Response<pb::SignBatchResponse>, Status> {
+        // The same answer per item, so the floor of a batch is the bare cost
+        // of moving it.
+        let results = (0..request.get_ref().items.len())
+            .map(|_| pb::SignBatchResult {
+                result: Some(pb::sign_batch_result::Result::Signed(self.response.clone())),
+            })
+            .collect();
+        Ok(Response::new(pb::SignBatchResponse { results }))
+    }
+    async fn verify_batch(
+        &self,
+        _: Request<pb::VerifyBatchRequest>,
+    ) -> Result<Response<pb::VerifyBatchResponse>, Status> {
         unimplemented()
     }
     async fn list_http_profiles(

@@ -7,6 +7,7 @@
 //! error, 3 `verify` found the signature invalid.
 
 pub(crate) mod args;
+pub(crate) mod batch;
 pub(crate) mod bench;
 pub(crate) mod bench_floor;
 pub(crate) mod bench_limit;
@@ -96,6 +97,10 @@ pub(crate) enum Command {
     Sign(sign::SignArgs),
     /// Verify a signature; exit code 0 when valid, 3 when invalid.
     Verify(sign::VerifyArgs),
+    /// Sign a file of messages (JSON Lines) through SignBatch.
+    SignBatch(batch::SignBatchArgs),
+    /// Verify a file of signatures (JSON Lines) through VerifyBatch.
+    VerifyBatch(batch::VerifyBatchArgs),
     /// Export a key version's public key (PEM, PKCS#1 PEM, DER, JWK) or the
     /// key's JWKS.
     PublicKey(public_key::PublicKeyArgs),
@@ -218,6 +223,8 @@ pub(crate) async fn dispatch(cli: Cli) -> CliResult {
         Command::Keys(cmd) => keys::run(g, cmd).await,
         Command::Sign(a) => sign::sign(g, a).await,
         Command::Verify(a) => sign::verify(g, a).await,
+        Command::SignBatch(a) => batch::sign(g, a).await,
+        Command::VerifyBatch(a) => batch::verify(g, a).await,
         Command::PublicKey(a) => public_key::run(g, a).await,
         Command::Bench(a) => bench::run(g, a).await,
         Command::BenchFloorServer(a) => bench_floor::serve(a).await,

@@ -37,7 +37,7 @@ pub(crate) enum SigFormat {
 }
 
 impl SigFormat {
-    fn pb(self) -> i32 {
+    pub(crate) fn pb(self) -> i32 {
         match self {
             SigFormat::Der => pb::SignatureFormat::Der as i32,
             SigFormat::Raw => pb::SignatureFormat::Raw as i32,

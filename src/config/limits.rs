@@ -27,6 +27,13 @@ pub struct LimitsConfig {
     /// Longest profile template, in bytes (checked at start-up).
     #[serde(default = "default_max_template_bytes")]
     pub max_template_bytes: usize,
+    /// Most items one `SignBatch` or `VerifyBatch` may carry.
+    #[serde(default = "default_max_batch_items")]
+    pub max_batch_items: usize,
+    /// Most bytes of key names, messages, digests and signatures one batch
+    /// may carry, all its items together.
+    #[serde(default = "default_max_batch_bytes")]
+    pub max_batch_bytes: usize,
     /// Per-key rate limits.
     #[serde(default)]
     pub keys: Vec<KeyLimitConfig>,
@@ -41,6 +48,8 @@ impl Default for LimitsConfig {
             max_http_header_bytes: default_max_http_header_bytes(),
             max_url_bytes: default_max_url_bytes(),
             max_template_bytes: default_max_template_bytes(),
+            max_batch_items: default_max_batch_items(),
+            max_batch_bytes: default_max_batch_bytes(),
             keys: Vec::new(),
         }
     }
@@ -57,6 +66,8 @@ impl LimitsConfig {
             (self.max_http_header_bytes, "max_http_header_bytes"),
             (self.max_url_bytes, "max_url_bytes"),
             (self.max_template_bytes, "max_template_bytes"),
+            (self.max_batch_items, "max_batch_items"),
+            (self.max_batch_bytes, "max_batch_bytes"),
         ] {
             if v == 0 {
                 let field = format!("limits.{name}");
@@ -70,10 +81,31 @@ impl LimitsConfig {
                 "limits.max_http_body_bytes must be at most 67108864",
             ));
         }
+        if self.max_batch_items > MAX_BATCH_ITEMS {
+            return Err(ConfigError::naming(
+                "limits.max_batch_items",
+                format!("limits.max_batch_items must be at most {MAX_BATCH_ITEMS}"),
+            ));
+        }
+        if self.max_batch_bytes > 64 * 1024 * 1024 {
+            return Err(ConfigError::naming(
+                "limits.max_batch_bytes",
+                "limits.max_batch_bytes must be at most 67108864",
+            ));
+        }
         Ok(())
     }
 }
 
+/// The most `limits.max_batch_items` may be.
+const MAX_BATCH_ITEMS: usize = 100_000;
+
+fn default_max_batch_items() -> usize {
+    1000
+}
+fn default_max_batch_bytes() -> usize {
+    4 * 1024 * 1024
+}
 fn default_max_in_flight() -> usize {
     1024
 }

@@ -102,7 +102,8 @@ pub(crate) fn restart_only_changes(old: &Config, new: &Config) -> Vec<String> {
     // the new value) when they are reloaded.
     restart_only!(out, "limits.", LimitsConfig, &old.limits, limits,
         restart: [max_in_flight, max_http_body_bytes, max_http_headers,
-                  max_http_header_bytes, max_url_bytes],
+                  max_http_header_bytes, max_url_bytes, max_batch_items,
+                  max_batch_bytes],
         reloaded: [max_template_bytes, keys]);
     restart_only!(out, "audit.", AuditConfig, &old.audit, audit,
         restart: [output, path],

@@ -229,28 +229,12 @@ impl Error {
     /// (See [`ErrorKind::code`] for the mapping.)
     /// `INTERNAL` errors send only the fixed text and the request id.
     pub fn into_status(self, request_id: &str) -> tonic::Status {
-        let code = self.kind.code();
-        match (&self.kind, &self.source) {
-            (ErrorKind::Internal, _) | (ErrorKind::Unavailable, Some(_)) => {
-                tracing::error!(request_id, error = %self, "request failed")
-            }
-            (
-                ErrorKind::Unauthenticated
-                | ErrorKind::PermissionDenied
-                | ErrorKind::ResourceExhausted,
-                _,
-            ) => tracing::info!(request_id, error = %self, "request denied"),
-            _ => tracing::debug!(request_id, error = %self, "request refused"),
-        }
-        let text = match self.kind {
-            ErrorKind::Internal => format!("internal error (request id {request_id})"),
-            _ => self.message.into_owned(),
-        };
+        let (code, text, retry_after) = self.into_answer(request_id);
         let mut status = tonic::Status::new(code, text);
         if let Some(v) = request_id_metadata(request_id) {
             status.metadata_mut().insert("x-request-id", v);
         }
-        if let Some(wait) = self.retry_after {
+        if let Some(wait) = retry_after {
             let ms = wait.as_millis().max(1);
             if let Ok(v) = ms
                 .to_string()
@@ -268,6 +252,34 @@ impl Error {
             }
         }
         status
+    }
+
+    /// What the caller is told: the code, the text (an internal error's
+    /// only as its request id) and how long to wait before retrying; logged
+    /// as [`Error::into_status`] logs it. For the items of a batch, which
+    /// each carry their own error inside an `OK` answer.
+    pub(crate) fn into_answer(
+        self,
+        request_id: &str,
+    ) -> (tonic::Code, String, Option<std::time::Duration>) {
+        let code = self.kind.code();
+        match (&self.kind, &self.source) {
+            (ErrorKind::Internal, _) | (ErrorKind::Unavailable, Some(_)) => {
+                tracing::error!(request_id, error = %self, "request failed")
+            }
+            (
+                ErrorKind::Unauthenticated
+                | ErrorKind::PermissionDenied
+                | ErrorKind::ResourceExhausted,
+                _,
+            ) => tracing::info!(request_id, error = %self, "request denied"),
+            _ => tracing::debug!(request_id, error = %self, "request refused"),
+        }
+        let text = match self.kind {
+            ErrorKind::Internal => format!("internal error (request id {request_id})"),
+            _ => self.message.into_owned(),
+        };
+        (code, text, self.retry_after)
     }
 }
 

@@ -132,8 +132,9 @@ pub(crate) async fn serve_full(
         .map(crate::tls::TlsState::new)
         .transpose()?;
     // The transport limit leaves room for the rest of the request, so an
-    // oversized message reaches the handler and gets INVALID_ARGUMENT.
-    let decode_limit = config.server.max_message_bytes * 2 + 64 * 1024;
+    // oversized message or batch reaches the handler and gets
+    // INVALID_ARGUMENT.
+    let decode_limit = decode_limit(config);
     let profile_list = settings.profiles;
     warn_missing_keys(&registry, &profile_list);
     let replay = replay_store(config).await?;
@@ -277,4 +278,13 @@ async fn replay_store(
             crate::postgres::replay::PgReplayStore::new(db)
         }
     })
+}
+
+/// The largest request the gRPC services decode: room for the largest
+/// message (twice: a Verify carries a signature as well) or the largest
+/// batch with its per-item framing, and the rest of the request.
+fn decode_limit(config: &Config) -> usize {
+    let single = config.server.max_message_bytes * 2;
+    let batch = config.limits.max_batch_bytes + config.limits.max_batch_items * 64;
+    single.max(batch) + 64 * 1024
 }

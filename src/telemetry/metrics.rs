@@ -148,6 +148,7 @@ pub(crate) struct Metrics {
     rate_limit_refusals: Counter<u64>,
     auth_refusals: Counter<u64>,
     http_verify_failures: Counter<u64>,
+    batch_items: Counter<u64>,
     ready: Gauge<u64>,
 }
 
@@ -254,6 +255,13 @@ impl Metrics {
                 .u64_counter("signet.http.verify_failures")
                 .with_description("HTTP requests that did not verify, by profile and reason")
                 .build(),
+            batch_items: m
+                .u64_counter("signet.batch.items")
+                .with_description(
+                    "Items of SignBatch and VerifyBatch calls, by method and outcome \
+                     (ok: signed or verified, error: the item's own error)",
+                )
+                .build(),
             ready: m
                 .u64_gauge("signet.ready")
                 .with_description("1 when the server is ready for traffic, else 0")
@@ -341,6 +349,22 @@ impl Metrics {
     }
 
     /// An HTTP request that did not verify.
+    /// The items one batch served: `ok` of them answered, `failed` with
+    /// their own error.
+    pub(crate) fn batch_items(&self, method: &'static str, ok: u64, failed: u64) {
+        for (n, outcome) in [(ok, "ok"), (failed, "error")] {
+            if n > 0 {
+                self.batch_items.add(
+                    n,
+                    &[
+                        KeyValue::new("method", method),
+                        KeyValue::new("outcome", outcome),
+                    ],
+                );
+            }
+        }
+    }
+
     pub(crate) fn http_verify_failed(&self, profile: &str, reason: &'static str) {
         self.http_verify_failures.add(
             1,

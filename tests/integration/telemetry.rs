@@ -350,6 +350,28 @@ async fn traces_and_metrics_reach_an_otlp_collector_and_the_scraper() {
         "{text}"
     );
 
+    // A batch: its items counted by outcome, the call once.
+    let batch = signer
+        .sign_batch(pb::SignBatchRequest {
+            items: ["demo-hmac", "demo-hmac", "no-such-key"]
+                .iter()
+                .map(|k| pb::SignRequest {
+                    key: (*k).into(),
+                    input: Some(pb::sign_request::Input::Message(b"m".to_vec())),
+                    ..Default::default()
+                })
+                .collect(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(batch.results.len(), 3);
+    let text = scrape(&s.admin);
+    for (outcome, n) in [("ok", 2.0), ("error", 1.0)] {
+        let line = format!(r#"signet_batch_items_total{{method="SignBatch",outcome="{outcome}"}}"#);
+        assert_eq!(sample(&text, &line), Some(n), "{line}\n{text}");
+    }
+
     // Health on the admin port.
     assert_eq!(s.admin_health("").await, ServingStatus::Serving);
     assert_eq!(s.admin_health("liveness").await, ServingStatus::Serving);

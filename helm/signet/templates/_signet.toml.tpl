@@ -116,6 +116,8 @@ max_http_headers = {{ include "signet.tomlValue" .Values.limits.maxHttpHeaders }
 max_http_header_bytes = {{ include "signet.tomlValue" .Values.limits.maxHttpHeaderBytes }}
 max_url_bytes = {{ include "signet.tomlValue" .Values.limits.maxUrlBytes }}
 max_template_bytes = {{ include "signet.tomlValue" .Values.limits.maxTemplateBytes }}
+max_batch_items = {{ include "signet.tomlValue" .Values.limits.maxBatchItems }}
+max_batch_bytes = {{ include "signet.tomlValue" .Values.limits.maxBatchBytes }}
 {{- range .Values.limits.keys }}
 
 [[limits.keys]]

@@ -43,6 +43,53 @@ impl SignerService {
         }
         Ok(input)
     }
+
+    /// What `Sign` does once the caller is authorized and the key's name
+    /// is valid; also each item of `SignBatch`.
+    pub(super) async fn sign_one(&self, req: pb::SignRequest) -> Result<pb::SignResponse> {
+        let format = convert::signature_format(req.signature_format)?;
+        let input = match req.input {
+            Some(pb::sign_request::Input::Message(m)) => self.checked_input(Some(m), None)?,
+            Some(pb::sign_request::Input::Digest(d)) => self.checked_input(None, Some(d))?,
+            None => self.checked_input(None, None)?,
+        };
+        let signature = self
+            .registry
+            .sign(&req.key, convert::version(req.version), input, format)
+            .await?;
+        Ok(pb::SignResponse {
+            signature: signature.signature,
+            version: signature.version,
+            key_version_id: signature.key_version_id,
+            algorithm: convert::algorithm_pb(signature.algorithm) as i32,
+        })
+    }
+
+    /// What `Verify` does once the caller is authorized and the key's name
+    /// is valid; also each item of `VerifyBatch`.
+    pub(super) async fn verify_one(&self, req: pb::VerifyRequest) -> Result<pb::VerifyResponse> {
+        let format = convert::signature_format(req.signature_format)?;
+        let input = match req.input {
+            Some(pb::verify_request::Input::Message(m)) => self.checked_input(Some(m), None)?,
+            Some(pb::verify_request::Input::Digest(d)) => self.checked_input(None, Some(d))?,
+            None => self.checked_input(None, None)?,
+        };
+        let v = self
+            .registry
+            .verify(
+                &req.key,
+                convert::version(req.version),
+                input,
+                vec![req.signature],
+                format,
+            )
+            .await?;
+        Ok(pb::VerifyResponse {
+            valid: v.valid,
+            version: v.version.unwrap_or(0),
+            key_version_id: v.key_version_id.unwrap_or_default(),
+        })
+    }
 }
 
 impl Call for pb::SignRequest {
@@ -64,22 +111,7 @@ impl Call for pb::SignRequest {
     }
 
     async fn call(self, s: &SignerService, _: &CallContext) -> Result<pb::SignResponse> {
-        let format = convert::signature_format(self.signature_format)?;
-        let input = match self.input {
-            Some(pb::sign_request::Input::Message(m)) => s.checked_input(Some(m), None)?,
-            Some(pb::sign_request::Input::Digest(d)) => s.checked_input(None, Some(d))?,
-            None => s.checked_input(None, None)?,
-        };
-        let signature = s
-            .registry
-            .sign(&self.key, convert::version(self.version), input, format)
-            .await?;
-        Ok(pb::SignResponse {
-            signature: signature.signature,
-            version: signature.version,
-            key_version_id: signature.key_version_id,
-            algorithm: convert::algorithm_pb(signature.algorithm) as i32,
-        })
+        s.sign_one(self).await
     }
 }
 
@@ -102,27 +134,7 @@ impl Call for pb::VerifyRequest {
     }
 
     async fn call(self, s: &SignerService, _: &CallContext) -> Result<pb::VerifyResponse> {
-        let format = convert::signature_format(self.signature_format)?;
-        let input = match self.input {
-            Some(pb::verify_request::Input::Message(m)) => s.checked_input(Some(m), None)?,
-            Some(pb::verify_request::Input::Digest(d)) => s.checked_input(None, Some(d))?,
-            None => s.checked_input(None, None)?,
-        };
-        let v = s
-            .registry
-            .verify(
-                &self.key,
-                convert::version(self.version),
-                input,
-                vec![self.signature],
-                format,
-            )
-            .await?;
-        Ok(pb::VerifyResponse {
-            valid: v.valid,
-            version: v.version.unwrap_or(0),
-            key_version_id: v.key_version_id.unwrap_or_default(),
-        })
+        s.verify_one(self).await
     }
 }
 

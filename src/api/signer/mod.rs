@@ -3,8 +3,10 @@
 //! The service's state and limits, and the gRPC trait, whose methods all
 //! go through [`serve`]. What each RPC does is its request message's
 //! [`super::Call`] implementation: [`keys`] for the key operations,
-//! [`http`] for HTTP signing by profile.
+//! [`http`] for HTTP signing by profile, [`batch`] for many keys'
+//! operations in one call.
 
+mod batch;
 mod http;
 mod keys;
 
@@ -32,6 +34,10 @@ pub(crate) struct SignerLimits {
     pub max_http_header_bytes: usize,
     /// Longest URL, in bytes.
     pub max_url_bytes: usize,
+    /// Most items in one batch.
+    pub max_batch_items: usize,
+    /// Most bytes in one batch (names, inputs, signatures).
+    pub max_batch_bytes: usize,
 }
 
 impl SignerLimits {
@@ -43,6 +49,8 @@ impl SignerLimits {
             max_http_headers: c.limits.max_http_headers,
             max_http_header_bytes: c.limits.max_http_header_bytes,
             max_url_bytes: c.limits.max_url_bytes,
+            max_batch_items: c.limits.max_batch_items,
+            max_batch_bytes: c.limits.max_batch_bytes,
         }
     }
 }
@@ -140,6 +148,20 @@ impl Signer for SignerService {
         &self,
         request: Request<pb::ListHttpProfilesRequest>,
     ) -> Result<Response<pb::ListHttpProfilesResponse>, Status> {
+        serve(self, request).await
+    }
+
+    async fn sign_batch(
+        &self,
+        request: Request<pb::SignBatchRequest>,
+    ) -> Result<Response<pb::SignBatchResponse>, Status> {
+        serve(self, request).await
+    }
+
+    async fn verify_batch(
+        &self,
+        request: Request<pb::VerifyBatchRequest>,
+    ) -> Result<Response<pb::VerifyBatchResponse>, Status> {
         serve(self, request).await
     }
 
