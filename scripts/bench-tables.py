@@ -310,7 +310,41 @@ def registry(d: str) -> None:
     print(table(["store", "1 task: inserts/s", "p99", "16 tasks: inserts/s", "p50", "p99"], rows))
 
 
-SECTIONS = {"grpc": grpc, "security": security, "telemetry": telemetry, "pkcs11": pkcs11,
+def batch(d: str) -> None:
+    heading("Batches (`SignBatch`, 1 KiB messages, 4 calls in flight over 2 connections, today's defaults; "
+            "each run after a bare tonic floor serving `SignBatch`):")
+    names = {"demo-hmac": "HMAC-SHA256", "demo-ecdsa": "ECDSA P-256", "demo-ed25519": "Ed25519",
+             "demo-rsa": "RSA-2048"}
+    sign = load(os.path.join(d, "sign-demo-hmac.json"))
+    rows = []
+    for k in ["demo-hmac", "demo-ecdsa", "demo-ed25519", "demo-rsa"]:
+        b = load(os.path.join(d, f"batch-{k}.json"))
+        ip = load(os.path.join(d, f"inproc2-{k}.json"))
+        lim = (b or {}).get("limit") or {}
+        items = (b or {}).get("items_per_second")
+        if k == "demo-hmac":
+            base = (sign or {}).get("requests_per_second")
+            against = "n/a" if not (items and base) else (
+                f"{items / base:.1f}× `Sign` ({rate(sign)}/s; target 10×: "
+                f"{'met' if items >= 10 * base else 'not met'})")
+        else:
+            base = (ip or {}).get("requests_per_second")
+            against = "n/a" if not (items and base) else (
+                f"{100 * items / base:.0f} % of in-process ({rate(ip)}/s; target 70 %: "
+                f"{'met' if items >= 0.7 * base else 'not met'})")
+        per_item = (b or {}).get("server_cpu_us_per_item")
+        client = (b or {}).get("client_cpu_us_per_item")
+        share = lim.get("share_percent")
+        rows.append([names[k], str((b or {}).get("batch", "n/a")), rate(b, "items_per_second"), against,
+                     "n/a" if per_item is None else f"{cpu_value(per_item)} µs",
+                     "n/a" if client is None else f"{cpu_value(client)} µs",
+                     rate(lim, "floor_requests_per_second"),
+                     "n/a" if share is None else f"{share:.0f} %", latency(b)])
+    print(table(["algorithm", "items / call", "items/s", "against the target", "server CPU / item",
+                 "client CPU / item", "floor items/s", "share of the limit", "p50 / p99 per call"], rows))
+
+
+SECTIONS = {"grpc": grpc, "batch": batch, "security": security, "telemetry": telemetry, "pkcs11": pkcs11,
             "registry": registry}
 
 

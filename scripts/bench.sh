@@ -39,10 +39,11 @@ here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=scripts/bench-lib.sh
 . "$here/bench-lib.sh"
 
-sections=(grpc security telemetry pkcs11 registry)
+sections=(grpc batch security telemetry pkcs11 registry)
 describe() {
   case $1 in
     grpc) echo "Sign per demo key over gRPC (64 in flight, 4 connections) with today's defaults (a token identity with a sign grant, audit trail to a file), the same with the security layer off, RSA at 2 in flight, in-process signing, and each key's share of the limit that a bare tonic server measured in the same run (signet bench --floor) sets (\"Results\", \"Against the target\")" ;;
+    batch) echo "SignBatch of 1000 items (100 for RSA) per demo key, 1 KiB messages, 4 in flight over 2 connections, today's defaults, each against a floor serving SignBatch; per-call Sign HMAC for the 10x target, in-process signing on 2 threads for the 70 % target (\"Batches\")" ;;
     security) echo "the cost of authentication, authorization and the audit trail: audit off / audit to a file / token auth, HMAC and ECDSA" ;;
     telemetry) echo "the cost of telemetry: metrics only / OTLP all sampled / OTLP 10 %, into a discarding OTLP sink (needs Python grpcio)" ;;
     pkcs11) echo "the PKCS#11 backend on SoftHSM2: over gRPC, the token alone, against the target (scripts/bench-pkcs11.sh; needs softhsm2)" ;;
@@ -190,6 +191,30 @@ section_grpc() {
     bench "inproc-$k" --in-process --key "$k" --concurrency "$(nproc)" --duration "${inproc_secs}s"
   done
   tables grpc "$work"
+}
+
+# SignBatch per demo key (1 KiB messages, 4 calls in flight over 2
+# connections), each run against the floor serving SignBatch, then Sign
+# HMAC per call and in-process signing on 2 threads: the two baselines of
+# the batch targets, measured in the same section.
+section_batch() {
+  local k n tok=(--token-file "$top/bench.token")
+  memory_config on file token
+  serve on "$work/on.toml"
+  for k in "${demo_keys[@]}"; do
+    n=1000
+    [ "$k" = demo-rsa ] && n=100
+    bench_note "== batch: $k, SignBatch of $n items, after the floor"
+    RPC_SHAPE="4 2" rpc "batch-$k" "$EP" "$SP" "$k" "${tok[@]}" --floor --batch "$n" --message-size 1024
+  done
+  bench_note "== batch: demo-hmac, Sign per call (64 in flight, 4 connections)"
+  rpc sign-demo-hmac "$EP" "$SP" demo-hmac "${tok[@]}" --message-size 1024
+  bench_stop "$SP"
+  for k in "${demo_keys[@]}"; do
+    bench_note "== batch: $k in-process on 2 threads"
+    bench "inproc2-$k" --in-process --key "$k" --concurrency 2 --message-size 1024 --duration "${inproc_secs}s"
+  done
+  tables batch "$work"
 }
 
 # The servers of an A/B section, in the order their runs alternate.

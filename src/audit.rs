@@ -96,8 +96,14 @@ fn hex_digest<S: serde::Serializer>(
     d: &Option<[u8; 32]>,
     s: S,
 ) -> std::result::Result<S::Ok, S::Error> {
+    // Into a buffer on the stack: `hex::encode` goes a char at a time into
+    // a String, which perf showed costing more than the rest of the entry.
+    let mut buf = [0u8; 64];
     match d {
-        Some(d) => s.serialize_str(&hex::encode(d)),
+        Some(d) => match hex::encode_to_slice(d, &mut buf) {
+            Ok(()) => s.serialize_str(std::str::from_utf8(&buf).unwrap_or_default()),
+            Err(_) => s.serialize_none(),
+        },
         None => s.serialize_none(),
     }
 }

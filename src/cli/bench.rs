@@ -1,5 +1,6 @@
-//! `signet bench`: a load generator for `Sign` over several HTTP/2
-//! connections, or (`--in-process`) straight against the in-memory backend.
+//! `signet bench`: a load generator for `Sign` (or `SignBatch`, `--batch`)
+//! over several HTTP/2 connections, or (`--in-process`) straight against
+//! the in-memory backend.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -95,6 +96,12 @@ pub(crate) struct BenchArgs {
     #[arg(long, default_value_t = 1, conflicts_with = "in_process",
           value_parser = clap::value_parser!(u32).range(1..=256))]
     pub client_threads: u32,
+    /// Send SignBatch calls of this many items (the same message, the same
+    /// key) instead of Sign; throughput and CPU are then per item,
+    /// latencies per call. With --floor, the floor serves SignBatch too.
+    #[arg(long, conflicts_with = "in_process",
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub batch: Option<u32>,
 }
 
 /// Runs `signet bench`.
@@ -193,6 +200,8 @@ pub(crate) struct Target {
     pub request: pb::SignRequest,
     /// Why some connections did not connect, if they did not.
     pub failure: Option<String>,
+    /// Items per SignBatch call; `None` for Sign.
+    pub batch: Option<usize>,
 }
 
 impl Target {
@@ -209,6 +218,7 @@ impl Target {
             chans,
             request,
             failure,
+            batch: a.batch.map(|n| n as usize),
         })
     }
 
@@ -287,7 +297,7 @@ pub(crate) async fn load(
         let client = SignerClient::new(chans[i % chans.len()].clone());
         workers.spawn(worker(
             client,
-            target.request.clone(),
+            Load::of(target),
             counters.clone(),
             measure_start,
             end,
@@ -352,6 +362,50 @@ pub(crate) async fn load(
         outcome,
         server_cpu,
         client_cpu: client0.zip(client1).map(|(b, e)| e.saturating_sub(b)),
+        batch: target.batch,
+    }
+}
+
+/// What a worker sends, over and over.
+#[derive(Clone)]
+enum Load {
+    Sign(pb::SignRequest),
+    Batch(pb::SignBatchRequest),
+}
+
+impl Load {
+    fn of(target: &Target) -> Load {
+        match target.batch {
+            Some(n) => Load::Batch(pb::SignBatchRequest {
+                items: vec![target.request.clone(); n],
+            }),
+            None => Load::Sign(target.request.clone()),
+        }
+    }
+
+    /// One call; a batch whose items did not all sign fails with the first
+    /// item's error.
+    async fn send(&self, client: &mut SignerClient<Conn>) -> Result<(), tonic::Status> {
+        match self {
+            Load::Sign(r) => client.sign(r.clone()).await.map(drop),
+            Load::Batch(b) => {
+                let results = client.sign_batch(b.clone()).await?.into_inner().results;
+                let failed = results.iter().find_map(|r| match &r.result {
+                    Some(pb::sign_batch_result::Result::Error(e)) => Some(e),
+                    _ => None,
+                });
+                match failed {
+                    Some(e) => Err(tonic::Status::new(
+                        tonic::Code::from(i32::try_from(e.code).unwrap_or(2)),
+                        e.message.clone(),
+                    )),
+                    None if results.len() != b.items.len() => Err(tonic::Status::internal(
+                        "the server answered a different number of results",
+                    )),
+                    None => Ok(()),
+                }
+            }
+        }
     }
 }
 
@@ -373,7 +427,7 @@ fn is_fatal(code: tonic::Code) -> bool {
 /// Signs in a loop until `end`; records what falls in the measured window.
 async fn worker(
     mut client: SignerClient<Conn>,
-    request: pb::SignRequest,
+    request: Load,
     counters: Arc<Counters>,
     measure_start: Instant,
     end: Instant,
@@ -388,7 +442,7 @@ async fn worker(
             break;
         }
         let result = tokio::select! {
-            r = client.sign(request.clone()) => r,
+            r = request.send(&mut client) => r,
             _ = &mut deadline => {
                 // A call outstanding for the whole measured window is a
                 // stall worth reporting; others were merely cut off.

@@ -126,6 +126,7 @@ fn signing_args(a: &BenchArgs, alg: Algorithm) -> BenchArgs {
         server_pid: None,
         client_threads: 1,
         floor: false,
+        batch: None,
     }
 }
 

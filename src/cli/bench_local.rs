@@ -120,6 +120,7 @@ pub(crate) fn run(a: BenchArgs) -> CliResult<Report> {
         outcome,
         server_cpu: None,
         client_cpu: cpu0.zip(cpu1).map(|(b, e)| e.saturating_sub(b)),
+        batch: None,
     })
 }
 

@@ -114,6 +114,9 @@ pub(crate) struct Report {
     pub server_cpu: Option<Duration>,
     /// CPU used by this process during the window.
     pub client_cpu: Option<Duration>,
+    /// Items per call, for `SignBatch` runs (`--batch`); rates and CPU
+    /// per operation are then per item, latencies per call.
+    pub batch: Option<usize>,
 }
 
 /// A latency in nanoseconds, for people: "850 ns", "12.3 µs", "1.25 ms".
@@ -137,18 +140,30 @@ fn us(ns: u64) -> f64 {
 }
 
 impl Report {
-    fn completed(&self) -> u64 {
-        self.outcome.ok + self.outcome.error_count()
+    /// Operations (signatures) one call carries.
+    fn per_call(&self) -> u64 {
+        self.batch.unwrap_or(1) as u64
     }
 
-    /// Successful operations per second over the measured window.
-    pub(crate) fn rate(&self) -> f64 {
+    /// Operations completed, ok or not.
+    fn completed(&self) -> u64 {
+        (self.outcome.ok + self.outcome.error_count()) * self.per_call()
+    }
+
+    /// Calls that succeeded per second over the measured window.
+    fn call_rate(&self) -> f64 {
         let secs = self.elapsed.as_secs_f64();
         if secs > 0.0 {
             self.outcome.ok as f64 / secs
         } else {
             0.0
         }
+    }
+
+    /// Successful operations (signatures: calls, or a batch's items) per
+    /// second over the measured window.
+    pub(crate) fn rate(&self) -> f64 {
+        self.call_rate() * self.per_call() as f64
     }
 
     /// CPU microseconds per completed operation.
@@ -182,9 +197,13 @@ impl Report {
     pub(crate) fn text(&self) -> String {
         let mut out = String::new();
         let mut line = |k: &str, v: String| out.push_str(&format!("{:<13}{v}\n", format!("{k}:")));
+        let rpc = match self.batch {
+            Some(n) => format!("SignBatch of {n} items"),
+            None => "Sign".into(),
+        };
         let mode = match (&self.endpoint, self.connections) {
             (Some(ep), Some(c)) => format!(
-                "rpc Sign to {ep}, {c} connections, {} concurrent, {}-byte messages",
+                "rpc {rpc} to {ep}, {c} connections, {} concurrent, {}-byte messages",
                 self.concurrency, self.message_size
             ),
             _ => format!(
@@ -219,7 +238,17 @@ impl Report {
                 self.outcome.error_count()
             ),
         );
-        line("throughput", format!("{:.0} {}/s", self.rate(), self.unit));
+        match self.batch {
+            Some(_) => line(
+                "throughput",
+                format!(
+                    "{:.0} items/s ({:.0} calls/s)",
+                    self.rate(),
+                    self.call_rate()
+                ),
+            ),
+            None => line("throughput", format!("{:.0} {}/s", self.rate(), self.unit)),
+        }
         let lat = if self.outcome.ok == 0 {
             "-".to_string()
         } else {
@@ -230,7 +259,10 @@ impl Report {
                 .join("  ")
         };
         line("latency", lat);
-        let unit1 = self.unit.trim_end_matches('s');
+        let unit1 = match self.batch {
+            Some(_) => "item",
+            None => self.unit.trim_end_matches('s'),
+        };
         let client_label = if self.endpoint.is_some() {
             "client CPU"
         } else {
@@ -295,12 +327,16 @@ impl Report {
             "requests": self.outcome.ok,
             "errors": self.outcome.error_count(),
             "errors_by_code": errors,
-            "requests_per_second": self.rate(),
+            "requests_per_second": self.call_rate(),
+            "batch": self.batch,
+            "items_per_second": self.batch.map(|_| self.rate()),
             "latency_us": latency,
             "server_cpu_seconds": cpu(self.server_cpu),
-            "server_cpu_us_per_request": self.server_cpu_per_op(),
+            "server_cpu_us_per_request": self.server_cpu_per_op().map(|c| c * self.per_call() as f64),
+            "server_cpu_us_per_item": self.batch.and(self.server_cpu_per_op()),
             "client_cpu_seconds": cpu(self.client_cpu),
-            "client_cpu_us_per_request": self.client_cpu_per_op(),
+            "client_cpu_us_per_request": self.client_cpu_per_op().map(|c| c * self.per_call() as f64),
+            "client_cpu_us_per_item": self.batch.and(self.client_cpu_per_op()),
         })
     }
 }
@@ -333,7 +369,27 @@ mod tests {
             outcome: a,
             server_cpu: Some(Duration::from_millis(103)),
             client_cpu: Some(Duration::from_millis(206)),
+            batch: None,
         }
+    }
+
+    #[test]
+    fn batch_reports_count_items() {
+        let mut r = sample();
+        r.batch = Some(10);
+        let t = r.text();
+        assert!(t.contains("rpc SignBatch of 10 items to"), "{t}");
+        assert!(t.contains("throughput:  505 items/s (50 calls/s)\n"), "{t}");
+        // 0.103 s over 103 calls of 10 items.
+        assert!(t.contains("server CPU:  0.10 s (100.0 µs/item)\n"), "{t}");
+        let j = r.json();
+        assert_eq!(j["items_per_second"], 505.0);
+        assert_eq!(j["requests_per_second"], 50.5);
+        assert_eq!(j["server_cpu_us_per_item"].as_f64().unwrap().round(), 100.0);
+        assert_eq!(
+            j["server_cpu_us_per_request"].as_f64().unwrap().round(),
+            1000.0
+        );
     }
 
     #[test]

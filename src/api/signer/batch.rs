@@ -134,7 +134,9 @@ impl SignerService {
     }
 }
 
-/// Lets other tasks run once a batch has had the thread for [`SLICE`].
+/// Lets other tasks run once a batch has had the thread for [`SLICE`]
+/// (the clock is read once per item: about 25 ns, against at least half a
+/// microsecond for the fastest item).
 struct Pacer(Instant);
 
 impl Pacer {

@@ -14,7 +14,12 @@ use crate::rpcs::{self, Rpc};
 /// record: never the message itself.
 pub(super) fn sha256_hex(data: &[u8]) -> String {
     use sha2::{Digest, Sha256};
-    hex::encode(Sha256::digest(data))
+    // Through a buffer: `hex::encode` builds its String a char at a time.
+    let mut buf = [0u8; 64];
+    match hex::encode_to_slice(Sha256::digest(data), &mut buf) {
+        Ok(()) => String::from_utf8_lossy(&buf).into_owned(),
+        Err(_) => hex::encode(Sha256::digest(data)),
+    }
 }
 
 /// A requested version: 0 means "the default", which the record leaves out.
