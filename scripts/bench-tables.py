@@ -344,7 +344,40 @@ def batch(d: str) -> None:
                  "client CPU / item", "floor items/s", "share of the limit", "p50 / p99 per call"], rows))
 
 
-SECTIONS = {"grpc": grpc, "batch": batch, "security": security, "telemetry": telemetry, "pkcs11": pkcs11,
+def keys(d: str) -> None:
+    def proc(name: str) -> tuple[float, float] | None:
+        try:
+            rss, hz, ticks, secs = open(os.path.join(d, f"{name}.proc")).read().split()
+        except (OSError, ValueError):
+            return None
+        return float(rss), float(ticks) / float(hz) / float(secs)
+
+    before, after = proc("before"), proc("after")
+    created = load(os.path.join(d, "create.json")) or {}
+    n = created.get("created")
+    heading("Scale in keys (in-memory backend, HMAC-SHA256 keys made by `CreateKey`):")
+    mem = "n/a"
+    if before and after and n:
+        mem = f"{before[0] / 1024:.1f} → {after[0] / 1024:.1f} MiB: {(after[0] - before[0]) * 1024 / n:,.0f} bytes per key"
+    cpu_row = "n/a" if not (before and after) else f"{1000 * before[1]:.1f} → {1000 * after[1]:.1f} ms of CPU per second"
+    rows = [
+        ["keys", f"4 → {n + 4:,}" if n else "n/a"],
+        ["resident memory", mem],
+        ["background work (idle server, 5 s)", cpu_row],
+        ["creating them (16 threads)", "n/a" if not n else
+         f"{created['create_seconds']:.1f} s ({created['creates_per_second']:,.0f} keys/s)"],
+        ["`ListKeys` through all, pages of 1000", "n/a" if not n else
+         f"{created['list_seconds']:.2f} s, {created['pages']} pages, {created['listed']:,} keys"],
+    ]
+    for label, name in [("`Sign` before (demo-hmac, 4 keys)", "sign-before"),
+                        ("`Sign` after (one key among them)", "sign-after")]:
+        r = load(os.path.join(d, f"{name}.json"))
+        rows.append([label, "n/a" if not r else
+                     f"{rate(r)} req/s, p50 / p99 {latency(r)}, server CPU {cpu(r, 'server')}"])
+    print(table(["", "figure"], rows))
+
+
+SECTIONS = {"grpc": grpc, "batch": batch, "keys": keys, "security": security, "telemetry": telemetry, "pkcs11": pkcs11,
             "registry": registry}
 
 

@@ -39,11 +39,12 @@ here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=scripts/bench-lib.sh
 . "$here/bench-lib.sh"
 
-sections=(grpc batch security telemetry pkcs11 registry)
+sections=(grpc batch keys security telemetry pkcs11 registry)
 describe() {
   case $1 in
     grpc) echo "Sign per demo key over gRPC (64 in flight, 4 connections) with today's defaults (a token identity with a sign grant, audit trail to a file), the same with the security layer off, RSA at 2 in flight, in-process signing, and each key's share of the limit that a bare tonic server measured in the same run (signet bench --floor) sets (\"Results\", \"Against the target\")" ;;
     batch) echo "SignBatch of 1000 items (100 for RSA) per demo key, 1 KiB messages, 4 in flight over 2 connections, today's defaults, each against a floor serving SignBatch; per-call Sign HMAC for the 10x target, in-process signing on 2 threads for the 70 % target (\"Batches\")" ;;
+    keys) echo "10,000 HMAC keys (SIGNET_BENCH_KEYS) on the in-memory backend: resident memory per key, the registry's background CPU, Sign on one key among them against Sign before they existed, creating them and paging through them with ListKeys (\"Scale in keys\"; needs Python grpcio)" ;;
     security) echo "the cost of authentication, authorization and the audit trail: audit off / audit to a file / token auth, HMAC and ECDSA" ;;
     telemetry) echo "the cost of telemetry: metrics only / OTLP all sampled / OTLP 10 %, into a discarding OTLP sink (needs Python grpcio)" ;;
     pkcs11) echo "the PKCS#11 backend on SoftHSM2: over gRPC, the token alone, against the target (scripts/bench-pkcs11.sh; needs softhsm2)" ;;
@@ -106,6 +107,7 @@ sink_python() {
 # What SECTION needs that this machine lacks, or nothing.
 missing() {
   case $1 in
+    keys) sink_python >/dev/null || echo "a Python with grpcio (bash tests/python/run.sh makes .venv with it, or set SIGNET_BENCH_PYTHON)" ;;
     telemetry) sink_python >/dev/null || echo "a Python with grpcio (bash tests/python/run.sh makes .venv with it, or set SIGNET_BENCH_PYTHON)" ;;
     pkcs11) command -v softhsm2-util >/dev/null || echo "softhsm2" ;;
     registry)
@@ -215,6 +217,40 @@ section_batch() {
     bench "inproc2-$k" --in-process --key "$k" --concurrency 2 --message-size 1024 --duration "${inproc_secs}s"
   done
   tables batch "$work"
+}
+
+# proc_figures PID NAME SECONDS: the server's resident memory (kB) now and
+# its CPU time (clock ticks) over the next SECONDS, idle, into
+# $work/NAME.proc ("rss_kb TICKS_PER_S cpu_ticks seconds").
+proc_figures() {
+  local pid=$1 name=$2 s=$3 rss t0 t1
+  rss=$(awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status")
+  t0=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
+  sleep "$s"
+  t1=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
+  printf '%s %s %s %s\n' "$rss" "$(getconf CLK_TCK)" "$((t1 - t0))" "$s" >"$work/$name.proc"
+}
+
+# One server, the demo keys, then SIGNET_BENCH_KEYS (10,000) HMAC keys
+# created through CreateKey: memory and idle CPU before and after, Sign on
+# demo-hmac before and on one of the new keys after, the creation and a
+# ListKeys walk through every key.
+section_keys() {
+  local py n=${SIGNET_BENCH_KEYS:-10000}
+  py=$(sink_python)
+  memory_config keys file none
+  serve keys "$work/keys.toml"
+  proc_figures "$SP" before 5
+  bench_note "== keys: Sign on demo-hmac with the 4 demo keys"
+  rpc sign-before "$EP" "$SP" demo-hmac
+  bench_note "== keys: creating $n HMAC keys, then ListKeys through them"
+  "$py" "$here/bench-keys.py" "${EP#http://}" "$n" HMAC_SHA256 merchant >"$work/create.json" 2>>"$work/bench.log" ||
+    bench_die "bench-keys.py failed (see $work/bench.log)"
+  proc_figures "$SP" after 5
+  bench_note "== keys: Sign on merchant-$(printf '%05d' $((n / 2))) among $((n + 4)) keys"
+  rpc sign-after "$EP" "$SP" "merchant-$(printf '%05d' $((n / 2)))"
+  bench_stop "$SP"
+  tables keys "$work"
 }
 
 # The servers of an A/B section, in the order their runs alternate.

@@ -430,17 +430,16 @@ impl KeyRecord {
 
     /// The earliest time at which something changes on its own.
     pub fn next_deadline(&self) -> Option<SystemTime> {
-        let mut times: Vec<SystemTime> = self
-            .versions
+        // No allocation: the tick asks this of every key every second.
+        self.versions
             .iter()
             .filter_map(|r| match r.state {
                 VersionState::Retiring => r.verify_until,
                 VersionState::DestroyScheduled => r.destroy_time,
                 _ => None,
             })
-            .collect();
-        times.extend(self.next_policy_event().map(|(t, _)| t));
-        times.into_iter().min()
+            .chain(self.next_policy_event().map(|(t, _)| t))
+            .min()
     }
 
     /// Checks the invariants: versions numbered 1..=n in order, at most one

@@ -224,6 +224,14 @@ impl Registry {
         for e in entries {
             let due: Vec<VersionRecord> = {
                 let st = e.state.read();
+                // The common case, every version open: no lock, no copy
+                // (the tick asks this of every key every second).
+                let open = |v: &VersionRecord| {
+                    v.state == VersionState::Destroyed || st.material.contains_key(&v.version)
+                };
+                if st.record.versions.iter().all(open) {
+                    continue;
+                }
                 let retry = self.reopen.lock();
                 st.record
                     .versions
