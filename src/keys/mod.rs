@@ -188,6 +188,13 @@ pub trait KeyBackend: Send + Sync + fmt::Debug {
     /// made afterwards fail. The default does nothing.
     fn shutdown(&self) {}
 
+    /// The registry is about to open every stored version (`true`: at
+    /// start-up, in a full refresh), or has (`false`). A backend may then
+    /// list its objects once instead of looking each one up (PKCS#11).
+    /// Sets a flag only: no I/O, so it is called directly, not through
+    /// the registry's dispatch.
+    fn opening_many(&self, _on: bool) {}
+
     /// Labels of key material this backend holds that `referenced` (every
     /// label a stored record names) does not: what an interrupted create or
     /// rotation left behind. Backends that persist nothing have none.

@@ -30,7 +30,9 @@
 
 mod bench;
 mod errors;
+
 mod import;
+mod index;
 mod key;
 mod keygen;
 mod mechanisms;
@@ -95,6 +97,7 @@ pub struct Pkcs11Settings {
 /// Keys on a PKCS#11 token.
 pub struct Pkcs11Backend {
     pool: Arc<Pool>,
+    index: index::Index,
     workers: workers::Workers,
     mechanisms: Vec<MechanismType>,
     token: String,
@@ -140,6 +143,7 @@ impl Pkcs11Backend {
             .map_err(|e| Error::internal(format!("cannot start PKCS#11 threads: {e}")))?;
         Ok(Self {
             pool,
+            index: index::Index::default(),
             workers,
             mechanisms,
             token: settings.token.to_string(),
@@ -200,13 +204,19 @@ impl Pkcs11Backend {
         } else {
             let label_attr = Attribute::Label(label.as_bytes().to_vec());
             let parts = self.pool.with("read public key", |s| {
-                let found = self.pool.find(
-                    s,
-                    &[
-                        Attribute::Class(ObjectClass::PUBLIC_KEY),
-                        label_attr.clone(),
-                    ],
-                )?;
+                let indexed = self
+                    .index
+                    .lookup(s, generation, ObjectClass::PUBLIC_KEY, label)?;
+                let found = match indexed {
+                    Some(found) => found,
+                    None => self.pool.find(
+                        s,
+                        &[
+                            Attribute::Class(ObjectClass::PUBLIC_KEY),
+                            label_attr.clone(),
+                        ],
+                    )?,
+                };
                 let Some(&h) = found.first() else {
                     return Ok(None);
                 };
@@ -264,7 +274,15 @@ impl KeyBackend for Pkcs11Backend {
         let look = || {
             let generation = self.pool.generation();
             self.pool
-                .with("find key", |s| find_key(&self.pool, s, label, alg))
+                .with("find key", |s| {
+                    match self
+                        .index
+                        .lookup(s, generation, mechanisms::key_class(alg), label)?
+                    {
+                        Some(found) => Ok(found),
+                        None => find_key(&self.pool, s, label, alg),
+                    }
+                })
                 .map(|found| (generation, found))
         };
         let (mut generation, mut found) = look()?;
@@ -287,6 +305,14 @@ impl KeyBackend for Pkcs11Backend {
                 "{} key objects labelled {label}",
                 found.len()
             ))),
+        }
+    }
+
+    fn opening_many(&self, on: bool) {
+        if on {
+            self.index.start();
+        } else {
+            self.index.stop();
         }
     }
 

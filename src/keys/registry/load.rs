@@ -21,6 +21,8 @@ impl Registry {
         let records = self.read_all().await?;
         self.reconcile(&records).await;
         let mut loaded = 0;
+        self.backend.opening_many(true);
+        let _done = OpeningMany(&*self.backend);
         for record in records {
             record.check_invariants()?;
             let mut material = HashMap::new();
@@ -111,6 +113,8 @@ impl Registry {
         let _g = self.admin.lock().await;
         let records = self.read_all().await?;
         let mut changed = 0;
+        self.backend.opening_many(true);
+        let _done = OpeningMany(&*self.backend);
         for record in records {
             if self.apply(record).await {
                 changed += 1;
@@ -345,4 +349,13 @@ impl Registry {
 pub(super) struct Retry {
     pub(super) next: std::time::Instant,
     delay: std::time::Duration,
+}
+
+/// Ends [`crate::keys::KeyBackend::opening_many`] however the pass ends.
+struct OpeningMany<'a>(&'a dyn crate::keys::KeyBackend);
+
+impl Drop for OpeningMany<'_> {
+    fn drop(&mut self) {
+        self.0.opening_many(false);
+    }
 }
