@@ -376,6 +376,28 @@ def keys(d: str) -> None:
                      f"{rate(r)} req/s, p50 / p99 {latency(r)}, server CPU {cpu(r, 'server')}"])
     print(table(["", "figure"], rows))
 
+    hsm = load(os.path.join(d, "hsm-create.json")) or {}
+    m = hsm.get("created")
+    try:
+        startup_ms = int(open(os.path.join(d, "hsm-startup.ms")).read())
+    except (OSError, ValueError):
+        startup_ms = None
+    after_hsm = proc("hsm-after")
+    heading("The same on a SoftHSM2 token (HMAC-SHA256, key objects and registry records on the token):")
+    sign_hsm = load(os.path.join(d, "hsm-sign.json"))
+    rows = [
+        ["keys", f"{m:,}" if m else "n/a"],
+        ["creating them (16 threads)", "n/a" if not m else
+         f"{hsm['create_seconds']:.1f} s ({hsm['creates_per_second']:,.1f} keys/s)"],
+        ["`ListKeys` through all, pages of 1000", "n/a" if not m else f"{hsm['list_seconds']:.2f} s"],
+        ["restart: from exec to listening", "n/a" if startup_ms is None else f"{startup_ms / 1000:.2f} s"],
+        ["resident memory after the restart", "n/a" if not after_hsm else f"{after_hsm[0] / 1024:.1f} MiB"],
+        ["background work (idle, 5 s)", "n/a" if not after_hsm else f"{1000 * after_hsm[1]:.1f} ms of CPU per second"],
+        ["`Sign` on one key among them", "n/a" if not sign_hsm else
+         f"{rate(sign_hsm)} req/s, p50 / p99 {latency(sign_hsm)}, server CPU {cpu(sign_hsm, 'server')}"],
+    ]
+    print(table(["", "figure"], rows))
+
 
 SECTIONS = {"grpc": grpc, "batch": batch, "keys": keys, "security": security, "telemetry": telemetry, "pkcs11": pkcs11,
             "registry": registry}

@@ -250,7 +250,40 @@ section_keys() {
   bench_note "== keys: Sign on merchant-$(printf '%05d' $((n / 2))) among $((n + 4)) keys"
   rpc sign-after "$EP" "$SP" "merchant-$(printf '%05d' $((n / 2)))"
   bench_stop "$SP"
+  section_keys_token
   tables keys "$work"
+}
+
+# The same on a SoftHSM2 token with SIGNET_BENCH_TOKEN_KEYS (1,000) keys:
+# SoftHSM2's file store re-reads every object file for each object it
+# writes, so creating them slows as they grow (docs/benchmarks.md).
+# Then a restart: the start-up time with them all, memory, Sign.
+section_keys_token() {
+  local py count=${SIGNET_BENCH_TOKEN_KEYS:-1000} t0
+  if ! command -v softhsm2-util >/dev/null; then
+    bench_note "== keys: no SoftHSM2, the token part is not measured"
+    return
+  fi
+  py=$(sink_python)
+  softhsm/make-token.sh "$work/token" keys >/dev/null
+  export SOFTHSM2_CONF=$work/token/softhsm2.conf
+  {
+    server_section
+    grep -v '^\[server\]\|^plaintext' "$work/token/signet.toml"
+    audit_to_file hsm
+  } >"$work/hsm.toml"
+  serve hsm "$work/hsm.toml"
+  bench_note "== keys: creating $count HMAC keys on the token"
+  "$py" "$here/bench-keys.py" "${EP#http://}" "$count" HMAC_SHA256 merchant >"$work/hsm-create.json" 2>>"$work/bench.log" ||
+    bench_die "bench-keys.py failed on the token (see $work/bench.log)"
+  bench_stop "$SP"
+  bench_note "== keys: restart with $count keys on the token"
+  t0=$(date +%s%N)
+  serve hsm-restart "$work/hsm.toml"
+  echo $((($(date +%s%N) - t0) / 1000000)) >"$work/hsm-startup.ms"
+  proc_figures "$SP" hsm-after 5
+  rpc hsm-sign "$EP" "$SP" "merchant-$(printf '%05d' $((count / 2)))"
+  bench_stop "$SP"
 }
 
 # The servers of an A/B section, in the order their runs alternate.
