@@ -5,7 +5,7 @@
 //! SoftHSM2's file store re-reads every object file on each
 //! `C_FindObjectsInit`, so a find per version made opening N keys cost
 //! N²: 155 s of start-up for 1,600 keys (docs/benchmarks.md, "Scale in
-//! keys"). A network HSM pays a round trip per find instead. The index is
+//! keys (issue 18)"). A network HSM pays a round trip per find instead. The index is
 //! built on the first lookup after [`Index::start`], used only in the pool
 //! generation it was built in, and dropped by [`Index::stop`]; a label it
 //! does not hold (an object created since) is looked up the usual way.
