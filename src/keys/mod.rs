@@ -189,7 +189,7 @@ pub trait KeyBackend: Send + Sync + fmt::Debug {
     fn shutdown(&self) {}
 
     /// The registry is about to open every stored version (`true`: at
-    /// start-up, in a full refresh), or has (`false`). A backend may then
+    /// start-up), or has (`false`). A backend may then
     /// list its objects once instead of looking each one up (PKCS#11).
     /// Sets a flag only: no I/O, so it is called directly, not through
     /// the registry's dispatch.

@@ -1,6 +1,8 @@
 //! An index of the token's key objects while the registry opens every
-//! stored version (start-up, a full refresh): one enumeration of the
-//! token's objects instead of one `C_FindObjects` per version.
+//! stored version at start-up: one enumeration of the token's objects
+//! instead of one `C_FindObjects` per version. (Not in a refresh, which
+//! usually opens a version or two: an enumeration would cost a network
+//! HSM more round trips than the finds it saves.)
 //!
 //! SoftHSM2's file store re-reads every object file on each
 //! `C_FindObjectsInit`, so a find per version made opening N keys cost
@@ -17,11 +19,11 @@ use cryptoki::object::{Attribute, AttributeType, ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
 use parking_lot::Mutex;
 
-/// The objects of one generation, by class (its `CK_OBJECT_CLASS` number:
-/// cryptoki's type is not `Hash`) and label.
+/// The objects of one generation, by class (its `CK_OBJECT_CLASS`, a
+/// `CK_ULONG`: cryptoki's type is not `Hash`) and label.
 struct Built {
     generation: u64,
-    objects: HashMap<(u64, Vec<u8>), Vec<ObjectHandle>>,
+    objects: HashMap<(std::os::raw::c_ulong, Vec<u8>), Vec<ObjectHandle>>,
 }
 
 #[derive(Default)]
@@ -71,9 +73,7 @@ impl Index {
         let State::Ready(b) = &*st else {
             return Ok(None);
         };
-        Ok(b.objects
-            .get(&(u64::from(*class), label.as_bytes().to_vec()))
-            .cloned())
+        Ok(b.objects.get(&(*class, label.as_bytes().to_vec())).cloned())
     }
 }
 
@@ -90,7 +90,7 @@ fn build(s: &Session, generation: u64) -> std::result::Result<Built, CkError> {
             }
         }
         if let (Some(c), Some(l)) = (class, label) {
-            objects.entry((u64::from(*c), l)).or_default().push(h);
+            objects.entry((*c, l)).or_default().push(h);
         }
     }
     Ok(Built {

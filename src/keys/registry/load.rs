@@ -113,8 +113,6 @@ impl Registry {
         let _g = self.admin.lock().await;
         let records = self.read_all().await?;
         let mut changed = 0;
-        self.backend.opening_many(true);
-        let _done = OpeningMany(&*self.backend);
         for record in records {
             if self.apply(record).await {
                 changed += 1;
