@@ -180,6 +180,53 @@ fn error_code(e: &pb::BatchItemError) -> &'static str {
     crate::error::code_name(tonic::Code::from(i32::try_from(e.code).unwrap_or(2)))
 }
 
+/// Serves each item as its single call would be: admitted
+/// ([`SignerService::admit_item`]), then `one`; counted in the metrics.
+/// Each item's answer or error, in order.
+async fn serve_items<I: Item, T, Fut>(
+    s: &SignerService,
+    ctx: &CallContext,
+    rpc: &Rpc,
+    items: Vec<I>,
+    one: impl Fn(I) -> Fut,
+) -> Vec<std::result::Result<T, pb::BatchItemError>>
+where
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let mut out = Vec::with_capacity(items.len());
+    let mut pacer = Pacer::new();
+    for (i, item) in items.into_iter().enumerate() {
+        let outcome = match s.admit_item(ctx, i, rpc.op, item.key()) {
+            Ok(()) => one(item).await,
+            Err(e) => Err(e),
+        };
+        out.push(outcome.map_err(|e| item_error(e, ctx)));
+        pacer.pace().await;
+    }
+    let failed = out.iter().filter(|r| r.is_err()).count();
+    count(rpc, out.len(), failed);
+    out
+}
+
+/// Fills each audit entry from its item's outcome: `OK` and what `ok`
+/// takes from the answer, or the error's code.
+fn complete<'a, T: 'a>(
+    items: &mut [ItemRecord],
+    outcomes: impl Iterator<Item = Option<std::result::Result<&'a T, &'a pb::BatchItemError>>>,
+    ok: impl Fn(&mut ItemRecord, &T),
+) {
+    for (entry, outcome) in items.iter_mut().zip(outcomes) {
+        match outcome {
+            Some(Ok(answer)) => {
+                entry.code = Some("OK");
+                ok(entry, answer);
+            }
+            Some(Err(e)) => entry.code = Some(error_code(e)),
+            None => {}
+        }
+    }
+}
+
 impl Call for pb::SignBatchRequest {
     type Service = SignerService;
     type Reply = pb::SignBatchResponse;
@@ -195,26 +242,16 @@ impl Call for pb::SignBatchRequest {
 
     async fn call(self, s: &SignerService, ctx: &CallContext) -> Result<pb::SignBatchResponse> {
         use pb::sign_batch_result::Result as R;
-        let mut results = Vec::with_capacity(self.items.len());
-        let mut pacer = Pacer::new();
-        for (i, item) in self.items.into_iter().enumerate() {
-            let outcome = match s.admit_item(ctx, i, Op::Sign, &item.key) {
-                Ok(()) => s.sign_one(item).await,
-                Err(e) => Err(e),
-            };
-            results.push(pb::SignBatchResult {
-                result: Some(match outcome {
+        let outcomes = serve_items(s, ctx, Self::RPC, self.items, |item| s.sign_one(item)).await;
+        let results = outcomes
+            .into_iter()
+            .map(|o| pb::SignBatchResult {
+                result: Some(match o {
                     Ok(signed) => R::Signed(signed),
-                    Err(e) => R::Error(item_error(e, ctx)),
+                    Err(e) => R::Error(e),
                 }),
-            });
-            pacer.pace().await;
-        }
-        let failed = results
-            .iter()
-            .filter(|r| matches!(r.result, Some(R::Error(_))))
-            .count();
-        count(Self::RPC, results.len(), failed);
+            })
+            .collect();
         Ok(pb::SignBatchResponse { results })
     }
 }
@@ -234,26 +271,16 @@ impl Call for pb::VerifyBatchRequest {
 
     async fn call(self, s: &SignerService, ctx: &CallContext) -> Result<pb::VerifyBatchResponse> {
         use pb::verify_batch_result::Result as R;
-        let mut results = Vec::with_capacity(self.items.len());
-        let mut pacer = Pacer::new();
-        for (i, item) in self.items.into_iter().enumerate() {
-            let outcome = match s.admit_item(ctx, i, Op::Verify, &item.key) {
-                Ok(()) => s.verify_one(item).await,
-                Err(e) => Err(e),
-            };
-            results.push(pb::VerifyBatchResult {
-                result: Some(match outcome {
+        let outcomes = serve_items(s, ctx, Self::RPC, self.items, |item| s.verify_one(item)).await;
+        let results = outcomes
+            .into_iter()
+            .map(|o| pb::VerifyBatchResult {
+                result: Some(match o {
                     Ok(verdict) => R::Verified(verdict),
-                    Err(e) => R::Error(item_error(e, ctx)),
+                    Err(e) => R::Error(e),
                 }),
-            });
-            pacer.pace().await;
-        }
-        let failed = results
-            .iter()
-            .filter(|r| matches!(r.result, Some(R::Error(_))))
-            .count();
-        count(Self::RPC, results.len(), failed);
+            })
+            .collect();
         Ok(pb::VerifyBatchResponse { results })
     }
 }
@@ -261,35 +288,29 @@ impl Call for pb::VerifyBatchRequest {
 impl Audited for pb::SignBatchResponse {
     fn complete_items(&self, items: &mut [ItemRecord]) {
         use pb::sign_batch_result::Result as R;
-        for (entry, result) in items.iter_mut().zip(&self.results) {
-            match &result.result {
-                Some(R::Signed(r)) => {
-                    entry.code = Some("OK");
-                    entry.version = Some(r.version);
-                }
-                Some(R::Error(e)) => entry.code = Some(error_code(e)),
-                None => {}
-            }
-        }
+        let outcomes = self.results.iter().map(|r| match &r.result {
+            Some(R::Signed(s)) => Some(Ok(s)),
+            Some(R::Error(e)) => Some(Err(e)),
+            None => None,
+        });
+        complete(items, outcomes, |entry, s| entry.version = Some(s.version));
     }
 }
 
 impl Audited for pb::VerifyBatchResponse {
     fn complete_items(&self, items: &mut [ItemRecord]) {
         use pb::verify_batch_result::Result as R;
-        for (entry, result) in items.iter_mut().zip(&self.results) {
-            match &result.result {
-                Some(R::Verified(v)) => {
-                    entry.code = Some("OK");
-                    if v.version > 0 {
-                        entry.version = Some(v.version);
-                    }
-                    entry.reason = Some(if v.valid { "valid" } else { "invalid" });
-                }
-                Some(R::Error(e)) => entry.code = Some(error_code(e)),
-                None => {}
+        let outcomes = self.results.iter().map(|r| match &r.result {
+            Some(R::Verified(v)) => Some(Ok(v)),
+            Some(R::Error(e)) => Some(Err(e)),
+            None => None,
+        });
+        complete(items, outcomes, |entry, v| {
+            if v.version > 0 {
+                entry.version = Some(v.version);
             }
-        }
+            entry.reason = Some(if v.valid { "valid" } else { "invalid" });
+        });
     }
 }
 
