@@ -166,6 +166,21 @@ bench() {
     bench_die "signet bench $* failed (see $work/bench.log and $work/$out.json)"
 }
 
+# token_config LABEL NAME: a throw-away SoftHSM2 token labelled LABEL in
+# $work/token (SOFTHSM2_CONF exported for it) and $work/NAME.toml: the
+# [server], [log] and [audit] sections of these scripts (the trail in
+# $work/NAME.audit.jsonl) over the token's [backend] section (the token
+# file's own [server] says only plaintext = true).
+token_config() {
+  softhsm/make-token.sh "$work/token" "$1" >/dev/null
+  export SOFTHSM2_CONF=$work/token/softhsm2.conf
+  {
+    server_section
+    grep -v '^\[server\]\|^plaintext' "$work/token/signet.toml"
+    audit_to_file "$2"
+  } >"$work/$2.toml"
+}
+
 # The [audit] section of a server config: its trail in $work/NAME.audit.jsonl.
 audit_to_file() {
   printf '[audit]\noutput = "file"\npath = "%s"\n' "$work/$1.audit.jsonl"

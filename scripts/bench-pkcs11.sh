@@ -20,15 +20,7 @@ cpus=$(nproc)
 threads=1
 [ "$cpus" -gt 1 ] && threads="1 $cpus"
 
-softhsm/make-token.sh "$work/token" bench >/dev/null
-export SOFTHSM2_CONF=$work/token/softhsm2.conf
-# The token's [backend] section, under this script's [server], [log] and
-# [audit] (the file's own [server] says only plaintext = true).
-{
-  server_section
-  grep -v '^\[server\]\|^plaintext' "$work/token/signet.toml"
-  audit_to_file pkcs11
-} >"$work/pkcs11.toml"
+token_config bench pkcs11
 cfg=$work/pkcs11.toml
 
 bench_note "== pkcs11: signet serve on SoftHSM2, keys created through the service"

@@ -265,13 +265,7 @@ section_keys_token() {
     return
   fi
   py=$(sink_python)
-  softhsm/make-token.sh "$work/token" keys >/dev/null
-  export SOFTHSM2_CONF=$work/token/softhsm2.conf
-  {
-    server_section
-    grep -v '^\[server\]\|^plaintext' "$work/token/signet.toml"
-    audit_to_file hsm
-  } >"$work/hsm.toml"
+  token_config keys hsm
   serve hsm "$work/hsm.toml"
   bench_note "== keys: creating $count HMAC keys on the token"
   "$py" "$here/bench-keys.py" "${EP#http://}" "$count" HMAC_SHA256 merchant >"$work/hsm-create.json" 2>>"$work/bench.log" ||
