@@ -7,6 +7,7 @@
 //! SHA-256 of the message. Never a message, signature, secret, PIN or
 //! token.
 
+use std::borrow::Cow;
 use std::io::Write;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -27,16 +28,18 @@ pub(crate) struct Record {
     pub time: SystemTime,
     /// Also in the response's `x-request-id`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub request_id: Option<String>,
+    pub request_id: Option<Arc<str>>,
     /// The authenticated identity, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub identity: Option<String>,
-    /// The client's address (after trusted proxies).
+    pub identity: Option<Arc<str>>,
+    /// The client's address (after trusted proxies), written as text by
+    /// the writer thread.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub source: Option<String>,
+    pub source: Option<IpAddr>,
     /// The gRPC method, e.g. `signet.v1.Signer/Sign`; `tls` for a refused
-    /// handshake.
-    pub rpc: String,
+    /// handshake. Borrowed from the RPC table for the methods signet
+    /// serves: no copy per call.
+    pub rpc: Cow<'static, str>,
     /// The operation as grants name it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub operation: Option<&'static str>,
@@ -59,10 +62,11 @@ pub(crate) struct Record {
     /// Verification verdicts and refusal reasons.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-    /// For signing and verification: SHA-256 (hex) of the message or HTTP
-    /// body, or the digest given.
+    /// For signing and verification: SHA-256 of the message or HTTP body,
+    /// or of the digest given; hex-encoded by the writer thread.
+    #[serde(serialize_with = "hex_digest")]
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub message_sha256: Option<String>,
+    pub message_sha256: Option<[u8; 32]>,
     /// For batches: one entry per item, in the order of the request.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub items: Option<Vec<ItemRecord>>,
@@ -119,7 +123,7 @@ impl Default for Record {
             request_id: None,
             identity: None,
             source: None,
-            rpc: String::new(),
+            rpc: Cow::Borrowed(""),
             operation: None,
             key: None,
             version: None,
@@ -135,10 +139,10 @@ impl Default for Record {
 
 impl Record {
     /// A record of a call to `rpc`.
-    pub(crate) fn call(rpc: &str) -> Self {
+    pub(crate) fn call(rpc: impl Into<Cow<'static, str>>) -> Self {
         Self {
             time: SystemTime::now(),
-            rpc: rpc.to_string(),
+            rpc: rpc.into(),
             outcome: "ok",
             code: Some("OK"),
             ..Default::default()
@@ -149,8 +153,8 @@ impl Record {
     pub(crate) fn connection_refused(source: IpAddr, reason: &str) -> Self {
         Self {
             time: SystemTime::now(),
-            source: Some(source.to_string()),
-            rpc: "tls".into(),
+            source: Some(source),
+            rpc: Cow::Borrowed("tls"),
             outcome: "refused",
             reason: Some(reason.chars().take(200).collect()),
             ..Default::default()
@@ -403,7 +407,10 @@ mod tests {
         .unwrap();
         let mut r = Record::call("signet.v1.Signer/Sign");
         r.key = Some("k".into());
-        r.message_sha256 = Some("ab".repeat(32));
+        r.message_sha256 = Some([0xab; 32]);
+        r.source = Some(IpAddr::from([192, 0, 2, 7]));
+        r.identity = Some("payments".into());
+        r.request_id = Some("4f2a".into());
         a.record(r);
         let r =
             Record::call("signet.v1.KeyAdmin/RotateKey").with_code(tonic::Code::PermissionDenied);
@@ -416,6 +423,13 @@ mod tests {
         assert_eq!(lines.len(), 2, "{text}");
         assert_eq!(lines[0]["rpc"], "signet.v1.Signer/Sign");
         assert_eq!(lines[0]["outcome"], "ok");
+        // Kept as bytes, an address and shared strings until the writer
+        // thread: written as the text they always were.
+        assert_eq!(lines[0]["message_sha256"], "ab".repeat(32));
+        assert_eq!(lines[0]["source"], "192.0.2.7");
+        assert_eq!(lines[0]["identity"], "payments");
+        assert_eq!(lines[0]["request_id"], "4f2a");
+        assert_eq!(lines[0]["key"], "k");
         assert_eq!(lines[1]["outcome"], "denied");
         assert_eq!(lines[1]["code"], "PERMISSION_DENIED");
         assert!(lines[1].get("key").is_none());

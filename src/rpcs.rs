@@ -190,7 +190,6 @@ rpcs! {
 }
 
 /// The RPC a request path names (with or without its leading `/`).
-#[cfg(test)]
 pub(crate) fn by_path(path: &str) -> Option<&'static Rpc> {
     let path = path.strip_prefix('/').unwrap_or(path);
     ALL.iter().find(|r| r.path == path)

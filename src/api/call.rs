@@ -66,9 +66,9 @@ pub(crate) trait Call: Sized + Send {
 /// Answers one call of `R` on `service`.
 pub(crate) async fn serve<R: Call>(
     service: &R::Service,
-    request: Request<R>,
+    mut request: Request<R>,
 ) -> Result<Response<R::Reply>, Status> {
-    let ctx = CallContext::of(&request);
+    let ctx = CallContext::take(&mut request);
     let req = request.into_inner();
     let mut record = ctx.record(R::RPC.op);
     match R::RPC.subject {
@@ -213,21 +213,25 @@ where
             return Err(e.into_status(&ctx.request_id));
         }
     }
-    // The author of every registry change the call makes, for a store that
-    // audits each change in its own commit (PostgreSQL).
-    let change = crate::keys::store::Change {
-        rpc: record.rpc.clone(),
+    // The author of every registry change an admin call makes, for a store
+    // that audits each change in its own commit (PostgreSQL). Other calls
+    // change no key: they skip the copies and the task-local scope.
+    let change = op.is_admin().then(|| crate::keys::store::Change {
+        rpc: record.rpc.to_string(),
         operation: record.operation,
-        request_id: record.request_id.clone(),
-        identity: record.identity.clone(),
-        source: record.source.clone(),
+        request_id: record.request_id.as_deref().map(str::to_owned),
+        identity: record.identity.as_deref().map(str::to_owned),
+        source: record.source.map(|s| s.to_string()),
         version: record.version,
-    };
+    });
     let mut outcome = Outcome {
         audit,
         record: Some(record),
     };
-    let result = crate::keys::store::changed_by(change, catch_panic(f)).await;
+    let result = match change {
+        Some(change) => crate::keys::store::changed_by(change, catch_panic(f)).await,
+        None => catch_panic(f).await,
+    };
     let mut record = outcome.take();
     match &result {
         Ok(v) => {

@@ -25,7 +25,7 @@ fn ctx() -> CallContext {
         request_id: "req-0123".into(),
         identity: Arc::from("anonymous"),
         source: "127.0.0.1".parse().unwrap(),
-        rpc: Arc::from("signet.v1.KeyAdmin/PromoteKeyVersion"),
+        rpc: "signet.v1.KeyAdmin/PromoteKeyVersion".into(),
     }
 }
 

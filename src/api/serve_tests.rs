@@ -49,7 +49,7 @@ fn request<T>(rpc: &crate::rpcs::Rpc, message: T) -> tonic::Request<T> {
         request_id: "req-1".into(),
         identity: Arc::from("anonymous"),
         source: "127.0.0.1".parse().unwrap(),
-        rpc: Arc::from(rpc.path),
+        rpc: rpc.path.into(),
     });
     r
 }

@@ -11,6 +11,7 @@
 pub mod policy;
 pub(crate) mod unhandled;
 
+use std::borrow::Cow;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -31,50 +32,56 @@ pub(crate) use policy::{Denial, Op, Policy};
 /// seeded and reseeded from the OS) rather than a `getrandom` system call
 /// per call, as `Uuid::new_v4` makes: the id must be unique, not secret,
 /// and the call cost about 1 µs of CPU per request (perf).
-pub(crate) fn new_request_id() -> String {
+///
+/// Shared (`Arc`): the layer, the handler's context and the audit record
+/// hold the same string rather than a copy each.
+pub(crate) fn new_request_id() -> Arc<str> {
     use rand::Rng;
     let bytes: [u8; 16] = rand::thread_rng().gen();
-    uuid::Builder::from_random_bytes(bytes)
-        .into_uuid()
-        .simple()
-        .to_string()
+    let mut buf = [0u8; uuid::fmt::Simple::LENGTH];
+    Arc::from(
+        &*uuid::Builder::from_random_bytes(bytes)
+            .into_uuid()
+            .simple()
+            .encode_lower(&mut buf),
+    )
 }
 
 /// Who is calling, from where, under which request id.
 #[derive(Clone, Debug)]
 pub(crate) struct CallContext {
     /// Returned in `x-request-id` and written in the audit record.
-    pub request_id: String,
+    pub request_id: Arc<str>,
     /// The authenticated identity; `anonymous` when authorization is off.
     pub identity: Arc<str>,
     /// The client's address, after trusted proxies.
     pub source: IpAddr,
-    /// `signet.v1.Signer/Sign` and the like.
-    pub rpc: Arc<str>,
+    /// `signet.v1.Signer/Sign` and the like: the RPC table's own string
+    /// for a method signet serves.
+    pub rpc: Cow<'static, str>,
 }
 
 impl CallContext {
-    /// The context a request carries (set by [`AuthLayer`]); a fresh
-    /// anonymous one for requests that did not pass through it.
-    pub(crate) fn of<T>(request: &tonic::Request<T>) -> CallContext {
+    /// The context a request carries (set by [`AuthLayer`]), taken out of
+    /// it; a fresh anonymous one for requests that did not pass through it.
+    pub(crate) fn take<T>(request: &mut tonic::Request<T>) -> CallContext {
         request
-            .extensions()
-            .get::<CallContext>()
-            .cloned()
+            .extensions_mut()
+            .remove::<CallContext>()
             .unwrap_or_else(|| CallContext {
                 request_id: new_request_id(),
                 identity: Arc::from(policy::ANONYMOUS),
                 source: IpAddr::V4(Ipv4Addr::LOCALHOST),
-                rpc: Arc::from(""),
+                rpc: Cow::Borrowed(""),
             })
     }
 
     /// An audit record of this call.
     pub(crate) fn record(&self, op: Op) -> Record {
-        let mut r = Record::call(&self.rpc);
+        let mut r = Record::call(self.rpc.clone());
         r.request_id = Some(self.request_id.clone());
-        r.identity = Some(self.identity.to_string());
-        r.source = Some(self.source.to_string());
+        r.identity = Some(self.identity.clone());
+        r.source = Some(self.source);
         r.operation = Some(op.name());
         r
     }
@@ -308,7 +315,11 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let sec = self.security.clone();
-        let rpc: Arc<str> = Arc::from(req.uri().path().trim_start_matches('/'));
+        let path = req.uri().path();
+        let rpc: Cow<'static, str> = match crate::rpcs::by_path(path) {
+            Some(r) => Cow::Borrowed(r.path),
+            None => Cow::Owned(path.trim_start_matches('/').to_owned()),
+        };
         let request_id = new_request_id();
         // Health is for probes (kubelet, load balancers): no credentials,
         // no audit, but a request id like every answer.
@@ -336,14 +347,14 @@ where
                 crate::error::ErrorKind::PermissionDenied => m.auth_refused("permission_denied"),
                 _ => {}
             }
-            let mut r = Record::call(unhandled::audit_name(&rpc));
+            let mut r = Record::call(unhandled::audit_name(&rpc).to_owned());
             r.request_id = Some(request_id.clone());
-            r.identity = identity.map(|i| i.to_string());
-            r.source = Some(source.to_string());
+            r.identity = identity;
+            r.source = Some(source);
             r.operation = op_of(&rpc).map(|o| o.name());
             let status = e.into_status(&request_id);
             sec.audit.record(r.with_code(status.code()));
-            tracing::info!(request_id, rpc = unhandled::audit_name(&rpc), %source, code = ?status.code(), "request refused");
+            tracing::info!(%request_id, rpc = unhandled::audit_name(&rpc), %source, code = ?status.code(), "request refused");
             Box::pin(async move { Ok(status.into_http()) }) as Self::Future
         };
         let conn = req.extensions().get::<ConnInfo>().cloned();
@@ -401,7 +412,7 @@ mod tests {
         for _ in 0..10_000 {
             let id = new_request_id();
             let u = uuid::Uuid::parse_str(&id).unwrap();
-            assert_eq!(u.simple().to_string(), id, "32 lower-case hex digits");
+            assert_eq!(u.simple().to_string(), &*id, "32 lower-case hex digits");
             assert_eq!(u.get_version_num(), 4);
             assert_eq!(u.get_variant(), uuid::Variant::RFC4122);
             assert!(seen.insert(id), "a repeated id");
@@ -409,10 +420,10 @@ mod tests {
         let id = new_request_id();
         let h = crate::error::request_id_header(&id).unwrap();
         assert!(h.is_sensitive());
-        assert_eq!(h.to_str().unwrap(), id);
+        assert_eq!(h.to_str().unwrap(), &*id);
         let m = crate::error::request_id_metadata(&id).unwrap();
         assert!(m.is_sensitive());
-        assert_eq!(m.to_str().unwrap(), id);
+        assert_eq!(m.to_str().unwrap(), &*id);
     }
 
     #[test]

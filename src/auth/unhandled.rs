@@ -38,10 +38,10 @@ pub(crate) fn finish(
         return response;
     };
     let error = Error::from_library(&status);
-    let mut r = Record::call(audit_name(rpc));
-    r.request_id = Some(request_id.to_string());
-    r.identity = identity.map(str::to_string);
-    r.source = Some(source.to_string());
+    let mut r = Record::call(audit_name(rpc).to_owned());
+    r.request_id = Some(request_id.into());
+    r.identity = identity.map(Into::into);
+    r.source = Some(source);
     r.operation = super::op_of(rpc).map(|o| o.name());
     let status = error.into_status(request_id);
     audit.record(r.with_code(status.code()));

@@ -201,6 +201,10 @@ fn known(path: &str) -> (&'static str, &'static str) {
         "grpc.reflection.v1alpha.ServerReflection",
     ];
     const REFLECTION_METHOD: &str = "ServerReflectionInfo";
+    // The methods signet serves, in one pass.
+    if let Some(r) = crate::rpcs::by_path(path) {
+        return (r.service, r.method);
+    }
     let Some((svc, m)) = path.split_once('/') else {
         return ("unknown", "unknown");
     };

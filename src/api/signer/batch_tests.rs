@@ -84,7 +84,7 @@ fn request<T>(rpc: &Rpc, message: T) -> tonic::Request<T> {
         request_id: "req-b".into(),
         identity: Arc::from("payments"),
         source: "127.0.0.1".parse().unwrap(),
-        rpc: Arc::from(rpc.path),
+        rpc: rpc.path.into(),
     });
     r
 }
@@ -298,7 +298,7 @@ async fn a_caller_without_the_operation_anywhere_is_refused_the_call() {
         request_id: "req-c".into(),
         identity: Arc::from("stranger"),
         source: "127.0.0.1".parse().unwrap(),
-        rpc: Arc::from(rpcs::SIGN_BATCH.path),
+        rpc: rpcs::SIGN_BATCH.path.into(),
     });
     let e = f.signer.sign_batch(r).await.unwrap_err();
     assert_eq!(e.code(), tonic::Code::PermissionDenied);

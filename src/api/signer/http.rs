@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::keys::sha256_hex;
+use super::keys::sha256;
 use super::SignerService;
 use crate::api::names::ShortName;
 use crate::api::pb;
@@ -82,7 +82,7 @@ impl Call for pb::SignHttpRequestRequest {
 
     fn audit(&self, s: &SignerService, record: &mut Record) {
         record.key = s.profile_key(&self.profile, |p| &p.key);
-        record.message_sha256 = Some(sha256_hex(&self.body));
+        record.message_sha256 = Some(sha256(&self.body));
     }
 
     fn check(&self, s: &SignerService) -> Result<()> {
@@ -130,7 +130,7 @@ impl Call for pb::VerifyHttpRequestRequest {
 
     fn audit(&self, s: &SignerService, record: &mut Record) {
         record.key = s.profile_key(&self.profile, |p| &p.verify_key);
-        record.message_sha256 = Some(sha256_hex(&self.body));
+        record.message_sha256 = Some(sha256(&self.body));
     }
 
     fn check(&self, s: &SignerService) -> Result<()> {

@@ -10,16 +10,11 @@ use crate::error::{Error, Result};
 use crate::keys::registry::Input;
 use crate::rpcs::{self, Rpc};
 
-/// Lowercase hex SHA-256 of what is signed or verified, for the audit
-/// record: never the message itself.
-pub(super) fn sha256_hex(data: &[u8]) -> String {
+/// SHA-256 of what is signed or verified, for the audit record (never the
+/// message itself); the writer thread hex-encodes it.
+pub(super) fn sha256(data: &[u8]) -> [u8; 32] {
     use sha2::{Digest, Sha256};
-    // Through a buffer: `hex::encode` builds its String a char at a time.
-    let mut buf = [0u8; 64];
-    match hex::encode_to_slice(Sha256::digest(data), &mut buf) {
-        Ok(()) => String::from_utf8_lossy(&buf).into_owned(),
-        Err(_) => hex::encode(Sha256::digest(data)),
-    }
+    Sha256::digest(data).into()
 }
 
 /// A requested version: 0 means "the default", which the record leaves out.
@@ -28,8 +23,8 @@ fn requested(version: u32) -> Option<u32> {
 }
 
 /// The audit digest of a Sign or Verify input (message or digest).
-fn input_sha256(bytes: Option<&Vec<u8>>) -> Option<String> {
-    bytes.map(|b| sha256_hex(b))
+fn input_sha256(bytes: Option<&Vec<u8>>) -> Option<[u8; 32]> {
+    bytes.map(|b| sha256(b))
 }
 
 impl SignerService {
