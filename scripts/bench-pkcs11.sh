@@ -2,7 +2,8 @@
 # Reproduces the PKCS#11 figures of docs/benchmarks.md: signet over gRPC on
 # a throw-away SoftHSM2 token at concurrency 1, 8 and 64, next to the
 # token's raw C_Sign cost and signet's backend with no RPC (1 thread and
-# one per CPU), and the in-memory HMAC Sign (the bare RPC). Prints the
+# one per CPU). Each gRPC run is a `--floor` run: the bare tonic server it
+# is compared with is measured first, in the same run. Prints the
 # section's tables in Markdown. `bash scripts/bench.sh pkcs11` runs it.
 #
 #   scripts/bench-pkcs11.sh [SECONDS]
@@ -32,7 +33,7 @@ for k in ecdsa rsa hmac; do
   for c in 1 8 64; do
     bench_note "== pkcs11: Sign bench-$k over gRPC, concurrency $c"
     bench "rpc-$k-$c" --endpoint "$EP" --key "bench-$k" --concurrency "$c" \
-      --connections $((c < 4 ? c : 4)) --duration "${secs}s" --server-pid "$SP"
+      --connections $((c < 4 ? c : 4)) --duration "${secs}s" --server-pid "$SP" --floor
   done
 done
 # SoftHSM2 fails a process that opens the token while another one is
@@ -48,19 +49,6 @@ for a in ECDSA_P256_SHA256 RSA_PKCS1_2048_SHA256 HMAC_SHA256; do
       --concurrency "$t" --duration "${secs}s"
   done
 done
-
-{
-  server_section
-  printf '[backend]\ntype = "memory"\ndemo_keys = true\n'
-  audit_to_file bare
-} >"$work/bare.toml"
-serve bare "$work/bare.toml"
-for c in 1 8 64; do
-  bench_note "== pkcs11: the bare RPC (in-memory demo-hmac), concurrency $c"
-  bench "bare-$c" --endpoint "$EP" --key demo-hmac --concurrency "$c" \
-    --connections $((c < 4 ? c : 4)) --duration "${secs}s" --server-pid "$SP"
-done
-bench_stop "$SP"
 
 tables pkcs11 "$work"
 [ "$bench_own_work" = 1 ] && bench_check_outputs "$work"

@@ -186,6 +186,14 @@ section_grpc() {
   done
   bench_note "== grpc: demo-rsa at 2 in flight over 2 connections, security layer on"
   RPC_SHAPE="2 2" rpc on-demo-rsa-c2 "$on_ep" "$on_pid" demo-rsa "${tok[@]}"
+  # The per-call target holds at 1 and 8 in flight too, and p99 at one in
+  # flight against the floor's p99 plus the signature's.
+  for k in "${demo_keys[@]}"; do
+    bench_note "== grpc: $k at 1 in flight (1 connection), after the floor"
+    RPC_SHAPE="1 1" rpc "c1-$k" "$on_ep" "$on_pid" "$k" "${tok[@]}" --floor
+    bench_note "== grpc: $k at 8 in flight (2 connections), after the floor"
+    RPC_SHAPE="8 2" rpc "c8-$k" "$on_ep" "$on_pid" "$k" "${tok[@]}" --floor
+  done
   bench_stop "$on_pid"
   bench_stop "$off_pid"
   for k in "${demo_keys[@]}"; do
@@ -338,7 +346,9 @@ section_telemetry() {
   memory_config metrics file none admin
   memory_config otlp file none admin
   memory_config otlp10 file none admin
+  memory_config otlp0 file none admin
   ab_serve metrics none
+  ab_serve otlp0 none "$otlp" OTEL_TRACES_SAMPLER=always_off
   ab_serve otlp none "$otlp"
   ab_serve otlp10 none "$otlp" OTEL_TRACES_SAMPLER=parentbased_traceidratio OTEL_TRACES_SAMPLER_ARG=0.1
   ab

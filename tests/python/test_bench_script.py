@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPTS = ["scripts/bench.sh", "scripts/bench-lib.sh", "scripts/bench-pkcs11.sh", "scripts/bench-registry.sh"]
+SCRIPTS = ["scripts/bench.sh", "scripts/bench-lib.sh", "scripts/bench-pkcs11.sh", "scripts/bench-registry.sh",
+           "scripts/profile-callgrind.sh"]
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:
@@ -90,3 +91,27 @@ def test_against_the_target_is_computed_from_the_floor_of_the_same_run(tmp_path)
     assert "75" not in target.split("\n\n", 1)[0]
     ecdsa = next(line for line in target.splitlines() if line.startswith("| ECDSA P-256 |"))
     assert ecdsa.count("n/a") == 8, ecdsa
+
+
+def test_one_and_eight_in_flight_are_judged_on_their_own_floor_and_p99(tmp_path):
+    # `c1-KEY` / `c8-KEY` are `--floor` runs at 1 and 8 in flight: the
+    # ratio is the run's own, and at one in flight p99 is set against the
+    # floor's p99 plus the signature's.
+    def report(ratio: float, p99: float) -> dict:
+        return {"requests_per_second": 5000.0, "server_cpu_us_per_request": 40.0,
+                "latency_us": {"p50": 150.0, "p99": p99},
+                "floor": {"latency_us": {"p50": 100.0, "p99": 200.0}},
+                "signing": {"latency_us": {"p50": 1.0, "p99": 10.0}},
+                "limit": {"floor_server_cpu_us_per_request": 25.0, "overhead_ratio": ratio,
+                          "signet_overhead_cpu_us_per_request": 25.0 * ratio}}
+    (tmp_path / "c1-demo-hmac.json").write_text(json.dumps(report(1.2, 252.0)), encoding="utf-8")
+    (tmp_path / "c8-demo-hmac.json").write_text(json.dumps(report(1.1, 999.0)), encoding="utf-8")
+    r = _run(sys.executable, "scripts/bench-tables.py", "grpc", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    part = r.stdout.split("At 1 and 8 calls in flight", 1)[1]
+    rows = [line for line in part.splitlines() if line.startswith("| HMAC-SHA256 |")]
+    assert rows == [
+        "| HMAC-SHA256 | 1 | 5,000 | 25.0 µs | 30.0 µs | **1.20×** (not met) "
+        "| 252 µs against 200 + 10.0 µs: **1.20×** (met) |",
+        "| HMAC-SHA256 | 8 | 5,000 | 25.0 µs | 27.5 µs | **1.10×** (met) |  |",
+    ], rows
