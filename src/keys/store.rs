@@ -20,8 +20,9 @@ pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub enum Sharing {
     /// Only this process writes it.
     Private,
-    /// Others may write it and say nothing: the registry re-reads it on
-    /// every tick (records on a token several replicas use).
+    /// Others may write it and say nothing: the registry asks it on every
+    /// tick whether anything may have changed ([`RegistryStore::changed`])
+    /// and then re-reads it (records on a token several replicas use).
     Polled,
     /// Others write it and the store tells the registry which key changed
     /// (PostgreSQL's `LISTEN`/`NOTIFY`, driven by `crate::postgres::listen`).
@@ -66,6 +67,12 @@ pub trait RegistryStore: Send + Sync + std::fmt::Debug {
         record: &'a KeyRecord,
         change: &'a Change,
     ) -> StoreFuture<'a, std::result::Result<(), PutError>>;
+    /// For a [`Sharing::Polled`] store: whether another process may have
+    /// changed a record since this one last loaded them all, so a refresh
+    /// must load again. By default always (every refresh loads).
+    fn changed(&self) -> StoreFuture<'_, Result<bool>> {
+        Box::pin(async { Ok(true) })
+    }
     /// The store's name in metrics and traces.
     fn name(&self) -> &'static str;
     /// Who else writes this store.

@@ -127,6 +127,8 @@ mod conformance_on_softhsm {
     conformance_suite!(super::start_fresh());
 }
 
+/// The registry's change marker: what a polled refresh reads.
+mod marker;
 /// Token loss and return, with signet in a process of its own.
 mod outage;
 /// Key objects lost and returned on a token that keeps answering.

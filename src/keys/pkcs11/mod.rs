@@ -11,7 +11,8 @@
 //! `key` caches their object handles, `mechanisms` is this backend's
 //! mapping of the algorithm table; `pool`, `module`, `workers` and
 //! `errors` are the session, module, thread and error plumbing, `objects`
-//! the templates, `store` the registry records on the token and `bench`
+//! the templates, `store` the registry records on the token, `marker`
+//! how other processes learn that one changed, and `bench`
 //! the raw signer of `signet bench --raw`. Object handles are found once,
 //! when a version is generated, imported or opened, and cached in the
 //! [`KeyHandle`]: the signing path searches the token only after a failure
@@ -35,6 +36,7 @@ mod import;
 mod index;
 mod key;
 mod keygen;
+mod marker;
 mod mechanisms;
 mod module;
 mod objects;

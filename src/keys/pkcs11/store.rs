@@ -7,6 +7,11 @@
 //! one object is atomic on the token (SoftHSM2 writes a new file per
 //! object), so a crash at any point leaves the old record, the new one, or
 //! both, and `load` keeps the newest readable one and removes the rest.
+//!
+//! Other processes on the token learn of a `put` from the change marker it
+//! replaces afterwards (`marker`): a polled refresh reads that one object,
+//! and loads every record only when it changed, or after
+//! [`marker::BACKSTOP`] without a load.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,6 +20,7 @@ use cryptoki::object::{Attribute, AttributeType, ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
 use serde::{Deserialize, Serialize};
 
+use super::marker::{self, Check};
 use super::pool::Pool;
 use super::Pkcs11Backend;
 use crate::error::{Error, ErrorKind, Result};
@@ -50,6 +56,8 @@ pub struct TokenStore {
 struct Records {
     pool: Arc<Pool>,
     seen: parking_lot::Mutex<HashMap<String, u64>>,
+    /// The markers the last load found.
+    watch: parking_lot::Mutex<marker::Watch>,
 }
 
 impl TokenStore {
@@ -58,6 +66,7 @@ impl TokenStore {
         let inner = Arc::new(Records {
             pool: backend.pool.clone(),
             seen: Default::default(),
+            watch: Default::default(),
         });
         Self { backend, inner }
     }
@@ -72,7 +81,28 @@ impl TokenStore {
     /// Stores one record on the calling thread (see [`TokenStore::read_now`]).
     #[doc(hidden)]
     pub fn write_now(&self, record: &KeyRecord) -> Result<()> {
-        self.inner.put(record)
+        self.inner.put(record, true)
+    }
+
+    /// Stores one record without replacing the change marker, as a writer
+    /// that crashed between the two would (for tests of the backstop).
+    #[doc(hidden)]
+    pub fn write_now_unmarked(&self, record: &KeyRecord) -> Result<()> {
+        self.inner.put(record, false)
+    }
+
+    /// [`RegistryStore::changed`] on the calling thread (see
+    /// [`TokenStore::read_now`]).
+    #[doc(hidden)]
+    pub fn changed_now(&self) -> Result<bool> {
+        self.inner.changed()
+    }
+
+    /// Sets how long a polled store goes without a full load (default
+    /// [`marker::BACKSTOP`]; for tests).
+    #[doc(hidden)]
+    pub fn set_backstop(&self, backstop: std::time::Duration) {
+        self.inner.watch.lock().backstop = backstop;
     }
 
     /// Every record with its generation (for `signet registry migrate`).
@@ -150,10 +180,17 @@ impl RegistryStore for TokenStore {
     ) -> StoreFuture<'a, std::result::Result<(), PutError>> {
         let (inner, record) = (self.inner.clone(), record.clone());
         Box::pin(async move {
-            crate::keys::dispatched(&*self.backend, move || inner.put(&record))
+            crate::keys::dispatched(&*self.backend, move || inner.put(&record, true))
                 .await
                 .map_err(PutError::from)
         })
+    }
+
+    fn changed(&self) -> StoreFuture<'_, Result<bool>> {
+        let inner = self.inner.clone();
+        Box::pin(crate::keys::dispatched(&*self.backend, move || {
+            inner.changed()
+        }))
     }
 
     fn name(&self) -> &'static str {
@@ -168,9 +205,11 @@ impl RegistryStore for TokenStore {
 impl Records {
     fn load(&self) -> Result<Vec<(KeyRecord, u64)>> {
         let generation = self.pool.generation();
-        let objects = self
-            .pool
-            .with("read registry", |s| registry_objects(&self.pool, s, None))?;
+        // The markers first: see `marker` for why that order misses no write.
+        let (markers, objects) = self.pool.with("read registry", |s| {
+            let markers = marker::find(&self.pool, s)?;
+            Ok((markers, registry_objects(&self.pool, s, None)?))
+        })?;
         // name → (generation, value, record, handle). Everything older than
         // the newest generation is stale. Two objects of the same generation
         // are a write race in progress (see `put`): neither is removed here,
@@ -179,6 +218,11 @@ impl Records {
         let mut newest: HashMap<String, (u64, Vec<u8>, KeyRecord, ObjectHandle)> = HashMap::new();
         let mut all: Vec<(String, u64, ObjectHandle)> = Vec::new();
         for (h, label, value) in objects {
+            // The change marker has an application of its own, so this
+            // search does not return it; if a token did, it is no record.
+            if label.as_deref() == Some(marker::LABEL) {
+                continue;
+            }
             let parsed = serde_json::from_slice::<Stored>(&value).ok().filter(|st| {
                 label.as_deref().and_then(|l| l.strip_prefix(LABEL_PREFIX))
                     == Some(st.record.name.as_str())
@@ -225,13 +269,38 @@ impl Records {
         seen.clear();
         seen.extend(newest.iter().map(|(n, (g, _, _, _))| (n.clone(), *g)));
         drop(seen);
+        self.watch.lock().loaded(generation, markers);
         let mut records: Vec<(KeyRecord, u64)> =
             newest.into_values().map(|(g, _, r, _)| (r, g)).collect();
         records.sort_by(|a, b| a.0.name.cmp(&b.0.name));
         Ok(records)
     }
 
-    fn put(&self, record: &KeyRecord) -> Result<()> {
+    /// Whether a refresh must load every record: a remembered marker was
+    /// replaced, the backstop is due, or there is nothing to go by. A
+    /// token with no marker at all gets one here, before the load that
+    /// will remember it.
+    fn changed(&self) -> Result<bool> {
+        let generation = self.pool.generation();
+        let check = self.pool.with("check registry marker", |s| {
+            self.watch.lock().check(generation, s)
+        })?;
+        match check {
+            Check::Same => Ok(false),
+            Check::Load => Ok(true),
+            Check::Create => {
+                self.pool
+                    .with("create registry marker", |s| marker::create(s).map(|_| ()))?;
+                // Load even if that load fails, rather than create again.
+                self.watch.lock().forget();
+                Ok(true)
+            }
+        }
+    }
+
+    /// Stores `record`; `mark`: then replaces the change marker (false
+    /// only in tests, as a writer that crashed in between).
+    fn put(&self, record: &KeyRecord, mark: bool) -> Result<()> {
         let name = record.name.clone();
         let expected = self.seen.lock().get(&name).copied().unwrap_or(0);
         let written = self.pool.with("write registry", |s| {
@@ -278,6 +347,17 @@ impl Records {
             for (h, _, _) in existing {
                 let _ = s.destroy_object(h);
             }
+            // The record is stored whatever happens to the marker; other
+            // processes then see it at their backstop load.
+            if mark {
+                if let Err(e) = marker::bump(s) {
+                    tracing::warn!(
+                        key = %name, error = %e,
+                        "registry change marker not replaced; other signet processes \
+                         see this change within a minute"
+                    );
+                }
+            }
             Ok(Some(generation))
         })?;
         match written {
@@ -306,5 +386,6 @@ mod tests {
         assert!(!is_key_label("pay:x1:0a1b2c3d"));
         assert!(!is_key_label("Pay:v1:0a1b2c3d"));
         assert!(!is_key_label("other"));
+        assert!(!is_key_label(super::marker::LABEL));
     }
 }

@@ -104,13 +104,21 @@ impl Registry {
     /// new keys, new versions, new states. Material for new versions is
     /// opened once, here; versions another process destroyed lose theirs.
     /// Called on every tick for a store that is polled (a token several
-    /// replicas use), and on (re)connection and as a slow backstop for one
+    /// replicas use), which then loads only when the store says something
+    /// may have changed (on a token: its change marker, read in place of
+    /// every record); on (re)connection and as a slow backstop for one
     /// that notifies; a no-op for a private store.
     pub async fn refresh(&self) -> Result<usize> {
-        if self.store.sharing() == Sharing::Private {
+        let store = &self.store;
+        if store.sharing() == Sharing::Private {
             return Ok(0);
         }
         let _g = self.admin.lock().await;
+        if store.sharing() == Sharing::Polled
+            && !crate::telemetry::rpc::backend(store.name(), "poll", store.changed()).await?
+        {
+            return Ok(0);
+        }
         let records = self.read_all().await?;
         let mut changed = 0;
         for record in records {
