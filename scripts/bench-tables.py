@@ -223,8 +223,8 @@ def security(d: str) -> None:
 
 def telemetry(d: str) -> None:
     heading("The cost of telemetry (one figure per round; audit trail to a file):")
-    ab(d, [("metrics", "metrics only"), ("otlp0", "OTLP, none sampled"), ("otlp", "OTLP, all sampled"),
-           ("otlp10", "OTLP, 10 %")])
+    ab(d, [("metrics", "metrics only"), ("otlpm", "OTLP metrics, no traces"), ("otlp0", "OTLP, none sampled"),
+           ("otlp", "OTLP, all sampled"), ("otlp10", "OTLP, 10 %")])
 
 
 PKCS11_KEYS = [("ecdsa", "ECDSA_P256_SHA256", "ECDSA P-256"), ("rsa", "RSA_PKCS1_2048_SHA256", "RSA-2048"),

@@ -347,7 +347,12 @@ section_telemetry() {
   memory_config otlp file none admin
   memory_config otlp10 file none admin
   memory_config otlp0 file none admin
+  memory_config otlpm file none admin
   ab_serve metrics none
+  # OTLP on turns on the metrics push too (a second reader that every
+  # measurement also feeds): traces are judged against it, not against
+  # metrics only.
+  ab_serve otlpm none "$otlp" OTEL_TRACES_EXPORTER=none
   ab_serve otlp0 none "$otlp" OTEL_TRACES_SAMPLER=always_off
   ab_serve otlp none "$otlp"
   ab_serve otlp10 none "$otlp" OTEL_TRACES_SAMPLER=parentbased_traceidratio OTEL_TRACES_SAMPLER_ARG=0.1

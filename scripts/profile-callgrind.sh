@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
 # Instructions per call, counted by callgrind: repeatable where CPU time on
-# a shared 2-core machine is not (docs/benchmarks.md, "Where the time
-# goes"). Runs the bare tonic floor and signet (a token identity with a sign
-# grant, audit trail to a file, metrics on) under valgrind, loads each with
+# a shared 2-core machine is not (docs/benchmarks.md, "Counted
+# instructions (callgrind, issue 18)"). Runs the bare tonic floor and
+# signet (a token identity with a sign grant, audit trail to a file,
+# metrics on) under valgrind, loads each with
 # HMAC Sign of 1 KiB messages at 8 in flight, and prints instructions per
 # call, without and with SHA-256: valgrind does not emulate the SHA
 # extensions, so its software SHA-256 (the HMAC itself and the audit
 # digest) would otherwise swamp the rest. Kernel work (system calls) is not
 # counted.
 #
-#   scripts/profile-callgrind.sh [SECONDS]
+#   scripts/profile-callgrind.sh [SECONDS] [VAR=VALUE...]
+#
+# VAR=VALUE pairs go to signet's environment (not the floor's), e.g.
+# OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4317 OTEL_TRACES_SAMPLER=always_off
+# to count what tracing adds to a call that is not sampled.
 #
 # SIGNET_BIN (default: ./target/release/signet, built when unset) and
 # SIGNET_BENCH_DIR / SIGNET_BENCH_KEEP: see scripts/bench-lib.sh. The
@@ -18,6 +23,8 @@ set -euo pipefail
 # shellcheck source=scripts/bench-lib.sh
 . "$(dirname "$0")/bench-lib.sh"
 secs=${1:-10}
+[ $# -gt 0 ] && shift
+signet_env=("$@")
 command -v valgrind >/dev/null || bench_die "needs valgrind (apt-get install valgrind)"
 bench_init
 
@@ -81,7 +88,7 @@ profile floor "http://$addr" "$spawned"
 bench_stop "$spawned"
 
 bench_note "== callgrind: signet"
-bench_spawn signet "${vg[@]}" "--callgrind-out-file=$work/signet.callgrind" \
+bench_spawn signet env "${signet_env[@]}" "${vg[@]}" "--callgrind-out-file=$work/signet.callgrind" \
   "$bin" serve --config "$work/signet.toml"
 addr=
 for _ in $(seq 300); do

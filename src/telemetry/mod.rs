@@ -8,6 +8,7 @@
 
 pub(crate) mod metrics;
 pub(crate) mod rpc;
+mod sampling;
 
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -142,10 +143,13 @@ pub(crate) fn init(
             .build()
             .map_err(|e| StartupError::failed("OTLP trace exporter", e))?;
         // The sampler comes from OTEL_TRACES_SAMPLER (default: parent-based,
-        // always on); batching from OTEL_BSP_*.
+        // always on) and decides before a span is made (`sampling`); the
+        // provider exports what it is given. Batching from OTEL_BSP_*.
+        sampling::install(sampling::from_env());
         Some(
             opentelemetry_sdk::trace::SdkTracerProvider::builder()
                 .with_resource(resource)
+                .with_sampler(opentelemetry_sdk::trace::Sampler::AlwaysOn)
                 .with_batch_exporter(exporter)
                 .build(),
         )

@@ -14,7 +14,7 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use opentelemetry::propagation::{Extractor, TextMapPropagator};
-use opentelemetry::trace::TraceContextExt;
+use opentelemetry::trace::{SpanKind, TraceContextExt};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use parking_lot::Mutex;
 use tracing::field::Empty;
@@ -38,6 +38,16 @@ pub(crate) fn enable_spans() {
 
 fn spans() -> bool {
     SPANS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Is a child span (a backend or replay-store operation) to be made? Inside
+/// a call, when the call's own span was (it was sampled); outside any call,
+/// when the sampler samples it as a root.
+fn child_spans() -> bool {
+    spans()
+        && CALL
+            .try_with(|c| !c.span.is_none())
+            .unwrap_or_else(|_| super::sampling::sampled(None, "backend", SpanKind::Internal))
 }
 
 /// What the handlers learn about a call, for its span and metrics.
@@ -97,7 +107,7 @@ pub(crate) async fn backend<T>(
 }
 
 fn backend_span(backend: &'static str, op: &'static str) -> tracing::Span {
-    if !spans() {
+    if !child_spans() {
         return tracing::Span::none();
     }
     tracing::info_span!(
@@ -129,7 +139,7 @@ pub(crate) async fn replay_check(
     store: &'static str,
     f: impl Future<Output = Result<bool>>,
 ) -> Result<bool> {
-    let span = if !spans() {
+    let span = if !child_spans() {
         tracing::Span::none()
     } else {
         tracing::info_span!(
@@ -260,7 +270,14 @@ where
             return Box::pin(inner.call(req));
         }
         let (service, method) = known(path);
-        let span = if !spans() {
+        // The caller's trace context, and the sampler's decision on it, come
+        // before the span: an unsampled call makes none.
+        let parent = (spans() && req.headers().contains_key("traceparent"))
+            .then(|| TraceContextPropagator::new().extract(&Headers(req.headers())))
+            .filter(|cx| cx.span().span_context().is_valid());
+        let sampled =
+            spans() && super::sampling::sampled(parent.as_ref(), method, SpanKind::Server);
+        let span = if !sampled {
             tracing::Span::none()
         } else {
             // The span's name is only built when spans are exported.
@@ -287,11 +304,8 @@ where
                 signet.profile = Empty,
             )
         };
-        if spans() && req.headers().contains_key("traceparent") {
-            let parent = TraceContextPropagator::new().extract(&Headers(req.headers()));
-            if parent.span().span_context().is_valid() {
-                let _ = span.set_parent(parent);
-            }
+        if let (true, Some(parent)) = (sampled, parent) {
+            let _ = span.set_parent(parent);
         }
         let info = Arc::new(CallInfo {
             span: span.clone(),

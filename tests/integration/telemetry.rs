@@ -100,6 +100,22 @@ async fn traces_and_metrics_reach_an_otlp_collector_and_the_scraper() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), tonic::Code::NotFound);
+    // A caller that did not sample its trace: under the default
+    // parent-based sampler signet decides before making a span, and makes
+    // none (nor a child span) for this call.
+    let unsampled = "5d2c1e0f9a8b7c6d5e4f3a2b1c0d9e8f";
+    let mut req = tonic::Request::new(pb::SignRequest {
+        key: "demo-hmac".into(),
+        input: Some(pb::sign_request::Input::Message(b"y".to_vec())),
+        ..Default::default()
+    });
+    req.metadata_mut().insert(
+        "traceparent",
+        format!("00-{unsampled}-1122334455667788-00")
+            .parse()
+            .unwrap(),
+    );
+    signer.sign(req).await.unwrap();
     // HTTP verification with a replay-store check.
     let trace3 = "a3ce929d0e0e47364bf92f3577b34da6";
     let body = b"{\"type\":\"payment.succeeded\",\"card\":\"4111111111111111\"}".to_vec();
@@ -155,6 +171,11 @@ async fn traces_and_metrics_reach_an_otlp_collector_and_the_scraper() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
+    // Exported in order of ending: the unsampled call ended before trace3's.
+    assert!(
+        !spans.iter().any(|(_, s)| hex(&s.trace_id) == unsampled),
+        "a span of the caller's unsampled trace was exported"
+    );
     let find = |t: &str, name: &str| {
         spans
             .iter()
@@ -285,7 +306,8 @@ async fn traces_and_metrics_reach_an_otlp_collector_and_the_scraper() {
         &text,
         r#"signet_rpc_requests_total{algorithm="HMAC_SHA256",method="Sign",outcome="OK",service="signet.v1.Signer"}"#,
     );
-    assert_eq!(ok, Some(1.0), "{text}");
+    // The traced call and the unsampled one.
+    assert_eq!(ok, Some(2.0), "{text}");
     let nf = sample(
         &text,
         r#"signet_rpc_requests_total{algorithm="",method="Sign",outcome="NOT_FOUND",service="signet.v1.Signer"}"#,

@@ -2,9 +2,10 @@
 //! without reading every record, that another process changed one.
 //!
 //! A profile of an idle server with 1,000 keys on SoftHSM2
-//! (docs/benchmarks.md, "Scale in keys") put nearly all of its CPU in the
-//! re-read of the registry on every tick: SoftHSM2's `C_FindObjects`
-//! refreshes every object of the token, key objects included (an `open`,
+//! (docs/benchmarks.md, "Scale in keys (issue 18)") put nearly all of its
+//! CPU in the re-read of the registry on every tick: SoftHSM2's
+//! `C_FindObjects` refreshes every object of the token, key objects
+//! included (an `open`,
 //! `fcntl` lock and `read` of each object's file), and reading each
 //! record's label and value does it again and decrypts them. So the tick
 //! now reads one known object instead of searching: the marker.
