@@ -130,11 +130,13 @@ bench_spawn() {
 # serve NAME CONFIG [VAR=VALUE...]: `signet serve --config CONFIG` (its
 # environment plus the VAR=VALUE pairs), waiting until it listens. The
 # config listens on port 0; the address it got is read from its log. Sets
-# SP (the pid) and EP (http://ADDRESS).
+# SP (the pid) and EP (http://ADDRESS). A command in the serve_wrap array
+# (valgrind, say) runs signet, in the same process.
+serve_wrap=()
 serve() {
   local name=$1 cfg=$2 addr=
   shift 2
-  bench_spawn "$name" env "$@" "$bin" serve --config "$cfg"
+  bench_spawn "$name" env "$@" "${serve_wrap[@]}" "$bin" serve --config "$cfg"
   SP=$spawned
   for _ in $(seq 600); do
     addr=$(sed -n 's/.*signet listening address=\([0-9.:]*\).*/\1/p' "$work/$name.log" | head -1)
@@ -179,6 +181,28 @@ token_config() {
     grep -v '^\[server\]\|^plaintext' "$work/token/signet.toml"
     audit_to_file "$2"
   } >"$work/$2.toml"
+}
+
+# make_token FILE: a bearer token for the identity "bench", in FILE (mode
+# 0600, for the load generator's --token-file), its SHA-256 in $token_hash
+# for bench_identity_section. The token is never printed.
+make_token() {
+  local out
+  out=$("$bin" token new --identity bench)
+  printf '%s\n' "$out" | awk '$1 == "token:" { print $2; exit }' >"$1"
+  chmod 600 "$1"
+  token_hash=$(printf '%s\n' "$out" | awk '$1 == "sha256:" { print $2; exit }')
+  if [ ! -s "$1" ] || [ ${#token_hash} != 64 ]; then
+    bench_die "signet token new gave no token"
+  fi
+}
+
+# The [[auth]] sections of a server config: the identity "bench" with a
+# sign grant on demo-*, admitted by the token of make_token.
+bench_identity_section() {
+  printf '[[auth.identities]]\nname = "bench"\n'
+  printf '[[auth.identities.grants]]\noperations = ["sign"]\nkeys = ["demo-*"]\n'
+  printf '[[auth.tokens]]\nidentity = "bench"\nsha256 = "%s"\n' "$token_hash"
 }
 
 # The [audit] section of a server config: its trail in $work/NAME.audit.jsonl.

@@ -123,21 +123,6 @@ missing() {
 bench_init
 top=$work
 
-# A bearer token for the identity "bench" (a sign grant on the demo keys):
-# the token in $top/bench.token (mode 0600, given to the load generator
-# with --token-file), its SHA-256 in $token_hash for the server's config.
-# The token is never printed.
-make_token() {
-  local out
-  out=$("$bin" token new --identity bench)
-  printf '%s\n' "$out" | awk '$1 == "token:" { print $2; exit }' >"$top/bench.token"
-  chmod 600 "$top/bench.token"
-  token_hash=$(printf '%s\n' "$out" | awk '$1 == "sha256:" { print $2; exit }')
-  if [ ! -s "$top/bench.token" ] || [ ${#token_hash} != 64 ]; then
-    bench_die "signet token new gave no token"
-  fi
-}
-
 # memory_config NAME AUDIT AUTH [admin]: $work/NAME.toml, in-memory backend
 # with the demo keys; AUDIT "file" or "off"; AUTH "token" (one identity,
 # a sign grant on demo-*, the bench token) or "none" (no identities: every
@@ -148,11 +133,7 @@ memory_config() {
     server_section
     printf '[backend]\ntype = "memory"\ndemo_keys = true\n'
     if [ "$audit" = file ]; then audit_to_file "$name"; else printf '[audit]\noutput = "off"\n'; fi
-    if [ "$auth" = token ]; then
-      printf '[[auth.identities]]\nname = "bench"\n'
-      printf '[[auth.identities.grants]]\noperations = ["sign"]\nkeys = ["demo-*"]\n'
-      printf '[[auth.tokens]]\nidentity = "bench"\nsha256 = "%s"\n' "$token_hash"
-    fi
+    if [ "$auth" = token ]; then bench_identity_section; fi
     if [ "$admin" = admin ]; then printf '[admin]\nlisten = "127.0.0.1:0"\n'; fi
   } >"$work/$name.toml"
 }
@@ -380,7 +361,7 @@ run_section() {
   "section_$1"
 }
 
-make_token
+make_token "$top/bench.token"
 skipped=() failed=()
 started=$SECONDS
 for s in "${chosen[@]}"; do

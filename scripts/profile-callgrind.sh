@@ -28,18 +28,13 @@ signet_env=("$@")
 command -v valgrind >/dev/null || bench_die "needs valgrind (apt-get install valgrind)"
 bench_init
 
-out=$("$bin" token new --identity bench)
-printf '%s\n' "$out" | awk '$1 == "token:" { print $2; exit }' >"$work/token"
-chmod 600 "$work/token"
-hash=$(printf '%s\n' "$out" | awk '$1 == "sha256:" { print $2; exit }')
+make_token "$work/token"
 {
   server_section
   printf '[backend]\ntype = "memory"\ndemo_keys = true\n'
   audit_to_file signet
   printf '[admin]\nlisten = "127.0.0.1:0"\n'
-  printf '[[auth.identities]]\nname = "bench"\n'
-  printf '[[auth.identities.grants]]\noperations = ["sign"]\nkeys = ["demo-*"]\n'
-  printf '[[auth.tokens]]\nidentity = "bench"\nsha256 = "%s"\n' "$hash"
+  bench_identity_section
 } >"$work/signet.toml"
 
 # profile NAME ENDPOINT PID [ARGS...]: warm up, count instructions over
@@ -88,16 +83,10 @@ profile floor "http://$addr" "$spawned"
 bench_stop "$spawned"
 
 bench_note "== callgrind: signet"
-bench_spawn signet env "${signet_env[@]}" "${vg[@]}" "--callgrind-out-file=$work/signet.callgrind" \
-  "$bin" serve --config "$work/signet.toml"
-addr=
-for _ in $(seq 300); do
-  addr=$(sed -n 's/.*signet listening address=\([0-9.:]*\).*/\1/p' "$work/signet.log" | head -1)
-  [ -n "$addr" ] && break
-  sleep 0.2
-done
-[ -n "$addr" ] || bench_die "signet did not start under valgrind (log: $work/signet.log)"
-profile signet "http://$addr" "$spawned" --token-file "$work/token"
-bench_stop "$spawned"
+serve_wrap=("${vg[@]}" "--callgrind-out-file=$work/signet.callgrind")
+serve signet "$work/signet.toml" "${signet_env[@]}"
+serve_wrap=()
+profile signet "$EP" "$SP" --token-file "$work/token"
+bench_stop "$SP"
 [ "$bench_own_work" = 1 ] && bench_check_outputs "$work"
 exit 0
