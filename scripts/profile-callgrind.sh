@@ -18,7 +18,8 @@
 #
 # SIGNET_BIN (default: ./target/release/signet, built when unset) and
 # SIGNET_BENCH_DIR / SIGNET_BENCH_KEEP: see scripts/bench-lib.sh. The
-# callgrind files stay in the work directory for callgrind_annotate.
+# callgrind files stay in the work directory for callgrind_annotate;
+# scripts/callgrind-kinds.py sums the difference by kind of work.
 set -euo pipefail
 # shellcheck source=scripts/bench-lib.sh
 . "$(dirname "$0")/bench-lib.sh"
@@ -88,5 +89,7 @@ serve signet "$work/signet.toml" "${signet_env[@]}"
 serve_wrap=()
 profile signet "$EP" "$SP" --token-file "$work/token"
 bench_stop "$SP"
+bench_note "== where signet's extra instructions go (self cost per call minus the floor's, SHA-256 left out)"
+python3 "$(dirname "$0")/callgrind-kinds.py" "$work"
 [ "$bench_own_work" = 1 ] && bench_check_outputs "$work"
 exit 0

@@ -115,3 +115,26 @@ def test_one_and_eight_in_flight_are_judged_on_their_own_floor_and_p99(tmp_path)
         "| 252 µs against 200 + 10.0 µs: **1.20×** (met) |",
         "| HMAC-SHA256 | 8 | 5,000 | 25.0 µs | 27.5 µs | **1.10×** (met) |  |",
     ], rows
+
+
+def test_callgrind_kinds_subtract_the_floor_per_function_and_leave_sha_out():
+    import collections
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("callgrind_kinds", ROOT / "scripts/callgrind-kinds.py")
+    kinds = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(kinds)
+    floor = collections.Counter({"h2::hpack::encoder::encode_str": 100.0, "__memcpy_avx_unaligned_erms": 50.0})
+    signet = collections.Counter({
+        "h2::hpack::encoder::encode_str": 900.0,
+        "__memcpy_avx_unaligned_erms": 80.0,
+        "serde_json::ser::format_escaped_str_contents": 3000.0,
+        "sha2::sha256::compress256": 99999.0,
+        "something::unknown": 7.0,
+    })
+    sums, other = kinds.by_kind(floor, signet)
+    by_pattern = {kind: sums[kind] for kind, _ in kinds.KINDS}
+    assert by_pattern[next(k for k, _ in kinds.KINDS if k.startswith("HPACK"))] == 800.0
+    assert by_pattern[next(k for k, _ in kinds.KINDS if k.startswith("memory"))] == 30.0
+    assert by_pattern[next(k for k, _ in kinds.KINDS if k.startswith("audit JSON"))] == 3000.0
+    assert other == 7.0
+    assert sum(sums.values()) + other == 3837.0
