@@ -22,7 +22,7 @@ import sys
 
 # (kind, pattern on the function name); order matters.
 KINDS = [
-    ("audit JSON: serde_json, the timestamp, the digest's hex", r"serde|humantime|audit::|core::fmt|alloc::fmt|as core::fmt::Write"),
+    ("audit JSON: serde_json, the timestamp, the digest's hex", r"serde|humantime|audit::|core::fmt|alloc::fmt"),
     ("metrics: OpenTelemetry and the hashing of attribute sets", r"opentelemetry|sip::|hash_one|KeyValue|SlicePartialEq"),
     ("HPACK strings: the authorization header in, x-request-id out", r"hpack"),
     ("memory: memcpy, malloc, free", r"memcpy|malloc|free|realloc|unlink_chunk|__rdl|memcmp|finish_grow|reserve"),
