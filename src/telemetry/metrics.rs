@@ -4,14 +4,16 @@
 //! One meter provider per process, installed on first use. Labels carry
 //! names (RPCs, algorithms, key and profile names, outcomes), never input.
 
+use std::cell::RefCell;
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, SystemTime};
 
-use opentelemetry::metrics::{Counter, Gauge, Histogram, Meter, MeterProvider, UpDownCounter};
+use opentelemetry::metrics::{BoundHistogram, Counter, Gauge, Meter, MeterProvider, UpDownCounter};
 use opentelemetry::KeyValue;
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 use parking_lot::Mutex;
 
+use super::bound;
 use crate::error::StartupError;
 
 /// Latency buckets, in seconds: 50 µs (an HMAC in memory) to 10 s (an RSA
@@ -135,11 +137,18 @@ fn live_sources() -> Vec<Arc<dyn KeyGauges>> {
         .collect()
 }
 
+thread_local! {
+    /// This thread's bound handles for calls (telemetry::bound).
+    static RPC_BOUND: bound::Handles<4, bound::Pair> = const { RefCell::new(Vec::new()) };
+    /// This thread's bound handles for backend operations.
+    static BACKEND_BOUND: bound::Handles<3, BoundHistogram<f64>> =
+        const { RefCell::new(Vec::new()) };
+}
+
 /// The instruments.
 pub(crate) struct Metrics {
-    rpc_requests: Counter<u64>,
-    rpc_duration: Histogram<f64>,
-    backend_duration: Histogram<f64>,
+    rpc: bound::CountAndTime<4>,
+    backend: bound::Time<3>,
     sessions_in_use: UpDownCounter<i64>,
     sessions_max: Gauge<u64>,
     session_waits: Counter<u64>,
@@ -205,24 +214,27 @@ impl Metrics {
             })
             .build();
         Self {
-            rpc_requests: m
-                .u64_counter("signet.rpc.requests")
-                .with_description("gRPC calls by service, method, key algorithm and outcome")
-                .build(),
-            rpc_duration: m
-                .f64_histogram("signet.rpc.duration")
-                .with_unit("s")
-                .with_description("gRPC call latency, from the request's arrival to its answer")
-                .with_boundaries(LATENCY_BUCKETS.to_vec())
-                .build(),
-            backend_duration: m
-                .f64_histogram("signet.backend.duration")
-                .with_unit("s")
-                .with_description(
-                    "Key backend operation latency (queueing for an HSM worker included)",
-                )
-                .with_boundaries(LATENCY_BUCKETS.to_vec())
-                .build(),
+            rpc: bound::CountAndTime::new(
+                ["service", "method", "algorithm", "outcome"],
+                m.u64_counter("signet.rpc.requests")
+                    .with_description("gRPC calls by service, method, key algorithm and outcome")
+                    .build(),
+                m.f64_histogram("signet.rpc.duration")
+                    .with_unit("s")
+                    .with_description("gRPC call latency, from the request's arrival to its answer")
+                    .with_boundaries(LATENCY_BUCKETS.to_vec())
+                    .build(),
+            ),
+            backend: bound::Time::new(
+                ["backend", "operation", "outcome"],
+                m.f64_histogram("signet.backend.duration")
+                    .with_unit("s")
+                    .with_description(
+                        "Key backend operation latency (queueing for an HSM worker included)",
+                    )
+                    .with_boundaries(LATENCY_BUCKETS.to_vec())
+                    .build(),
+            ),
             sessions_in_use: m
                 .i64_up_down_counter("signet.pkcs11.sessions.in_use")
                 .with_description("PKCS#11 sessions checked out of the pool")
@@ -278,14 +290,11 @@ impl Metrics {
         outcome: &'static str,
         elapsed: Duration,
     ) {
-        let attrs = [
-            KeyValue::new("service", service),
-            KeyValue::new("method", method),
-            KeyValue::new("algorithm", algorithm),
-            KeyValue::new("outcome", outcome),
-        ];
-        self.rpc_requests.add(1, &attrs);
-        self.rpc_duration.record(elapsed.as_secs_f64(), &attrs);
+        self.rpc.measure(
+            &RPC_BOUND,
+            [service, method, algorithm, outcome],
+            elapsed.as_secs_f64(),
+        );
     }
 
     /// One backend operation.
@@ -296,13 +305,10 @@ impl Metrics {
         ok: bool,
         elapsed: Duration,
     ) {
-        self.backend_duration.record(
+        self.backend.measure(
+            &BACKEND_BOUND,
+            [backend, op, if ok { "ok" } else { "error" }],
             elapsed.as_secs_f64(),
-            &[
-                KeyValue::new("backend", backend),
-                KeyValue::new("operation", op),
-                KeyValue::new("outcome", if ok { "ok" } else { "error" }),
-            ],
         );
     }
 

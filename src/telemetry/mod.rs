@@ -6,6 +6,7 @@
 //! [`metrics`]; always on the admin port's `/metrics`, and over OTLP when
 //! configured.
 
+mod bound;
 pub(crate) mod metrics;
 pub(crate) mod rpc;
 mod sampling;
