@@ -18,6 +18,8 @@ use std::time::SystemTime;
 use serde::Serialize;
 
 use crate::config::{AuditConfig, AuditOutput};
+
+mod line;
 use crate::error::{ConfigError, Error, Result, StartupError};
 
 /// One audit record.
@@ -330,6 +332,7 @@ impl Audit {
 
 fn write_loop(mut sink: Sink, rx: std::sync::mpsc::Receiver<Msg>, healthy: Arc<AtomicBool>) {
     let mut buf = Vec::with_capacity(64 * 1024);
+    let mut line = line::Line::default();
     let mut last_write: Option<std::time::Instant> = None;
     while let Ok(first) = rx.recv() {
         // Under load, linger a moment before draining: a record sent while
@@ -362,7 +365,9 @@ fn write_loop(mut sink: Sink, rx: std::sync::mpsc::Receiver<Msg>, healthy: Arc<A
         for m in &batch {
             durable |= m.ack.is_some();
             let Some(record) = &m.record else { continue };
-            if serde_json::to_writer(&mut buf, &**record).is_err() {
+            let start = buf.len();
+            if line.write(record, &mut buf).is_err() {
+                buf.truncate(start);
                 continue;
             }
             buf.push(b'\n');
