@@ -143,7 +143,7 @@ fn version_pb(name: &str, v: &VersionRecord) -> pb::KeyVersion {
     pb::KeyVersion {
         version: v.version,
         state: state_pb(v.state) as i32,
-        key_version_id: format!("{name}:v{}", v.version),
+        key_version_id: crate::keys::version_id(name, v.version),
         create_time: Some(timestamp(v.create_time)),
         activate_time: v.activate_time.map(timestamp),
         verify_until: v.verify_until.map(timestamp),

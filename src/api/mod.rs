@@ -30,7 +30,7 @@ pub(crate) fn respond<T>(request_id: &str, result: Result<T>) -> Result<Response
         Ok(v) => {
             let mut r = Response::new(v);
             if let Some(val) = crate::error::request_id_metadata(request_id) {
-                r.metadata_mut().insert("x-request-id", val);
+                r.metadata_mut().insert(crate::error::request_id_key(), val);
             }
             Ok(r)
         }

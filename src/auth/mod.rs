@@ -26,6 +26,9 @@ use crate::error::{Error, Result};
 use crate::listener::ConnInfo;
 pub(crate) use policy::{Denial, Op, Policy};
 
+/// The header a trusted proxy names the client in.
+const X_FORWARDED_FOR: http::HeaderName = http::HeaderName::from_static("x-forwarded-for");
+
 /// A fresh request id: minted here for every call, returned in
 /// `x-request-id` and logged next to any error detail. A random (version 4)
 /// UUID whose bytes come from `rand`'s thread-local generator (ChaCha,
@@ -199,7 +202,7 @@ impl Security {
         let peer = conn
             .map(|c| c.peer)
             .unwrap_or(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)));
-        let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+        let forwarded = headers.get(X_FORWARDED_FOR).and_then(|v| v.to_str().ok());
         let source = p.client_address(peer.ip(), forwarded);
         if !p.enabled() {
             return Ok((Arc::from(policy::ANONYMOUS), source));

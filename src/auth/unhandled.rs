@@ -14,7 +14,8 @@ use crate::audit::{Audit, Record};
 use crate::error::Error;
 
 /// The response header and metadata key of the request id.
-pub(crate) const REQUEST_ID: &str = "x-request-id";
+/// (A `HeaderName`, not a `&str`: a lookup by string parses it first.)
+pub(crate) const REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
 
 /// A library-made error answer, replaced; any other answer without a
 /// request id gets one. `rpc` is written to the audit trail only when it

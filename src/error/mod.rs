@@ -76,6 +76,14 @@ pub struct Error {
     retry_after: Option<std::time::Duration>,
 }
 
+/// The metadata key of the request id, made once (a `&str` key is parsed
+/// and checked on every insert).
+pub(crate) fn request_id_key() -> tonic::metadata::AsciiMetadataKey {
+    static KEY: std::sync::LazyLock<tonic::metadata::AsciiMetadataKey> =
+        std::sync::LazyLock::new(|| tonic::metadata::AsciiMetadataKey::from_static("x-request-id"));
+    KEY.clone()
+}
+
 /// The `x-request-id` value for `id`, marked sensitive, so HTTP/2 sends it
 /// as a never-indexed literal. Every answer's id is new: indexed, each one
 /// took a slot in the connection's HPACK table and pushed out the headers
@@ -232,7 +240,7 @@ impl Error {
         let (code, text, retry_after) = self.into_answer(request_id);
         let mut status = tonic::Status::new(code, text);
         if let Some(v) = request_id_metadata(request_id) {
-            status.metadata_mut().insert("x-request-id", v);
+            status.metadata_mut().insert(request_id_key(), v);
         }
         if let Some(wait) = retry_after {
             let ms = wait.as_millis().max(1);

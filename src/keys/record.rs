@@ -212,7 +212,7 @@ pub enum PolicyAction {
 impl KeyRecord {
     /// `NAME:vN`.
     pub fn version_id(&self, v: u32) -> String {
-        format!("{}:v{}", self.name, v)
+        super::version_id(&self.name, v)
     }
 
     /// The version numbered `v`, or `NOT_FOUND`.

@@ -326,3 +326,14 @@ fn unbounded_periods_are_refused_or_capped_never_a_panic() {
     let v2 = add_pending(&mut k, t(10));
     k.promote(v2, crate::bounds::MAX_LIFECYCLE, t(20)).unwrap();
 }
+
+#[test]
+fn version_ids_are_name_colon_v_number() {
+    for v in [0u32, 1, 9, 10, 99, 100, 4_294_967_295] {
+        assert_eq!(
+            crate::keys::version_id("merchant-42", v),
+            format!("merchant-42:v{v}")
+        );
+    }
+    assert_eq!(key().version_id(7), format!("{}:v7", key().name));
+}

@@ -234,6 +234,10 @@ fn known(path: &str) -> (&'static str, &'static str) {
     }
 }
 
+/// Where tonic puts an error answer's code (a `HeaderName`: a lookup by
+/// `&str` parses the name first).
+const GRPC_STATUS: http::HeaderName = http::HeaderName::from_static("grpc-status");
+
 /// gRPC codes that are the server's fault (OpenTelemetry's RPC conventions).
 fn server_error(code: tonic::Code) -> bool {
     use tonic::Code::*;
@@ -318,7 +322,7 @@ where
             let code = match &r {
                 Ok(resp) => resp
                     .headers()
-                    .get("grpc-status")
+                    .get(GRPC_STATUS)
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.parse::<i32>().ok())
                     .map(tonic::Code::from)

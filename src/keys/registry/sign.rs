@@ -251,7 +251,7 @@ impl Registry {
                 return Ok(Verified {
                     valid: true,
                     version: Some(v),
-                    key_version_id: Some(format!("{name}:v{v}")),
+                    key_version_id: Some(crate::keys::version_id(name, v)),
                 });
             }
         }
