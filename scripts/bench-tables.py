@@ -16,6 +16,7 @@ import glob
 import json
 import os
 import re
+import statistics
 import sys
 
 KEYS = [
@@ -433,8 +434,31 @@ def keys(d: str) -> None:
     print(table(["", "figure"], rows))
 
 
+def builds(d: str) -> None:
+    """scripts/bench-ab.sh: ab/ROUND.SHAPE.KEY.SIDE.json, two builds per row."""
+    found: dict[tuple[str, str], dict[str, list[dict]]] = {}
+    for p in sorted(glob.glob(os.path.join(d, "ab", "*.json")), key=lambda p: int(os.path.basename(p).split(".")[0])):
+        _, shape, key, side, _ = os.path.basename(p).split(".")
+        r = load(p)
+        if r:
+            found.setdefault((key, shape), {"a": [], "b": []})[side].append(r)
+    rows = []
+    for (key, shape), sides in sorted(found.items(), key=lambda kv: (kv[0][0], -int(kv[0][1].split("x")[0]))):
+        a, b = ([r["server_cpu_us_per_request"] for r in sides[s]] for s in ("a", "b"))
+        change = "n/a"
+        if a and b:
+            ma, mb = statistics.median(a), statistics.median(b)
+            change = f"{cpu_value(ma)} → {cpu_value(mb)} µs ({(mb - ma) / ma:+.0%})"
+        n, c = shape.split("x")
+        rows.append([key, f"{n} ({c} connections)", ", ".join(cpu_value(v) for v in a) + " µs",
+                     ", ".join(cpu_value(v) for v in b) + " µs", change,
+                     f"{rates(sides['a'])} → {rates(sides['b'])}"])
+    heading("Server CPU per call, build A then build B in each round (median A → B), and req/s:")
+    print(table(["key", "in flight", "A", "B", "median", "req/s"], rows))
+
+
 SECTIONS = {"grpc": grpc, "batch": batch, "keys": keys, "security": security, "telemetry": telemetry, "pkcs11": pkcs11,
-            "registry": registry}
+            "registry": registry, "ab": builds}
 
 
 def main(argv: list[str]) -> int:

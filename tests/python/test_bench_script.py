@@ -16,7 +16,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = ["scripts/bench.sh", "scripts/bench-lib.sh", "scripts/bench-pkcs11.sh", "scripts/bench-registry.sh",
-           "scripts/profile-callgrind.sh"]
+           "scripts/profile-callgrind.sh", "scripts/bench-ab.sh"]
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:
@@ -115,6 +115,28 @@ def test_one_and_eight_in_flight_are_judged_on_their_own_floor_and_p99(tmp_path)
         "| 252 µs against 200 + 10.0 µs: **1.20×** (met) |",
         "| HMAC-SHA256 | 8 | 5,000 | 25.0 µs | 27.5 µs | **1.10×** (met) |  |",
     ], rows
+
+
+def test_two_builds_are_compared_by_their_medians_round_by_round(tmp_path):
+    ab = tmp_path / "ab"
+    ab.mkdir()
+    cpu = {"a": [40.0, 30.0, 50.0], "b": [20.0, 36.0, 24.0]}
+    for side, values in cpu.items():
+        for r, v in enumerate(values, 1):
+            (ab / f"{r}.64x4.demo-hmac.{side}.json").write_text(
+                json.dumps({"server_cpu_us_per_request": v, "requests_per_second": 1000 * r}))
+    r = _run(sys.executable, "scripts/bench-tables.py", "ab", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    row = next(line for line in r.stdout.splitlines() if line.startswith("| demo-hmac"))
+    # Figures in round order; medians 40 and 24: -40 %.
+    assert "| 40.0, 30.0, 50.0 µs | 20.0, 36.0, 24.0 µs | 40.0 → 24.0 µs (-40%) |" in row, row
+    assert "1,000 / 2,000 / 3,000 → 1,000 / 2,000 / 3,000" in row, row
+
+
+def test_an_ab_run_needs_two_builds():
+    r = _run("bash", "scripts/bench-ab.sh", "/bin/true")
+    assert r.returncode == 2
+    assert "usage" in r.stderr
 
 
 def test_callgrind_kinds_subtract_the_floor_per_function_and_leave_sha_out():
