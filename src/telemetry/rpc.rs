@@ -18,7 +18,6 @@ use opentelemetry::trace::{SpanKind, TraceContextExt};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use parking_lot::Mutex;
 use tracing::field::Empty;
-use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::error::Result;
@@ -40,20 +39,44 @@ fn spans() -> bool {
     SPANS.load(std::sync::atomic::Ordering::Relaxed)
 }
 
-/// Is a child span (a backend or replay-store operation) to be made? Inside
-/// a call, when the call's own span was (it was sampled); outside any call,
-/// when the sampler samples it as a root.
-fn child_spans() -> bool {
-    spans()
-        && CALL
-            .try_with(|c| !c.span.is_none())
-            .unwrap_or_else(|_| super::sampling::sampled(None, "backend", SpanKind::Internal))
+/// The parent of a child span (a backend or replay-store operation), or
+/// `None` when no child span is to be made: inside a call, the call's own
+/// span when it was made (sampled); outside any call, no parent, when the
+/// sampler samples the child as a root.
+///
+/// Spans are never entered. A child names its parent here instead of
+/// finding it as the current span, so no span is entered and left on
+/// every poll of a call's future (each time through every layer), and
+/// nothing else uses the current span: the log layer does not show these
+/// spans and the OpenTelemetry layer takes no events.
+fn child_parent() -> Option<Option<tracing::Id>> {
+    if !spans() {
+        return None;
+    }
+    match CALL.try_with(|c| c.span.id()) {
+        Ok(Some(id)) => Some(Some(id)),
+        Ok(None) => None,
+        Err(_) => super::sampling::sampled(None, "backend", SpanKind::Internal).then_some(None),
+    }
 }
 
 /// What the handlers learn about a call, for its span and metrics.
 struct CallInfo {
     span: tracing::Span,
-    algorithm: Mutex<&'static str>,
+    noted: Mutex<Noted>,
+}
+
+/// What the handlers noted: the algorithm for the metrics, and, when the
+/// call has a span, the fields it gets when the call ends, all in one
+/// record (each record is a trip through every layer).
+#[derive(Default)]
+struct Noted {
+    algorithm: &'static str,
+    key: Option<String>,
+    version: Option<u32>,
+    profile: Option<String>,
+    identity: Option<String>,
+    request_id: Option<String>,
 }
 
 /// Runs `f` with `CALL` set, if a call is in progress.
@@ -65,31 +88,40 @@ fn with_call(f: impl FnOnce(&CallInfo)) {
 /// the algorithm named `algorithm`.
 pub(crate) fn note_key(name: &str, algorithm: &'static str) {
     with_call(|c| {
-        c.span.record("signet.key", name);
-        c.span.record("signet.algorithm", algorithm);
-        *c.algorithm.lock() = algorithm;
+        let mut n = c.noted.lock();
+        n.algorithm = algorithm;
+        if !c.span.is_none() {
+            n.key = Some(name.to_owned());
+        }
     });
 }
 
 /// The key version that signed or verified.
 pub(crate) fn note_version(v: u32) {
     with_call(|c| {
-        c.span.record("signet.key_version", i64::from(v));
+        if !c.span.is_none() {
+            c.noted.lock().version = Some(v);
+        }
     });
 }
 
 /// The call uses HTTP profile `name` (an existing profile).
 pub(crate) fn note_profile(name: &str) {
     with_call(|c| {
-        c.span.record("signet.profile", name);
+        if !c.span.is_none() {
+            c.noted.lock().profile = Some(name.to_owned());
+        }
     });
 }
 
 /// The caller, once authenticated.
 pub(crate) fn note_caller(identity: &str, request_id: &str) {
     with_call(|c| {
-        c.span.record("signet.identity", identity);
-        c.span.record("signet.request_id", request_id);
+        if !c.span.is_none() {
+            let mut n = c.noted.lock();
+            n.identity = Some(identity.to_owned());
+            n.request_id = Some(request_id.to_owned());
+        }
     });
 }
 
@@ -101,17 +133,18 @@ pub(crate) async fn backend<T>(
 ) -> Result<T> {
     let span = backend_span(backend, op);
     let start = Instant::now();
-    let r = f.instrument(span.clone()).await;
+    let r = f.await;
     finish_backend(&span, backend, op, r.is_ok(), start);
     r
 }
 
 fn backend_span(backend: &'static str, op: &'static str) -> tracing::Span {
-    if !child_spans() {
+    let Some(parent) = child_parent() else {
         return tracing::Span::none();
-    }
+    };
     tracing::info_span!(
         target: "signet::telemetry",
+        parent: parent,
         "backend",
         otel.name = format_args!("backend.{op}"),
         signet.backend = backend,
@@ -139,18 +172,18 @@ pub(crate) async fn replay_check(
     store: &'static str,
     f: impl Future<Output = Result<bool>>,
 ) -> Result<bool> {
-    let span = if !child_spans() {
-        tracing::Span::none()
-    } else {
-        tracing::info_span!(
+    let span = match child_parent() {
+        None => tracing::Span::none(),
+        Some(parent) => tracing::info_span!(
             target: "signet::telemetry",
+            parent: parent,
             "replay_store.check",
             signet.replay_store = store,
             signet.replay.result = Empty,
             otel.status_code = Empty,
-        )
+        ),
     };
-    let r = f.instrument(span.clone()).await;
+    let r = f.await;
     let result = match &r {
         Ok(true) => "fresh",
         Ok(false) => "replay",
@@ -284,21 +317,22 @@ where
         let span = if !sampled {
             tracing::Span::none()
         } else {
-            // The span's name is only built when spans are exported.
-            let name = if service == "unknown" {
-                "unknown".to_string()
-            } else {
-                format!("{service}/{method}")
+            // The span's name: the RPC table's path for signet's own
+            // methods, built only for server reflection.
+            let name: std::borrow::Cow<'static, str> = match crate::rpcs::by_path(path) {
+                Some(r) => r.path.into(),
+                None if service == "unknown" => "unknown".into(),
+                None => format!("{service}/{method}").into(),
             };
             tracing::info_span!(
                 target: "signet::telemetry",
                 "rpc",
-                otel.name = %name,
+                otel.name = &*name,
                 otel.kind = "server",
                 otel.status_code = Empty,
                 rpc.system = "grpc",
-                rpc.service = %service,
-                rpc.method = %method,
+                rpc.service = service,
+                rpc.method = method,
                 rpc.grpc.status_code = Empty,
                 signet.request_id = Empty,
                 signet.identity = Empty,
@@ -313,12 +347,12 @@ where
         }
         let info = Arc::new(CallInfo {
             span: span.clone(),
-            algorithm: Mutex::new(""),
+            noted: Mutex::new(Noted::default()),
         });
         let start = Instant::now();
-        let fut = CALL.sync_scope(info.clone(), || span.in_scope(|| inner.call(req)));
+        let fut = CALL.sync_scope(info.clone(), || inner.call(req));
         Box::pin(CALL.scope(info.clone(), async move {
-            let r = fut.instrument(info.span.clone()).await;
+            let r = fut.await;
             let code = match &r {
                 Ok(resp) => resp
                     .headers()
@@ -329,11 +363,21 @@ where
                     .unwrap_or(tonic::Code::Ok),
                 Err(_) => tonic::Code::Internal,
             };
-            info.span.record("rpc.grpc.status_code", code as i64);
-            if server_error(code) {
-                info.span.record("otel.status_code", "error");
+            let noted = std::mem::take(&mut *info.noted.lock());
+            if !info.span.is_none() {
+                tracing::record_all!(
+                    info.span,
+                    rpc.grpc.status_code = code as i64,
+                    otel.status_code = server_error(code).then_some("error"),
+                    signet.request_id = noted.request_id.as_deref(),
+                    signet.identity = noted.identity.as_deref(),
+                    signet.key = noted.key.as_deref(),
+                    signet.key_version = noted.version.map(i64::from),
+                    signet.algorithm = (!noted.algorithm.is_empty()).then_some(noted.algorithm),
+                    signet.profile = noted.profile.as_deref(),
+                );
             }
-            let algorithm = *info.algorithm.lock();
+            let algorithm = noted.algorithm;
             super::metrics::get().rpc(
                 service,
                 method,

@@ -218,6 +218,27 @@ async fn traces_and_metrics_reach_an_otlp_collector_and_the_scraper() {
         attr_str(&rpc.attributes, "signet.identity").as_deref(),
         Some("anonymous")
     );
+    let id = attr_str(&rpc.attributes, "signet.request_id").unwrap_or_default();
+    assert!(
+        id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+        "request id {id:?}"
+    );
+    // Only what says something about the call: none of the attributes the
+    // tracing bridge adds by default (source location, thread, target,
+    // busy and idle times).
+    for a in [
+        "code.filepath",
+        "code.file.path",
+        "code.lineno",
+        "code.namespace",
+        "thread.id",
+        "thread.name",
+        "target",
+        "busy_ns",
+        "idle_ns",
+    ] {
+        assert!(attr(&rpc.attributes, a).is_none(), "{a} on the call's span");
+    }
 
     // The backend call: a child of the call's span.
     let (_, backend) = find(trace, "backend.sign");
