@@ -72,7 +72,8 @@ impl<const N: usize> CountAndTime<N> {
     }
 
     /// Counts one and records `seconds`, with `values` for the keys.
-    /// `cache` is the calling site's thread-local list.
+    /// `cache` is this instrument's own thread-local list: a list shared
+    /// by two instruments would hand one the other's handles.
     pub(crate) fn measure(
         &self,
         cache: &'static LocalKey<Handles<N, Pair>>,
@@ -116,7 +117,8 @@ impl<const N: usize> Time<N> {
         Self { keys, histogram }
     }
 
-    /// Records `seconds` with `values` for the keys.
+    /// Records `seconds` with `values` for the keys; `cache` as for
+    /// [`CountAndTime::measure`].
     pub(crate) fn measure(
         &self,
         cache: &'static LocalKey<Handles<N, BoundHistogram<f64>>>,
