@@ -18,9 +18,9 @@ use std::time::SystemTime;
 use serde::Serialize;
 
 use crate::config::{AuditConfig, AuditOutput};
+use crate::error::{ConfigError, Error, Result, StartupError};
 
 mod line;
-use crate::error::{ConfigError, Error, Result, StartupError};
 
 /// One audit record.
 #[derive(Clone, Debug, Serialize)]
