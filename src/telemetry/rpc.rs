@@ -317,17 +317,17 @@ where
         let span = if !sampled {
             tracing::Span::none()
         } else {
-            // The span's name: the RPC table's path for signet's own
-            // methods, built only for server reflection.
-            let name: std::borrow::Cow<'static, str> = match crate::rpcs::by_path(path) {
-                Some(r) => r.path.into(),
-                None if service == "unknown" => "unknown".into(),
-                None => format!("{service}/{method}").into(),
+            // The span's name: the path itself when it names a service and
+            // method signet serves (`known` took both from it).
+            let name = if service == "unknown" {
+                "unknown"
+            } else {
+                path
             };
             tracing::info_span!(
                 target: "signet::telemetry",
                 "rpc",
-                otel.name = &*name,
+                otel.name = name,
                 otel.kind = "server",
                 otel.status_code = Empty,
                 rpc.system = "grpc",
