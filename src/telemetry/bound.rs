@@ -80,24 +80,17 @@ impl<const N: usize> CountAndTime<N> {
         values: [&'static str; N],
         seconds: f64,
     ) {
-        let done = cache.try_with(|c| {
-            let mut c = c.borrow_mut();
-            if let Some((_, (n, t))) = c.iter().find(|(k, _)| same(k, &values)) {
+        let bound = with_handle(
+            cache,
+            &self.keys,
+            values,
+            |attrs| (self.counter.bind(attrs), self.histogram.bind(attrs)),
+            |(n, t)| {
                 n.add(1);
                 t.record(seconds);
-                return true;
-            }
-            if c.len() >= PER_THREAD {
-                return false;
-            }
-            let attrs = attributes(&self.keys, &values);
-            let pair = (self.counter.bind(&attrs), self.histogram.bind(&attrs));
-            pair.0.add(1);
-            pair.1.record(seconds);
-            c.push((values, pair));
-            true
-        });
-        if done != Ok(true) {
+            },
+        );
+        if !bound {
             let attrs = attributes(&self.keys, &values);
             self.counter.add(1, &attrs);
             self.histogram.record(seconds, &attrs);
@@ -125,25 +118,47 @@ impl<const N: usize> Time<N> {
         values: [&'static str; N],
         seconds: f64,
     ) {
-        let done = cache.try_with(|c| {
+        let bound = with_handle(
+            cache,
+            &self.keys,
+            values,
+            |attrs| self.histogram.bind(attrs),
+            |t| t.record(seconds),
+        );
+        if !bound {
+            self.histogram
+                .record(seconds, &attributes(&self.keys, &values));
+        }
+    }
+}
+
+/// Runs `measure` on this thread's handle for `values`, binding one with
+/// `bind` (given the attributes `keys` = `values`) when the list has none
+/// and room for it. False when no handle could be had (the list is full,
+/// or the thread is exiting): the caller measures unbound.
+fn with_handle<const N: usize, H>(
+    cache: &'static LocalKey<Handles<N, H>>,
+    keys: &[&'static str; N],
+    values: [&'static str; N],
+    bind: impl FnOnce(&[KeyValue]) -> H,
+    measure: impl FnOnce(&H),
+) -> bool {
+    cache
+        .try_with(|c| {
             let mut c = c.borrow_mut();
-            if let Some((_, t)) = c.iter().find(|(k, _)| same(k, &values)) {
-                t.record(seconds);
+            if let Some((_, h)) = c.iter().find(|(k, _)| same(k, &values)) {
+                measure(h);
                 return true;
             }
             if c.len() >= PER_THREAD {
                 return false;
             }
-            let t = self.histogram.bind(&attributes(&self.keys, &values));
-            t.record(seconds);
-            c.push((values, t));
+            let h = bind(&attributes(keys, &values));
+            measure(&h);
+            c.push((values, h));
             true
-        });
-        if done != Ok(true) {
-            self.histogram
-                .record(seconds, &attributes(&self.keys, &values));
-        }
-    }
+        })
+        .unwrap_or(false)
 }
 
 #[cfg(test)]
