@@ -35,14 +35,8 @@ read -r -a keys <<<"${SIGNET_AB_KEYS:-demo-hmac demo-ecdsa}"
 read -r -a shapes <<<"${SIGNET_AB_SHAPES:-64x4 8x2}"
 
 make_token "$work/bench.token"
-for side in a b; do
-  {
-    server_section
-    printf '[backend]\ntype = "memory"\ndemo_keys = true\n'
-    audit_to_file "$side"
-    bench_identity_section
-  } >"$work/$side.toml"
-done
+memory_config a file token
+memory_config b file token
 bin=$a serve a "$work/a.toml"
 a_ep=$EP a_pid=$SP
 bin=$b serve b "$work/b.toml"

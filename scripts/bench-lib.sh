@@ -217,6 +217,21 @@ server_section() {
   printf '[log]\nlevel = "info"\nformat = "text"\n'
 }
 
+# memory_config NAME AUDIT AUTH [admin]: $work/NAME.toml, in-memory backend
+# with the demo keys; AUDIT "file" or "off"; AUTH "token" (one identity,
+# a sign grant on demo-*, the bench token) or "none" (no identities: every
+# caller may do everything, which only a loopback listener allows).
+memory_config() {
+  local name=$1 audit=$2 auth=$3 admin=${4:-}
+  {
+    server_section
+    printf '[backend]\ntype = "memory"\ndemo_keys = true\n'
+    if [ "$audit" = file ]; then audit_to_file "$name"; else printf '[audit]\noutput = "off"\n'; fi
+    if [ "$auth" = token ]; then bench_identity_section; fi
+    if [ "$admin" = admin ]; then printf '[admin]\nlisten = "127.0.0.1:0"\n'; fi
+  } >"$work/$name.toml"
+}
+
 # Markdown tables from the JSON reports of a section (scripts/bench-tables.py).
 tables() {
   python3 "$root/scripts/bench-tables.py" "$@"

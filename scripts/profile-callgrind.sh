@@ -30,13 +30,7 @@ command -v valgrind >/dev/null || bench_die "needs valgrind (apt-get install val
 bench_init
 
 make_token "$work/token"
-{
-  server_section
-  printf '[backend]\ntype = "memory"\ndemo_keys = true\n'
-  audit_to_file signet
-  printf '[admin]\nlisten = "127.0.0.1:0"\n'
-  bench_identity_section
-} >"$work/signet.toml"
+memory_config signet file token admin
 
 # profile NAME ENDPOINT PID [ARGS...]: warm up, count instructions over
 # one measured window, print the figures.
