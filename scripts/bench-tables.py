@@ -154,6 +154,17 @@ def grpc(d: str) -> None:
     by_concurrency(d, names)
 
 
+def ratio_text(ratio: float | None, max_ratio: float) -> str:
+    """An overhead ratio and its verdict. A negative one is no reading: the
+    signature cost more beside the RPC stack than alone, by more than the
+    RPC's whole cost, so the subtraction says nothing about the RPC."""
+    if ratio is None:
+        return "n/a"
+    if ratio < 0:
+        return f"**{ratio:.2f}×** (no reading: the signature cost more here than alone)"
+    return f"**{ratio:.2f}×** ({'met' if ratio <= max_ratio else 'not met'})"
+
+
 def p99_row(r: dict) -> str:
     """signet's p99 at one in flight against the floor's p99 plus the signature's."""
     f, sg = (r.get("floor") or {}).get("latency_us"), (r.get("signing") or {}).get("latency_us")
@@ -179,7 +190,7 @@ def by_concurrency(d: str, names: dict[str, str]) -> None:
             fs = lim.get("floor_server_cpu_us_per_request")
             rows.append([names[k], str(c), rate(r), "n/a" if fs is None else f"{cpu_value(fs)} µs",
                          "n/a" if over is None else f"{cpu_value(over)} µs",
-                         "n/a" if ratio is None else f"**{ratio:.2f}×** ({'met' if ratio <= 1.15 else 'not met'})",
+                         ratio_text(ratio, 1.15),
                          p99_row(r) if c == 1 else ""])
     if not rows:
         return
@@ -200,11 +211,9 @@ def floor_row(on: dict | None, lim: dict) -> list[str]:
     over, ratio = lim.get("signet_overhead_cpu_us_per_request"), lim.get("overhead_ratio")
     max_ratio = lim.get("target_overhead_ratio", 1.15)
     share_text = "n/a" if share is None else f"**{share:.0f} %** ({'met' if share >= target else 'not met'})"
-    ratio_text = ("n/a" if ratio is None
-                  else f"**{ratio:.2f}×** ({'met' if ratio <= max_ratio else 'not met'})")
     return [rate(lim, "floor_requests_per_second"), f"{cpu_value(fs)} + {cpu_value(fc)} µs", f"{cpu_value(sg)} µs",
             f"{lim['cpus']} / {cpu_value(per)} µs = {limit:,.0f}/s", rate(on), share_text,
-            "n/a" if over is None else f"{cpu_value(over)} µs", ratio_text]
+            "n/a" if over is None else f"{cpu_value(over)} µs", ratio_text(ratio, max_ratio)]
 
 
 def ab(d: str, servers: list[tuple[str, str]]) -> None:
@@ -272,10 +281,8 @@ def pkcs11(d: str) -> None:
                 rows.append([label, str(c), cpu(r, "server"), cpu(raw, "client"), "n/a", "n/a", "n/a"])
                 continue
             over = s - w
-            ratio = over / b
-            verdict = "met" if ratio <= 1.15 else "not met"
             rows.append([label, str(c), f"{cpu_value(s)} µs", f"{cpu_value(w)} µs", f"{cpu_value(over)} µs",
-                         f"{cpu_value(b)} µs", f"**{ratio:.2f}×** ({verdict})"])
+                         f"{cpu_value(b)} µs", ratio_text(over / b, 1.15)])
     print(table(["operation", "in flight", "server CPU", "raw CPU", "overhead", "floor server CPU", "ratio"],
                 rows))
 

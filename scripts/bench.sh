@@ -42,7 +42,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 sections=(grpc batch keys security telemetry pkcs11 registry)
 describe() {
   case $1 in
-    grpc) echo "Sign per demo key over gRPC (64 in flight, 4 connections) with today's defaults (a token identity with a sign grant, audit trail to a file), the same with the security layer off, RSA at 2 in flight, in-process signing, and each key's share of the limit that a bare tonic server measured in the same run (signet bench --floor) sets (\"Results\", \"Against the target\")" ;;
+    grpc) echo "Sign per demo key over gRPC (1 KiB messages, 64 in flight, 4 connections) with today's defaults (a token identity with a sign grant, audit trail to a file), the same with the security layer off, RSA at 2 in flight, in-process signing, and each key's share of the limit that a bare tonic server measured in the same run (signet bench --floor) sets (\"Results\", \"Against the target\")" ;;
     batch) echo "SignBatch of 1000 items (100 for RSA) per demo key, 1 KiB messages, 4 in flight over 2 connections, today's defaults, each against a floor serving SignBatch; per-call Sign HMAC for the 10x target, in-process signing on 2 threads for the 70 % target (\"Batches\")" ;;
     keys) echo "10,000 HMAC keys (SIGNET_BENCH_KEYS) on the in-memory backend: resident memory per key, the registry's background CPU, Sign on one key among them against Sign before they existed, creating them and paging through them with ListKeys (\"Scale in keys\"; needs Python grpcio)" ;;
     security) echo "the cost of authentication, authorization and the audit trail: audit off / audit to a file / token auth, HMAC and ECDSA" ;;
@@ -135,7 +135,9 @@ rpc() {
 }
 
 section_grpc() {
-  local k on_ep on_pid off_ep off_pid tok=(--token-file "$top/bench.token")
+  # 1 KiB messages, as issue 18 measures: the audit digest and the copies
+  # of the message are part of the per-call cost.
+  local k on_ep on_pid off_ep off_pid tok=(--token-file "$top/bench.token") msg=(--message-size 1024)
   memory_config on file token
   memory_config off off none
   serve on "$work/on.toml"
@@ -146,25 +148,25 @@ section_grpc() {
     # --floor: the bare tonic floor first, then this server, then the
     # signing cost, in one run; its report is this server's plus the limit.
     bench_note "== grpc: $k, the floor, then security layer on (token identity, audit to a file)"
-    rpc "on-$k" "$on_ep" "$on_pid" "$k" "${tok[@]}" --floor
+    rpc "on-$k" "$on_ep" "$on_pid" "$k" "${tok[@]}" "${msg[@]}" --floor
     bench_note "== grpc: $k, security layer off"
-    rpc "off-$k" "$off_ep" "$off_pid" "$k"
+    rpc "off-$k" "$off_ep" "$off_pid" "$k" "${msg[@]}"
   done
   bench_note "== grpc: demo-rsa at 2 in flight over 2 connections, security layer on"
-  RPC_SHAPE="2 2" rpc on-demo-rsa-c2 "$on_ep" "$on_pid" demo-rsa "${tok[@]}"
+  RPC_SHAPE="2 2" rpc on-demo-rsa-c2 "$on_ep" "$on_pid" demo-rsa "${tok[@]}" "${msg[@]}"
   # The per-call target holds at 1 and 8 in flight too, and p99 at one in
   # flight against the floor's p99 plus the signature's.
   for k in "${demo_keys[@]}"; do
     bench_note "== grpc: $k at 1 in flight (1 connection), after the floor"
-    RPC_SHAPE="1 1" rpc "c1-$k" "$on_ep" "$on_pid" "$k" "${tok[@]}" --floor
+    RPC_SHAPE="1 1" rpc "c1-$k" "$on_ep" "$on_pid" "$k" "${tok[@]}" "${msg[@]}" --floor
     bench_note "== grpc: $k at 8 in flight (2 connections), after the floor"
-    RPC_SHAPE="8 2" rpc "c8-$k" "$on_ep" "$on_pid" "$k" "${tok[@]}" --floor
+    RPC_SHAPE="8 2" rpc "c8-$k" "$on_ep" "$on_pid" "$k" "${tok[@]}" "${msg[@]}" --floor
   done
   bench_stop "$on_pid"
   bench_stop "$off_pid"
   for k in "${demo_keys[@]}"; do
     bench_note "== grpc: $k in-process, no RPC, one thread per CPU"
-    bench "inproc-$k" --in-process --key "$k" --concurrency "$(nproc)" --duration "${inproc_secs}s"
+    bench "inproc-$k" --in-process --key "$k" --concurrency "$(nproc)" "${msg[@]}" --duration "${inproc_secs}s"
   done
   tables grpc "$work"
 }

@@ -93,6 +93,29 @@ def test_against_the_target_is_computed_from_the_floor_of_the_same_run(tmp_path)
     assert ecdsa.count("n/a") == 8, ecdsa
 
 
+def test_a_negative_overhead_is_no_reading_rather_than_met(tmp_path):
+    # RSA can sign slower beside the RPC stack than alone by more than the
+    # RPC costs: server CPU minus the lone signature is then below zero,
+    # which says nothing about the RPC and must not pass as "met".
+    limit = {
+        "cpus": 2, "floor_requests_per_second": 30000.0, "floor_server_cpu_us_per_request": 40.0,
+        "floor_client_cpu_us_per_request": 37.0, "signing_cpu_us_per_op": 968.0,
+        "limit_requests_per_second": 1914.0, "signet_requests_per_second": 1880.0, "share_percent": 98.0,
+        "signet_server_cpu_us_per_request": 949.0, "signet_overhead_cpu_us_per_request": -19.0,
+        "overhead_ratio": -0.48, "target_share_percent": 90.0, "target_overhead_ratio": 1.15,
+    }
+    report = {"requests_per_second": 1880.0, "server_cpu_us_per_request": 949.0, "limit": limit}
+    (tmp_path / "on-demo-rsa.json").write_text(json.dumps(report), encoding="utf-8")
+    (tmp_path / "c8-demo-rsa.json").write_text(json.dumps(report), encoding="utf-8")
+    r = _run(sys.executable, "scripts/bench-tables.py", "grpc", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    rows = [line for line in r.stdout.splitlines() if line.startswith("| RSA-2048 |")]
+    assert len(rows) == 2, rows
+    for row in rows:
+        assert "**-0.48×** (no reading" in row, row
+        assert "×** (met)" not in row, row
+
+
 def test_one_and_eight_in_flight_are_judged_on_their_own_floor_and_p99(tmp_path):
     # `c1-KEY` / `c8-KEY` are `--floor` runs at 1 and 8 in flight: the
     # ratio is the run's own, and at one in flight p99 is set against the
