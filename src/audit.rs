@@ -330,6 +330,16 @@ impl Audit {
     }
 }
 
+/// Whether the writer sleeps [`LINGER`] before draining: when a second
+/// record is already queued, or the trail is busy, unless a sender waits
+/// for a durable write (the first record's, or the second's).
+fn linger(first_waits: bool, second_waits: Option<bool>, busy: bool) -> bool {
+    if first_waits || second_waits == Some(true) {
+        return false;
+    }
+    second_waits.is_some() || busy
+}
+
 fn write_loop(mut sink: Sink, rx: std::sync::mpsc::Receiver<Msg>, healthy: Arc<AtomicBool>) {
     let mut buf = Vec::with_capacity(64 * 1024);
     let mut line = line::Line::default();
@@ -343,17 +353,19 @@ fn write_loop(mut sink: Sink, rx: std::sync::mpsc::Receiver<Msg>, healthy: Arc<A
         // thousand calls a second the next record is rarely queued yet when
         // this thread wakes, and waking once per record cost about 2 µs of
         // CPU per call (perf, docs/benchmarks.md). An idle trail writes a
-        // lone record at once.
+        // lone record at once, and a durable record is never held back:
+        // its sender waits for the sync, an admin call waits for two, and
+        // lingering for them made every admin call under load, GetKey
+        // included, several ms slower (docs/benchmarks.md, "The key
+        // registry in PostgreSQL (issue 14)").
         let mut batch = vec![first];
         let busy = last_write.is_some_and(|t| t.elapsed() < BUSY);
-        match rx.try_recv() {
-            Ok(m) => {
-                batch.push(m);
-                std::thread::sleep(LINGER);
-            }
-            Err(_) if busy => std::thread::sleep(LINGER),
-            Err(_) => {}
+        let second = rx.try_recv().ok();
+        let waits = |m: &Msg| m.ack.is_some();
+        if linger(waits(&batch[0]), second.as_ref().map(waits), busy) {
+            std::thread::sleep(LINGER);
         }
+        batch.extend(second);
         while batch.len() < 4096 {
             match rx.try_recv() {
                 Ok(m) => batch.push(m),
@@ -400,6 +412,26 @@ fn write_loop(mut sink: Sink, rx: std::sync::mpsc::Receiver<Msg>, healthy: Arc<A
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_writer_lingers_under_load_but_never_while_a_durable_write_waits() {
+        // (first record waits, second record: none / queued and waits?, busy)
+        assert!(
+            !linger(false, None, false),
+            "a lone record on an idle trail"
+        );
+        assert!(linger(false, None, true), "a lone record on a busy trail");
+        assert!(linger(false, Some(false), false), "a second record queued");
+        assert!(!linger(true, None, true), "an admin record waits");
+        assert!(
+            !linger(true, Some(false), true),
+            "an admin record waits, first"
+        );
+        assert!(
+            !linger(false, Some(true), true),
+            "an admin record waits, second"
+        );
+    }
 
     #[tokio::test]
     async fn lines_are_json_and_durable_writes_wait() {
