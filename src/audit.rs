@@ -353,11 +353,12 @@ fn write_loop(mut sink: Sink, rx: std::sync::mpsc::Receiver<Msg>, healthy: Arc<A
         // thousand calls a second the next record is rarely queued yet when
         // this thread wakes, and waking once per record cost about 2 µs of
         // CPU per call (perf, docs/benchmarks.md). An idle trail writes a
-        // lone record at once, and a durable record is never held back:
-        // its sender waits for the sync, an admin call waits for two, and
-        // lingering for them made every admin call under load, GetKey
-        // included, several ms slower (docs/benchmarks.md, "The key
-        // registry in PostgreSQL (issue 14)").
+        // lone record at once, and so does a trail whose first or second
+        // queued record is durable: its sender waits for the sync, an admin
+        // call waits for two, and lingering for them made every admin call
+        // under load, GetKey included, several ms slower (docs/benchmarks.md,
+        // "The key registry in PostgreSQL (issue 14)"). A durable record
+        // that arrives during a linger waits out the rest of it (< 2 ms).
         let mut batch = vec![first];
         let busy = last_write.is_some_and(|t| t.elapsed() < BUSY);
         let second = rx.try_recv().ok();
