@@ -38,7 +38,9 @@ async fn insert_is_atomic_entries_expire_and_the_sweep_removes_them() {
     assert_eq!(store.kind(), "postgres");
     store.health().await.unwrap();
 
-    let ttl = Duration::from_millis(300);
+    // Long enough that a slow machine cannot expire an entry between two
+    // statements, short enough for a test.
+    let ttl = Duration::from_millis(1500);
     assert!(store.insert("p", b"nonce-1", ttl).await.unwrap(), "new");
     assert!(
         !store.insert("p", b"nonce-1", ttl).await.unwrap(),
@@ -56,7 +58,7 @@ async fn insert_is_atomic_entries_expire_and_the_sweep_removes_them() {
     // Nothing has expired yet: the sweep leaves every row.
     assert_eq!(store.sweep_once().await.unwrap(), 0);
 
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    tokio::time::sleep(Duration::from_millis(1600)).await;
     assert!(
         store.insert("p", b"nonce-1", ttl).await.unwrap(),
         "an expired entry is new again"
@@ -69,7 +71,7 @@ async fn insert_is_atomic_entries_expire_and_the_sweep_removes_them() {
     assert_eq!(store.sweep_once().await.unwrap(), 2);
     assert_eq!(rows(&pg, &schema), 1);
     assert_eq!(store.sweep_once().await.unwrap(), 0);
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    tokio::time::sleep(Duration::from_millis(1600)).await;
     assert_eq!(store.sweep_once().await.unwrap(), 1);
     assert_eq!(rows(&pg, &schema), 0);
 
