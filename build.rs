@@ -8,6 +8,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/signet/v1/common.proto",
         "proto/signet/v1/signer.proto",
         "proto/signet/v1/key_admin.proto",
+        "proto/signet/v1/cipher.proto",
     ];
     for f in &files {
         println!("cargo:rerun-if-changed={f}");
@@ -21,6 +22,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
+        // Messages that carry a secret or a plaintext get a Debug of their
+        // own that prints lengths only (src/api/redacted.rs).
+        .skip_debug([
+            ".signet.v1.ImportKeyRequest",
+            ".signet.v1.EncryptRequest",
+            ".signet.v1.DecryptResponse",
+            ".signet.v1.GenerateDataKeyResponse",
+        ])
         .compile_fds(fds)?;
     Ok(())
 }

@@ -159,7 +159,7 @@ pub fn import(data: &[u8]) -> bool {
             );
             false
         }
-        Ok(Material::Private(ImportMaterial::HmacSecret(s))) => {
+        Ok(Material::Private(ImportMaterial::Secret(s))) => {
             assert!(alg.is_symmetric() && (16..=128).contains(&s.expose().len()));
             true
         }

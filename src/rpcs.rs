@@ -27,11 +27,15 @@ pub(crate) enum Op {
     AdminEnable,
     AdminDestroy,
     AdminRestore,
+    Encrypt,
+    Decrypt,
+    ReEncrypt,
+    GenerateDataKey,
 }
 
 impl Op {
     /// Every operation, in the order the docs list them.
-    pub(crate) const ALL: [Op; 15] = [
+    pub(crate) const ALL: [Op; 19] = [
         Op::Sign,
         Op::Verify,
         Op::PublicKey,
@@ -47,6 +51,10 @@ impl Op {
         Op::AdminEnable,
         Op::AdminDestroy,
         Op::AdminRestore,
+        Op::Encrypt,
+        Op::Decrypt,
+        Op::ReEncrypt,
+        Op::GenerateDataKey,
     ];
 
     /// The name used in grants and audit records.
@@ -67,6 +75,10 @@ impl Op {
             Op::AdminEnable => "admin.enable",
             Op::AdminDestroy => "admin.destroy",
             Op::AdminRestore => "admin.restore",
+            Op::Encrypt => "encrypt",
+            Op::Decrypt => "decrypt",
+            Op::ReEncrypt => "re_encrypt",
+            Op::GenerateDataKey => "generate_data_key",
         }
     }
 
@@ -130,6 +142,9 @@ pub(crate) const SIGNER: &str = "signet.v1.Signer";
 /// The KeyAdmin service: what key custodians call.
 #[cfg(test)]
 pub(crate) const KEY_ADMIN: &str = "signet.v1.KeyAdmin";
+/// The CipherService: encryption with AES keys.
+#[cfg(test)]
+pub(crate) const CIPHER: &str = "signet.v1.CipherService";
 
 macro_rules! rpcs {
     ($( $(#[$doc:meta])* $row:ident = $service:literal / $method:literal, $op:ident, $subject:ident; )*) => {
@@ -143,7 +158,8 @@ macro_rules! rpcs {
                 subject: Subject::$subject,
             };
         )*
-        /// Every RPC, Signer's then KeyAdmin's, in the order of the protos.
+        /// Every RPC, Signer's, KeyAdmin's then CipherService's, in the
+        /// order of the protos.
         pub(crate) const ALL: &[Rpc] = &[$($row),*];
     };
 }
@@ -187,6 +203,16 @@ rpcs! {
     GET_KEY = "signet.v1.KeyAdmin" / "GetKey", AdminRead, Key;
     /// The keys the caller may read, a page at a time.
     LIST_KEYS = "signet.v1.KeyAdmin" / "ListKeys", AdminRead, List;
+    /// Encrypts with an AES key's ACTIVE version.
+    ENCRYPT = "signet.v1.CipherService" / "Encrypt", Encrypt, Key;
+    /// Decrypts with the version a ciphertext names.
+    DECRYPT = "signet.v1.CipherService" / "Decrypt", Decrypt, Key;
+    /// Moves a ciphertext to the ACTIVE version.
+    RE_ENCRYPT = "signet.v1.CipherService" / "ReEncrypt", ReEncrypt, Key;
+    /// A data key, in plaintext and encrypted.
+    GENERATE_DATA_KEY = "signet.v1.CipherService" / "GenerateDataKey", GenerateDataKey, Key;
+    /// A data key, encrypted only.
+    GENERATE_DATA_KEY_WITHOUT_PLAINTEXT = "signet.v1.CipherService" / "GenerateDataKeyWithoutPlaintext", GenerateDataKey, Key;
 }
 
 /// The RPC a request path names (with or without its leading `/`).
@@ -208,7 +234,7 @@ mod tests {
     fn paths_are_service_slash_method_and_unique() {
         for (i, r) in ALL.iter().enumerate() {
             assert_eq!(r.path, format!("{}/{}", r.service, r.method));
-            assert!([SIGNER, KEY_ADMIN].contains(&r.service), "{r:?}");
+            assert!([SIGNER, KEY_ADMIN, CIPHER].contains(&r.service), "{r:?}");
             assert!(ALL[..i].iter().all(|o| o.method != r.method), "{r:?}");
             assert_eq!(by_path(&format!("/{}", r.path)), Some(r));
             assert_eq!(by_method(r.method), Some(r));

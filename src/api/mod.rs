@@ -4,8 +4,10 @@
 
 pub(crate) mod admin;
 pub(crate) mod call;
+pub(crate) mod cipher;
 pub(crate) mod convert;
 pub(crate) mod names;
+mod redacted;
 pub(crate) mod signer;
 
 use tonic::{Response, Status};
@@ -101,6 +103,31 @@ impl Audited for pb::DestroyKeyVersionResponse {}
 impl Audited for pb::RestoreKeyVersionResponse {}
 impl Audited for pb::GetKeyResponse {}
 impl Audited for pb::ListKeysResponse {}
+impl Audited for pb::EncryptResponse {
+    fn version(&self) -> Option<u32> {
+        Some(self.version)
+    }
+}
+impl Audited for pb::DecryptResponse {
+    fn version(&self) -> Option<u32> {
+        Some(self.version)
+    }
+}
+impl Audited for pb::ReEncryptResponse {
+    fn version(&self) -> Option<u32> {
+        Some(self.version)
+    }
+}
+impl Audited for pb::GenerateDataKeyResponse {
+    fn version(&self) -> Option<u32> {
+        Some(self.version)
+    }
+}
+impl Audited for pb::GenerateDataKeyWithoutPlaintextResponse {
+    fn version(&self) -> Option<u32> {
+        Some(self.version)
+    }
+}
 impl Audited for pb::RotateKeyResponse {
     fn version(&self) -> Option<u32> {
         self.version.as_ref().map(|v| v.version)

@@ -60,6 +60,7 @@ short_names! {
     SignatureFormat = "SIGNATURE_FORMAT_",
     PublicKeyFormat = "PUBLIC_KEY_FORMAT_",
     VerifyFailureReason = "VERIFY_FAILURE_REASON_",
+    CiphertextFormat = "CIPHERTEXT_FORMAT_",
 }
 
 #[cfg(test)]
@@ -118,7 +119,8 @@ mod tests {
 
     #[test]
     fn short_names_round_trip() {
-        assert_eq!(round_trips::<pb::Algorithm>(), 15);
+        assert_eq!(round_trips::<pb::Algorithm>(), 16);
+        assert_eq!(round_trips::<pb::CiphertextFormat>(), 3);
         assert_eq!(round_trips::<pb::ProtectionLevel>(), 3);
         assert_eq!(round_trips::<pb::KeyVersionState>(), 7);
         assert_eq!(round_trips::<pb::SignatureFormat>(), 3);

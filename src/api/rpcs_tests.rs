@@ -34,6 +34,7 @@ fn the_table_lists_exactly_the_methods_the_protos_define() {
 fn the_table_names_the_generated_services() {
     assert_eq!(pb::signer_server::SERVICE_NAME, rpcs::SIGNER);
     assert_eq!(pb::key_admin_server::SERVICE_NAME, rpcs::KEY_ADMIN);
+    assert_eq!(pb::cipher_service_server::SERVICE_NAME, rpcs::CIPHER);
 }
 
 #[test]

@@ -15,6 +15,7 @@ pub(crate) mod bench_local;
 pub(crate) mod bench_registry;
 pub(crate) mod bench_report;
 pub(crate) mod bench_stats;
+pub(crate) mod cipher;
 pub(crate) mod client;
 pub(crate) mod dev_certs;
 pub(crate) mod http;
@@ -101,6 +102,17 @@ pub(crate) enum Command {
     SignBatch(batch::SignBatchArgs),
     /// Verify a file of signatures (JSON Lines) through VerifyBatch.
     VerifyBatch(batch::VerifyBatchArgs),
+    /// Encrypt a file or standard input with an AES_256_GCM key
+    /// (CipherService).
+    Encrypt(cipher::EncryptArgs),
+    /// Decrypt what `encrypt` (or a partner's JWE) made.
+    Decrypt(cipher::DecryptArgs),
+    /// Move a ciphertext to the key's ACTIVE version without the
+    /// plaintext leaving signet.
+    Reencrypt(cipher::DecryptArgs),
+    /// A fresh data key for envelope encryption, encrypted under a key
+    /// (and in plaintext to a file with --plaintext-out).
+    Datakey(cipher::DataKeyArgs),
     /// Export a key version's public key (PEM, PKCS#1 PEM, DER, JWK) or the
     /// key's JWKS.
     PublicKey(public_key::PublicKeyArgs),
@@ -226,6 +238,10 @@ pub(crate) async fn dispatch(cli: Cli) -> CliResult {
         Command::SignBatch(a) => batch::sign(g, a).await,
         Command::VerifyBatch(a) => batch::verify(g, a).await,
         Command::PublicKey(a) => public_key::run(g, a).await,
+        Command::Encrypt(a) => cipher::encrypt(g, a).await,
+        Command::Decrypt(a) => cipher::decrypt(g, a).await,
+        Command::Reencrypt(a) => cipher::reencrypt(g, a).await,
+        Command::Datakey(a) => cipher::datakey(g, a).await,
         Command::Bench(a) => bench::run(g, a).await,
         Command::BenchFloorServer(a) => bench_floor::serve(a).await,
         Command::BenchRegistry(a) => bench_registry::run(g, a).await,

@@ -21,7 +21,14 @@ pub struct KeysConfig {
     /// How often time-driven transitions are applied.
     #[serde(default = "default_tick", with = "super::duration")]
     pub tick_interval: Duration,
+    /// Most encryptions one AES-GCM key version makes: 2^32, the bound of
+    /// NIST SP 800-38D §8.3 for random 96-bit nonces, or lower.
+    #[serde(default = "default_max_encryptions")]
+    pub max_encryptions_per_version: u64,
 }
+
+/// The largest `keys.max_encryptions_per_version`: 2^32.
+pub(super) const MAX_ENCRYPTIONS: u64 = 1 << 32;
 
 impl Default for KeysConfig {
     fn default() -> Self {
@@ -29,6 +36,7 @@ impl Default for KeysConfig {
             default_grace_period: default_grace(),
             destroy_delay: default_destroy_delay(),
             tick_interval: default_tick(),
+            max_encryptions_per_version: default_max_encryptions(),
         }
     }
 }
@@ -50,7 +58,14 @@ impl KeysConfig {
             bounds::TICK_INTERVAL,
             "keys.tick_interval",
             self.tick_interval,
-        )
+        )?;
+        if !(1..=MAX_ENCRYPTIONS).contains(&self.max_encryptions_per_version) {
+            return Err(ConfigError::new(
+                "keys.max_encryptions_per_version",
+                format!("must be 1 to {MAX_ENCRYPTIONS} (2^32, NIST SP 800-38D §8.3)"),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -59,6 +74,9 @@ fn default_grace() -> Duration {
 }
 fn default_destroy_delay() -> Duration {
     Duration::from_secs(24 * 3600)
+}
+fn default_max_encryptions() -> u64 {
+    MAX_ENCRYPTIONS
 }
 fn default_tick() -> Duration {
     Duration::from_secs(1)

@@ -78,7 +78,8 @@ pub(crate) fn restart_only_changes(old: &Config, new: &Config) -> Vec<String> {
         _ => out.push("backend.type".into()),
     }
     restart_only!(out, "keys.", KeysConfig, &old.keys, keys,
-        restart: [default_grace_period, destroy_delay, tick_interval],
+        restart: [default_grace_period, destroy_delay, tick_interval,
+                  max_encryptions_per_version],
         reloaded: []);
     restart_only!(out, "registry.", RegistryConfig, &old.registry, registry,
         restart: [store, max_staleness],

@@ -90,10 +90,15 @@ fn check_alg_and_use(alg: Algorithm, jwk_alg: Option<&str>, use_: Option<&str>) 
             alg.jose_alg()
         )));
     }
-    if use_.is_some_and(|u| u != "sig") {
-        return Err(Error::invalid(
-            "JWK \"use\" must be \"sig\" for a signing key",
-        ));
+    let (want, kind) = if alg.encrypts() {
+        ("enc", "an encryption")
+    } else {
+        ("sig", "a signing")
+    };
+    if use_.is_some_and(|u| u != want) {
+        return Err(Error::invalid(format!(
+            "JWK \"use\" must be \"{want}\" for {kind} key"
+        )));
     }
     Ok(())
 }
@@ -124,7 +129,7 @@ pub(crate) fn oct_secret(
     let k = jwk.k.map(zeroize::Zeroizing::new);
     if jwk.kty != "oct" {
         return Err(Error::invalid(format!(
-            "a JWK with kty {:?} is not an HMAC secret; send an oct JWK or the raw secret",
+            "a JWK with kty {:?} is not a secret key; send an oct JWK or the raw secret",
             jwk.kty.chars().take(8).collect::<String>()
         )));
     }

@@ -96,7 +96,7 @@ pub(crate) fn check_pkcs8(alg: Algorithm, der: &[u8]) -> Result<Pkcs8Key> {
                 seed: SecretBytes::from_slice(seed.as_bytes()),
             }
         }
-        Family::Hmac => return Err(mismatch(alg)),
+        Family::Hmac | Family::AesGcm => return Err(mismatch(alg)),
     };
     Ok(Pkcs8Key { public, private })
 }
@@ -108,6 +108,17 @@ pub(crate) fn check_hmac_secret(len: usize) -> Result<()> {
         Ok(())
     } else {
         Err(Error::invalid("HMAC secret must be 16 to 128 bytes"))
+    }
+}
+
+/// Checks a raw symmetric secret's length for `alg`: 16 to 128 bytes for
+/// HMAC, exactly 32 for AES-256.
+pub(crate) fn check_secret(alg: Algorithm, len: usize) -> Result<()> {
+    match alg.family() {
+        Family::Hmac => check_hmac_secret(len),
+        Family::AesGcm if len == 32 => Ok(()),
+        Family::AesGcm => Err(Error::invalid("an AES-256 key must be 32 bytes")),
+        _ => Err(mismatch(alg)),
     }
 }
 
@@ -123,7 +134,7 @@ fn check_key_info(alg: Algorithm, info: &pkcs8::PrivateKeyInfo<'_>) -> Result<()
     let oid = info.algorithm.oid;
     let params = info.algorithm.parameters;
     let ok = match alg.family() {
-        Family::Hmac => false,
+        Family::Hmac | Family::AesGcm => false,
         Family::RsaPkcs1 | Family::RsaPss if oid == OID_RSASSA_PSS => {
             return Err(Error::invalid(
                 "RSA-PSS (id-RSASSA-PSS) private keys are not accepted; \
@@ -162,7 +173,8 @@ pub(crate) enum Material {
 /// `ImportKeyRequest.material`). Errors are `INVALID_ARGUMENT` with a short
 /// fixed text that never echoes the material.
 ///
-/// HMAC algorithms take the raw secret (16 to 128 bytes). Asymmetric ones
+/// HMAC algorithms take the raw secret (16 to 128 bytes), AES-256 the raw
+/// 32-byte key; either may come as an oct JWK. Asymmetric ones
 /// take PEM (`PRIVATE KEY`, `PUBLIC KEY`, `RSA PUBLIC KEY`), a public JWK,
 /// or binary PKCS#8 / SPKI DER.
 pub(crate) fn parse_material(alg: Algorithm, material: &[u8]) -> Result<Material> {
@@ -170,8 +182,8 @@ pub(crate) fn parse_material(alg: Algorithm, material: &[u8]) -> Result<Material
         // An oct JWK is decoded, not stored as its JSON text.
         let decoded = jwk::oct_secret(alg, material)?;
         let secret = decoded.as_deref().map_or(material, |d| d.as_slice());
-        check_hmac_secret(secret.len())?;
-        return Ok(Material::Private(ImportMaterial::HmacSecret(
+        check_secret(alg, secret.len())?;
+        return Ok(Material::Private(ImportMaterial::Secret(
             SecretBytes::from_slice(secret),
         )));
     }

@@ -96,9 +96,7 @@ fn refused_material_gets_fixed_texts() {
 fn hmac_material_is_the_raw_secret() {
     for len in [16, 20, 64, 128] {
         let m = parse_material(Algorithm::HmacSha384, &vec![7u8; len]).unwrap();
-        assert!(
-            matches!(m, Material::Private(ImportMaterial::HmacSecret(ref s)) if s.len() == len)
-        );
+        assert!(matches!(m, Material::Private(ImportMaterial::Secret(ref s)) if s.len() == len));
     }
     for len in [0, 15, 129] {
         let m = invalid(parse_material(Algorithm::HmacSha256, &vec![7u8; len]));
@@ -108,7 +106,7 @@ fn hmac_material_is_the_raw_secret() {
     let pem = pem_encode("PUBLIC KEY", &[1u8; 40]);
     assert!(matches!(
         parse_material(Algorithm::HmacSha512, pem.as_bytes()).unwrap(),
-        Material::Private(ImportMaterial::HmacSecret(_))
+        Material::Private(ImportMaterial::Secret(_))
     ));
 }
 
@@ -119,7 +117,7 @@ fn an_oct_jwk_is_decoded_and_other_jwks_are_refused() {
     let k = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret);
     let jwk = format!(r#"{{"kty":"oct","k":"{k}","alg":"HS256"}}"#);
     match parse_material(Algorithm::HmacSha256, jwk.as_bytes()).unwrap() {
-        Material::Private(ImportMaterial::HmacSecret(s)) => assert_eq!(s.expose(), secret),
+        Material::Private(ImportMaterial::Secret(s)) => assert_eq!(s.expose(), secret),
         other => panic!("{other:?}"),
     }
     for (alg, bad, says) in [
@@ -127,7 +125,7 @@ fn an_oct_jwk_is_decoded_and_other_jwks_are_refused() {
         (
             Algorithm::HmacSha256,
             r#"{"kty":"EC","crv":"P-256"}"#.into(),
-            "not an HMAC secret",
+            "is not a secret key",
         ),
         (Algorithm::HmacSha256, r#"{"kty":"oct"}"#.into(), "missing"),
         (
@@ -149,7 +147,7 @@ fn an_oct_jwk_is_decoded_and_other_jwks_are_refused() {
     let raw = br#"{"not":"a jwk","pad":"0123456789"}"#;
     assert!(matches!(
         parse_material(Algorithm::HmacSha256, raw).unwrap(),
-        Material::Private(ImportMaterial::HmacSecret(ref s)) if s.expose() == raw
+        Material::Private(ImportMaterial::Secret(ref s)) if s.expose() == raw
     ));
 }
 

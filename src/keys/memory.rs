@@ -1,5 +1,6 @@
-//! The in-memory backend: aws-lc-rs for RSA, ECDSA and Ed25519; RustCrypto
-//! `hmac` + `sha2` for HMAC. Secrets are zeroized on drop and never printed.
+//! The in-memory backend: aws-lc-rs for RSA, ECDSA, Ed25519 and AES-GCM;
+//! RustCrypto `hmac` + `sha2` for HMAC. Secrets are zeroized on drop and
+//! never printed.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -15,7 +16,7 @@ pub(crate) mod aws_lc;
 pub(crate) use aws_lc::hmac_sign;
 use aws_lc::{digest_alg, rsa_encoding, KeyPair};
 
-use super::material::check_hmac_secret;
+use super::material::check_secret;
 use super::public::{check_pkcs8_algorithm, import_digest, mismatch};
 use super::{
     any_tag_matches, Algorithm, Family, Hash, ImportMaterial, KeyBackend, KeyHandle,
@@ -125,10 +126,20 @@ impl KeyBackend for MemoryBackend {
     }
 }
 
-/// Private or secret material: an HMAC secret or an aws-lc key pair.
+/// Private or secret material: an HMAC secret, an AES key or an aws-lc
+/// key pair.
 enum Secret {
     Hmac(SecretBytes),
+    /// aws-lc's key schedule (it zeroizes it when dropped).
+    Aes(aws_lc_rs::aead::LessSafeKey),
     Pair(KeyPair),
+}
+
+/// aws-lc's AES-256-GCM key from 32 bytes.
+fn aes_key(bytes: &[u8]) -> Result<Secret> {
+    let key = aws_lc_rs::aead::UnboundKey::new(&aws_lc_rs::aead::AES_256_GCM, bytes)
+        .map_err(|_| Error::invalid("an AES-256 key must be 32 bytes"))?;
+    Ok(Secret::Aes(aws_lc_rs::aead::LessSafeKey::new(key)))
 }
 
 /// One key held in memory: the secret, its algorithm and (asymmetric keys)
@@ -152,11 +163,15 @@ impl MemoryKey {
     /// Generates new material for `alg`.
     pub(crate) fn generate(alg: Algorithm) -> Result<Self> {
         let failed = |_: Unspecified| Error::internal("key generation failed");
-        let secret = match alg.family() {
-            Family::Hmac => {
-                let mut buf = Zeroizing::new(vec![0u8; alg_hash(alg)?.output_len()]);
+        let secret = match (alg.family(), alg.secret_len()) {
+            (Family::Hmac | Family::AesGcm, Some(len)) => {
+                let mut buf = Zeroizing::new(vec![0u8; len]);
                 aws_lc_rs::rand::fill(&mut buf).map_err(failed)?;
-                Secret::Hmac(SecretBytes::from_slice(&buf))
+                if alg.encrypts() {
+                    aes_key(&buf)?
+                } else {
+                    Secret::Hmac(SecretBytes::from_slice(&buf))
+                }
             }
             _ => Secret::Pair(KeyPair::generate(alg)?),
         };
@@ -164,18 +179,21 @@ impl MemoryKey {
         Self::new(alg, secret).map_err(Error::internal)
     }
 
-    /// Imports an HMAC secret (16 to 128 bytes) or a PKCS#8 (v1 or v2)
-    /// private key for `alg`. Material of another type, curve or size is
-    /// `INVALID_ARGUMENT`.
+    /// Imports an HMAC secret (16 to 128 bytes), an AES-256 key (32 bytes)
+    /// or a PKCS#8 (v1 or v2) private key for `alg`. Material of another
+    /// type, curve or size is `INVALID_ARGUMENT`.
     pub(crate) fn import(alg: Algorithm, material: ImportMaterial) -> Result<Self> {
         let secret = match (alg.family(), material) {
-            (Family::Hmac, ImportMaterial::HmacSecret(s)) => {
-                check_hmac_secret(s.len())?;
+            (Family::Hmac, ImportMaterial::Secret(s)) => {
+                check_secret(alg, s.len())?;
                 Secret::Hmac(s)
             }
-            (Family::Hmac, ImportMaterial::Pkcs8(_)) | (_, ImportMaterial::HmacSecret(_)) => {
-                return Err(mismatch(alg))
+            (Family::AesGcm, ImportMaterial::Secret(s)) => {
+                check_secret(alg, s.len())?;
+                aes_key(s.expose())?
             }
+            (Family::Hmac | Family::AesGcm, ImportMaterial::Pkcs8(_))
+            | (_, ImportMaterial::Secret(_)) => return Err(mismatch(alg)),
             (_, ImportMaterial::Pkcs8(der)) => {
                 let der = der.expose();
                 check_pkcs8_algorithm(alg, der)?;
@@ -188,7 +206,7 @@ impl MemoryKey {
     /// Builds the key and its public key (which checks RSA sizes and curves).
     fn new(alg: Algorithm, secret: Secret) -> Result<Self> {
         let public = match &secret {
-            Secret::Hmac(_) => None,
+            Secret::Hmac(_) | Secret::Aes(_) => None,
             Secret::Pair(pair) => Some(pair.public_key(alg)?),
         };
         Ok(Self {
@@ -251,6 +269,7 @@ impl KeyHandle for MemoryKey {
             (Secret::Hmac(_) | Secret::Pair(KeyPair::Ed25519(_)), SignInput::Digest(_)) => {
                 Err(messages_only(self.alg))
             }
+            (Secret::Aes(_), _) => Err(mismatch(self.alg)),
         }
     }
 
@@ -267,8 +286,45 @@ impl KeyHandle for MemoryKey {
             ))),
         }
     }
+
+    fn encrypt(&self, nonce: &[u8; 12], aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
+        use aws_lc_rs::aead::{Aad, Nonce};
+        let Secret::Aes(key) = &self.secret else {
+            return Err(mismatch(self.alg));
+        };
+        let mut out = plaintext.to_vec();
+        key.seal_in_place_append_tag(
+            Nonce::assume_unique_for_key(*nonce),
+            Aad::from(aad),
+            &mut out,
+        )
+        .map_err(|_| Error::internal("encryption failed"))?;
+        Ok(out)
+    }
+
+    fn decrypt(&self, nonce: &[u8; 12], aad: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        use aws_lc_rs::aead::{Aad, Nonce};
+        let Secret::Aes(key) = &self.secret else {
+            return Err(mismatch(self.alg));
+        };
+        let mut buf = Zeroizing::new(sealed.to_vec());
+        let n = key
+            .open_in_place(
+                Nonce::assume_unique_for_key(*nonce),
+                Aad::from(aad),
+                &mut buf,
+            )
+            .map_err(|_| super::sealed::not_authentic())?
+            .len();
+        buf.truncate(n);
+        Ok(buf)
+    }
 }
 
 #[cfg(test)]
 #[path = "memory_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "memory_aes_tests.rs"]
+mod aes_tests;

@@ -4,6 +4,7 @@
 pub(crate) mod algorithm;
 pub mod clock;
 pub mod ecdsa_sig;
+pub(crate) mod jwe;
 pub(crate) mod jwk;
 pub(crate) mod material;
 pub(crate) mod memory;
@@ -11,6 +12,7 @@ pub mod pkcs11;
 pub(crate) mod public;
 pub mod record;
 pub mod registry;
+pub(crate) mod sealed;
 pub(crate) mod secret;
 pub mod store;
 
@@ -88,8 +90,8 @@ impl SignInput<'_> {
 
 /// Private or secret material handed to a backend on import. Never printed.
 pub enum ImportMaterial {
-    /// A raw HMAC secret.
-    HmacSecret(SecretBytes),
+    /// A raw symmetric secret: an HMAC secret or an AES key.
+    Secret(SecretBytes),
     /// A private key as PKCS#8 DER (v1 or v2).
     Pkcs8(SecretBytes),
 }
@@ -97,7 +99,7 @@ pub enum ImportMaterial {
 impl fmt::Debug for ImportMaterial {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ImportMaterial::HmacSecret(_) => f.write_str("HmacSecret(REDACTED)"),
+            ImportMaterial::Secret(_) => f.write_str("Secret(REDACTED)"),
             ImportMaterial::Pkcs8(_) => f.write_str("Pkcs8(REDACTED)"),
         }
     }
@@ -270,6 +272,25 @@ pub trait KeyHandle: Send + Sync + fmt::Debug {
     fn verify_mac(&self, _input: SignInput<'_>, _tags: &[Vec<u8>]) -> Result<bool> {
         Err(unsupported("MAC verification", "key's"))
     }
+
+    /// AES-GCM (encryption keys): `plaintext` encrypted under `nonce` (the
+    /// registry draws it) and authenticated with `aad`, as ciphertext
+    /// then tag.
+    fn encrypt(&self, _nonce: &[u8; 12], _aad: &[u8], _plaintext: &[u8]) -> Result<Vec<u8>> {
+        Err(unsupported("encryption", "key's"))
+    }
+
+    /// The plaintext of `sealed` (ciphertext then tag), or
+    /// [`sealed::not_authentic`] when it does not authenticate under
+    /// `nonce` and `aad`.
+    fn decrypt(
+        &self,
+        _nonce: &[u8; 12],
+        _aad: &[u8],
+        _sealed: &[u8],
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+        Err(unsupported("decryption", "key's"))
+    }
 }
 
 /// Whether `expected` equals one of `tags`, each compared in constant time
@@ -348,7 +369,7 @@ mod tests {
             Bare.import(
                 "l",
                 alg,
-                ImportMaterial::HmacSecret(SecretBytes::from_slice(b"s")),
+                ImportMaterial::Secret(SecretBytes::from_slice(b"s")),
             )
             .map(drop),
             Bare.open("l", alg).map(drop),

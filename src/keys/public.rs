@@ -75,7 +75,7 @@ impl PublicKey {
     /// rsaEncryption, so every export has the same form.
     pub fn from_spki_der(alg: Algorithm, der: &[u8]) -> Result<Self> {
         if alg.is_symmetric() {
-            return Err(Error::invalid("HMAC keys have no public key"));
+            return Err(Error::invalid("symmetric keys have no public key"));
         }
         let spki = SubjectPublicKeyInfoRef::from_der(der).map_err(|_| Error::invalid(ERR_SPKI))?;
         let key = spki

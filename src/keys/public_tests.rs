@@ -56,8 +56,10 @@ fn public(m: Material) -> PublicKey {
 #[test]
 fn hmac_has_no_public_key() {
     let der = spki_of(&ec(Curve::P256));
-    let msg = invalid(PublicKey::from_spki_der(Algorithm::HmacSha256, &der));
-    assert!(msg.contains("HMAC"));
+    for alg in [Algorithm::HmacSha256, Algorithm::Aes256Gcm] {
+        let msg = invalid(PublicKey::from_spki_der(alg, &der));
+        assert!(msg.contains("symmetric"), "{msg}");
+    }
 }
 
 #[test]

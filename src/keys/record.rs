@@ -140,6 +140,16 @@ pub struct VersionRecord {
     /// holds no material for them.
     #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_b64")]
     pub public_spki: Option<Vec<u8>>,
+    /// Encryption keys: how many encryptions replicas have reserved with
+    /// this version, in blocks (`registry::counts`). An upper bound on
+    /// the encryptions made, never reset, so the bound of NIST SP 800-38D
+    /// §8.3 holds across restarts and replicas.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub encryptions: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl VersionRecord {
@@ -155,6 +165,7 @@ impl VersionRecord {
             disable_time: None,
             destroy_time: None,
             public_spki: None,
+            encryptions: 0,
         }
     }
 
@@ -223,7 +234,7 @@ impl KeyRecord {
             .ok_or_else(|| Error::not_found(format!("key {} has no version {v}", self.name)))
     }
 
-    fn version_mut(&mut self, v: u32) -> Result<&mut VersionRecord> {
+    pub(crate) fn version_mut(&mut self, v: u32) -> Result<&mut VersionRecord> {
         let name = self.name.clone();
         self.versions
             .iter_mut()
@@ -246,7 +257,19 @@ impl KeyRecord {
     /// Makes PENDING version `v` ACTIVE; the previous ACTIVE one becomes
     /// RETIRING until `now + grace`.
     pub fn promote(&mut self, v: u32, grace: Duration, now: SystemTime) -> Result<()> {
-        check_grace(grace)?;
+        self.promote_with(v, Some(grace), now)
+    }
+
+    /// [`KeyRecord::promote`]; with no grace the previous ACTIVE version
+    /// stays RETIRING until it is disabled (encryption keys: what they
+    /// encrypted must stay readable).
+    pub fn promote_with(&mut self, v: u32, grace: Option<Duration>, now: SystemTime) -> Result<()> {
+        let until = grace
+            .map(|g| {
+                check_grace(g)?;
+                deadline(now, g, "grace_period")
+            })
+            .transpose()?;
         let state = self.version(v)?.effective_state(now);
         if state != VersionState::Pending {
             return Err(Error::precondition(format!(
@@ -254,11 +277,10 @@ impl KeyRecord {
                 state.name()
             )));
         }
-        let until = deadline(now, grace, "grace_period")?;
         for r in &mut self.versions {
             if r.state == VersionState::Active {
                 r.state = VersionState::Retiring;
-                r.verify_until = Some(until);
+                r.verify_until = until;
             }
         }
         let r = self.version_mut(v)?;
@@ -293,13 +315,22 @@ impl KeyRecord {
 
     /// DISABLED → RETIRING, verifying again until `now + grace`.
     pub fn enable(&mut self, v: u32, grace: Duration, now: SystemTime) -> Result<()> {
-        check_grace(grace)?;
-        let until = deadline(now, grace, "grace_period")?;
+        self.enable_with(v, Some(grace), now)
+    }
+
+    /// [`KeyRecord::enable`]; with no grace, RETIRING until disabled.
+    pub fn enable_with(&mut self, v: u32, grace: Option<Duration>, now: SystemTime) -> Result<()> {
+        let until = grace
+            .map(|g| {
+                check_grace(g)?;
+                deadline(now, g, "grace_period")
+            })
+            .transpose()?;
         let r = self.version_mut(v)?;
         match r.effective_state(now) {
             VersionState::Disabled => {
                 r.state = VersionState::Retiring;
-                r.verify_until = Some(until);
+                r.verify_until = until;
                 r.disable_time = None;
                 Ok(())
             }

@@ -30,8 +30,12 @@ use tokio::net::TcpListener;
 use tonic::transport::Server;
 
 use crate::api::admin::KeyAdminService;
+use crate::api::cipher::CipherService;
 use crate::api::pb;
-use crate::api::pb::{key_admin_server::KeyAdminServer, signer_server::SignerServer};
+use crate::api::pb::{
+    cipher_service_server::CipherServiceServer, key_admin_server::KeyAdminServer,
+    signer_server::SignerServer,
+};
 use crate::api::signer::SignerService;
 use crate::audit::Audit;
 use crate::auth::{AuthLayer, Security};
@@ -151,6 +155,11 @@ pub(crate) async fn serve_full(
             .with_security(security.clone()),
     )
     .max_decoding_message_size(decode_limit);
+    let cipher = CipherServiceServer::new(
+        CipherService::new(registry.clone(), config.server.max_message_bytes)
+            .with_security(security.clone()),
+    )
+    .max_decoding_message_size(decode_limit);
     gauges::watch(&registry);
 
     let ticker = registry.spawn_ticker(config.keys.tick_interval);
@@ -205,6 +214,7 @@ pub(crate) async fn serve_full(
         .add_service(reflection_v1alpha)
         .add_service(signer)
         .add_service(admin)
+        .add_service(cipher)
         .serve_with_incoming_shutdown(incoming, shutdown);
     tokio::pin!(server);
     readiness.set_started().await;

@@ -38,12 +38,13 @@ impl State {
         self.started && !self.draining && self.backend
     }
 
-    fn statuses(self) -> [(&'static str, bool); 3] {
+    fn statuses(self) -> [(&'static str, bool); 4] {
         let ready = self.ready();
         [
             ("", ready),
             ("signet.v1.KeyAdmin", ready),
             ("signet.v1.Signer", ready && self.replay),
+            ("signet.v1.CipherService", ready),
         ]
     }
 }

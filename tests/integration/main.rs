@@ -11,6 +11,7 @@ mod memory {
     conformance_suite!(crate::support::TestServer::memory());
 }
 
+mod cipher;
 mod config_checks;
 mod http_rotation;
 mod listing;

@@ -38,7 +38,7 @@ if not (GEN / "signet" / "v1").is_dir():
     raise RuntimeError(f"{GEN} has no generated stubs: run tests/python/run.sh")
 sys.path.insert(0, str(GEN))
 
-from signet.v1 import key_admin_pb2_grpc, signer_pb2_grpc  # noqa: E402
+from signet.v1 import cipher_pb2_grpc, key_admin_pb2_grpc, signer_pb2_grpc  # noqa: E402
 from grpc_health.v1 import health_pb2_grpc  # noqa: E402
 
 LISTEN_RE = re.compile(r"signet listening address=(127\.0\.0\.1:(\d+))")
@@ -158,6 +158,7 @@ class Client:
     signer: signer_pb2_grpc.SignerStub
     admin: key_admin_pb2_grpc.KeyAdminStub
     health: health_pb2_grpc.HealthStub
+    cipher: cipher_pb2_grpc.CipherServiceStub
     # Every secret handed to this server, as the texts to look for in its log.
     secret_texts: list[str] = field(default_factory=list, repr=False)
 
@@ -235,6 +236,7 @@ def _client(server: SignetServer) -> tuple[Client, grpc.Channel]:
             signer=signer_pb2_grpc.SignerStub(channel),
             admin=key_admin_pb2_grpc.KeyAdminStub(channel),
             health=health_pb2_grpc.HealthStub(channel),
+            cipher=cipher_pb2_grpc.CipherServiceStub(channel),
         ),
         channel,
     )

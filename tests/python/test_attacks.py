@@ -227,7 +227,7 @@ def test_oct_jwk_imports_as_its_secret(server):
             )
         )
     assert e.value.code() == Code.INVALID_ARGUMENT
-    assert "not an HMAC secret" in e.value.details()
+    assert "is not a secret key" in e.value.details()
 
 
 # ---- the CLI's --json covers errors too ----

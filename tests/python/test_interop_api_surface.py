@@ -197,7 +197,7 @@ def test_the_demo_configuration_has_a_working_stripe_profile(server):
 
 
 def test_health(server):
-    for service in ("", "signet.v1.Signer", "signet.v1.KeyAdmin"):
+    for service in ("", "signet.v1.Signer", "signet.v1.KeyAdmin", "signet.v1.CipherService"):
         resp = server.health.Check(health_pb2.HealthCheckRequest(service=service))
         assert resp.status == health_pb2.HealthCheckResponse.SERVING, service
     rpc_error(Code.NOT_FOUND, server.health.Check, health_pb2.HealthCheckRequest(service="no.such.Service"))
@@ -221,16 +221,16 @@ def test_reflection_lists_services(server):
     responses = list(stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")])))
     assert len(responses) == 1
     listed = {s.name for s in responses[0].list_services_response.service}
-    for svc in ("signet.v1.Signer", "signet.v1.KeyAdmin", "grpc.health.v1.Health"):
+    for svc in ("signet.v1.Signer", "signet.v1.KeyAdmin", "signet.v1.CipherService", "grpc.health.v1.Health"):
         assert svc in listed, f"{svc} not in {sorted(listed)}"
 
     db = ProtoReflectionDescriptorDatabase(server.channel)
-    assert {"signet.v1.Signer", "signet.v1.KeyAdmin"} <= set(db.get_services())
+    assert {"signet.v1.Signer", "signet.v1.KeyAdmin", "signet.v1.CipherService"} <= set(db.get_services())
     from google.protobuf.descriptor_pool import DescriptorPool
 
     pool = DescriptorPool(db)
     table = rpc_table()
-    assert set(table) == {"signet.v1.Signer", "signet.v1.KeyAdmin"}
+    assert set(table) == {"signet.v1.Signer", "signet.v1.KeyAdmin", "signet.v1.CipherService"}
     for name, methods in table.items():
         served = pool.FindServiceByName(name)
         assert {m.name for m in served.methods} == methods, name

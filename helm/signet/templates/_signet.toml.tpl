@@ -53,6 +53,7 @@ demo_keys = {{ .Values.backend.demoKeys }}
 default_grace_period = {{ include "signet.tomlValue" .Values.keys.defaultGracePeriod }}
 destroy_delay = {{ include "signet.tomlValue" .Values.keys.destroyDelay }}
 tick_interval = {{ include "signet.tomlValue" .Values.keys.tickInterval }}
+max_encryptions_per_version = {{ int64 .Values.keys.maxEncryptionsPerVersion }}
 
 [registry]
 store = {{ include "signet.tomlValue" (include "signet.registryStore" .) }}

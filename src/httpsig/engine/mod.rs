@@ -222,6 +222,11 @@ fn check_key(registry: &Registry, name: &str) -> Result<()> {
             "key {name} is {alg}: HTTP profiles sign with HMAC, RSA or ECDSA keys"
         )));
     }
+    if alg.encrypts() {
+        return Err(Error::invalid(format!(
+            "key {name} is {alg}: it encrypts, and HTTP profiles sign with HMAC, RSA or ECDSA keys"
+        )));
+    }
     Ok(())
 }
 

@@ -104,7 +104,7 @@ impl KeyPair {
                 KeyPair::Ecdsa(EcdsaKeyPair::generate(ecdsa_signing(alg)?).map_err(failed)?)
             }
             Family::Ed25519 => KeyPair::Ed25519(Ed25519KeyPair::generate().map_err(failed)?),
-            Family::Hmac => return Err(mismatch(alg)),
+            Family::Hmac | Family::AesGcm => return Err(mismatch(alg)),
         })
     }
 
@@ -123,7 +123,7 @@ impl KeyPair {
             Family::RsaPkcs1 | Family::RsaPss => {
                 KeyPair::Rsa(RsaKeyPair::from_pkcs8(der).map_err(rejected)?)
             }
-            Family::Hmac => return Err(mismatch(alg)),
+            Family::Hmac | Family::AesGcm => return Err(mismatch(alg)),
         })
     }
 

@@ -9,11 +9,12 @@ use cryptoki::object::{Attribute, ObjectClass};
 
 use super::mechanisms::{ec_params, key_type};
 use super::objects::{
-    der_octets, private_template, public_template, scrub, PRIVATE_KEY_USAGES, SECRET_KEY_USAGES,
+    aes_template, der_octets, private_template, public_template, scrub, PRIVATE_KEY_USAGES,
+    SECRET_KEY_USAGES,
 };
 use super::Pkcs11Backend;
 use crate::error::Result;
-use crate::keys::material::{check_hmac_secret, check_pkcs8, PrivateParts};
+use crate::keys::material::{check_pkcs8, check_secret, PrivateParts};
 use crate::keys::public::{mismatch, KeyParts};
 use crate::keys::{Algorithm, Family, ImportMaterial, KeyBackend, KeyHandle, SecretBytes};
 
@@ -27,10 +28,10 @@ impl Pkcs11Backend {
     ) -> Result<Arc<dyn KeyHandle>> {
         self.check_algorithm(alg)?;
         match (&material, alg.family()) {
-            (ImportMaterial::HmacSecret(secret), Family::Hmac) => {
+            (ImportMaterial::Secret(secret), Family::Hmac | Family::AesGcm) => {
                 self.import_secret(label, alg, secret)
             }
-            (ImportMaterial::Pkcs8(der), family) if family != Family::Hmac => {
+            (ImportMaterial::Pkcs8(der), _) if !alg.is_symmetric() => {
                 self.import_pkcs8(label, alg, der)
             }
             _ => Err(mismatch(alg)),
@@ -43,8 +44,15 @@ impl Pkcs11Backend {
         alg: Algorithm,
         secret: &SecretBytes,
     ) -> Result<Arc<dyn KeyHandle>> {
-        check_hmac_secret(secret.len())?;
+        check_secret(alg, secret.len())?;
         let generation = self.pool.generation();
+        if alg.encrypts() {
+            let mut template = aes_template(label);
+            template.push(Attribute::Value(secret.expose().to_vec()));
+            let object = self.pool.with("import key", |s| s.create_object(&template));
+            scrub(&mut template);
+            return self.handle(label, alg, generation, object?);
+        }
         // Tokens (SoftHSM2 among them) refuse HMAC keys shorter than the
         // hash output (CKR_KEY_SIZE_RANGE at first use), while platforms
         // hand out shorter webhook secrets. HMAC pads the key with zeros to

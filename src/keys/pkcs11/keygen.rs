@@ -1,5 +1,5 @@
-//! Generating keys on the token: `C_GenerateKey` for HMAC secrets,
-//! `C_GenerateKeyPair` for the rest, with the templates of `objects` and
+//! Generating keys on the token: `C_GenerateKey` for HMAC secrets and AES
+//! keys, `C_GenerateKeyPair` for the rest, with the templates of `objects` and
 //! the mechanisms of `mechanisms`.
 
 use std::sync::Arc;
@@ -9,7 +9,9 @@ use cryptoki::object::{Attribute, ObjectClass};
 use cryptoki::types::Ulong;
 
 use super::mechanisms::{ec_params, key_pair_gen, key_type};
-use super::objects::{private_template, public_template, PRIVATE_KEY_USAGES, SECRET_KEY_USAGES};
+use super::objects::{
+    aes_template, private_template, public_template, PRIVATE_KEY_USAGES, SECRET_KEY_USAGES,
+};
 use super::Pkcs11Backend;
 use crate::error::Result;
 use crate::keys::public::mismatch;
@@ -37,6 +39,13 @@ impl Pkcs11Backend {
                 private.extend(SECRET_KEY_USAGES);
                 self.pool.with("generate key", |s| {
                     s.generate_key(&Mechanism::GenericSecretKeyGen, &private)
+                })?
+            }
+            Family::AesGcm => {
+                let mut template = aes_template(label);
+                template.push(Attribute::ValueLen(Ulong::from(32u64)));
+                self.pool.with("generate key", |s| {
+                    s.generate_key(&Mechanism::AesKeyGen, &template)
                 })?
             }
             family => {

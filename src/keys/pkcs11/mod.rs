@@ -30,6 +30,7 @@
 //! (`CKM_EDDSA`) sign the message itself, as their definitions require.
 
 mod bench;
+mod cipher;
 mod errors;
 
 mod import;

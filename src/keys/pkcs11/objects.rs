@@ -95,6 +95,28 @@ pub(super) const SECRET_KEY_USAGES: [Attribute; 3] = [
     Attribute::Wrap(false),
 ];
 
+/// An AES key: sensitive, never extractable, on the token; it encrypts
+/// and decrypts, and nothing else (no signing, wrapping or deriving).
+pub(super) fn aes_template(label: &str) -> Vec<Attribute> {
+    vec![
+        Attribute::Token(true),
+        Attribute::Private(true),
+        Attribute::Sensitive(true),
+        Attribute::Extractable(false),
+        Attribute::Class(cryptoki::object::ObjectClass::SECRET_KEY),
+        Attribute::KeyType(cryptoki::object::KeyType::AES),
+        Attribute::Encrypt(true),
+        Attribute::Decrypt(true),
+        Attribute::Sign(false),
+        Attribute::Verify(false),
+        Attribute::Wrap(false),
+        Attribute::Unwrap(false),
+        Attribute::Derive(false),
+        Attribute::Label(label.as_bytes().to_vec()),
+        Attribute::Id(label.as_bytes().to_vec()),
+    ]
+}
+
 /// The extra usages of an RSA, ECDSA or Ed25519 private key: no signing
 /// with message recovery. (A secret key has no such attribute.)
 pub(super) const PRIVATE_KEY_USAGES: [Attribute; 1] = [Attribute::SignRecover(false)];

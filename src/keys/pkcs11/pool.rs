@@ -436,7 +436,7 @@ impl Pool {
     }
 }
 
-fn logged_in(session: &Session) -> bool {
+pub(super) fn logged_in(session: &Session) -> bool {
     use cryptoki::session::SessionState;
     session.get_session_info().is_ok_and(|i| {
         matches!(

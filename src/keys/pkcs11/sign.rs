@@ -12,6 +12,7 @@ use super::mechanisms::sign_mechanism;
 use crate::error::{Error, Result};
 use crate::keys::public::mismatch;
 use crate::keys::{any_tag_matches, Algorithm, Family, Hash, KeyHandle, PublicKey, SignInput};
+use zeroize::Zeroizing;
 
 /// What the token signs for `input`: the message for HMAC and Ed25519, the
 /// digest for ECDSA and PSS, the DigestInfo-wrapped digest for PKCS#1 v1.5.
@@ -50,24 +51,7 @@ impl KeyHandle for Pkcs11Key {
         input.check(self.alg)?;
         let data = token_input(self.alg, input)?;
         let mechanism = sign_mechanism(self.alg)?;
-        let missing = Cell::new(false);
-        let attempt = || {
-            missing.set(false);
-            self.pool.with("sign", |s| {
-                let object = self.object(s, false, &missing)?;
-                match s.sign(&mechanism, object, &data) {
-                    Err(CkError::Pkcs11(
-                        RvError::KeyHandleInvalid | RvError::ObjectHandleInvalid,
-                        _,
-                    )) => s.sign(&mechanism, self.object(s, true, &missing)?, &data),
-                    r => r,
-                }
-            })
-        };
-        match attempt() {
-            Err(_) if missing.get() && self.pool.object_missing() => attempt(),
-            r => r,
-        }
+        self.with_object("sign", |s, object| s.sign(&mechanism, object, &data))
     }
 
     fn verify_mac(&self, input: SignInput<'_>, tags: &[Vec<u8>]) -> Result<bool> {
@@ -77,5 +61,47 @@ impl KeyHandle for Pkcs11Key {
         // One C_Sign on the token, then the comparisons here.
         let expected = self.sign(input)?;
         Ok(any_tag_matches(&expected, tags))
+    }
+
+    fn encrypt(&self, nonce: &[u8; 12], aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
+        super::cipher::encrypt(self, nonce, aad, plaintext)
+    }
+
+    fn decrypt(&self, nonce: &[u8; 12], aad: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        super::cipher::decrypt(self, nonce, aad, sealed)
+    }
+}
+
+impl Pkcs11Key {
+    /// Runs `f` on a pooled session with this key's object, finding the
+    /// object again once when the token says its cached handle went stale,
+    /// and retrying once more when the pool finds the token lost track of
+    /// its objects.
+    pub(super) fn with_object<T>(
+        &self,
+        what: &'static str,
+        f: impl Fn(
+            &cryptoki::session::Session,
+            cryptoki::object::ObjectHandle,
+        ) -> std::result::Result<T, CkError>,
+    ) -> Result<T> {
+        let missing = Cell::new(false);
+        let attempt = || {
+            missing.set(false);
+            self.pool.with(what, |s| {
+                let object = self.object(s, false, &missing)?;
+                match f(s, object) {
+                    Err(CkError::Pkcs11(
+                        RvError::KeyHandleInvalid | RvError::ObjectHandleInvalid,
+                        _,
+                    )) => f(s, self.object(s, true, &missing)?),
+                    r => r,
+                }
+            })
+        };
+        match attempt() {
+            Err(_) if missing.get() && self.pool.object_missing() => attempt(),
+            r => r,
+        }
     }
 }

@@ -23,6 +23,10 @@ pub(super) enum Op {
     Sign,
     /// `KeyHandle::verify_mac`.
     Verify,
+    /// `KeyHandle::encrypt`.
+    Encrypt,
+    /// `KeyHandle::decrypt`.
+    Decrypt,
     /// `KeyBackend::generate`.
     Generate,
     /// `KeyBackend::import`.
@@ -44,6 +48,8 @@ impl Op {
         Some(match self {
             Op::Sign => "sign",
             Op::Verify => "verify",
+            Op::Encrypt => "encrypt",
+            Op::Decrypt => "decrypt",
             Op::Generate => "generate",
             Op::Import => "import",
             Op::Open => "open",

@@ -57,7 +57,7 @@ impl Registry {
     }
 
     /// [`Registry::persist`] for a change that created no material.
-    async fn persist_plain(&self, record: &KeyRecord) -> Result<()> {
+    pub(super) async fn persist_plain(&self, record: &KeyRecord) -> Result<()> {
         self.persist(record).await.map_err(|e| e.error)
     }
 
@@ -89,10 +89,18 @@ impl Registry {
         }
     }
 
-    fn grace_for(&self, rec: &KeyRecord, grace: Option<Duration>) -> Duration {
-        grace
-            .or_else(|| rec.policy.and_then(|p| p.grace_period))
-            .unwrap_or(self.settings.default_grace)
+    /// How long the previous ACTIVE version goes on verifying (or
+    /// decrypting) after a promotion: the grace asked for, else the
+    /// policy's, else the registry default. An encryption key has no
+    /// default: what it encrypted stays readable until a custodian
+    /// disables the version (`None`).
+    fn grace_for(&self, rec: &KeyRecord, grace: Option<Duration>) -> Option<Duration> {
+        let asked = grace.or_else(|| rec.policy.and_then(|p| p.grace_period));
+        if rec.algorithm.encrypts() {
+            asked
+        } else {
+            Some(asked.unwrap_or(self.settings.default_grace))
+        }
     }
 
     /// Creates a key whose version 1 the backend generates, ACTIVE.
@@ -307,7 +315,7 @@ impl Registry {
         ));
         if promote {
             let g = self.grace_for(&rec, grace);
-            rec.promote(version, g, now)?;
+            rec.promote_with(version, g, now)?;
         }
         let view = self
             .commit_version(
@@ -341,7 +349,7 @@ impl Registry {
     pub async fn promote(&self, name: &str, v: u32, grace: Option<Duration>) -> Result<KeyView> {
         self.mutate(name, |r, now| {
             let g = self.grace_for(r, grace);
-            r.promote(v, g, now)
+            r.promote_with(v, g, now)
         })
         .await
     }
@@ -355,7 +363,7 @@ impl Registry {
     pub async fn enable(&self, name: &str, v: u32, grace: Option<Duration>) -> Result<KeyView> {
         self.mutate(name, |r, now| {
             let g = self.grace_for(r, grace);
-            r.enable(v, g, now)
+            r.enable_with(v, g, now)
         })
         .await
     }
@@ -459,7 +467,7 @@ impl Registry {
             }
             PolicyAction::Promote(v) => {
                 let g = self.grace_for(&rec, None);
-                rec.promote(v, g, at)?;
+                rec.promote_with(v, g, at)?;
                 self.persist_plain(&rec).await?;
                 entry.state.write().record = rec;
                 tracing::info!(key = %name, version = v, "rotation policy promoted a version");

@@ -36,6 +36,9 @@ pub struct RegistrySettings {
     /// process may be out of contact with it and still sign and verify
     /// from its cached view.
     pub max_staleness: Duration,
+    /// Most encryptions one AES-GCM version makes (NIST SP 800-38D §8.3:
+    /// 2^32 with random nonces).
+    pub max_encryptions: u64,
 }
 
 impl Default for RegistrySettings {
@@ -45,6 +48,7 @@ impl Default for RegistrySettings {
             destroy_delay: Duration::from_secs(24 * 3600),
             destroy_orphans: false,
             max_staleness: Duration::from_secs(60),
+            max_encryptions: 1 << 32,
         }
     }
 }
@@ -174,13 +178,26 @@ pub struct Registry {
     reopen: parking_lot::Mutex<HashMap<(String, u32), load::Retry>>,
     /// Set by [`Registry::shutdown_backend`]: changes are refused after it.
     stopped: std::sync::atomic::AtomicBool,
+    /// Encryption blocks and decryption counts (`counts.rs`).
+    counts: counts::Counts,
 }
 
-/// Public-key operations on an HMAC key are `INVALID_ARGUMENT`.
+/// Public-key operations on a symmetric key are `INVALID_ARGUMENT`.
 fn refuse_symmetric(rec: &KeyRecord) -> Result<()> {
     if rec.algorithm.is_symmetric() {
         return Err(Error::invalid(format!(
-            "key {} is {}: HMAC keys have no public key",
+            "key {} is {}: symmetric keys have no public key",
+            rec.name, rec.algorithm
+        )));
+    }
+    Ok(())
+}
+
+/// Signing and verifying with an encryption key are `INVALID_ARGUMENT`.
+fn refuse_encryption_key(rec: &KeyRecord) -> Result<()> {
+    if rec.algorithm.encrypts() {
+        return Err(Error::invalid(format!(
+            "key {} is {}: it encrypts and decrypts (signet.v1.Cipher), it does not sign",
             rec.name, rec.algorithm
         )));
     }
@@ -230,6 +247,7 @@ impl Registry {
             admin: tokio::sync::Mutex::new(()),
             reopen: parking_lot::Mutex::new(HashMap::new()),
             stopped: std::sync::atomic::AtomicBool::new(false),
+            counts: counts::Counts::default(),
         }
     }
 
@@ -386,12 +404,17 @@ impl Registry {
 }
 
 mod bridge;
+mod cipher;
+mod counts;
 mod lifecycle;
 mod load;
 mod sign;
 
 use bridge::Op;
+pub use cipher::{CipherFormat, Decrypted, Encrypted, DATA_KEY_LEN};
 
+#[cfg(test)]
+mod cipher_tests;
 #[cfg(test)]
 mod reopen_tests;
 #[cfg(test)]

@@ -5,7 +5,8 @@
 use std::sync::Arc;
 
 use super::{
-    refuse_symmetric, Exported, Input, KeySignature, Op, Registry, Verified, VersionMaterial,
+    refuse_encryption_key, refuse_symmetric, Exported, Input, KeySignature, Op, Registry, Verified,
+    VersionMaterial,
 };
 use crate::error::{Error, Result};
 use crate::keys::ecdsa_sig::{self, SignatureFormat};
@@ -26,6 +27,7 @@ impl Registry {
         let (v, handle, alg, kid) = {
             let st = entry.state.read();
             let rec = &st.record;
+            refuse_encryption_key(rec)?;
             if rec.verify_only {
                 return Err(Error::precondition(format!(
                     "key {name} holds public keys only and cannot sign"
@@ -75,6 +77,7 @@ impl Registry {
         let (alg, signers) = {
             let st = entry.state.read();
             let rec = &st.record;
+            refuse_encryption_key(rec)?;
             if rec.verify_only {
                 return Err(Error::precondition(format!(
                     "key {name} holds public keys only and cannot sign"
@@ -174,6 +177,7 @@ impl Registry {
         let (alg, candidates) = {
             let st = entry.state.read();
             let rec = &st.record;
+            refuse_encryption_key(rec)?;
             let versions: Vec<u32> = match version {
                 Some(v) => {
                     let s = rec.version(v)?.effective_state(now);
@@ -208,7 +212,7 @@ impl Registry {
             return Ok(Verified::invalid());
         }
         let input = match input {
-            Input::Message(m) if signatures.len() > 1 && !alg.is_symmetric() => {
+            Input::Message(m) if signatures.len() > 1 && !alg.is_mac() => {
                 match alg.hash().filter(|_| alg.accepts_digest()) {
                     Some(h) => Input::Digest(h.digest(&m)),
                     None => Input::Message(m),
@@ -235,7 +239,7 @@ impl Registry {
                 continue;
             };
             let ok = match &m {
-                VersionMaterial::Private(h) if alg.is_symmetric() => {
+                VersionMaterial::Private(h) if alg.is_mac() => {
                     let (h, input, tags) = (h.clone(), input.clone(), signatures.clone());
                     self.call(Op::Verify, move || h.verify_mac(input.borrow(), &tags))
                         .await?
@@ -335,5 +339,6 @@ pub(super) fn plausible_len(alg: Algorithm, format: SignatureFormat, len: usize)
         },
         (Family::Ecdsa, None) => false,
         (Family::Ed25519, _) => len == 64,
+        (Family::AesGcm, _) => false,
     }
 }

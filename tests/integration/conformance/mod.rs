@@ -4,7 +4,7 @@
 //!
 //! One file per operation (the layout of Parsec's
 //! `e2e_tests/tests/per_provider/normal_tests/`): `sign_verify`, `import`,
-//! `rotation`, `export`, `errors`, `list`. The helpers below are shared by
+//! `rotation`, `export`, `errors`, `list`, `cipher`. The helpers below are shared by
 //! them and by the backend-specific tests.
 
 use signet::api::pb::{self, sign_request, verify_request};
@@ -12,6 +12,7 @@ use signet::keys::Algorithm;
 
 use crate::support::TestServer;
 
+mod cipher;
 mod errors;
 mod export;
 mod import;
@@ -19,6 +20,7 @@ mod list;
 mod rotation;
 mod sign_verify;
 
+pub use cipher::*;
 pub use errors::*;
 pub use export::*;
 pub use import::*;
@@ -44,7 +46,8 @@ macro_rules! conformance_suite {
             bad_input_gets_documented_codes,
             concurrent_rotations_of_one_key,
             no_secret_in_responses,
-            list_keys_pages
+            list_keys_pages,
+            aes_keys_encrypt_decrypt_and_rotate
         );
     };
     (@tests $start:expr; $($name:ident),*) => {

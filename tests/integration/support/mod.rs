@@ -16,6 +16,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use signet::api::pb::cipher_service_client::CipherServiceClient;
 use signet::api::pb::key_admin_client::KeyAdminClient;
 use signet::api::pb::signer_client::SignerClient;
 use signet::config::Config;
@@ -105,6 +106,10 @@ impl TestServer {
 
     pub fn admin(&self) -> KeyAdminClient<Channel> {
         KeyAdminClient::new(self.channel.clone())
+    }
+
+    pub fn cipher(&self) -> CipherServiceClient<Channel> {
+        CipherServiceClient::new(self.channel.clone())
     }
 
     pub fn channel(&self) -> Channel {
