@@ -203,6 +203,8 @@ rpcs! {
     GET_KEY = "signet.v1.KeyAdmin" / "GetKey", AdminRead, Key;
     /// The keys the caller may read, a page at a time.
     LIST_KEYS = "signet.v1.KeyAdmin" / "ListKeys", AdminRead, List;
+    /// The public key that import material is wrapped to.
+    GET_IMPORT_WRAPPING_KEY = "signet.v1.KeyAdmin" / "GetImportWrappingKey", AdminImport, List;
     /// Encrypts with an AES key's ACTIVE version.
     ENCRYPT = "signet.v1.CipherService" / "Encrypt", Encrypt, Key;
     /// Decrypts with the version a ciphertext names.

@@ -238,7 +238,9 @@ where
             if record.version.is_none() {
                 record.version = v.version();
             }
-            record.reason = v.verdict();
+            if let Some(verdict) = v.verdict() {
+                record.reason = Some(verdict);
+            }
             if let Some(items) = record.items.as_mut() {
                 v.complete_items(items);
             }

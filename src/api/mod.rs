@@ -103,6 +103,7 @@ impl Audited for pb::DestroyKeyVersionResponse {}
 impl Audited for pb::RestoreKeyVersionResponse {}
 impl Audited for pb::GetKeyResponse {}
 impl Audited for pb::ListKeysResponse {}
+impl Audited for pb::GetImportWrappingKeyResponse {}
 impl Audited for pb::EncryptResponse {
     fn version(&self) -> Option<u32> {
         Some(self.version)

@@ -23,6 +23,7 @@ impl fmt::Debug for pb::ImportKeyRequest {
             .field("material", &Len(self.material.len()))
             .field("as_new_version", &self.as_new_version)
             .field("labels", &self.labels)
+            .field("wrapped_material", &Len(self.wrapped_material.len()))
             .finish()
     }
 }

@@ -40,6 +40,11 @@ pub(crate) enum KeysCommand {
     Get(NameArgs),
     /// List every key.
     List(ListArgs),
+    /// Write the import wrapping key (PEM) that `keys wrap` wraps to.
+    WrappingKey(super::wrap::WrappingKeyArgs),
+    /// Wrap a local key file for `keys import --wrapped` (offline; the
+    /// scheme of CKM_RSA_AES_KEY_WRAP: docs/byok.md).
+    Wrap(super::wrap::WrapArgs),
 }
 
 /// `signet keys create`.
@@ -83,6 +88,10 @@ pub(crate) struct ImportArgs {
     /// A label for a new key, key=value; repeat for more.
     #[arg(long = "label", short, value_name = "KEY=VALUE", value_parser = parse_label)]
     pub labels: Vec<(String, String)>,
+    /// The file holds material wrapped to the import wrapping key (what
+    /// `keys wrap` writes), not material in the clear.
+    #[arg(long)]
+    pub wrapped: bool,
 }
 
 /// `signet keys rotate`.
@@ -150,8 +159,10 @@ pub(crate) struct ListArgs {
 pub(crate) async fn run(global: &Global, cmd: KeysCommand) -> CliResult {
     // Read local input before connecting, so a bad file is a usage error
     // whatever the server's state.
-    let material = match &cmd {
-        KeysCommand::Import(a) => Some(read_input(Some(&a.file))?),
+    let material = match cmd {
+        KeysCommand::Import(ref a) => Some(read_input(Some(&a.file))?),
+        KeysCommand::Wrap(a) => return super::wrap::wrap(a),
+        KeysCommand::WrappingKey(a) => return super::wrap::wrapping_key(global, a).await,
         _ => None,
     };
     let mut client = KeyAdminClient::new(connect(global).await?);
@@ -179,12 +190,18 @@ pub(crate) async fn run(global: &Global, cmd: KeysCommand) -> CliResult {
                     a.file.display()
                 )));
             }
+            let (material, wrapped_material) = if a.wrapped {
+                (Vec::new(), material)
+            } else {
+                (material, Vec::new())
+            };
             let req = pb::ImportKeyRequest {
                 name: a.name,
                 algorithm: algorithm_pb(a.algorithm),
                 material,
                 as_new_version: a.new_version,
                 labels: labels_map(&a.labels)?.into_iter().collect(),
+                wrapped_material,
             };
             client.import_key(req).await?.into_inner().key
         }
@@ -247,6 +264,8 @@ pub(crate) async fn run(global: &Global, cmd: KeysCommand) -> CliResult {
                 .key
         }
         KeysCommand::List(a) => return list(global, &mut client, a.page_size).await,
+        // Answered before connecting, above.
+        KeysCommand::Wrap(_) | KeysCommand::WrappingKey(_) => return Ok(()),
     };
     // Every answer but ListKeys' holds the key after the call.
     let key = key.ok_or_else(|| CliError::rpc("server answered without the key"))?;

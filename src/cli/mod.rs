@@ -26,6 +26,7 @@ pub(crate) mod render;
 pub(crate) mod sign;
 pub(crate) mod token;
 pub(crate) mod transport;
+pub(crate) mod wrap;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -25,6 +25,11 @@ pub struct KeysConfig {
     /// NIST SP 800-38D §8.3 for random 96-bit nonces, or lower.
     #[serde(default = "default_max_encryptions")]
     pub max_encryptions_per_version: u64,
+    /// Refuse HMAC secrets, AES keys and private keys imported in the
+    /// clear: only material wrapped to the import wrapping key is taken
+    /// (public keys, not being secret, still are).
+    #[serde(default)]
+    pub refuse_plaintext_import: bool,
 }
 
 /// The largest `keys.max_encryptions_per_version`: 2^32.
@@ -37,6 +42,7 @@ impl Default for KeysConfig {
             destroy_delay: default_destroy_delay(),
             tick_interval: default_tick(),
             max_encryptions_per_version: default_max_encryptions(),
+            refuse_plaintext_import: false,
         }
     }
 }

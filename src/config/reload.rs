@@ -79,7 +79,7 @@ pub(crate) fn restart_only_changes(old: &Config, new: &Config) -> Vec<String> {
     }
     restart_only!(out, "keys.", KeysConfig, &old.keys, keys,
         restart: [default_grace_period, destroy_delay, tick_interval,
-                  max_encryptions_per_version],
+                  max_encryptions_per_version, refuse_plaintext_import],
         reloaded: []);
     restart_only!(out, "registry.", RegistryConfig, &old.registry, registry,
         restart: [store, max_staleness],

@@ -28,6 +28,9 @@ use crate::error::{Error, Result};
 #[derive(Default)]
 pub(crate) struct MemoryBackend {
     keys: RwLock<HashMap<String, Arc<MemoryKey>>>,
+    /// The import wrapping key, made at first use; a new one after a
+    /// restart (as every key of this backend).
+    wrapping: std::sync::OnceLock<super::wrap::SoftWrappingKey>,
 }
 
 impl fmt::Debug for MemoryBackend {
@@ -56,6 +59,14 @@ impl MemoryBackend {
         }
         keys.insert(label.to_owned(), Arc::clone(&key));
         Ok(key)
+    }
+
+    fn wrapping_key(&self) -> Result<&super::wrap::SoftWrappingKey> {
+        if let Some(k) = self.wrapping.get() {
+            return Ok(k);
+        }
+        let k = super::wrap::SoftWrappingKey::generate()?;
+        Ok(self.wrapping.get_or_init(|| k))
     }
 
     fn check_free(&self, label: &str) -> Result<()> {
@@ -97,6 +108,29 @@ impl KeyBackend for MemoryBackend {
         material: ImportMaterial,
     ) -> Result<Arc<dyn KeyHandle>> {
         self.check_free(label)?;
+        self.insert(label, MemoryKey::import(alg, material)?)
+    }
+
+    fn import_wrapping_key(&self) -> Result<(Vec<u8>, super::wrap::OaepHash)> {
+        Ok((
+            self.wrapping_key()?.spki_der().to_vec(),
+            super::wrap::OaepHash::Sha256,
+        ))
+    }
+
+    fn import_wrapped(
+        &self,
+        label: &str,
+        alg: Algorithm,
+        wrapped: &[u8],
+    ) -> Result<Arc<dyn KeyHandle>> {
+        self.check_free(label)?;
+        let material = self.wrapping_key()?.unwrap(wrapped)?;
+        let material = if alg.is_symmetric() {
+            ImportMaterial::Secret(material)
+        } else {
+            ImportMaterial::Pkcs8(material)
+        };
         self.insert(label, MemoryKey::import(alg, material)?)
     }
 

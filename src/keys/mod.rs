@@ -15,6 +15,7 @@ pub mod registry;
 pub(crate) mod sealed;
 pub(crate) mod secret;
 pub mod store;
+pub mod wrap;
 
 use std::fmt;
 use std::sync::Arc;
@@ -167,6 +168,27 @@ pub trait KeyBackend: Send + Sync + fmt::Debug {
         _material: ImportMaterial,
     ) -> Result<Arc<dyn KeyHandle>> {
         Err(unsupported("key import", self.name()))
+    }
+
+    /// The public half of the key that `ImportKey` material is wrapped to
+    /// ([`wrap`]), as SubjectPublicKeyInfo DER, and the OAEP hash this
+    /// backend takes. Its private half never leaves the backend (on
+    /// PKCS#11, the token).
+    fn import_wrapping_key(&self) -> Result<(Vec<u8>, wrap::OaepHash)> {
+        Err(unsupported("wrapped import", self.name()))
+    }
+
+    /// Imports material wrapped to [`KeyBackend::import_wrapping_key`]
+    /// under `label`: a raw secret for HMAC and AES (on PKCS#11 unwrapped
+    /// inside the token, so the plaintext never exists in signet's
+    /// memory), PKCS#8 DER for a private key.
+    fn import_wrapped(
+        &self,
+        _label: &str,
+        _alg: Algorithm,
+        _wrapped: &[u8],
+    ) -> Result<Arc<dyn KeyHandle>> {
+        Err(unsupported("wrapped import", self.name()))
     }
 
     /// Opens existing material under `label` (for backends that persist it).

@@ -67,6 +67,7 @@ pub(crate) fn registry_settings(config: &Config) -> RegistrySettings {
         destroy_orphans: matches!(&config.backend, BackendConfig::Pkcs11(p) if p.destroy_orphans),
         max_staleness: config.registry.max_staleness,
         max_encryptions: config.keys.max_encryptions_per_version,
+        refuse_plaintext_import: config.keys.refuse_plaintext_import,
     }
 }
 

@@ -144,6 +144,8 @@ mod startup;
 /// PIN, token and module errors; key attributes; sessions; bench.
 mod token;
 
+mod wrapped;
+
 pub(crate) fn fresh_label() -> String {
     format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..30])
 }

@@ -185,3 +185,14 @@ def test_hsm_example_telemetry_and_network(hsm_docs):
     }
     tsc = pod_spec(hsm_docs)["topologySpreadConstraints"][0]
     assert tsc["labelSelector"]["matchLabels"] == one(hsm_docs, "Deployment")["spec"]["selector"]["matchLabels"]
+
+
+def test_keys_cross_the_wire_only_wrapped_by_default(case):
+    """The chart refuses secret key material in the clear (docs/byok.md)
+    and keeps the NIST bound on encryptions, in a form the binary reads."""
+    _, docs = case
+    keys = signet_toml(docs)["keys"]
+    assert keys["refuse_plaintext_import"] is True
+    assert keys["max_encryptions_per_version"] == 2**32
+    off = signet_toml(render({"keys": {"refusePlaintextImport": False, "maxEncryptionsPerVersion": 1000}}))["keys"]
+    assert off["refuse_plaintext_import"] is False and off["max_encryptions_per_version"] == 1000

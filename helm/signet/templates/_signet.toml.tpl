@@ -54,6 +54,7 @@ default_grace_period = {{ include "signet.tomlValue" .Values.keys.defaultGracePe
 destroy_delay = {{ include "signet.tomlValue" .Values.keys.destroyDelay }}
 tick_interval = {{ include "signet.tomlValue" .Values.keys.tickInterval }}
 max_encryptions_per_version = {{ int64 .Values.keys.maxEncryptionsPerVersion }}
+refuse_plaintext_import = {{ .Values.keys.refusePlaintextImport }}
 
 [registry]
 store = {{ include "signet.tomlValue" (include "signet.registryStore" .) }}

@@ -10,7 +10,7 @@ use crate::api::{convert, pb, Call};
 use crate::audit::Record;
 use crate::auth::CallContext;
 use crate::error::{Error, Result};
-use crate::keys::registry::KeyView;
+use crate::keys::registry::{ImportSource, KeyView};
 use crate::rpcs::{self, Rpc};
 
 fn labels(m: HashMap<String, String>) -> BTreeMap<String, String> {
@@ -53,12 +53,44 @@ impl Call for pb::ImportKeyRequest {
         &self.name
     }
 
+    fn audit(&self, _: &KeyAdminService, record: &mut Record) {
+        record.reason = Some(
+            if self.wrapped_material.is_empty() {
+                "material in the clear"
+            } else {
+                "wrapped material"
+            }
+            .into(),
+        );
+    }
+
     async fn call(self, s: &KeyAdminService, _: &CallContext) -> Result<pb::ImportKeyResponse> {
         let alg = convert::algorithm(self.algorithm)?;
-        if self.material.len() > MAX_MATERIAL_BYTES {
+        if self.material.len().max(self.wrapped_material.len()) > MAX_MATERIAL_BYTES {
             return Err(Error::invalid(format!(
                 "material is larger than {MAX_MATERIAL_BYTES} bytes"
             )));
+        }
+        if !self.wrapped_material.is_empty() {
+            if !self.material.is_empty() {
+                return Err(Error::invalid(
+                    "send material or wrapped_material, not both",
+                ));
+            }
+            let v = s
+                .registry
+                .import(
+                    &self.name,
+                    alg,
+                    ImportSource::Wrapped(&self.wrapped_material),
+                    self.as_new_version,
+                    labels(self.labels),
+                )
+                .await?;
+            tracing::info!(key = %self.name, algorithm = %alg, new_version = self.as_new_version, "key imported wrapped");
+            return Ok(pb::ImportKeyResponse {
+                key: Some(convert::key_pb(&v)),
+            });
         }
         let mut material = Zeroizing::new(self.material);
         if alg.is_symmetric() {
@@ -197,6 +229,26 @@ impl Call for pb::GetKeyRequest {
         let v = s.registry.get(&self.name)?;
         Ok(pb::GetKeyResponse {
             key: Some(convert::key_pb(&v)),
+        })
+    }
+}
+
+impl Call for pb::GetImportWrappingKeyRequest {
+    type Service = KeyAdminService;
+    type Reply = pb::GetImportWrappingKeyResponse;
+    const RPC: &'static Rpc = &rpcs::GET_IMPORT_WRAPPING_KEY;
+
+    async fn call(
+        self,
+        s: &KeyAdminService,
+        _: &CallContext,
+    ) -> Result<pb::GetImportWrappingKeyResponse> {
+        let (der, scheme) = s.registry.import_wrapping_key().await?;
+        let pem = der::pem::encode_string("PUBLIC KEY", der::pem::LineEnding::LF, &der)
+            .map_err(|_| Error::internal("PEM encoding failed"))?;
+        Ok(pb::GetImportWrappingKeyResponse {
+            public_key_pem: pem,
+            wrapping_scheme: scheme.into(),
         })
     }
 }

@@ -63,6 +63,13 @@ impl Served for KeyAdminService {
 
 #[tonic::async_trait]
 impl KeyAdmin for KeyAdminService {
+    async fn get_import_wrapping_key(
+        &self,
+        request: Request<pb::GetImportWrappingKeyRequest>,
+    ) -> Result<Response<pb::GetImportWrappingKeyResponse>, Status> {
+        serve(self, request).await
+    }
+
     async fn create_key(
         &self,
         request: Request<pb::CreateKeyRequest>,

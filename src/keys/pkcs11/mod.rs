@@ -44,6 +44,7 @@ mod objects;
 mod pool;
 mod sign;
 pub mod store;
+mod unwrap;
 mod workers;
 
 use std::path::PathBuf;
@@ -104,6 +105,9 @@ pub struct Pkcs11Backend {
     workers: workers::Workers,
     mechanisms: Vec<MechanismType>,
     token: String,
+    /// Serialises making the import wrapping key, and holds the OAEP hash
+    /// the token takes once probed (`unwrap.rs`).
+    wrapping_lock: parking_lot::Mutex<Option<crate::keys::wrap::OaepHash>>,
 }
 
 impl std::fmt::Debug for Pkcs11Backend {
@@ -150,6 +154,7 @@ impl Pkcs11Backend {
             workers,
             mechanisms,
             token: settings.token.to_string(),
+            wrapping_lock: parking_lot::Mutex::new(None),
         })
     }
 
@@ -271,6 +276,19 @@ impl KeyBackend for Pkcs11Backend {
         material: ImportMaterial,
     ) -> Result<Arc<dyn KeyHandle>> {
         self.import_key(label, alg, material)
+    }
+
+    fn import_wrapping_key(&self) -> Result<(Vec<u8>, crate::keys::wrap::OaepHash)> {
+        self.wrapping_public_key()
+    }
+
+    fn import_wrapped(
+        &self,
+        label: &str,
+        alg: Algorithm,
+        wrapped: &[u8],
+    ) -> Result<Arc<dyn KeyHandle>> {
+        self.unwrap_key(label, alg, wrapped)
     }
 
     fn open(&self, label: &str, alg: Algorithm) -> Result<Arc<dyn KeyHandle>> {

@@ -1,4 +1,4 @@
-//! Registry mutations: creation, import, rotation, the version lifecycle,
+//! Registry mutations: creation, rotation, the version lifecycle,
 //! and the time-driven transitions applied by the ticker. Every mutation
 //! holds the admin lock, works on a copy of the record, checks the
 //! invariants, persists, and only then swaps the copy in.
@@ -13,7 +13,6 @@ use super::{
     new_label, validate_labels, KeyEntry, KeyState, KeyView, Op, Registry, VersionMaterial,
 };
 use crate::error::{Error, ErrorKind, Result};
-use crate::keys::public::{parse_material, Material};
 use crate::keys::record::{
     self, KeyRecord, PolicyAction, RotationPolicy, VersionRecord, VersionState,
 };
@@ -144,7 +143,7 @@ impl Registry {
             .await
     }
 
-    async fn insert_new(
+    pub(super) async fn insert_new(
         &self,
         record: KeyRecord,
         material: VersionMaterial,
@@ -175,88 +174,7 @@ impl Registry {
         }
     }
 
-    /// Imports material as a new key (version 1 ACTIVE) or, with
-    /// `as_new_version`, as a new PENDING version of an existing key.
-    pub async fn import_key(
-        &self,
-        name: &str,
-        alg: Algorithm,
-        material: &[u8],
-        as_new_version: bool,
-        labels: BTreeMap<String, String>,
-    ) -> Result<KeyView> {
-        validate_name("key", name)?;
-        validate_labels(&labels)?;
-        let parsed = parse_material(alg, material)?;
-        let public_only = matches!(parsed, Material::Public(_));
-        if !public_only {
-            self.backend.check_algorithm(alg)?;
-        }
-        let _g = self.admin.lock().await;
-        let now = self.clock.now();
-        let existing = self.keys.read().get(name).cloned();
-        let (version, base) = match (as_new_version, existing) {
-            (false, Some(_)) => return Err(Error::exists(format!("key {name} already exists"))),
-            (false, None) => (1, None),
-            (true, None) => return Err(Error::not_found(format!("key {name} not found"))),
-            (true, Some(e)) => {
-                let rec = e.state.read().record.clone();
-                if rec.algorithm != alg {
-                    return Err(Error::invalid(format!(
-                        "key {name} is {}, not {alg}",
-                        rec.algorithm
-                    )));
-                }
-                if rec.verify_only != public_only {
-                    return Err(Error::invalid(if rec.verify_only {
-                        format!("key {name} is verify-only: import a public key")
-                    } else {
-                        format!("key {name} signs: import private key material")
-                    }));
-                }
-                (rec.next_version(), Some((e, rec)))
-            }
-        };
-        let label = new_label(name, version);
-        let (vm, spki) = match parsed {
-            Material::Public(p) => {
-                let der = p.spki_der().to_vec();
-                (VersionMaterial::Public(Arc::new(p)), Some(der))
-            }
-            Material::Private(m) => {
-                let (b, l) = (self.backend.clone(), label.clone());
-                let h = self.call(Op::Import, move || b.import(&l, alg, m)).await?;
-                (VersionMaterial::Private(h), None)
-            }
-        };
-        let state = if base.is_some() {
-            VersionState::Pending
-        } else {
-            VersionState::Active
-        };
-        let mut vrec = VersionRecord::new(version, state, label.clone(), now);
-        vrec.public_spki = spki;
-        match base {
-            None => {
-                let record = KeyRecord {
-                    name: name.to_string(),
-                    algorithm: alg,
-                    labels,
-                    policy: None,
-                    create_time: now,
-                    verify_only: public_only,
-                    versions: vec![vrec],
-                };
-                self.insert_new(record, vm, &label).await
-            }
-            Some((entry, mut rec)) => {
-                rec.versions.push(vrec);
-                self.commit_version(&entry, rec, version, vm, &label).await
-            }
-        }
-    }
-
-    async fn commit_version(
+    pub(super) async fn commit_version(
         &self,
         entry: &KeyEntry,
         rec: KeyRecord,

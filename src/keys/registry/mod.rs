@@ -39,6 +39,9 @@ pub struct RegistrySettings {
     /// Most encryptions one AES-GCM version makes (NIST SP 800-38D §8.3:
     /// 2^32 with random nonces).
     pub max_encryptions: u64,
+    /// Refuse secret key material imported in the clear: only wrapped
+    /// imports (`keys.refuse_plaintext_import`).
+    pub refuse_plaintext_import: bool,
 }
 
 impl Default for RegistrySettings {
@@ -49,6 +52,7 @@ impl Default for RegistrySettings {
             destroy_orphans: false,
             max_staleness: Duration::from_secs(60),
             max_encryptions: 1 << 32,
+            refuse_plaintext_import: false,
         }
     }
 }
@@ -197,7 +201,7 @@ fn refuse_symmetric(rec: &KeyRecord) -> Result<()> {
 fn refuse_encryption_key(rec: &KeyRecord) -> Result<()> {
     if rec.algorithm.encrypts() {
         return Err(Error::invalid(format!(
-            "key {} is {}: it encrypts and decrypts (signet.v1.Cipher), it does not sign",
+            "key {} is {}: it encrypts and decrypts (signet.v1.CipherService), it does not sign",
             rec.name, rec.algorithm
         )));
     }
@@ -406,15 +410,19 @@ impl Registry {
 mod bridge;
 mod cipher;
 mod counts;
+mod import;
 mod lifecycle;
 mod load;
 mod sign;
 
 use bridge::Op;
 pub use cipher::{CipherFormat, Decrypted, Encrypted, DATA_KEY_LEN};
+pub use import::ImportSource;
 
 #[cfg(test)]
 mod cipher_tests;
+#[cfg(test)]
+mod import_tests;
 #[cfg(test)]
 mod reopen_tests;
 #[cfg(test)]

@@ -14,7 +14,8 @@ pub async fn every_algorithm_signs_and_openssl_verifies(s: &TestServer) {
     let dir = tempfile::tempdir().unwrap();
     let msg = b"amount=1000&currency=EUR&order=\xe2\x82\xac42";
     std::fs::write(dir.path().join("msg.bin"), msg).unwrap();
-    for alg in Algorithm::ALL {
+    // AES keys do not sign (cipher.rs).
+    for alg in Algorithm::ALL.into_iter().filter(|a| !a.encrypts()) {
         let name = alg.name().to_ascii_lowercase().replace('_', "-");
         let key = create(s, &name, alg).await;
         assert_eq!(key.active_version, 1);
