@@ -20,12 +20,20 @@ const STATES: [VersionState; 6] = [
 
 impl KeyGauges for Registry {
     fn key_gauges(&self, now: SystemTime) -> Vec<KeyGauge> {
+        let mut cipher = self.cipher_gauges(now);
         self.gauges(now)
             .into_iter()
-            .map(|(name, counts, next_rotation)| KeyGauge {
-                name,
-                versions: STATES.iter().map(|s| s.name()).zip(counts).collect(),
-                next_rotation,
+            .map(|(name, counts, next_rotation)| {
+                let mine = cipher
+                    .extract_if(.., |g| g.key == name)
+                    .map(|g| (g.version, g.encryptions, g.bound, g.decryptions, g.active))
+                    .collect();
+                KeyGauge {
+                    name,
+                    versions: STATES.iter().map(|s| s.name()).zip(counts).collect(),
+                    next_rotation,
+                    cipher: mine,
+                }
             })
             .collect()
     }

@@ -43,6 +43,9 @@ pub(crate) struct KeyGauge {
     pub versions: Vec<(&'static str, u64)>,
     /// The next scheduled rotation, if the key has a policy.
     pub next_rotation: Option<SystemTime>,
+    /// Encryption keys, per version: (version, encryptions reserved, the
+    /// bound, decryptions by this process, whether it is ACTIVE).
+    pub cipher: Vec<(u32, u64, u64, u64, bool)>,
 }
 
 /// Something that holds keys (the key registry; wired by the server).
@@ -129,6 +132,26 @@ pub(crate) fn watch_keys(source: Weak<dyn KeyGauges>) {
     r.push(source);
 }
 
+/// Calls `f` with (key, version) labels and the numbers of every
+/// encryption key version of every source.
+fn cipher_gauges(mut f: impl FnMut(KeyValue, KeyValue, u64, u64, u64, bool)) {
+    let now = SystemTime::now();
+    for source in live_sources() {
+        for key in source.key_gauges(now) {
+            for &(version, reserved, bound, decrypted, active) in &key.cipher {
+                f(
+                    KeyValue::new("key", key.name.clone()),
+                    KeyValue::new("version", i64::from(version)),
+                    reserved,
+                    bound,
+                    decrypted,
+                    active,
+                );
+            }
+        }
+    }
+}
+
 fn live_sources() -> Vec<Arc<dyn KeyGauges>> {
     KEY_SOURCES
         .lock()
@@ -185,6 +208,41 @@ impl Metrics {
                         }
                     }
                 }
+            })
+            .build();
+        m.u64_observable_gauge("signet.key.encryptions")
+            .with_description(
+                "Encryptions reserved per AES key version (an upper bound on those made; \
+                 durable, shared by replicas)",
+            )
+            .with_callback(|o| {
+                cipher_gauges(|key, version, reserved, _, _, _| {
+                    o.observe(reserved, &[key, version]);
+                })
+            })
+            .build();
+        m.f64_observable_gauge("signet.key.encryption_bound_used")
+            .with_description(
+                "Fraction of keys.max_encryptions_per_version the ACTIVE version of an AES key \
+                 has reserved; at 1 it encrypts no more until another is promoted",
+            )
+            .with_callback(|o| {
+                cipher_gauges(|key, version, reserved, bound, _, active| {
+                    if active {
+                        o.observe(reserved as f64 / bound.max(1) as f64, &[key, version]);
+                    }
+                })
+            })
+            .build();
+        m.u64_observable_gauge("signet.key.decryptions")
+            .with_description(
+                "Decryptions per AES key version by this process since it started: zero \
+                 across replicas for long means nothing stored needs the version",
+            )
+            .with_callback(|o| {
+                cipher_gauges(|key, version, _, _, decrypted, _| {
+                    o.observe(decrypted, &[key, version]);
+                })
             })
             .build();
         m.f64_observable_gauge("signet.key.next_rotation")

@@ -35,3 +35,76 @@ async fn unknown_methods_do_not_mint_metric_labels() {
         "{text}"
     );
 }
+
+/// The encryption bound is watched from `/metrics`: the count reserved
+/// per AES key version, the fraction of the bound it is, and this
+/// process's decryptions (docs/operations.md has the alert).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn encryption_counts_are_exported_per_version() {
+    use signet::api::pb::cipher_service_client::CipherServiceClient;
+    use signet::api::pb::key_admin_client::KeyAdminClient;
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_file(
+        dir.path(),
+        "signet.toml",
+        &format!("{DEMO_WITH_ADMIN}\n[keys]\nmax_encryptions_per_version = 1000\n"),
+    );
+    let s = serve().config(&config).wait_for(WaitFor::Both).start();
+    let ch = s.channel().await;
+    KeyAdminClient::new(ch.clone())
+        .create_key(pb::CreateKeyRequest {
+            name: "vault".into(),
+            algorithm: pb::Algorithm::Aes256Gcm as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut cipher = CipherServiceClient::new(ch);
+    let mut last = Vec::new();
+    for _ in 0..3 {
+        last = cipher
+            .encrypt(pb::EncryptRequest {
+                key: "vault".into(),
+                plaintext: b"m".to_vec(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .ciphertext;
+    }
+    for _ in 0..2 {
+        cipher
+            .decrypt(pb::DecryptRequest {
+                key: "vault".into(),
+                ciphertext: last.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+    let text = scrape(&s.admin);
+    let labels = r#"{key="vault",version="1"}"#;
+    // The bound is below a block: the first reservation took all of it.
+    assert_eq!(
+        sample(&text, &format!("signet_key_encryptions{labels}")),
+        Some(1000.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, &format!("signet_key_encryption_bound_used{labels}")),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, &format!("signet_key_decryptions{labels}")),
+        Some(2.0),
+        "{text}"
+    );
+    // Signing keys have none.
+    assert!(
+        !text.contains(r#"signet_key_encryptions{key="demo-hmac""#),
+        "{text}"
+    );
+}

@@ -53,6 +53,23 @@ impl std::fmt::Debug for Decrypted {
     }
 }
 
+/// One encryption key version, as the metrics report it.
+#[derive(Clone, Debug)]
+pub struct CipherGauge {
+    /// The key.
+    pub key: String,
+    /// The version.
+    pub version: u32,
+    /// Encryptions reserved in the registry (an upper bound on those made).
+    pub encryptions: u64,
+    /// `keys.max_encryptions_per_version`.
+    pub bound: u64,
+    /// Decryptions by this process since it started.
+    pub decryptions: u64,
+    /// Whether it is the ACTIVE version, the one that encrypts.
+    pub active: bool,
+}
+
 /// Length of a data key: AES-256.
 pub const DATA_KEY_LEN: usize = 32;
 
@@ -224,5 +241,38 @@ impl Registry {
     /// started, oldest version first.
     pub fn decryptions(&self, name: &str) -> Vec<(u32, u64)> {
         self.counts.decryptions(name)
+    }
+
+    /// For the metrics: per encryption key and version that is not
+    /// destroyed, the encryptions reserved (the registry's count), the
+    /// bound, and this process's decryptions.
+    pub fn cipher_gauges(&self, now: std::time::SystemTime) -> Vec<CipherGauge> {
+        let entries: Vec<_> = self.keys.read().values().cloned().collect();
+        let mut out = Vec::new();
+        for e in entries {
+            let st = e.state.read();
+            let rec = &st.record;
+            if !rec.algorithm.encrypts() {
+                continue;
+            }
+            let decrypted = self.counts.decryptions(&rec.name);
+            for v in &rec.versions {
+                if v.effective_state(now) == VersionState::Destroyed {
+                    continue;
+                }
+                out.push(CipherGauge {
+                    key: rec.name.clone(),
+                    version: v.version,
+                    encryptions: v.encryptions,
+                    bound: self.settings.max_encryptions,
+                    decryptions: decrypted
+                        .iter()
+                        .find(|(n, _)| *n == v.version)
+                        .map_or(0, |(_, d)| *d),
+                    active: v.effective_state(now) == VersionState::Active,
+                });
+            }
+        }
+        out
     }
 }

@@ -416,7 +416,7 @@ mod load;
 mod sign;
 
 use bridge::Op;
-pub use cipher::{CipherFormat, Decrypted, Encrypted, DATA_KEY_LEN};
+pub use cipher::{CipherFormat, CipherGauge, Decrypted, Encrypted, DATA_KEY_LEN};
 pub use import::ImportSource;
 
 #[cfg(test)]
