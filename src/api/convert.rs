@@ -113,6 +113,8 @@ pub(crate) fn policy(p: &pb::RotationPolicy) -> Result<RotationPolicy> {
             )
         })?;
     let policy = RotationPolicy {
+        rotate_after_encryptions: (p.rotate_after_encryptions > 0)
+            .then_some(p.rotate_after_encryptions),
         rotation_period,
         pending_period: opt_duration(
             "rotation_policy.pending_period",
@@ -177,6 +179,7 @@ pub(crate) fn key_pb(view: &KeyView) -> pb::Key {
             rotation_period: Some(duration_pb(p.rotation_period)),
             pending_period: Some(duration_pb(p.pending_period)),
             grace_period: p.grace_period.map(duration_pb),
+            rotate_after_encryptions: p.rotate_after_encryptions.unwrap_or(0),
         }),
         versions: r.versions.iter().map(|v| version_pb(&r.name, v)).collect(),
         active_version: view.active_version(),

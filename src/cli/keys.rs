@@ -68,6 +68,10 @@ pub(crate) struct CreateArgs {
     /// promotion (e.g. "7d").
     #[arg(long, value_parser = parse_duration, value_name = "DURATION", requires = "rotation_period")]
     pub grace_period: Option<Duration>,
+    /// AES_256_GCM keys: also rotate once the ACTIVE version has made this
+    /// many encryptions (1 to 2^32).
+    #[arg(long, value_name = "N", requires = "rotation_period")]
+    pub rotate_after_encryptions: Option<u64>,
 }
 
 /// `signet keys import`.
@@ -173,6 +177,7 @@ pub(crate) async fn run(global: &Global, cmd: KeysCommand) -> CliResult {
                 rotation_period: Some(duration_pb(r)),
                 pending_period: a.pending_period.map(duration_pb),
                 grace_period: a.grace_period.map(duration_pb),
+                rotate_after_encryptions: a.rotate_after_encryptions.unwrap_or(0),
             });
             let req = pb::CreateKeyRequest {
                 name: a.name,

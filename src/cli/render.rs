@@ -140,8 +140,12 @@ fn sorted_labels(key: &pb::Key) -> BTreeMap<&str, &str> {
 fn policy_text(p: Option<&pb::RotationPolicy>) -> String {
     match p {
         Some(p) if p.rotation_period.is_some() => format!(
-            "rotate every {}, pending {}, grace {}",
+            "rotate every {}{}, pending {}, grace {}",
             human_duration(p.rotation_period.as_ref()),
+            match p.rotate_after_encryptions {
+                0 => String::new(),
+                n => format!(" or after {n} encryptions"),
+            },
             human_duration(p.pending_period.as_ref()),
             p.grace_period
                 .as_ref()
@@ -274,6 +278,7 @@ pub(crate) fn key_json(key: &pb::Key) -> Value {
             "rotation_period": json_duration(p.rotation_period.as_ref()),
             "pending_period": json_duration(p.pending_period.as_ref()),
             "grace_period": json_duration(p.grace_period.as_ref()),
+            "rotate_after_encryptions": (p.rotate_after_encryptions > 0).then_some(p.rotate_after_encryptions),
         }),
         None => Value::Null,
     };
@@ -320,6 +325,7 @@ mod tests {
                     nanos: 0,
                 }),
                 grace_period: None,
+                rotate_after_encryptions: 0,
             }),
             versions: vec![
                 pb::KeyVersion {

@@ -66,6 +66,11 @@ pub struct RotationPolicy {
     pub pending_period: Duration,
     /// Grace for the previous version after an automatic promotion.
     pub grace_period: Option<Duration>,
+    /// AES keys: also rotate (create and promote) once the ACTIVE version
+    /// has reserved this many encryptions. Reservations come in blocks,
+    /// so this acts up to a block early, never late.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotate_after_encryptions: Option<u64>,
 }
 
 impl RotationPolicy {
@@ -90,6 +95,14 @@ impl RotationPolicy {
         }
         if let Some(g) = self.grace_period {
             in_range(bounds::GRACE_PERIOD, &field("grace_period"), g)?;
+        }
+        if self
+            .rotate_after_encryptions
+            .is_some_and(|n| !(1..=1u64 << 32).contains(&n))
+        {
+            return Err(Error::invalid(
+                "rotation_policy.rotate_after_encryptions must be 1 to 4294967296 (2^32)",
+            ));
         }
         Ok(())
     }
@@ -430,7 +443,15 @@ impl KeyRecord {
         let policy = self.policy?;
         let active = self.active()?;
         let since = active.activate_time.unwrap_or(active.create_time);
-        let promote_at = bounds::later_or_max(since, policy.rotation_period);
+        // Enough encryptions make the promotion due at once.
+        let counted = policy
+            .rotate_after_encryptions
+            .is_some_and(|n| active.encryptions >= n);
+        let promote_at = if counted {
+            since
+        } else {
+            bounds::later_or_max(since, policy.rotation_period)
+        };
         // A PENDING version created after the active one was activated is the
         // one the policy will promote.
         let pending = self
@@ -441,7 +462,7 @@ impl KeyRecord {
             .max();
         match pending {
             Some(v) => Some((promote_at, PolicyAction::Promote(v))),
-            None if policy.pending_period.is_zero() => {
+            None if policy.pending_period.is_zero() || counted => {
                 Some((promote_at, PolicyAction::CreateAndPromote))
             }
             None => Some((

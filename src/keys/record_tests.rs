@@ -211,6 +211,7 @@ fn policy_creates_pending_then_promotes() {
         rotation_period: Duration::from_secs(100),
         pending_period: Duration::from_secs(30),
         grace_period: None,
+        rotate_after_encryptions: None,
     });
     assert_eq!(
         k.next_policy_event(),
@@ -240,6 +241,7 @@ fn policy_ignores_pending_versions_older_than_the_active_one() {
         rotation_period: Duration::from_secs(100),
         pending_period: Duration::ZERO,
         grace_period: None,
+        rotate_after_encryptions: None,
     });
     assert_eq!(old, 2);
     assert_eq!(
@@ -254,6 +256,7 @@ fn policy_validation() {
         rotation_period: Duration::from_secs(r),
         pending_period: Duration::from_secs(pe),
         grace_period: None,
+        rotate_after_encryptions: None,
     };
     p(10, 5).validate().unwrap();
     p(10, 0).validate().unwrap();
@@ -314,6 +317,7 @@ fn unbounded_periods_are_refused_or_capped_never_a_panic() {
             rotation_period: d,
             pending_period: Duration::from_secs(1),
             grace_period: Some(d),
+            rotate_after_encryptions: None,
         });
         let next = k.next_rotation().unwrap();
         assert_eq!(next, crate::bounds::max_time());

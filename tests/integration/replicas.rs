@@ -156,6 +156,7 @@ async fn two_replicas_on_one_token_and_one_redis_agree_on_keys_rotations_and_rep
                     seconds: 60,
                     nanos: 0,
                 }),
+                rotate_after_encryptions: 0,
             }),
             ..Default::default()
         })

@@ -270,3 +270,42 @@ async fn jwe_and_data_keys() {
     let back = reg.decrypt("k", &e.ciphertext, b"ctx").await.unwrap();
     assert_eq!(back.plaintext.as_slice(), key.as_slice());
 }
+
+#[tokio::test]
+async fn a_policy_rotates_on_the_count_as_well_as_on_time() {
+    let (reg, clock) = registry(1 << 32);
+    let policy = crate::keys::record::RotationPolicy {
+        rotation_period: Duration::from_secs(365 * 86_400),
+        pending_period: Duration::ZERO,
+        grace_period: None,
+        rotate_after_encryptions: Some(10),
+    };
+    reg.create_key("k", Algorithm::Aes256Gcm, BTreeMap::new(), Some(policy))
+        .await
+        .unwrap();
+    // Nothing is due before an encryption.
+    reg.tick().await;
+    assert_eq!(reg.get("k").unwrap().active_version(), 1);
+    let first = seal(&reg, "k", b"m", b"").await;
+    // The first reservation (a block) passes the count: due at once.
+    clock.advance(Duration::from_secs(1));
+    reg.tick().await;
+    let v = reg.get("k").unwrap();
+    assert_eq!(v.active_version(), 2);
+    assert_eq!(v.record.versions[0].state, VersionState::Retiring);
+    assert_eq!(v.record.versions[0].verify_until, None);
+    assert_eq!(seal(&reg, "k", b"m", b"").await.version, 2);
+    reg.decrypt("k", &first.ciphertext, b"").await.unwrap();
+    // Signing keys cannot have such a policy.
+    let e = reg
+        .create_key("s", Algorithm::HmacSha256, BTreeMap::new(), Some(policy))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+    let mut bad = policy;
+    bad.rotate_after_encryptions = Some(0);
+    assert!(reg
+        .create_key("z", Algorithm::Aes256Gcm, BTreeMap::new(), Some(bad))
+        .await
+        .is_err());
+}

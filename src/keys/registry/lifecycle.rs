@@ -115,6 +115,11 @@ impl Registry {
         validate_labels(&labels)?;
         if let Some(p) = &policy {
             p.validate()?;
+            if p.rotate_after_encryptions.is_some() && !alg.encrypts() {
+                return Err(Error::invalid(
+                    "rotation_policy.rotate_after_encryptions is for AES_256_GCM keys only",
+                ));
+            }
         }
         self.backend.check_algorithm(alg)?;
         let _g = self.admin.lock().await;

@@ -152,6 +152,7 @@ async fn rotation_policy_runs_on_the_clock() {
         rotation_period: Duration::from_secs(100),
         pending_period: Duration::from_secs(30),
         grace_period: Some(Duration::from_secs(20)),
+        rotate_after_encryptions: None,
     };
     let v = reg
         .create_key("k", Algorithm::Ed25519, BTreeMap::new(), Some(policy))

@@ -248,6 +248,7 @@ pub async fn rotation_policy_rotates(s: &TestServer) {
                 rotation_period: dur(90 * 86400),
                 pending_period: dur(7 * 86400),
                 grace_period: dur(86400),
+                rotate_after_encryptions: 0,
             }),
             ..Default::default()
         })
@@ -279,6 +280,7 @@ pub async fn rotation_policy_rotates(s: &TestServer) {
                 rotation_period: dur(10),
                 pending_period: dur(10),
                 grace_period: None,
+                rotate_after_encryptions: 0,
             }),
             ..Default::default()
         })

@@ -127,6 +127,7 @@ async fn three_replicas_rotate_once_per_period_and_a_killed_scheduler_is_replace
                     seconds: 3,
                     nanos: 0,
                 }),
+                rotate_after_encryptions: 0,
             }),
             ..Default::default()
         })
