@@ -40,7 +40,10 @@ def test_algorithm_table_covers_the_enum():
     enum_names = [n for n in Alg.keys() if n != "ALGORITHM_UNSPECIFIED"]
     assert all(n.startswith("ALGORITHM_") for n in enum_names), enum_names
     short = {n.removeprefix("ALGORITHM_") for n in enum_names}
-    assert short == set(BY_NAME), "the Algorithm enum and this test's table differ"
+    # Every signing algorithm is in this test's table; the one that
+    # encrypts has test_interop_cipher.py and test_interop_byok.py.
+    assert short - {"AES_256_GCM"} == set(BY_NAME), "the Algorithm enum and this test's table differ"
+    assert "AES_256_GCM" in short
 
 
 # --------------------------------------------------------------------------
