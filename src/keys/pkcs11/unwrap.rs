@@ -141,10 +141,21 @@ impl Pkcs11Backend {
                         let _ = s.destroy_object(h);
                         Ok(true)
                     }
-                    Err(e) => {
+                    // The mechanism's parameters refused: try the next
+                    // hash. Anything else (a failing token) is not an
+                    // answer about the hash, and is not cached.
+                    Err(
+                        e @ cryptoki::error::Error::Pkcs11(
+                            RvError::ArgumentsBad
+                            | RvError::MechanismParamInvalid
+                            | RvError::MechanismInvalid,
+                            _,
+                        ),
+                    ) => {
                         tracing::debug!(error = %e, ?hash, "the token refused RSA-OAEP with this hash");
                         Ok(false)
                     }
+                    Err(e) => Err(e),
                 }
             })?;
             if took {
