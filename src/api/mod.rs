@@ -26,6 +26,13 @@ pub mod pb {
         include_bytes!(concat!(env!("OUT_DIR"), "/signet_descriptor.bin"));
 }
 
+/// SHA-256 of what a call signs, verifies or decrypts, for the audit
+/// record (never the data itself); the writer thread hex-encodes it.
+pub(crate) fn sha256(data: &[u8]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(data).into()
+}
+
 /// Turns a handler's result into a gRPC response carrying the request id.
 pub(crate) fn respond<T>(request_id: &str, result: Result<T>) -> Result<Response<T>, Status> {
     match result {

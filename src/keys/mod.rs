@@ -323,6 +323,11 @@ pub(crate) fn any_tag_matches(expected: &[u8], tags: &[Vec<u8>]) -> bool {
         .any(|t| t.len() == expected.len() && bool::from(expected.ct_eq(t)))
 }
 
+/// Fills `buf` from the OS CSPRNG (nonces, data keys, ephemeral keys).
+pub(crate) fn fill_random(buf: &mut [u8]) -> Result<()> {
+    aws_lc_rs::rand::fill(buf).map_err(|_| Error::internal("the system RNG failed"))
+}
+
 /// Validates a key name: `[a-z0-9][a-z0-9._-]{0,63}`.
 pub(crate) fn validate_name(kind: &str, name: &str) -> Result<()> {
     let ok = !name.is_empty()

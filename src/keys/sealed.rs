@@ -99,7 +99,7 @@ pub(crate) fn not_authentic() -> Error {
 /// A fresh 96-bit nonce from the OS CSPRNG (never from the caller).
 pub(crate) fn fresh_nonce() -> Result<[u8; NONCE_LEN]> {
     let mut n = [0u8; NONCE_LEN];
-    aws_lc_rs::rand::fill(&mut n).map_err(|_| Error::internal("the system RNG failed"))?;
+    super::fill_random(&mut n)?;
     Ok(n)
 }
 

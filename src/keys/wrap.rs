@@ -167,8 +167,7 @@ pub(crate) fn wrap(spki_der: &[u8], hash: OaepHash, material: &[u8]) -> Result<V
         return Err(Error::invalid("material to wrap must be 1 byte to 16 KiB"));
     }
     let mut ephemeral = Zeroizing::new([0u8; 32]);
-    aws_lc_rs::rand::fill(ephemeral.as_mut())
-        .map_err(|_| Error::internal("the system RNG failed"))?;
+    super::fill_random(ephemeral.as_mut())?;
     let mut out = oaep_encrypt(spki_der, hash, ephemeral.as_ref())?;
     let kek = KeyEncryptionKey::new(&AES_256, ephemeral.as_ref())
         .map_err(|_| Error::internal("AES key wrap failed"))?;

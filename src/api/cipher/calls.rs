@@ -8,18 +8,12 @@ use zeroize::Zeroizing;
 
 use super::CipherService;
 use crate::api::pb;
-use crate::api::Call;
+use crate::api::{sha256, Call};
 use crate::audit::Record;
 use crate::auth::CallContext;
 use crate::error::{Error, Result};
 use crate::keys::registry::CipherFormat;
 use crate::rpcs::{self, Rpc};
-
-/// SHA-256 for the audit record.
-fn sha256(data: &[u8]) -> [u8; 32] {
-    use sha2::{Digest, Sha256};
-    Sha256::digest(data).into()
-}
 
 impl CipherService {
     /// Refuses a plaintext or associated data over the limit, and a
@@ -36,6 +30,12 @@ impl CipherService {
             )));
         }
         Ok(())
+    }
+
+    /// The checks of a call that sends a ciphertext (Decrypt, ReEncrypt).
+    fn within_sealed(&self, ciphertext: &[u8], associated_data: &[u8]) -> Result<()> {
+        self.within("ciphertext", ciphertext.len())?;
+        self.within("associated_data", associated_data.len())
     }
 }
 
@@ -96,8 +96,7 @@ impl Call for pb::DecryptRequest {
     }
 
     fn check(&self, s: &CipherService) -> Result<()> {
-        s.within("ciphertext", self.ciphertext.len())?;
-        s.within("associated_data", self.associated_data.len())
+        s.within_sealed(&self.ciphertext, &self.associated_data)
     }
 
     async fn call(self, s: &CipherService, _: &CallContext) -> Result<pb::DecryptResponse> {
@@ -127,8 +126,7 @@ impl Call for pb::ReEncryptRequest {
     }
 
     fn check(&self, s: &CipherService) -> Result<()> {
-        s.within("ciphertext", self.ciphertext.len())?;
-        s.within("associated_data", self.associated_data.len())
+        s.within_sealed(&self.ciphertext, &self.associated_data)
     }
 
     async fn call(self, s: &CipherService, _: &CallContext) -> Result<pb::ReEncryptResponse> {

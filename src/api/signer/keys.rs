@@ -10,12 +10,7 @@ use crate::error::{Error, Result};
 use crate::keys::registry::Input;
 use crate::rpcs::{self, Rpc};
 
-/// SHA-256 of what is signed or verified, for the audit record (never the
-/// message itself); the writer thread hex-encodes it.
-pub(super) fn sha256(data: &[u8]) -> [u8; 32] {
-    use sha2::{Digest, Sha256};
-    Sha256::digest(data).into()
-}
+pub(super) use crate::api::sha256;
 
 /// A requested version: 0 means "the default", which the record leaves out.
 fn requested(version: u32) -> Option<u32> {

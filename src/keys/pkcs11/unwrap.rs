@@ -128,8 +128,7 @@ impl Pkcs11Backend {
     /// unwraps a random key wrapped to `spki`.
     fn probe_oaep(&self, spki: &[u8]) -> Result<OaepHash> {
         let mut probe = zeroize::Zeroizing::new([0u8; 32]);
-        aws_lc_rs::rand::fill(probe.as_mut())
-            .map_err(|_| Error::internal("the system RNG failed"))?;
+        crate::keys::fill_random(probe.as_mut())?;
         for hash in [OaepHash::Sha256, OaepHash::Sha1] {
             let wrapped = oaep_encrypt(spki, hash, probe.as_ref())?;
             let took = self.pool.with("probe the import wrapping key", |s| {
@@ -233,7 +232,13 @@ impl Pkcs11Backend {
             t.extend(SECRET_KEY_USAGES);
             t
         };
-        let (_, hash) = self.wrapping_public_key()?;
+        // The scheme probed when the wrapping key was first asked for;
+        // only the first import after a restart finds and probes it.
+        let probed = *self.wrapping_lock.lock();
+        let hash = match probed {
+            Some(h) => h,
+            None => self.wrapping_public_key()?.1,
+        };
         let ephemeral = ephemeral_template();
         let object = self.pool.with("unwrap key", |s| {
             let mut last = None;
@@ -314,8 +319,7 @@ impl Pkcs11Backend {
     /// encryption of nothing under a random nonce (neither leaves here).
     /// A refusal of the key itself is `false`; a failing token is its error.
     fn usable(&self, alg: Algorithm, object: ObjectHandle) -> Result<bool> {
-        let mut iv = [0u8; 12];
-        aws_lc_rs::rand::fill(&mut iv).map_err(|_| Error::internal("the system RNG failed"))?;
+        let mut iv = crate::keys::sealed::fresh_nonce()?;
         let mechanism = if alg.encrypts() {
             let p = cryptoki::mechanism::aead::GcmParams::new(&mut iv, &[], Ulong::from(128u64))
                 .map_err(|_| Error::internal("GCM parameters"))?;

@@ -230,7 +230,7 @@ impl Registry {
         associated: &[u8],
     ) -> Result<(Zeroizing<Vec<u8>>, Encrypted)> {
         let mut key = Zeroizing::new(vec![0u8; DATA_KEY_LEN]);
-        aws_lc_rs::rand::fill(&mut key).map_err(|_| Error::internal("the system RNG failed"))?;
+        crate::keys::fill_random(&mut key)?;
         let e = self
             .encrypt(name, key.clone(), associated, CipherFormat::Signet)
             .await?;
