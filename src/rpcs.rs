@@ -27,6 +27,7 @@ pub(crate) enum Op {
     AdminEnable,
     AdminDestroy,
     AdminRestore,
+    AdminExport,
     Encrypt,
     Decrypt,
     ReEncrypt,
@@ -35,7 +36,7 @@ pub(crate) enum Op {
 
 impl Op {
     /// Every operation, in the order the docs list them.
-    pub(crate) const ALL: [Op; 19] = [
+    pub(crate) const ALL: [Op; 20] = [
         Op::Sign,
         Op::Verify,
         Op::PublicKey,
@@ -51,6 +52,7 @@ impl Op {
         Op::AdminEnable,
         Op::AdminDestroy,
         Op::AdminRestore,
+        Op::AdminExport,
         Op::Encrypt,
         Op::Decrypt,
         Op::ReEncrypt,
@@ -75,11 +77,18 @@ impl Op {
             Op::AdminEnable => "admin.enable",
             Op::AdminDestroy => "admin.destroy",
             Op::AdminRestore => "admin.restore",
+            Op::AdminExport => "admin.export",
             Op::Encrypt => "encrypt",
             Op::Decrypt => "decrypt",
             Op::ReEncrypt => "re_encrypt",
             Op::GenerateDataKey => "generate_data_key",
         }
+    }
+
+    /// True for an operation a grant must name: no wildcard (`admin.*`,
+    /// `*`) covers it. Handing a shared secret out of signet is the one.
+    pub(crate) fn named_only(self) -> bool {
+        matches!(self, Op::AdminExport)
     }
 
     /// True for KeyAdmin operations.
@@ -205,6 +214,8 @@ rpcs! {
     LIST_KEYS = "signet.v1.KeyAdmin" / "ListKeys", AdminRead, List;
     /// The public key that import material is wrapped to.
     GET_IMPORT_WRAPPING_KEY = "signet.v1.KeyAdmin" / "GetImportWrappingKey", AdminImport, List;
+    /// Exports an exportable key's version, wrapped.
+    EXPORT_KEY = "signet.v1.KeyAdmin" / "ExportKey", AdminExport, Key;
     /// Encrypts with an AES key's ACTIVE version.
     ENCRYPT = "signet.v1.CipherService" / "Encrypt", Encrypt, Key;
     /// Decrypts with the version a ciphertext names.

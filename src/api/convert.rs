@@ -186,6 +186,7 @@ pub(crate) fn key_pb(view: &KeyView) -> pb::Key {
         create_time: Some(timestamp(r.create_time)),
         next_rotation_time: view.next_rotation.map(timestamp),
         verify_only: r.verify_only,
+        exportable: r.exportable,
     }
 }
 

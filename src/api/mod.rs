@@ -111,6 +111,11 @@ impl Audited for pb::RestoreKeyVersionResponse {}
 impl Audited for pb::GetKeyResponse {}
 impl Audited for pb::ListKeysResponse {}
 impl Audited for pb::GetImportWrappingKeyResponse {}
+impl Audited for pb::ExportKeyResponse {
+    fn version(&self) -> Option<u32> {
+        Some(self.version)
+    }
+}
 impl Audited for pb::EncryptResponse {
     fn version(&self) -> Option<u32> {
         Some(self.version)

@@ -86,6 +86,26 @@ fn grants_default_deny() {
     assert!(p.allows("custodian", Op::AdminDestroy, "pay-eu"));
     assert!(!p.allows("custodian", Op::Sign, "pay-eu"));
     assert!(!p.allows("stranger", Op::Sign, "pay-eu"));
+    // Neither wildcard covers handing a secret out: admin.export is named.
+    assert!(!p.allows("custodian", Op::AdminExport, "pay-eu"));
+    let named = policy(
+        r#"
+[[auth.identities]]
+name = "all"
+[[auth.identities.grants]]
+operations = ["*"]
+keys = ["*"]
+[[auth.identities]]
+name = "exporter"
+[[auth.identities.grants]]
+operations = ["admin.export"]
+keys = ["shared-*"]
+"#,
+    );
+    assert!(named.allows("all", Op::AdminDestroy, "shared-a"));
+    assert!(!named.allows("all", Op::AdminExport, "shared-a"));
+    assert!(named.allows("exporter", Op::AdminExport, "shared-a"));
+    assert!(!named.allows("exporter", Op::AdminExport, "other"));
     // No identities: authorization off.
     let open = policy("");
     assert!(!open.enabled());

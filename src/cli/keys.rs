@@ -45,6 +45,9 @@ pub(crate) enum KeysCommand {
     /// Wrap a local key file for `keys import --wrapped` (offline; the
     /// scheme of CKM_RSA_AES_KEY_WRAP: docs/byok.md).
     Wrap(super::wrap::WrapArgs),
+    /// Export a version of an exportable HMAC or AES key, wrapped to a
+    /// recipient's RSA public key (grant admin.export; docs/byok.md).
+    Export(super::wrap::ExportArgs),
 }
 
 /// `signet keys create`.
@@ -72,6 +75,10 @@ pub(crate) struct CreateArgs {
     /// many encryptions (1 to 2^32).
     #[arg(long, value_name = "N", requires = "rotation_period")]
     pub rotate_after_encryptions: Option<u64>,
+    /// HMAC and AES keys: a shared secret that `keys export --wrap-to` may
+    /// hand to a counterparty, wrapped. Set at creation, for life.
+    #[arg(long)]
+    pub exportable: bool,
 }
 
 /// `signet keys import`.
@@ -167,6 +174,7 @@ pub(crate) async fn run(global: &Global, cmd: KeysCommand) -> CliResult {
         KeysCommand::Import(ref a) => Some(read_input(Some(&a.file))?),
         KeysCommand::Wrap(a) => return super::wrap::wrap(a),
         KeysCommand::WrappingKey(a) => return super::wrap::wrapping_key(global, a).await,
+        KeysCommand::Export(a) => return super::wrap::export(global, a).await,
         _ => None,
     };
     let mut client = KeyAdminClient::new(connect(global).await?);
@@ -184,6 +192,7 @@ pub(crate) async fn run(global: &Global, cmd: KeysCommand) -> CliResult {
                 algorithm: algorithm_pb(a.algorithm),
                 labels: labels_map(&a.labels)?.into_iter().collect(),
                 rotation_policy: policy,
+                exportable: a.exportable,
             };
             client.create_key(req).await?.into_inner().key
         }
@@ -270,7 +279,9 @@ pub(crate) async fn run(global: &Global, cmd: KeysCommand) -> CliResult {
         }
         KeysCommand::List(a) => return list(global, &mut client, a.page_size).await,
         // Answered before connecting, above.
-        KeysCommand::Wrap(_) | KeysCommand::WrappingKey(_) => return Ok(()),
+        KeysCommand::Wrap(_) | KeysCommand::WrappingKey(_) | KeysCommand::Export(_) => {
+            return Ok(())
+        }
     };
     // Every answer but ListKeys' holds the key after the call.
     let key = key.ok_or_else(|| CliError::rpc("server answered without the key"))?;

@@ -181,6 +181,10 @@ pub(crate) fn key_text(key: &pb::Key) -> String {
             "verify only",
             if key.verify_only { "yes" } else { "no" }.into(),
         ),
+        (
+            "exportable",
+            if key.exportable { "yes" } else { "no" }.into(),
+        ),
         ("created", time_cell(key.create_time.as_ref())),
         ("labels", labels),
         ("rotation policy", policy_text(key.rotation_policy.as_ref())),
@@ -288,6 +292,7 @@ pub(crate) fn key_json(key: &pb::Key) -> Value {
         "protection_level": protection_name(key.protection_level),
         "active_version": key.active_version,
         "verify_only": key.verify_only,
+        "exportable": key.exportable,
         "labels": sorted_labels(key),
         "create_time": json_time(key.create_time.as_ref()),
         "rotation_policy": policy,
@@ -350,6 +355,7 @@ mod tests {
             create_time: ts(1_700_000_000),
             next_rotation_time: None,
             verify_only: false,
+            exportable: false,
         }
     }
 

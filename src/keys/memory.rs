@@ -101,6 +101,14 @@ impl KeyBackend for MemoryBackend {
         self.insert(label, MemoryKey::generate(alg)?)
     }
 
+    fn generate_exportable(&self, label: &str, alg: Algorithm) -> Result<Arc<dyn KeyHandle>> {
+        if !alg.is_symmetric() {
+            return Err(super::wrap::not_extractable());
+        }
+        self.check_free(label)?;
+        self.insert(label, MemoryKey::generate_exportable(alg)?)
+    }
+
     fn import(
         &self,
         label: &str,
@@ -182,6 +190,9 @@ pub(crate) struct MemoryKey {
     alg: Algorithm,
     secret: Secret,
     public: Option<PublicKey>,
+    /// The raw secret of an exportable version (aws-lc's AES key schedule
+    /// cannot give it back); `None` for every other key.
+    export: Option<SecretBytes>,
 }
 
 impl fmt::Debug for MemoryKey {
@@ -196,21 +207,22 @@ impl fmt::Debug for MemoryKey {
 impl MemoryKey {
     /// Generates new material for `alg`.
     pub(crate) fn generate(alg: Algorithm) -> Result<Self> {
-        let failed = |_: Unspecified| Error::internal("key generation failed");
-        let secret = match (alg.family(), alg.secret_len()) {
-            (Family::Hmac | Family::AesGcm, Some(len)) => {
-                let mut buf = Zeroizing::new(vec![0u8; len]);
-                aws_lc_rs::rand::fill(&mut buf).map_err(failed)?;
-                if alg.encrypts() {
-                    aes_key(&buf)?
-                } else {
-                    Secret::Hmac(SecretBytes::from_slice(&buf))
-                }
-            }
-            _ => Secret::Pair(KeyPair::generate(alg)?),
+        let secret = match alg.secret_len() {
+            Some(len) => symmetric(alg, &random_secret(len)?)?,
+            None => Secret::Pair(KeyPair::generate(alg)?),
         };
         // Our own key must always yield a public key of its algorithm.
         Self::new(alg, secret).map_err(Error::internal)
+    }
+
+    /// Generates an HMAC secret or AES key that keeps its raw bytes for
+    /// [`KeyHandle::export_wrapped`].
+    fn generate_exportable(alg: Algorithm) -> Result<Self> {
+        let len = alg.secret_len().ok_or_else(super::wrap::not_extractable)?;
+        let raw = random_secret(len)?;
+        let mut key = Self::new(alg, symmetric(alg, &raw)?)?;
+        key.export = Some(SecretBytes::from_slice(&raw));
+        Ok(key)
     }
 
     /// Imports an HMAC secret (16 to 128 bytes), an AES-256 key (32 bytes)
@@ -247,7 +259,25 @@ impl MemoryKey {
             alg,
             secret,
             public,
+            export: None,
         })
+    }
+}
+
+/// `len` bytes from the OS CSPRNG.
+fn random_secret(len: usize) -> Result<Zeroizing<Vec<u8>>> {
+    let mut buf = Zeroizing::new(vec![0u8; len]);
+    aws_lc_rs::rand::fill(&mut buf)
+        .map_err(|_: Unspecified| Error::internal("key generation failed"))?;
+    Ok(buf)
+}
+
+/// An HMAC secret or an AES key from its raw bytes.
+fn symmetric(alg: Algorithm, raw: &[u8]) -> Result<Secret> {
+    match alg.family() {
+        Family::AesGcm => aes_key(raw),
+        Family::Hmac => Ok(Secret::Hmac(SecretBytes::from_slice(raw))),
+        _ => Err(mismatch(alg)),
     }
 }
 
@@ -352,6 +382,19 @@ impl KeyHandle for MemoryKey {
             .len();
         buf.truncate(n);
         Ok(buf)
+    }
+
+    fn export_wrapped(
+        &self,
+        to: &super::wrap::Recipient,
+        hash: Option<super::wrap::OaepHash>,
+    ) -> Result<(Vec<u8>, super::wrap::OaepHash)> {
+        let raw = self
+            .export
+            .as_ref()
+            .ok_or_else(super::wrap::not_extractable)?;
+        let hash = hash.unwrap_or(super::wrap::OaepHash::Sha256);
+        Ok((super::wrap::wrap(to.spki_der(), hash, raw.expose())?, hash))
     }
 }
 

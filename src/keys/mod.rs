@@ -160,6 +160,14 @@ pub trait KeyBackend: Send + Sync + fmt::Debug {
         Err(unsupported("key generation", self.name()))
     }
 
+    /// Generates an extractable HMAC secret or AES key under `label`: a
+    /// version of an exportable key, which [`KeyHandle::export_wrapped`]
+    /// hands out. On PKCS#11 it is still sensitive (never read in the
+    /// clear), but the token will wrap it.
+    fn generate_exportable(&self, _label: &str, _alg: Algorithm) -> Result<Arc<dyn KeyHandle>> {
+        Err(unsupported("exportable keys", self.name()))
+    }
+
     /// Imports private or secret material for `alg` under `label`.
     fn import(
         &self,
@@ -312,6 +320,18 @@ pub trait KeyHandle: Send + Sync + fmt::Debug {
         _sealed: &[u8],
     ) -> Result<zeroize::Zeroizing<Vec<u8>>> {
         Err(unsupported("decryption", "key's"))
+    }
+
+    /// The secret wrapped to `to` in the scheme of [`wrap`], with `hash`
+    /// or (`None`) the best the backend offers, and the hash used: for a
+    /// version made by [`KeyBackend::generate_exportable`] only; every
+    /// other key refuses with `FAILED_PRECONDITION`.
+    fn export_wrapped(
+        &self,
+        _to: &wrap::Recipient,
+        _hash: Option<wrap::OaepHash>,
+    ) -> Result<(Vec<u8>, wrap::OaepHash)> {
+        Err(wrap::not_extractable())
     }
 }
 

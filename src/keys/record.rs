@@ -218,6 +218,11 @@ pub struct KeyRecord {
     pub create_time: SystemTime,
     /// True when every version is public-key-only.
     pub verify_only: bool,
+    /// True for a shared secret (HMAC, AES) created to be handed to a
+    /// counterparty: its versions are generated extractable and may be
+    /// exported wrapped (`Registry::export_wrapped`). Set at creation only.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub exportable: bool,
     /// Versions, oldest first; numbers are 1..=len in order.
     pub versions: Vec<VersionRecord>,
 }

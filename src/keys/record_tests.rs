@@ -18,6 +18,7 @@ fn key() -> KeyRecord {
         policy: None,
         create_time: t(0),
         verify_only: false,
+        exportable: false,
         versions: vec![VersionRecord::new(
             1,
             VersionState::Active,
@@ -285,6 +286,13 @@ fn records_round_trip_through_json() {
     let json = serde_json::to_string(&k).unwrap();
     let back: KeyRecord = serde_json::from_str(&json).unwrap();
     assert_eq!(back, k);
+    // A record written before keys could be exportable reads as not
+    // exportable, and only an exportable one says so.
+    assert!(!json.contains("exportable"), "{json}");
+    k.exportable = true;
+    let json = serde_json::to_string(&k).unwrap();
+    assert!(json.contains("\"exportable\":true"), "{json}");
+    assert_eq!(serde_json::from_str::<KeyRecord>(&json).unwrap(), k);
 }
 
 #[test]

@@ -76,6 +76,14 @@ pub(crate) fn bad_wrapping() -> Error {
     )
 }
 
+/// The refusal for material that was not made to leave signet.
+pub(crate) fn not_extractable() -> Error {
+    Error::precondition(
+        "this key version cannot be exported: only versions of an HMAC or AES key created \
+         with exportable = true can",
+    )
+}
+
 /// Splits a wrapping into the OAEP part (`modulus_len` bytes) and the KWP
 /// part (at least 16 bytes, a multiple of 8).
 pub(crate) fn split(wrapped: &[u8], modulus_len: usize) -> Result<(&[u8], &[u8])> {
@@ -178,6 +186,72 @@ pub(crate) fn wrap(spki_der: &[u8], hash: OaepHash, material: &[u8]) -> Result<V
         .len();
     out.extend_from_slice(&kwp[..k]);
     Ok(out)
+}
+
+/// Largest recipient key a wrapped export takes, in bits.
+const MAX_RECIPIENT_BITS: usize = 8192;
+
+/// The RSA public key a wrapped export is wrapped to, checked: 2048 to
+/// 8192 bits, an exponent aws-lc takes.
+pub struct Recipient {
+    spki: Vec<u8>,
+    modulus: Vec<u8>,
+    exponent: Vec<u8>,
+}
+
+impl std::fmt::Debug for Recipient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Recipient({} bits)", self.modulus.len() * 8)
+    }
+}
+
+impl Recipient {
+    /// From SubjectPublicKeyInfo PEM (`PUBLIC KEY`) or DER.
+    pub fn parse(bytes: &[u8]) -> Result<Self> {
+        const WANT: &str = "the wrapping public key must be an RSA public key of 2048 to 8192 \
+                            bits, SubjectPublicKeyInfo PEM (\"PUBLIC KEY\") or DER";
+        let text = bytes.trim_ascii();
+        let der = if text.starts_with(b"-----BEGIN") {
+            match der::pem::decode_vec(text) {
+                Ok(("PUBLIC KEY", der)) => der,
+                _ => return Err(Error::invalid(WANT)),
+            }
+        } else {
+            bytes.to_vec()
+        };
+        let public = PublicEncryptingKey::from_der(&der).map_err(|_| Error::invalid(WANT))?;
+        if !(2048..=MAX_RECIPIENT_BITS).contains(&public.key_size_bits()) {
+            return Err(Error::invalid(WANT));
+        }
+        let info = <spki::SubjectPublicKeyInfoRef<'_> as der::Decode>::from_der(&der)
+            .map_err(|_| Error::invalid(WANT))?;
+        let pkcs1 = info
+            .subject_public_key
+            .as_bytes()
+            .ok_or_else(|| Error::invalid(WANT))?;
+        let key = <pkcs1::RsaPublicKey<'_> as der::Decode>::from_der(pkcs1)
+            .map_err(|_| Error::invalid(WANT))?;
+        Ok(Self {
+            modulus: key.modulus.as_bytes().to_vec(),
+            exponent: key.public_exponent.as_bytes().to_vec(),
+            spki: der,
+        })
+    }
+
+    /// SubjectPublicKeyInfo DER.
+    pub fn spki_der(&self) -> &[u8] {
+        &self.spki
+    }
+
+    /// The modulus, big-endian, without leading zeros.
+    pub(crate) fn modulus(&self) -> &[u8] {
+        &self.modulus
+    }
+
+    /// The public exponent, big-endian.
+    pub(crate) fn exponent(&self) -> &[u8] {
+        &self.exponent
+    }
 }
 
 #[cfg(test)]

@@ -90,6 +90,7 @@ pub(crate) async fn open_registry(
                     alg,
                     BTreeMap::from([("demo".into(), "true".into())]),
                     None,
+                    false,
                 )
                 .await
                 .map_err(|e| StartupError::dependency("cannot create a demo key", e))?;

@@ -11,6 +11,7 @@ use crate::audit::Record;
 use crate::auth::CallContext;
 use crate::error::{Error, Result};
 use crate::keys::registry::{ImportSource, KeyView};
+use crate::keys::wrap::{OaepHash, Recipient};
 use crate::rpcs::{self, Rpc};
 
 fn labels(m: HashMap<String, String>) -> BTreeMap<String, String> {
@@ -35,9 +36,15 @@ impl Call for pb::CreateKeyRequest {
             .transpose()?;
         let v = s
             .registry
-            .create_key(&self.name, alg, labels(self.labels), policy)
+            .create_key(
+                &self.name,
+                alg,
+                labels(self.labels),
+                policy,
+                self.exportable,
+            )
             .await?;
-        tracing::info!(key = %self.name, algorithm = %alg, "key created");
+        tracing::info!(key = %self.name, algorithm = %alg, exportable = self.exportable, "key created");
         Ok(pb::CreateKeyResponse {
             key: Some(convert::key_pb(&v)),
         })
@@ -250,6 +257,75 @@ impl Call for pb::GetImportWrappingKeyRequest {
             public_key_pem: pem,
             wrapping_scheme: scheme.into(),
         })
+    }
+}
+
+impl Call for pb::ExportKeyRequest {
+    type Service = KeyAdminService;
+    type Reply = pb::ExportKeyResponse;
+    const RPC: &'static Rpc = &rpcs::EXPORT_KEY;
+
+    fn subject(&self) -> &str {
+        &self.name
+    }
+
+    /// The version asked for, and whom the key goes to: the SHA-256 of
+    /// the recipient's public key (which the response repeats), as the
+    /// record's digest.
+    fn audit(&self, _: &KeyAdminService, record: &mut Record) {
+        record.version = (self.version > 0).then_some(self.version);
+        if let Ok(to) = Recipient::parse(&self.wrapping_public_key) {
+            record.message_sha256 = Some(crate::api::sha256(to.spki_der()));
+        }
+        record.reason = Some(format!("wrapped to {}", scheme_name(&self.wrapping_scheme)));
+    }
+
+    async fn call(self, s: &KeyAdminService, _: &CallContext) -> Result<pb::ExportKeyResponse> {
+        if self.wrapping_public_key.len() > MAX_MATERIAL_BYTES {
+            return Err(Error::invalid(format!(
+                "wrapping_public_key is larger than {MAX_MATERIAL_BYTES} bytes"
+            )));
+        }
+        let to = Recipient::parse(&self.wrapping_public_key)?;
+        let hash = match self.wrapping_scheme.as_str() {
+            "" => None,
+            name => Some(OaepHash::from_scheme(name).ok_or_else(|| {
+                Error::invalid(format!(
+                    "unknown wrapping_scheme {:?}: {} or {}, or empty for the backend's best",
+                    scheme_name(name),
+                    OaepHash::Sha256.scheme(),
+                    OaepHash::Sha1.scheme()
+                ))
+            })?),
+        };
+        let fingerprint = hex::encode(crate::api::sha256(to.spki_der()));
+        let version = (self.version > 0).then_some(self.version);
+        let e = s
+            .registry
+            .export_wrapped(&self.name, version, to, hash)
+            .await?;
+        Ok(pb::ExportKeyResponse {
+            key_version_id: crate::keys::version_id(&self.name, e.version),
+            version: e.version,
+            algorithm: convert::algorithm_pb(e.algorithm) as i32,
+            wrapped_material: e.wrapped,
+            wrapping_scheme: e.hash.scheme().into(),
+            wrapping_key_sha256: fingerprint,
+        })
+    }
+}
+
+/// A scheme name as sent, for messages and the audit record: at most 64
+/// printable ASCII characters, never a caller's arbitrary bytes.
+fn scheme_name(name: &str) -> String {
+    if name.is_empty() {
+        return "the backend's best scheme".into();
+    }
+    let printable = name.len() <= 64 && name.bytes().all(|b| b.is_ascii_graphic());
+    if printable {
+        name.into()
+    } else {
+        "(an unprintable name)".into()
     }
 }
 

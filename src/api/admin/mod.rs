@@ -70,6 +70,13 @@ impl KeyAdmin for KeyAdminService {
         serve(self, request).await
     }
 
+    async fn export_key(
+        &self,
+        request: Request<pb::ExportKeyRequest>,
+    ) -> Result<Response<pb::ExportKeyResponse>, Status> {
+        serve(self, request).await
+    }
+
     async fn create_key(
         &self,
         request: Request<pb::CreateKeyRequest>,

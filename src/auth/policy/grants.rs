@@ -90,11 +90,15 @@ impl Grant {
 }
 
 fn parse_op(s: &str) -> Result<Vec<Op>, String> {
+    // A wildcard leaves out what must be granted by name (`admin.export`).
     if s == "*" {
-        return Ok(Op::ALL.to_vec());
+        return Ok(Op::ALL.into_iter().filter(|o| !o.named_only()).collect());
     }
     if s == "admin.*" {
-        return Ok(Op::ALL.into_iter().filter(|o| o.is_admin()).collect());
+        return Ok(Op::ALL
+            .into_iter()
+            .filter(|o| o.is_admin() && !o.named_only())
+            .collect());
     }
     Op::ALL
         .into_iter()

@@ -18,9 +18,15 @@ async fn re_encoded_signatures_are_replays() {
     use crate::keys::ecdsa_sig::{der_to_raw, raw_to_der, twin};
     use crate::keys::Curve;
     let (reg, _) = setup().await;
-    reg.create_key("ec", Algorithm::EcdsaP256Sha256, BTreeMap::new(), None)
-        .await
-        .unwrap();
+    reg.create_key(
+        "ec",
+        Algorithm::EcdsaP256Sha256,
+        BTreeMap::new(),
+        None,
+        false,
+    )
+    .await
+    .unwrap();
     for format in ["der", "raw"] {
         let p = profile(&format!(
             "name = \"b\"\npreset = \"boxo\"\nkey = \"ec\"\nclient_id = \"c\"\necdsa_format = \"{format}\"\n"

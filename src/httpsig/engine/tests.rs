@@ -382,7 +382,7 @@ fn url_forms() {
 #[tokio::test]
 async fn ed25519_keys_and_bad_methods_are_refused() {
     let (reg, _) = setup().await;
-    reg.create_key("ed", Algorithm::Ed25519, BTreeMap::new(), None)
+    reg.create_key("ed", Algorithm::Ed25519, BTreeMap::new(), None, false)
         .await
         .unwrap();
     let p = profile("name = \"e\"\nkey = \"ed\"\nclient_id = \"c\"\n");

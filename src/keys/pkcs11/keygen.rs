@@ -20,10 +20,28 @@ use crate::keys::{Algorithm, Family, KeyBackend, KeyHandle};
 /// The public exponent of every RSA key signet generates: 65537.
 const RSA_PUBLIC_EXPONENT: [u8; 3] = [0x01, 0x00, 0x01];
 
+/// Turns a secret key template's `CKA_EXTRACTABLE` on, and nothing else
+/// (`CKA_SENSITIVE` stays on).
+fn extractable(template: &mut [Attribute]) {
+    for a in template {
+        if let Attribute::Extractable(e) = a {
+            *e = true;
+        }
+    }
+}
+
 impl Pkcs11Backend {
     /// `KeyBackend::generate`: a sensitive, non-extractable key (pair)
     /// under `label`; a key that cannot be read back is destroyed again.
-    pub(super) fn generate_key(&self, label: &str, alg: Algorithm) -> Result<Arc<dyn KeyHandle>> {
+    /// With `exportable` (HMAC and AES only; the backend checks), the
+    /// secret key is extractable: still sensitive, so the token never
+    /// gives it in the clear, but it will wrap it (`export`).
+    pub(super) fn generate_key(
+        &self,
+        label: &str,
+        alg: Algorithm,
+        exportable: bool,
+    ) -> Result<Arc<dyn KeyHandle>> {
         self.check_algorithm(alg)?;
         let generation = self.pool.generation();
         let mut private = private_template(label);
@@ -37,6 +55,9 @@ impl Pkcs11Backend {
                     Attribute::ValueLen(Ulong::from(len)),
                 ]);
                 private.extend(SECRET_KEY_USAGES);
+                if exportable {
+                    extractable(&mut private);
+                }
                 self.pool.with("generate key", |s| {
                     s.generate_key(&Mechanism::GenericSecretKeyGen, &private)
                 })?
@@ -44,6 +65,9 @@ impl Pkcs11Backend {
             Family::AesGcm => {
                 let mut template = aes_template(label);
                 template.push(Attribute::ValueLen(Ulong::from(32u64)));
+                if exportable {
+                    extractable(&mut template);
+                }
                 self.pool.with("generate key", |s| {
                     s.generate_key(&Mechanism::AesKeyGen, &template)
                 })?

@@ -33,6 +33,7 @@ mod bench;
 mod cipher;
 mod errors;
 
+mod export;
 mod import;
 mod index;
 mod key;
@@ -266,7 +267,14 @@ impl KeyBackend for Pkcs11Backend {
     }
 
     fn generate(&self, label: &str, alg: Algorithm) -> Result<Arc<dyn KeyHandle>> {
-        self.generate_key(label, alg)
+        self.generate_key(label, alg, false)
+    }
+
+    fn generate_exportable(&self, label: &str, alg: Algorithm) -> Result<Arc<dyn KeyHandle>> {
+        if !alg.is_symmetric() {
+            return Err(crate::keys::wrap::not_extractable());
+        }
+        self.generate_key(label, alg, true)
     }
 
     fn import(

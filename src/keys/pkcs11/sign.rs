@@ -70,6 +70,14 @@ impl KeyHandle for Pkcs11Key {
     fn decrypt(&self, nonce: &[u8; 12], aad: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
         super::cipher::decrypt(self, nonce, aad, sealed)
     }
+
+    fn export_wrapped(
+        &self,
+        to: &crate::keys::wrap::Recipient,
+        hash: Option<crate::keys::wrap::OaepHash>,
+    ) -> Result<(Vec<u8>, crate::keys::wrap::OaepHash)> {
+        super::export::export_wrapped(self, to, hash)
+    }
 }
 
 impl Pkcs11Key {

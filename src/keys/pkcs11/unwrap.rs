@@ -36,7 +36,7 @@ fn label() -> Attribute {
     Attribute::Label(WRAPPING_LABEL.as_bytes().to_vec())
 }
 
-fn oaep(hash: OaepHash) -> Mechanism<'static> {
+pub(super) fn oaep(hash: OaepHash) -> Mechanism<'static> {
     let (h, mgf) = match hash {
         OaepHash::Sha256 => (MechanismType::SHA256, PkcsMgfType::MGF1_SHA256),
         OaepHash::Sha1 => (MechanismType::SHA1, PkcsMgfType::MGF1_SHA1),

@@ -31,6 +31,8 @@ pub(super) enum Op {
     Generate,
     /// `KeyBackend::import`.
     Import,
+    /// `KeyHandle::export_wrapped`.
+    Export,
     /// `KeyBackend::open`.
     Open,
     /// `KeyBackend::destroy`.
@@ -52,6 +54,7 @@ impl Op {
             Op::Decrypt => "decrypt",
             Op::Generate => "generate",
             Op::Import => "import",
+            Op::Export => "export",
             Op::Open => "open",
             Op::Destroy => "destroy",
             Op::Health | Op::OrphanCheck => return None,
@@ -60,7 +63,7 @@ impl Op {
 
     /// Slow even on a CPU-only backend: never run on the async runtime.
     fn slow(self) -> bool {
-        matches!(self, Op::Generate | Op::Import | Op::Destroy)
+        matches!(self, Op::Generate | Op::Import | Op::Export | Op::Destroy)
     }
 }
 

@@ -88,7 +88,7 @@ async fn shutdown_waits_for_an_admin_call_and_later_calls_fail_cleanly() {
     let reg = Arc::new(registry(backend.clone()));
     let r = reg.clone();
     let create = tokio::spawn(async move {
-        r.create_key("k", Algorithm::Ed25519, BTreeMap::new(), None)
+        r.create_key("k", Algorithm::Ed25519, BTreeMap::new(), None, false)
             .await
     });
     // The generation runs on the backend's threads, not tokio's pool.
@@ -107,7 +107,7 @@ async fn shutdown_waits_for_an_admin_call_and_later_calls_fail_cleanly() {
     let e = create.await.unwrap().unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unavailable, "{}", e.message());
     let e = reg
-        .create_key("k2", Algorithm::HmacSha256, BTreeMap::new(), None)
+        .create_key("k2", Algorithm::HmacSha256, BTreeMap::new(), None, false)
         .await
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unavailable);
@@ -123,7 +123,7 @@ async fn shutdown_waits_for_an_admin_call_and_later_calls_fail_cleanly() {
 async fn signing_and_store_calls_are_dispatched_too() {
     let backend = Arc::new(Threaded::default());
     let reg = registry(backend.clone());
-    reg.create_key("k", Algorithm::HmacSha256, BTreeMap::new(), None)
+    reg.create_key("k", Algorithm::HmacSha256, BTreeMap::new(), None, false)
         .await
         .unwrap();
     reg.shutdown_backend().await;

@@ -33,7 +33,7 @@ fn registry(max_encryptions: u64) -> (Registry, ManualClock) {
 }
 
 async fn aes(reg: &Registry, name: &str) {
-    reg.create_key(name, Algorithm::Aes256Gcm, BTreeMap::new(), None)
+    reg.create_key(name, Algorithm::Aes256Gcm, BTreeMap::new(), None, false)
         .await
         .unwrap();
 }
@@ -106,7 +106,7 @@ async fn round_trips_and_refuses_what_does_not_authenticate() {
 async fn keys_of_the_wrong_kind_are_refused_both_ways() {
     let (reg, _) = registry(1 << 32);
     aes(&reg, "aes").await;
-    reg.create_key("mac", Algorithm::HmacSha256, BTreeMap::new(), None)
+    reg.create_key("mac", Algorithm::HmacSha256, BTreeMap::new(), None, false)
         .await
         .unwrap();
     let invalid = ErrorKind::InvalidArgument;
@@ -280,9 +280,15 @@ async fn a_policy_rotates_on_the_count_as_well_as_on_time() {
         grace_period: None,
         rotate_after_encryptions: Some(10),
     };
-    reg.create_key("k", Algorithm::Aes256Gcm, BTreeMap::new(), Some(policy))
-        .await
-        .unwrap();
+    reg.create_key(
+        "k",
+        Algorithm::Aes256Gcm,
+        BTreeMap::new(),
+        Some(policy),
+        false,
+    )
+    .await
+    .unwrap();
     // Nothing is due before an encryption.
     reg.tick().await;
     assert_eq!(reg.get("k").unwrap().active_version(), 1);
@@ -298,14 +304,20 @@ async fn a_policy_rotates_on_the_count_as_well_as_on_time() {
     reg.decrypt("k", &first.ciphertext, b"").await.unwrap();
     // Signing keys cannot have such a policy.
     let e = reg
-        .create_key("s", Algorithm::HmacSha256, BTreeMap::new(), Some(policy))
+        .create_key(
+            "s",
+            Algorithm::HmacSha256,
+            BTreeMap::new(),
+            Some(policy),
+            false,
+        )
         .await
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidArgument);
     let mut bad = policy;
     bad.rotate_after_encryptions = Some(0);
     assert!(reg
-        .create_key("z", Algorithm::Aes256Gcm, BTreeMap::new(), Some(bad))
+        .create_key("z", Algorithm::Aes256Gcm, BTreeMap::new(), Some(bad), false)
         .await
         .is_err());
 }

@@ -102,13 +102,16 @@ impl Registry {
         }
     }
 
-    /// Creates a key whose version 1 the backend generates, ACTIVE.
+    /// Creates a key whose version 1 the backend generates, ACTIVE. An
+    /// `exportable` key (HMAC or AES) has every version generated
+    /// extractable, for [`Registry::export_wrapped`].
     pub async fn create_key(
         &self,
         name: &str,
         alg: Algorithm,
         labels: BTreeMap<String, String>,
         policy: Option<RotationPolicy>,
+        exportable: bool,
     ) -> Result<KeyView> {
         validate_name("key", name)?;
         crate::telemetry::rpc::note_key(name, alg.name());
@@ -121,6 +124,11 @@ impl Registry {
                 ));
             }
         }
+        if exportable && !alg.is_symmetric() {
+            return Err(Error::invalid(format!(
+                "{alg} keys are never exportable: only HMAC and AES keys, shared secrets, are"
+            )));
+        }
         self.backend.check_algorithm(alg)?;
         let _g = self.admin.lock().await;
         if self.keys.read().contains_key(name) {
@@ -128,8 +136,7 @@ impl Registry {
         }
         let now = self.clock.now();
         let label = new_label(name, 1);
-        let (b, l) = (self.backend.clone(), label.clone());
-        let handle = self.call(Op::Generate, move || b.generate(&l, alg)).await?;
+        let handle = self.generate(&label, alg, exportable).await?;
         let record = KeyRecord {
             name: name.to_string(),
             algorithm: alg,
@@ -137,6 +144,7 @@ impl Registry {
             policy,
             create_time: now,
             verify_only: false,
+            exportable,
             versions: vec![VersionRecord::new(
                 1,
                 VersionState::Active,
@@ -146,6 +154,24 @@ impl Registry {
         };
         self.insert_new(record, VersionMaterial::Private(handle), &label)
             .await
+    }
+
+    /// New material under `label`: extractable for an exportable key.
+    async fn generate(
+        &self,
+        label: &str,
+        alg: Algorithm,
+        exportable: bool,
+    ) -> Result<Arc<dyn crate::keys::KeyHandle>> {
+        let (b, l) = (self.backend.clone(), label.to_string());
+        self.call(Op::Generate, move || {
+            if exportable {
+                b.generate_exportable(&l, alg)
+            } else {
+                b.generate(&l, alg)
+            }
+        })
+        .await
     }
 
     pub(super) async fn insert_new(
@@ -227,8 +253,7 @@ impl Registry {
         }
         let version = rec.next_version();
         let label = new_label(name, version);
-        let (b, l, alg) = (self.backend.clone(), label.clone(), rec.algorithm);
-        let handle = self.call(Op::Generate, move || b.generate(&l, alg)).await?;
+        let handle = self.generate(&label, rec.algorithm, rec.exportable).await?;
         let now = at.unwrap_or_else(|| self.clock.now());
         rec.versions.push(VersionRecord::new(
             version,

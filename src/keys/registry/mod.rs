@@ -410,6 +410,7 @@ impl Registry {
 mod bridge;
 mod cipher;
 mod counts;
+mod export;
 mod import;
 mod lifecycle;
 mod load;
@@ -417,10 +418,13 @@ mod sign;
 
 use bridge::Op;
 pub use cipher::{CipherFormat, CipherGauge, Decrypted, Encrypted, DATA_KEY_LEN};
+pub use export::WrappedExport;
 pub use import::ImportSource;
 
 #[cfg(test)]
 mod cipher_tests;
+#[cfg(test)]
+mod export_tests;
 #[cfg(test)]
 mod import_tests;
 #[cfg(test)]

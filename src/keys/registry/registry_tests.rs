@@ -57,9 +57,15 @@ fn state(reg: &Registry, name: &str, v: u32) -> VersionState {
 #[tokio::test]
 async fn staged_rotation_walk() {
     let (reg, clock) = registry();
-    reg.create_key("k", Algorithm::EcdsaP256Sha256, BTreeMap::new(), None)
-        .await
-        .unwrap();
+    reg.create_key(
+        "k",
+        Algorithm::EcdsaP256Sha256,
+        BTreeMap::new(),
+        None,
+        false,
+    )
+    .await
+    .unwrap();
     let s1 = sign(&reg, "k").await;
     assert_eq!(s1.version, 1);
     assert_eq!(s1.key_version_id, "k:v1");
@@ -115,7 +121,7 @@ async fn staged_rotation_walk() {
 #[tokio::test]
 async fn scheduled_destruction_removes_material() {
     let (reg, clock) = registry();
-    reg.create_key("k", Algorithm::HmacSha256, BTreeMap::new(), None)
+    reg.create_key("k", Algorithm::HmacSha256, BTreeMap::new(), None, false)
         .await
         .unwrap();
     reg.rotate("k", true, Some(Duration::from_secs(5)))
@@ -155,7 +161,13 @@ async fn rotation_policy_runs_on_the_clock() {
         rotate_after_encryptions: None,
     };
     let v = reg
-        .create_key("k", Algorithm::Ed25519, BTreeMap::new(), Some(policy))
+        .create_key(
+            "k",
+            Algorithm::Ed25519,
+            BTreeMap::new(),
+            Some(policy),
+            false,
+        )
         .await
         .unwrap();
     let start = clock.now();
@@ -182,7 +194,7 @@ async fn rotation_policy_runs_on_the_clock() {
 #[tokio::test]
 async fn concurrent_rotations_keep_one_active() {
     let (reg, _) = registry();
-    reg.create_key("k", Algorithm::HmacSha256, BTreeMap::new(), None)
+    reg.create_key("k", Algorithm::HmacSha256, BTreeMap::new(), None, false)
         .await
         .unwrap();
     let mut tasks = Vec::new();
@@ -246,9 +258,15 @@ async fn import_rules() {
 
     // A public key makes a verify-only key that refuses to sign or rotate.
     let (src, _) = registry();
-    src.create_key("e", Algorithm::EcdsaP256Sha256, BTreeMap::new(), None)
-        .await
-        .unwrap();
+    src.create_key(
+        "e",
+        Algorithm::EcdsaP256Sha256,
+        BTreeMap::new(),
+        None,
+        false,
+    )
+    .await
+    .unwrap();
     let pem = src.public_key("e", None).unwrap().key.to_pem();
     let sig = sign(&src, "e").await;
     reg.import_key(
@@ -274,16 +292,22 @@ async fn import_rules() {
 #[tokio::test]
 async fn failed_input_checks_change_nothing() {
     let (reg, _) = registry();
-    reg.create_key("k", Algorithm::RsaPss2048Sha256, BTreeMap::new(), None)
-        .await
-        .unwrap();
+    reg.create_key(
+        "k",
+        Algorithm::RsaPss2048Sha256,
+        BTreeMap::new(),
+        None,
+        false,
+    )
+    .await
+    .unwrap();
     let e = reg
         .sign("k", None, Input::Digest(vec![0; 31]), SignatureFormat::Der)
         .await
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidArgument);
     let e = reg
-        .create_key("k", Algorithm::HmacSha256, BTreeMap::new(), None)
+        .create_key("k", Algorithm::HmacSha256, BTreeMap::new(), None, false)
         .await
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::AlreadyExists);

@@ -109,7 +109,13 @@ async fn a_version_that_failed_to_open_returns_on_a_later_tick() {
     let store = Arc::new(KeptStore::default());
     let first = registry(&backend, &store);
     first
-        .create_key("k", Algorithm::EcdsaP256Sha256, BTreeMap::new(), None)
+        .create_key(
+            "k",
+            Algorithm::EcdsaP256Sha256,
+            BTreeMap::new(),
+            None,
+            false,
+        )
         .await
         .unwrap();
     assert!(signs(&first).await);

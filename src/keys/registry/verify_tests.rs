@@ -96,7 +96,7 @@ fn flipped(sig: &[u8], at: usize) -> Vec<u8> {
 #[tokio::test]
 async fn one_mac_per_version_whatever_the_number_of_tags() {
     let (reg, macs) = registry();
-    reg.create_key("k", Algorithm::HmacSha256, BTreeMap::new(), None)
+    reg.create_key("k", Algorithm::HmacSha256, BTreeMap::new(), None, false)
         .await
         .unwrap();
     let old = sign(&reg, "k", SignatureFormat::Der).await;
@@ -133,7 +133,7 @@ async fn one_mac_per_version_whatever_the_number_of_tags() {
 #[tokio::test]
 async fn signatures_of_the_wrong_length_cost_nothing() {
     let (reg, macs) = registry();
-    reg.create_key("k", Algorithm::HmacSha256, BTreeMap::new(), None)
+    reg.create_key("k", Algorithm::HmacSha256, BTreeMap::new(), None, false)
         .await
         .unwrap();
     let good = sign(&reg, "k", SignatureFormat::Der).await;
@@ -169,7 +169,7 @@ async fn any_of_several_asymmetric_signatures_verifies() {
         Algorithm::Ed25519,
     ] {
         let name = alg.name().to_ascii_lowercase().replace('_', "-");
-        reg.create_key(&name, alg, BTreeMap::new(), None)
+        reg.create_key(&name, alg, BTreeMap::new(), None, false)
             .await
             .unwrap();
         let formats: &[SignatureFormat] = if alg.curve().is_some() {

@@ -22,6 +22,7 @@ fn record(name: &str, note: &str) -> KeyRecord {
         policy: None,
         create_time: std::time::SystemTime::UNIX_EPOCH,
         verify_only: false,
+        exportable: false,
         versions: vec![VersionRecord::new(
             1,
             VersionState::Active,

@@ -121,6 +121,7 @@ fn raced_record(writer: &str, round: u32) -> signet::keys::record::KeyRecord {
         policy: None,
         create_time: std::time::SystemTime::UNIX_EPOCH,
         verify_only: false,
+        exportable: false,
         versions: vec![VersionRecord::new(
             1,
             VersionState::Active,

@@ -28,15 +28,27 @@ async fn shutdown_leaves_no_call_in_flight_and_later_calls_fail_cleanly() {
         RegistrySettings::default(),
     ));
     reg.load().await.unwrap();
-    reg.create_key("k", Algorithm::EcdsaP256Sha256, BTreeMap::new(), None)
-        .await
-        .unwrap();
+    reg.create_key(
+        "k",
+        Algorithm::EcdsaP256Sha256,
+        BTreeMap::new(),
+        None,
+        false,
+    )
+    .await
+    .unwrap();
     // An admin call in flight when shutdown begins: RSA-4096 generation
     // takes the token a while.
     let r = reg.clone();
     let creating = tokio::spawn(async move {
-        r.create_key("big", Algorithm::RsaPss4096Sha256, BTreeMap::new(), None)
-            .await
+        r.create_key(
+            "big",
+            Algorithm::RsaPss4096Sha256,
+            BTreeMap::new(),
+            None,
+            false,
+        )
+        .await
     });
     let start = Instant::now();
     while backend.calls_in_flight() == 0 && !creating.is_finished() {
@@ -55,7 +67,13 @@ async fn shutdown_leaves_no_call_in_flight_and_later_calls_fail_cleanly() {
     }
     let shut = "the PKCS#11 backend is shutting down";
     let e = reg
-        .create_key("late", Algorithm::EcdsaP256Sha256, BTreeMap::new(), None)
+        .create_key(
+            "late",
+            Algorithm::EcdsaP256Sha256,
+            BTreeMap::new(),
+            None,
+            false,
+        )
         .await
         .unwrap_err();
     assert_eq!((e.kind(), e.message()), (ErrorKind::Unavailable, shut));

@@ -16,6 +16,8 @@ use crate::support::TestServer;
 
 /// A certificate rotation on disk, under load.
 mod cert_rotation;
+/// Wrapped export: its own grant, always audited.
+mod export;
 /// Overload and an unwritable audit trail refuse instead of degrading.
 mod fail_closed;
 
