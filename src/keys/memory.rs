@@ -356,7 +356,9 @@ impl KeyHandle for MemoryKey {
         let Secret::Aes(key) = &self.secret else {
             return Err(mismatch(self.alg));
         };
-        let mut out = plaintext.to_vec();
+        // Room for the tag: no reallocation when it is appended.
+        let mut out = Vec::with_capacity(plaintext.len() + super::sealed::TAG_LEN);
+        out.extend_from_slice(plaintext);
         key.seal_in_place_append_tag(
             Nonce::assume_unique_for_key(*nonce),
             Aad::from(aad),
