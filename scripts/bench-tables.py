@@ -464,7 +464,36 @@ def builds(d: str) -> None:
     print(table(["key", "in flight", "A", "B", "median", "req/s"], rows))
 
 
-SECTIONS = {"grpc": grpc, "batch": batch, "keys": keys, "security": security, "telemetry": telemetry, "pkcs11": pkcs11,
+def cipher(d: str) -> None:
+    """CipherService next to Sign, each a `--floor` run: mem-RPC.json, hsm-RPC.json."""
+    names = [("sign", "`Sign` (HMAC-SHA256)"), ("encrypt", "`Encrypt` 1 KiB"), ("decrypt", "`Decrypt` 1 KiB"),
+             ("data-key", "`GenerateDataKey`")]
+    heading("Against the target (each row one `signet bench --floor` run: the floor, a bare tonic call moving "
+            "as many bytes each way, then signet, then the operation in-process on one thread):")
+    rows = []
+    for backend, label in [("mem", "memory"), ("hsm", "SoftHSM2")]:
+        for rpc, name in names:
+            on = load(os.path.join(d, f"{backend}-{rpc}.json"))
+            rows.append([label, name, latency(on)] + floor_row(on, (on or {}).get("limit") or {}))
+    print(table(["backend", "RPC", "p50 / p99", "floor req/s", "floor CPU / call (server + client)",
+                 "operation CPU / call", "limit", "signet req/s", "share of the limit",
+                 "signet server CPU − operation", "÷ floor server CPU"], rows))
+    heading("On SoftHSM2, the token alone (signet's backend, no RPC, one thread per CPU), and the limit with "
+            "its cost in place of the in-memory operation's: CPUs / (floor server + floor client + token CPU):")
+    rows = []
+    for rpc, name in names[1:]:
+        r, on = load(os.path.join(d, f"hsm-backend-{rpc}.json")), load(os.path.join(d, f"hsm-{rpc}.json"))
+        lim, t = (on or {}).get("limit") or {}, (r or {}).get("client_cpu_us_per_request")
+        fs, fc = lim.get("floor_server_cpu_us_per_request"), lim.get("floor_client_cpu_us_per_request")
+        share = "n/a"
+        if None not in (t, fs, fc) and on.get("requests_per_second"):
+            limit = lim["cpus"] / (fs + fc + t) * 1e6
+            share = f"{lim['cpus']} / {cpu_value(fs + fc + t)} µs = {limit:,.0f}/s; signet {on['requests_per_second'] / limit:.0%}"
+        rows.append([name, rate(r), cpu(r, "client"), share])
+    print(table(["operation", "ops/s", "CPU / op", "limit with the token, and signet's share"], rows))
+
+
+SECTIONS = {"grpc": grpc, "batch": batch, "cipher": cipher, "keys": keys, "security": security, "telemetry": telemetry, "pkcs11": pkcs11,
             "registry": registry, "ab": builds}
 
 

@@ -39,11 +39,12 @@ here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=scripts/bench-lib.sh
 . "$here/bench-lib.sh"
 
-sections=(grpc batch keys security telemetry pkcs11 registry)
+sections=(grpc batch cipher keys security telemetry pkcs11 registry)
 describe() {
   case $1 in
     grpc) echo "Sign per demo key over gRPC (1 KiB messages, 64 in flight, 4 connections) with today's defaults (a token identity with a sign grant, audit trail to a file), the same with the security layer off, RSA at 2 in flight, in-process signing, and each key's share of the limit that a bare tonic server measured in the same run (signet bench --floor) sets (\"Results\", \"Against the target\")" ;;
     batch) echo "SignBatch of 1000 items (100 for RSA) per demo key, 1 KiB messages, 4 in flight over 2 connections, today's defaults, each against a floor serving SignBatch; per-call Sign HMAC for the 10x target, in-process signing on 2 threads for the 70 % target (\"Batches\")" ;;
+    cipher) echo "CipherService Encrypt, Decrypt (1 KiB plaintexts) and GenerateDataKey with an AES_256_GCM key, next to Sign HMAC, each a --floor run (the floor moves the same bytes each way), 64 in flight over 4 connections: the memory backend with today's defaults, then a SoftHSM2 token when softhsm2 is installed (\"Encryption\")" ;;
     keys) echo "10,000 HMAC keys (SIGNET_BENCH_KEYS) on the in-memory backend: resident memory per key, the registry's background CPU, Sign on one key among them against Sign before they existed, creating them and paging through them with ListKeys (\"Scale in keys\"; needs Python grpcio)" ;;
     security) echo "the cost of authentication, authorization and the audit trail: audit off / audit to a file / token auth, HMAC and ECDSA" ;;
     telemetry) echo "the cost of telemetry: metrics only / OTLP all sampled / OTLP 10 %, into a discarding OTLP sink (needs Python grpcio)" ;;
@@ -193,6 +194,50 @@ section_batch() {
     bench "inproc2-$k" --in-process --key "$k" --concurrency 2 --message-size 1024 --duration "${inproc_secs}s"
   done
   tables batch "$work"
+}
+
+# CipherService next to Sign, each run against its own floor (a bare tonic
+# call moving as many bytes in and out: `signet bench --rpc`): the memory
+# backend with today's defaults (the bench token, its grants on the AES
+# key, the trail to a file), then a SoftHSM2 token (no identities, as the
+# pkcs11 section) when SoftHSM2 is installed.
+section_cipher() {
+  local r tok=(--token-file "$top/bench.token") msg=(--message-size 1024)
+  memory_config cipher file token
+  printf '[[auth.identities.grants]]\noperations = ["encrypt", "decrypt", "generate_data_key", "admin.create"]\nkeys = ["bench-aes"]\n' \
+    >>"$work/cipher.toml"
+  serve cipher "$work/cipher.toml"
+  "$bin" --endpoint "$EP" "${tok[@]}" keys create bench-aes --algorithm AES_256_GCM >/dev/null
+  bench_note "== cipher: Sign demo-hmac on the memory backend, after the floor"
+  rpc mem-sign "$EP" "$SP" demo-hmac "${tok[@]}" "${msg[@]}" --floor
+  for r in encrypt decrypt data-key; do
+    bench_note "== cipher: $r with bench-aes on the memory backend, after the floor"
+    rpc "mem-$r" "$EP" "$SP" bench-aes "${tok[@]}" "${msg[@]}" --floor --rpc "$r"
+  done
+  bench_stop "$SP"
+  if command -v softhsm2-util >/dev/null; then
+    token_config bench-cipher hsm-cipher
+    serve hsm-cipher "$work/hsm-cipher.toml"
+    "$bin" --endpoint "$EP" keys create bench-aes --algorithm AES_256_GCM >/dev/null
+    "$bin" --endpoint "$EP" keys create bench-hmac --algorithm HMAC_SHA256 >/dev/null
+    bench_note "== cipher: Sign bench-hmac on SoftHSM2, after the floor"
+    rpc hsm-sign "$EP" "$SP" bench-hmac "${msg[@]}" --floor
+    for r in encrypt decrypt data-key; do
+      bench_note "== cipher: $r with bench-aes on SoftHSM2, after the floor"
+      rpc "hsm-$r" "$EP" "$SP" bench-aes "${msg[@]}" --floor --rpc "$r"
+    done
+    bench_stop "$SP"
+    # The token alone (signet's backend, no RPC), once the server has let
+    # go of the token: SoftHSM2 takes one logged-in process at a time.
+    for r in encrypt decrypt data-key; do
+      bench_note "== cipher: $r on SoftHSM2 through signet's backend, no RPC, one thread per CPU"
+      bench "hsm-backend-$r" --in-process --backend-config "$work/hsm-cipher.toml" -a AES_256_GCM \
+        --rpc "$r" --concurrency "$(nproc)" "${msg[@]}" --duration "${inproc_secs}s"
+    done
+  else
+    bench_note "== cipher: no SoftHSM2, the token part is not measured"
+  fi
+  tables cipher "$work"
 }
 
 # proc_figures PID NAME SECONDS: the server's resident memory (kB) now and

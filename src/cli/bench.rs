@@ -1,6 +1,7 @@
-//! `signet bench`: a load generator for `Sign` (or `SignBatch`, `--batch`)
-//! over several HTTP/2 connections, or (`--in-process`) straight against
-//! the in-memory backend.
+//! `signet bench`: a load generator for `Sign` (or `SignBatch`, `--batch`,
+//! or a `CipherService` call, `--rpc`: [`super::bench_cipher`]) over
+//! several HTTP/2 connections, or (`--in-process`) straight against the
+//! in-memory backend.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use rand::RngCore;
 use tokio::task::JoinSet;
 use tonic::transport::Channel;
 
+use super::bench_cipher::{BenchRpc, CipherLoad, Shape};
 use super::bench_report::{Progress, Report};
 use super::bench_stats::{process_cpu, Counters, Outcome};
 use super::client::{
@@ -19,6 +21,7 @@ use super::client::{
 };
 use super::Global;
 use crate::api::pb;
+use crate::api::pb::cipher_service_client::CipherServiceClient;
 use crate::api::pb::signer_client::SignerClient;
 use crate::keys::Algorithm;
 
@@ -102,6 +105,12 @@ pub(crate) struct BenchArgs {
     #[arg(long, conflicts_with = "in_process",
           value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub batch: Option<u32>,
+    /// The RPC to send: sign, or a CipherService call with an AES_256_GCM
+    /// key (encrypt and decrypt a --message-size plaintext, data-key a
+    /// GenerateDataKey). With --in-process, the same operation on a fresh
+    /// key (or the --backend-config token).
+    #[arg(long, value_enum, default_value_t = BenchRpc::Sign, conflicts_with = "batch")]
+    pub rpc: BenchRpc,
 }
 
 /// Runs `signet bench`.
@@ -202,6 +211,8 @@ pub(crate) struct Target {
     pub failure: Option<String>,
     /// Items per SignBatch call; `None` for Sign.
     pub batch: Option<usize>,
+    /// The cipher call sent instead of `request` (`--rpc`).
+    pub cipher: Option<CipherLoad>,
 }
 
 impl Target {
@@ -219,7 +230,22 @@ impl Target {
             request,
             failure,
             batch: a.batch.map(|n| n as usize),
+            cipher: None,
         })
+    }
+
+    /// Makes the run send `rpc` (a cipher call, with the request's key and
+    /// message as the plaintext) and returns the shape of one call, from
+    /// one call made now.
+    pub(crate) async fn prepare_cipher(&mut self, rpc: BenchRpc) -> CliResult<Shape> {
+        let message = match &self.request.input {
+            Some(pb::sign_request::Input::Message(m)) => m.clone(),
+            _ => Vec::new(),
+        };
+        let (load, shape) =
+            CipherLoad::prepare(&self.chans[0], rpc, &self.request.key, message).await?;
+        self.cipher = Some(load);
+        Ok(shape)
     }
 
     /// One probe call: a key that cannot sign is a mistake worth stopping
@@ -271,11 +297,16 @@ pub(crate) fn check_server_pid(pid: Option<u32>) -> CliResult {
 
 async fn rpc(global: &Global, a: BenchArgs) -> CliResult<Report> {
     check_server_pid(a.server_pid)?;
-    let target = Target::connect(global, &a, bearer(global)?, sign_request(&a)).await?;
-    let algorithm = target
-        .probe()
-        .await?
-        .map(|r| super::client::algorithm_name(r.algorithm));
+    let mut target = Target::connect(global, &a, bearer(global)?, sign_request(&a)).await?;
+    let algorithm = if a.rpc == BenchRpc::Sign {
+        target
+            .probe()
+            .await?
+            .map(|r| super::client::algorithm_name(r.algorithm))
+    } else {
+        target.prepare_cipher(a.rpc).await?;
+        Some(crate::keys::Algorithm::Aes256Gcm.name().to_string())
+    };
     Ok(load(&target, &a, a.server_pid, algorithm).await)
 }
 
@@ -294,7 +325,11 @@ pub(crate) async fn load(
     let end = measure_start + a.duration;
     let mut workers = JoinSet::new();
     for i in 0..a.concurrency as usize {
-        let client = SignerClient::new(chans[i % chans.len()].clone());
+        let conn = &chans[i % chans.len()];
+        let client = Clients {
+            signer: SignerClient::new(conn.clone()),
+            cipher: CipherServiceClient::new(conn.clone()),
+        };
         workers.spawn(worker(
             client,
             Load::of(target),
@@ -366,15 +401,25 @@ pub(crate) async fn load(
     }
 }
 
+/// A worker's clients, on its one connection.
+struct Clients {
+    signer: SignerClient<Conn>,
+    cipher: CipherServiceClient<Conn>,
+}
+
 /// What a worker sends, over and over.
 #[derive(Clone)]
 enum Load {
     Sign(pb::SignRequest),
     Batch(pb::SignBatchRequest),
+    Cipher(CipherLoad),
 }
 
 impl Load {
     fn of(target: &Target) -> Load {
+        if let Some(c) = &target.cipher {
+            return Load::Cipher(c.clone());
+        }
         match target.batch {
             Some(n) => Load::Batch(pb::SignBatchRequest {
                 items: vec![target.request.clone(); n],
@@ -385,8 +430,10 @@ impl Load {
 
     /// One call; a batch whose items did not all sign fails with the first
     /// item's error.
-    async fn send(&self, client: &mut SignerClient<Conn>) -> Result<(), tonic::Status> {
+    async fn send(&self, clients: &mut Clients) -> Result<(), tonic::Status> {
+        let client = &mut clients.signer;
         match self {
+            Load::Cipher(c) => c.send(&mut clients.cipher).await,
             Load::Sign(r) => client.sign(r.clone()).await.map(drop),
             Load::Batch(b) => {
                 let results = client.sign_batch(b.clone()).await?.into_inner().results;
@@ -426,7 +473,7 @@ fn is_fatal(code: tonic::Code) -> bool {
 
 /// Signs in a loop until `end`; records what falls in the measured window.
 async fn worker(
-    mut client: SignerClient<Conn>,
+    mut client: Clients,
     request: Load,
     counters: Arc<Counters>,
     measure_start: Instant,

@@ -24,10 +24,12 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::bench::{check_server_pid, load, sign_request, BenchArgs, Target};
+use super::bench_cipher::BenchRpc;
 use super::bench_floor::FloorProcess;
 use super::bench_report::Report;
 use super::client::{algorithm_name, bearer, Bearer, CliError, CliResult};
 use super::Global;
+use crate::api::pb;
 use crate::keys::Algorithm;
 
 /// Issue #2: `Sign` at 64 in flight reaches at least this share of the
@@ -60,10 +62,26 @@ pub(crate) struct LimitRun {
 /// Runs the floor, then signet, then the signing cost.
 pub(crate) async fn run(global: &Global, a: BenchArgs) -> CliResult<LimitRun> {
     check_server_pid(a.server_pid)?;
-    let signet = Target::connect(global, &a, bearer(global)?, sign_request(&a)).await?;
-    let answer = signet.probe().await?.ok_or_else(|| {
-        CliError::rpc("--floor: the probe call to signet failed, and the floor needs its answer")
-    })?;
+    let mut signet = Target::connect(global, &a, bearer(global)?, sign_request(&a)).await?;
+    // The floor's request: for a cipher call, a message as long as the
+    // call's payload (and below, an answer as long as its answer).
+    let mut floor_request = signet.request.clone();
+    let answer = if a.rpc == BenchRpc::Sign {
+        signet.probe().await?.ok_or_else(|| {
+            CliError::rpc(
+                "--floor: the probe call to signet failed, and the floor needs its answer",
+            )
+        })?
+    } else {
+        let shape = signet.prepare_cipher(a.rpc).await?;
+        floor_request.input = Some(pb::sign_request::Input::Message(vec![0x5a; shape.request]));
+        pb::SignResponse {
+            signature: vec![0; shape.answer],
+            version: shape.version,
+            key_version_id: shape.key_version_id,
+            algorithm: pb::Algorithm::Aes256Gcm as i32,
+        }
+    };
     let alg = crate::api::convert::algorithm(answer.algorithm)
         .map_err(|e| CliError::rpc(format!("--floor: signet answered {e}")))?;
     let alg_name = algorithm_name(answer.algorithm);
@@ -86,8 +104,7 @@ pub(crate) async fn run(global: &Global, a: BenchArgs) -> CliResult<LimitRun> {
         cert_file: None,
         key_file: None,
     };
-    let floor_target =
-        Target::connect(&floor_global, &a, Bearer::default(), signet.request.clone()).await?;
+    let floor_target = Target::connect(&floor_global, &a, Bearer::default(), floor_request).await?;
     let mut floor_report = load(&floor_target, &a, Some(floor_pid), Some(alg_name.clone())).await;
     floor_report.mode = "floor";
     drop(floor_target);
@@ -127,6 +144,7 @@ fn signing_args(a: &BenchArgs, alg: Algorithm) -> BenchArgs {
         client_threads: 1,
         floor: false,
         batch: None,
+        rpc: a.rpc,
     }
 }
 

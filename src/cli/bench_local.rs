@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use rand::RngCore;
 
 use super::bench::BenchArgs;
+use super::bench_cipher::BenchRpc;
 use super::bench_report::{Progress, Report};
 use super::bench_stats::{process_cpu, Counters, Outcome};
 use super::client::{CliError, CliResult};
@@ -63,7 +64,7 @@ pub(crate) fn run(a: BenchArgs) -> CliResult<Report> {
     let end = measure_start + a.duration;
     let workers: Vec<_> = (0..threads)
         .map(|i| {
-            let mut sign = target.signer(&message)?;
+            let mut sign = target.signer(&message, a.rpc)?;
             let counters = counters.clone();
             std::thread::Builder::new()
                 .name(format!("bench-{i}"))
@@ -192,8 +193,21 @@ impl Target {
         }
     }
 
-    fn signer(&self, message: &Arc<Vec<u8>>) -> CliResult<SignFn> {
+    fn signer(&self, message: &Arc<Vec<u8>>, rpc: BenchRpc) -> CliResult<SignFn> {
         let message = message.clone();
+        if rpc != BenchRpc::Sign {
+            return match self {
+                Target::Memory(h)
+                | Target::Pkcs11 {
+                    handle: h,
+                    raw: false,
+                    ..
+                } => super::bench_cipher::local_op(h.clone(), rpc, message),
+                Target::Pkcs11 { raw: true, .. } => Err(CliError::usage(
+                    "--raw times C_Sign only; drop it for --rpc other than sign",
+                )),
+            };
+        }
         Ok(match self {
             Target::Memory(h)
             | Target::Pkcs11 {

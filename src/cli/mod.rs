@@ -9,6 +9,7 @@
 pub(crate) mod args;
 pub(crate) mod batch;
 pub(crate) mod bench;
+pub(crate) mod bench_cipher;
 pub(crate) mod bench_floor;
 pub(crate) mod bench_limit;
 pub(crate) mod bench_local;

@@ -171,6 +171,73 @@ fn bench_floor_with_a_key_that_cannot_sign_fails_before_any_load() {
     assert!(!stderr.contains("bench --floor: the floor"), "{stderr}");
 }
 
+#[test]
+fn bench_rpc_loads_the_cipher_service_against_a_floor_of_the_same_bytes() {
+    let server = serve()
+        .args(["--listen", "127.0.0.1:0"])
+        .keep_log(false)
+        .start();
+    let ok = signet()
+        .args(["--endpoint", &server.endpoint()])
+        .args(["keys", "create", "bench-aes", "--algorithm", "AES_256_GCM"])
+        .output()
+        .unwrap();
+    assert!(ok.status.success(), "{ok:?}");
+    for rpc in ["encrypt", "decrypt", "data-key"] {
+        let out = signet()
+            .args(["--json", "--endpoint", &server.endpoint()])
+            .args(["bench", "--floor", "--key", "bench-aes", "--rpc", rpc])
+            .args([
+                "--message-size",
+                "256",
+                "--duration",
+                "1s",
+                "--warmup",
+                "0s",
+            ])
+            .args(["--concurrency", "2", "--connections", "1"])
+            .args(["--server-pid", &server.pid().to_string()])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{rpc}: {stdout}{out:?}");
+        let r: Value = serde_json::from_str(&stdout).unwrap();
+        assert_eq!(r["algorithm"], "AES_256_GCM", "{r:#}");
+        assert!(r["requests"].as_u64().unwrap() > 0, "{rpc}: {r:#}");
+        assert_eq!(r["errors"], 0, "{rpc}: {r:#}");
+        assert_eq!(r["floor"]["errors"], 0, "{rpc}: {r:#}");
+        // The in-process part did the same operation, without a failure.
+        assert!(
+            r["signing"]["requests"].as_u64().unwrap() > 0,
+            "{rpc}: {r:#}"
+        );
+        assert_eq!(r["signing"]["errors"], 0, "{rpc}: {r:#}");
+    }
+    // A signing key cannot be loaded with a cipher call: refused before
+    // the load, with the server's code.
+    let out = signet()
+        .args(["--endpoint", &server.endpoint()])
+        .args([
+            "bench",
+            "--key",
+            "demo-hmac",
+            "--rpc",
+            "encrypt",
+            "--duration",
+            "1s",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("INVALID_ARGUMENT"));
+    // --rpc and --batch do not go together.
+    let out = signet()
+        .args(["bench", "--key", "k", "--rpc", "decrypt", "--batch", "10"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+}
+
 /// The floor server alone: `Sign` answers what it was told, the other
 /// methods UNIMPLEMENTED, and it exits when its standard input closes.
 #[tokio::test]
