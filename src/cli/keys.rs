@@ -103,6 +103,10 @@ pub(crate) struct ImportArgs {
     /// `keys wrap` writes), not material in the clear.
     #[arg(long)]
     pub wrapped: bool,
+    /// With --wrapped, a private key's public half (PEM or DER): needed
+    /// for EC and Ed25519 keys on an HSM, which cannot derive it.
+    #[arg(long, requires = "wrapped", value_name = "PUB.pem")]
+    pub public_key: Option<std::path::PathBuf>,
 }
 
 /// `signet keys rotate`.
@@ -216,6 +220,10 @@ pub(crate) async fn run(global: &Global, cmd: KeysCommand) -> CliResult {
                 as_new_version: a.new_version,
                 labels: labels_map(&a.labels)?.into_iter().collect(),
                 wrapped_material,
+                public_key: match &a.public_key {
+                    Some(p) => read_input(Some(p))?,
+                    None => Vec::new(),
+                },
             };
             client.import_key(req).await?.into_inner().key
         }

@@ -131,6 +131,7 @@ impl KeyBackend for MemoryBackend {
         label: &str,
         alg: Algorithm,
         wrapped: &[u8],
+        public: Option<&PublicKey>,
     ) -> Result<Arc<dyn KeyHandle>> {
         self.check_free(label)?;
         let material = self.wrapping_key()?.unwrap(wrapped)?;
@@ -139,7 +140,13 @@ impl KeyBackend for MemoryBackend {
         } else {
             ImportMaterial::Pkcs8(material)
         };
-        self.insert(label, MemoryKey::import(alg, material)?)
+        let key = MemoryKey::import(alg, material)?;
+        if let Some(p) = public {
+            if key.public.as_ref().map(PublicKey::spki_der) != Some(p.spki_der()) {
+                return Err(super::wrap::public_mismatch());
+            }
+        }
+        self.insert(label, key)
     }
 
     fn open(&self, label: &str, alg: Algorithm) -> Result<Arc<dyn KeyHandle>> {

@@ -190,11 +190,14 @@ pub trait KeyBackend: Send + Sync + fmt::Debug {
     /// under `label`: a raw secret for HMAC and AES (on PKCS#11 unwrapped
     /// inside the token, so the plaintext never exists in signet's
     /// memory), PKCS#8 DER for a private key.
+    /// `public`, when given, is the private key's public half: the
+    /// backend checks that it belongs to the unwrapped key.
     fn import_wrapped(
         &self,
         _label: &str,
         _alg: Algorithm,
         _wrapped: &[u8],
+        _public: Option<&PublicKey>,
     ) -> Result<Arc<dyn KeyHandle>> {
         Err(unsupported("wrapped import", self.name()))
     }

@@ -76,6 +76,11 @@ pub(crate) fn bad_wrapping() -> Error {
     )
 }
 
+/// The refusal for a `public_key` that is not the wrapped private key's.
+pub(crate) fn public_mismatch() -> Error {
+    Error::invalid("public_key is not the public half of the wrapped private key")
+}
+
 /// The refusal for material that was not made to leave signet.
 pub(crate) fn not_extractable() -> Error {
     Error::precondition(

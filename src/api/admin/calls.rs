@@ -73,7 +73,8 @@ impl Call for pb::ImportKeyRequest {
 
     async fn call(self, s: &KeyAdminService, _: &CallContext) -> Result<pb::ImportKeyResponse> {
         let alg = convert::algorithm(self.algorithm)?;
-        if self.material.len().max(self.wrapped_material.len()) > MAX_MATERIAL_BYTES {
+        let longest = self.material.len().max(self.wrapped_material.len());
+        if longest.max(self.public_key.len()) > MAX_MATERIAL_BYTES {
             return Err(Error::invalid(format!(
                 "material is larger than {MAX_MATERIAL_BYTES} bytes"
             )));
@@ -89,7 +90,10 @@ impl Call for pb::ImportKeyRequest {
                 .import(
                     &self.name,
                     alg,
-                    ImportSource::Wrapped(&self.wrapped_material),
+                    ImportSource::Wrapped {
+                        material: &self.wrapped_material,
+                        public: (!self.public_key.is_empty()).then_some(&self.public_key[..]),
+                    },
                     self.as_new_version,
                     labels(self.labels),
                 )
@@ -98,6 +102,11 @@ impl Call for pb::ImportKeyRequest {
             return Ok(pb::ImportKeyResponse {
                 key: Some(convert::key_pb(&v)),
             });
+        }
+        if !self.public_key.is_empty() {
+            return Err(Error::invalid(
+                "public_key goes with wrapped_material only (material in the clear carries its own)",
+            ));
         }
         let mut material = Zeroizing::new(self.material);
         if alg.is_symmetric() {

@@ -46,6 +46,7 @@ mod pool;
 mod sign;
 pub mod store;
 mod unwrap;
+mod unwrap_pair;
 mod workers;
 
 use std::path::PathBuf;
@@ -295,8 +296,9 @@ impl KeyBackend for Pkcs11Backend {
         label: &str,
         alg: Algorithm,
         wrapped: &[u8],
+        public: Option<&PublicKey>,
     ) -> Result<Arc<dyn KeyHandle>> {
-        self.unwrap_key(label, alg, wrapped)
+        self.unwrap_key(label, alg, wrapped, public)
     }
 
     fn open(&self, label: &str, alg: Algorithm) -> Result<Arc<dyn KeyHandle>> {

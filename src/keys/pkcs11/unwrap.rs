@@ -8,8 +8,9 @@
 //! take OAEP with any hash but SHA-1: the token is probed once, and
 //! `GetImportWrappingKey` names the scheme it takes.)
 //!
-//! Only HMAC and AES keys unwrap on the token here: a private key
-//! unwrapped from PKCS#8 has no public key object, and signet needs one.
+//! A private key (PKCS#8) unwraps the same way into a private key object;
+//! `unwrap_pair` adds its public key object, which the token cannot
+//! derive from it.
 
 use std::sync::Arc;
 
@@ -203,23 +204,21 @@ impl Pkcs11Backend {
         Ok(())
     }
 
-    /// `KeyBackend::import_wrapped`.
+    /// `KeyBackend::import_wrapped`: a secret key here, a private key in
+    /// `unwrap_pair`.
     pub(super) fn unwrap_key(
         &self,
         label: &str,
         alg: Algorithm,
         wrapped: &[u8],
+        public: Option<&PublicKey>,
     ) -> Result<Arc<dyn KeyHandle>> {
         use crate::keys::KeyBackend;
         self.check_algorithm(alg)?;
         if !alg.is_symmetric() {
-            return Err(Error::new(
-                crate::error::ErrorKind::Unimplemented,
-                "wrapped import of private keys is not supported by the pkcs11 backend yet; \
-                 wrap HMAC and AES keys only",
-            ));
+            return self.unwrap_pair(label, alg, wrapped, public);
         }
-        let (oaep_part, kwp_part) = split(wrapped, WRAPPING_KEY_BITS / 8)?;
+        let (_, kwp_part) = split(wrapped, WRAPPING_KEY_BITS / 8)?;
         let generation = self.pool.generation();
         let mut target = if alg.encrypts() {
             aes_template(label)
@@ -232,6 +231,21 @@ impl Pkcs11Backend {
             t.extend(SECRET_KEY_USAGES);
             t
         };
+        let object = self.unwrap_into(wrapped, &target);
+        target.clear();
+        let object = object?;
+        self.check_unwrapped(alg, object, kwp_part.len())
+            .and_then(|()| self.handle(label, alg, generation, object))
+            .inspect_err(|_| {
+                let _ = crate::keys::KeyBackend::destroy(self, label);
+            })
+    }
+
+    /// Unwraps `wrapped` into a new object of `target`, in two
+    /// `C_UnwrapKey` calls; a wrapping the token does not take is
+    /// [`bad_wrapping`], whatever the cause.
+    pub(super) fn unwrap_into(&self, wrapped: &[u8], target: &[Attribute]) -> Result<ObjectHandle> {
+        let (oaep_part, kwp_part) = split(wrapped, WRAPPING_KEY_BITS / 8)?;
         // The scheme probed when the wrapping key was first asked for;
         // only the first import after a restart finds and probes it.
         let probed = *self.wrapping_lock.lock();
@@ -250,7 +264,7 @@ impl Pkcs11Backend {
                         continue;
                     }
                 };
-                let r = s.unwrap_key(&Mechanism::AesKeyWrapPad, eph, kwp_part, &target);
+                let r = s.unwrap_key(&Mechanism::AesKeyWrapPad, eph, kwp_part, target);
                 let _ = s.destroy_object(eph);
                 if let Err(e) = &r {
                     tracing::debug!(error = %e, "the token refused to unwrap the material");
@@ -262,16 +276,10 @@ impl Pkcs11Backend {
             }
             Ok(None)
         })?;
-        target.clear();
-        let object = match object {
-            Some(Ok(h)) => h,
-            _ => return Err(bad_wrapping()),
-        };
-        self.check_unwrapped(alg, object, kwp_part.len())
-            .and_then(|()| self.handle(label, alg, generation, object))
-            .inspect_err(|_| {
-                let _ = crate::keys::KeyBackend::destroy(self, label);
-            })
+        match object {
+            Some(Ok(h)) => Ok(h),
+            _ => Err(bad_wrapping()),
+        }
     }
 
     /// The token took the unwrapped bytes: refuses a length the algorithm

@@ -18,15 +18,23 @@ use crate::keys::{validate_name, Algorithm};
 pub enum ImportSource<'a> {
     /// In the clear: a secret, PKCS#8, or a public key.
     Plain(&'a [u8]),
-    /// Wrapped to [`Registry::import_wrapping_key`].
-    Wrapped(&'a [u8]),
+    /// Wrapped to [`Registry::import_wrapping_key`], with a private key's
+    /// public half when the caller sends it.
+    Wrapped {
+        /// The wrapping.
+        material: &'a [u8],
+        /// SubjectPublicKeyInfo PEM or DER.
+        public: Option<&'a [u8]>,
+    },
 }
 
 impl std::fmt::Debug for ImportSource<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ImportSource::Plain(m) => write!(f, "Plain({} bytes)", m.len()),
-            ImportSource::Wrapped(m) => write!(f, "Wrapped({} bytes)", m.len()),
+            ImportSource::Wrapped { material, .. } => {
+                write!(f, "Wrapped({} bytes)", material.len())
+            }
         }
     }
 }
@@ -35,7 +43,7 @@ impl std::fmt::Debug for ImportSource<'_> {
 enum Parsed {
     Public(crate::keys::PublicKey),
     Private(crate::keys::ImportMaterial),
-    Wrapped(Vec<u8>),
+    Wrapped(Vec<u8>, Option<crate::keys::PublicKey>),
 }
 
 impl Registry {
@@ -93,7 +101,24 @@ impl Registry {
                 }
                 Material::Private(m) => Parsed::Private(m),
             },
-            ImportSource::Wrapped(w) => Parsed::Wrapped(w.to_vec()),
+            ImportSource::Wrapped { material, public } => {
+                let public =
+                    match public {
+                        None => None,
+                        Some(_) if alg.is_symmetric() => {
+                            return Err(Error::invalid(format!(
+                                "{alg} keys have no public key: send no public_key"
+                            )))
+                        }
+                        Some(p) => match parse_material(alg, p)? {
+                            Material::Public(p) => Some(p),
+                            Material::Private(_) => return Err(Error::invalid(
+                                "public_key must be a public key (SubjectPublicKeyInfo PEM or DER)",
+                            )),
+                        },
+                    };
+                Parsed::Wrapped(material.to_vec(), public)
+            }
         };
         let public_only = matches!(parsed, Parsed::Public(_));
         if !public_only {
@@ -141,10 +166,12 @@ impl Registry {
                 let h = self.call(Op::Import, move || b.import(&l, alg, m)).await?;
                 (VersionMaterial::Private(h), None)
             }
-            Parsed::Wrapped(w) => {
+            Parsed::Wrapped(w, public) => {
                 let (b, l) = (self.backend.clone(), label.clone());
                 let h = self
-                    .call(Op::Import, move || b.import_wrapped(&l, alg, &w))
+                    .call(Op::Import, move || {
+                        b.import_wrapped(&l, alg, &w, public.as_ref())
+                    })
                     .await?;
                 (VersionMaterial::Private(h), None)
             }

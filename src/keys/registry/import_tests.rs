@@ -37,8 +37,17 @@ async fn import_wrapped(
     let (spki, scheme) = reg.import_wrapping_key().await.unwrap();
     assert_eq!(scheme, "RSA_OAEP_3072_SHA256_AES_256");
     let w = wrap(&spki, OaepHash::Sha256, material).unwrap();
-    reg.import(name, alg, ImportSource::Wrapped(&w), false, BTreeMap::new())
-        .await
+    reg.import(
+        name,
+        alg,
+        ImportSource::Wrapped {
+            material: &w,
+            public: None,
+        },
+        false,
+        BTreeMap::new(),
+    )
+    .await
 }
 
 #[tokio::test]
@@ -101,6 +110,36 @@ async fn wrapped_secrets_and_private_keys_import_as_themselves() {
         ours.key.spki_der(),
         pair.public_key().as_der().unwrap().as_ref()
     );
+
+    // With its public key: taken when it is the pair's, refused (and
+    // nothing stored) when it is another key's.
+    let (spki, _) = reg.import_wrapping_key().await.unwrap();
+    let w = wrap(&spki, OaepHash::Sha256, der.as_ref()).unwrap();
+    let own = pair.public_key().as_der().unwrap();
+    let other = aws_lc_rs::signature::EcdsaKeyPair::generate(
+        &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+    )
+    .unwrap();
+    let other = other.public_key().as_der().unwrap();
+    for (name, public, ok) in [("ec2", own.as_ref(), true), ("ec3", other.as_ref(), false)] {
+        let r = reg
+            .import(
+                name,
+                Algorithm::EcdsaP256Sha256,
+                ImportSource::Wrapped {
+                    material: &w,
+                    public: Some(public),
+                },
+                false,
+                BTreeMap::new(),
+            )
+            .await;
+        assert_eq!(r.is_ok(), ok, "{name}");
+        if !ok {
+            assert_eq!(r.unwrap_err().kind(), ErrorKind::InvalidArgument);
+            assert!(reg.public_key(name, None).is_err());
+        }
+    }
 }
 
 #[tokio::test]
@@ -113,7 +152,10 @@ async fn bad_wrappings_and_plaintext_are_refused() {
         .import(
             "k",
             Algorithm::Aes256Gcm,
-            ImportSource::Wrapped(&w),
+            ImportSource::Wrapped {
+                material: &w,
+                public: None,
+            },
             false,
             BTreeMap::new(),
         )
