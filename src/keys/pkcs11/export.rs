@@ -3,7 +3,7 @@
 //! in two `C_WrapKey` calls, `CKM_AES_KEY_WRAP_PAD` under a fresh session
 //! AES key and then `CKM_RSA_PKCS_OAEP` of that key to the recipient's
 //! public key, made a session object. Neither the secret nor the
-//! ephemeral key exists in signet's memory in the clear.
+//! ephemeral key passes through signet's code in the clear.
 //!
 //! A key generated without `CKA_EXTRACTABLE` (every key but an exportable
 //! one) is refused by the token itself (`CKR_KEY_UNEXTRACTABLE`), and
