@@ -22,10 +22,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
-        // Messages that carry a secret or a plaintext get a Debug of their
-        // own that prints lengths only (src/api/redacted.rs).
+        // Messages that carry a secret, a plaintext or a caller's payload
+        // get a Debug of their own that prints lengths only
+        // (src/api/redacted.rs).
         .skip_debug([
             ".signet.v1.ImportKeyRequest",
+            ".signet.v1.SignRequest",
+            ".signet.v1.VerifyRequest",
+            ".signet.v1.SignHttpRequestRequest",
+            ".signet.v1.VerifyHttpRequestRequest",
             ".signet.v1.EncryptRequest",
             ".signet.v1.DecryptResponse",
             ".signet.v1.GenerateDataKeyResponse",

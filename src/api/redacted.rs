@@ -1,6 +1,9 @@
-//! `Debug` for the generated messages that carry a secret or a plaintext
-//! (build.rs skips their derived one): names, versions and lengths only,
-//! so no log line, trace or panic message can show what they hold.
+//! `Debug` for the generated messages that carry a secret, a plaintext or
+//! a caller's payload (build.rs skips their derived one): names, versions
+//! and lengths only, so no log line, trace or panic message can show what
+//! they hold. A payload to sign or verify is the caller's data (a payment,
+//! a webhook body with personal data), and an HTTP request's headers and
+//! URL may carry credentials, so they print as lengths too.
 
 use std::fmt;
 
@@ -24,6 +27,77 @@ impl fmt::Debug for pb::ImportKeyRequest {
             .field("as_new_version", &self.as_new_version)
             .field("labels", &self.labels)
             .field("wrapped_material", &Len(self.wrapped_material.len()))
+            .field("public_key", &Len(self.public_key.len()))
+            .finish()
+    }
+}
+
+/// The length of a sign or verify request's input, whichever it is.
+fn input_len<T>(input: &Option<T>, len: impl Fn(&T) -> usize) -> Len {
+    Len(input.as_ref().map_or(0, len))
+}
+
+impl fmt::Debug for pb::SignRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use pb::sign_request::Input;
+        let digest = matches!(self.input, Some(Input::Digest(_)));
+        f.debug_struct("SignRequest")
+            .field("key", &self.key)
+            .field("version", &self.version)
+            .field("digest", &digest)
+            .field(
+                "input",
+                &input_len(&self.input, |i| match i {
+                    Input::Message(b) | Input::Digest(b) => b.len(),
+                }),
+            )
+            .field("signature_format", &self.signature_format)
+            .finish()
+    }
+}
+
+impl fmt::Debug for pb::VerifyRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use pb::verify_request::Input;
+        let digest = matches!(self.input, Some(Input::Digest(_)));
+        f.debug_struct("VerifyRequest")
+            .field("key", &self.key)
+            .field("version", &self.version)
+            .field("digest", &digest)
+            .field(
+                "input",
+                &input_len(&self.input, |i| match i {
+                    Input::Message(b) | Input::Digest(b) => b.len(),
+                }),
+            )
+            .field("signature", &Len(self.signature.len()))
+            .field("signature_format", &self.signature_format)
+            .finish()
+    }
+}
+
+impl fmt::Debug for pb::SignHttpRequestRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SignHttpRequestRequest")
+            .field("profile", &self.profile)
+            .field("method", &self.method)
+            .field("url", &Len(self.url.len()))
+            .field("body", &Len(self.body.len()))
+            .field("nonce", &Len(self.nonce.len()))
+            .finish()
+    }
+}
+
+impl fmt::Debug for pb::VerifyHttpRequestRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = self.headers.iter().map(|h| h.name.as_str()).collect();
+        f.debug_struct("VerifyHttpRequestRequest")
+            .field("profile", &self.profile)
+            .field("method", &self.method)
+            .field("url", &Len(self.url.len()))
+            .field("body", &Len(self.body.len()))
+            .field("header_names", &names)
+            .field("source_ip", &self.source_ip)
             .finish()
     }
 }
@@ -96,6 +170,46 @@ mod tests {
                 "{:?}",
                 pb::GenerateDataKeyResponse {
                     plaintext: secret.clone(),
+                    ..Default::default()
+                }
+            ),
+            format!(
+                "{:?}",
+                pb::SignBatchRequest {
+                    items: vec![pb::SignRequest {
+                        key: "k".into(),
+                        input: Some(pb::sign_request::Input::Message(secret.clone())),
+                        ..Default::default()
+                    }],
+                }
+            ),
+            format!(
+                "{:?}",
+                pb::VerifyRequest {
+                    key: "k".into(),
+                    input: Some(pb::verify_request::Input::Digest(secret.clone())),
+                    signature: secret.clone(),
+                    ..Default::default()
+                }
+            ),
+            format!(
+                "{:?}",
+                pb::SignHttpRequestRequest {
+                    profile: "p".into(),
+                    url: String::from_utf8(secret.clone()).unwrap(),
+                    body: secret.clone(),
+                    ..Default::default()
+                }
+            ),
+            format!(
+                "{:?}",
+                pb::VerifyHttpRequestRequest {
+                    profile: "p".into(),
+                    body: secret.clone(),
+                    headers: vec![pb::HttpHeader {
+                        name: "authorization".into(),
+                        value: String::from_utf8(secret.clone()).unwrap(),
+                    }],
                     ..Default::default()
                 }
             ),
