@@ -137,7 +137,14 @@ fn sorted_labels(key: &pb::Key) -> BTreeMap<&str, &str> {
         .collect()
 }
 
-fn policy_text(p: Option<&pb::RotationPolicy>) -> String {
+/// An encryption key's previous version has no default grace: it
+/// decrypts until a custodian disables it (docs/encryption.md).
+fn policy_text(p: Option<&pb::RotationPolicy>, encrypts: bool) -> String {
+    let no_grace = if encrypts {
+        "none (the previous version decrypts until disabled)"
+    } else {
+        "server default"
+    };
     match p {
         Some(p) if p.rotation_period.is_some() => format!(
             "rotate every {}{}, pending {}, grace {}",
@@ -150,7 +157,7 @@ fn policy_text(p: Option<&pb::RotationPolicy>) -> String {
             p.grace_period
                 .as_ref()
                 .map(|g| human_duration(Some(g)))
-                .unwrap_or_else(|| "server default".into()),
+                .unwrap_or_else(|| no_grace.into()),
         ),
         _ => "none".into(),
     }
@@ -187,7 +194,13 @@ pub(crate) fn key_text(key: &pb::Key) -> String {
         ),
         ("created", time_cell(key.create_time.as_ref())),
         ("labels", labels),
-        ("rotation policy", policy_text(key.rotation_policy.as_ref())),
+        (
+            "rotation policy",
+            policy_text(
+                key.rotation_policy.as_ref(),
+                key.algorithm == pb::Algorithm::Aes256Gcm as i32,
+            ),
+        ),
         ("next rotation", time_cell(key.next_rotation_time.as_ref())),
     ];
     let mut out = String::new();
@@ -403,6 +416,15 @@ mod tests {
             "{t}"
         );
         assert!(t.contains("next rotation:    -\n"), "{t}");
+        assert!(t.contains("exportable:       no\n"), "{t}");
+        // An AES key's previous version has no default grace.
+        let mut aes = sample();
+        aes.algorithm = pb::Algorithm::Aes256Gcm as i32;
+        let a = key_text(&aes);
+        assert!(
+            a.contains("grace none (the previous version decrypts until disabled)"),
+            "{a}"
+        );
         let lines: Vec<&str> = t.lines().collect();
         let hdr = lines.iter().position(|l| l.starts_with("VERSION")).unwrap();
         assert!(lines[hdr].contains("STATE     KEY_VERSION_ID"), "{t}");
