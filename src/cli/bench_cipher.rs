@@ -129,6 +129,14 @@ pub(crate) fn local_op(
     message: std::sync::Arc<Vec<u8>>,
 ) -> CliResult<Box<dyn FnMut() -> crate::error::Result<Vec<u8>> + Send>> {
     use crate::keys::sealed;
+    if !handle.algorithm().encrypts() {
+        return Err(CliError::usage(format!(
+            "--rpc {} needs an AES_256_GCM key (--algorithm AES_256_GCM), not {}",
+            rpc.to_possible_value()
+                .map_or("?".into(), |v| v.get_name().to_string()),
+            handle.algorithm()
+        )));
+    }
     let aad = sealed::aad(1, "in-process", BENCH_AAD);
     let failed = |e: crate::error::Error| CliError::rpc(format!("cannot encrypt: {}", e.message()));
     Ok(match rpc {

@@ -230,6 +230,21 @@ fn bench_rpc_loads_the_cipher_service_against_a_floor_of_the_same_bytes() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("INVALID_ARGUMENT"));
+    // In-process, a cipher call needs an AES key.
+    let out = signet()
+        .args([
+            "bench",
+            "--in-process",
+            "--algorithm",
+            "ED25519",
+            "--rpc",
+            "encrypt",
+        ])
+        .args(["--duration", "1s"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("needs an AES_256_GCM key"));
     // --rpc and --batch do not go together.
     let out = signet()
         .args(["bench", "--key", "k", "--rpc", "decrypt", "--batch", "10"])
