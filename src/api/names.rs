@@ -119,7 +119,7 @@ mod tests {
 
     #[test]
     fn short_names_round_trip() {
-        assert_eq!(round_trips::<pb::Algorithm>(), 16);
+        assert_eq!(round_trips::<pb::Algorithm>(), 17);
         assert_eq!(round_trips::<pb::CiphertextFormat>(), 3);
         assert_eq!(round_trips::<pb::ProtectionLevel>(), 3);
         assert_eq!(round_trips::<pb::KeyVersionState>(), 7);

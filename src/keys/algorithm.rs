@@ -31,6 +31,7 @@ pub enum Algorithm {
     EcdsaP384Sha384,
     Ed25519,
     Aes256Gcm,
+    RsaPss2048Sha512,
 }
 
 /// The broad family of an algorithm.
@@ -102,7 +103,7 @@ use Hash::{Sha256, Sha384, Sha512};
 
 /// Every algorithm, in proto order (the enum's order).
 #[rustfmt::skip]
-const ALGORITHMS: [AlgorithmRow; 15] = [
+const ALGORITHMS: [AlgorithmRow; 16] = [
     row(Algorithm::HmacSha256, "HMAC_SHA256", "HS256", F::Hmac, Some(Sha256), None, None),
     row(Algorithm::HmacSha384, "HMAC_SHA384", "HS384", F::Hmac, Some(Sha384), None, None),
     row(Algorithm::HmacSha512, "HMAC_SHA512", "HS512", F::Hmac, Some(Sha512), None, None),
@@ -118,14 +119,16 @@ const ALGORITHMS: [AlgorithmRow; 15] = [
     row(Algorithm::EcdsaP384Sha384, "ECDSA_P384_SHA384", "ES384", F::Ecdsa, Some(Sha384), Some(Curve::P384), None),
     row(Algorithm::Ed25519, "ED25519", "EdDSA", F::Ed25519, None, None, None),
     row(Algorithm::Aes256Gcm, "AES_256_GCM", "A256GCM", F::AesGcm, None, None, None),
+    // RFC 9421's rsa-pss-sha512 (its examples use a 2048-bit key).
+    row(Algorithm::RsaPss2048Sha512, "RSA_PSS_2048_SHA512", "PS512", F::RsaPss, Some(Sha512), None, Some(2048)),
 ];
 
 impl Algorithm {
     /// Every algorithm, in proto order.
-    pub const ALL: [Algorithm; 15] = {
-        let mut all = [Algorithm::HmacSha256; 15];
+    pub const ALL: [Algorithm; 16] = {
+        let mut all = [Algorithm::HmacSha256; 16];
         let mut i = 0;
-        while i < 15 {
+        while i < 16 {
             all[i] = ALGORITHMS[i].alg;
             i += 1;
         }

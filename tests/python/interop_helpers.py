@@ -71,6 +71,7 @@ ALGS = [
     AlgInfo("RSA_PSS_3072_SHA256", "pss", "sha256", 3072, "PS256"),
     AlgInfo("RSA_PSS_4096_SHA256", "pss", "sha256", 4096, "PS256"),
     AlgInfo("RSA_PSS_4096_SHA512", "pss", "sha512", 4096, "PS512"),
+    AlgInfo("RSA_PSS_2048_SHA512", "pss", "sha512", 2048, "PS512"),
     AlgInfo("ECDSA_P256_SHA256", "ecdsa", "sha256", 256, "ES256"),
     AlgInfo("ECDSA_P384_SHA384", "ecdsa", "sha384", 384, "ES384"),
     AlgInfo("ED25519", "ed25519", None, None, "EdDSA"),
