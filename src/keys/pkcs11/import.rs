@@ -9,7 +9,7 @@ use cryptoki::object::{Attribute, ObjectClass};
 
 use super::mechanisms::{ec_params, key_type};
 use super::objects::{
-    aes_template, der_octets, private_template, public_template, scrub, PRIVATE_KEY_USAGES,
+    aes_template, private_template, public_key_template, scrub, PRIVATE_KEY_USAGES,
     SECRET_KEY_USAGES,
 };
 use super::Pkcs11Backend;
@@ -85,20 +85,13 @@ impl Pkcs11Backend {
         let key = check_pkcs8(alg, der.expose())?;
         let generation = self.pool.generation();
         let mut private = private_template(label);
-        let mut public = public_template(label);
         private.extend([
             Attribute::Class(ObjectClass::PRIVATE_KEY),
             Attribute::KeyType(key_type(alg)),
         ]);
         private.extend(PRIVATE_KEY_USAGES);
-        public.extend([
-            Attribute::Class(ObjectClass::PUBLIC_KEY),
-            Attribute::KeyType(key_type(alg)),
-        ]);
         if matches!(alg.family(), Family::Ecdsa | Family::Ed25519) {
-            let params = ec_params(alg)?;
-            private.push(Attribute::EcParams(params.clone()));
-            public.push(Attribute::EcParams(params));
+            private.push(Attribute::EcParams(ec_params(alg)?));
         }
         let v = |b: &SecretBytes| b.expose().to_vec();
         match (&key.private, key.public.parts()) {
@@ -123,21 +116,16 @@ impl Pkcs11Backend {
                     Attribute::Exponent2(v(dq)),
                     Attribute::Coefficient(v(qinv)),
                 ]);
-                public.extend([
-                    Attribute::Modulus(n.clone()),
-                    Attribute::PublicExponent(e.clone()),
-                ]);
             }
-            (PrivateParts::Ec { scalar }, KeyParts::Ec { point, .. }) => {
+            (PrivateParts::Ec { scalar }, KeyParts::Ec { .. }) => {
                 private.push(Attribute::Value(v(scalar)));
-                public.push(Attribute::EcPoint(der_octets(point)?));
             }
-            (PrivateParts::Ed25519 { seed }, KeyParts::Ed25519 { x }) => {
+            (PrivateParts::Ed25519 { seed }, KeyParts::Ed25519 { .. }) => {
                 private.push(Attribute::Value(v(seed)));
-                public.push(Attribute::EcPoint(der_octets(x)?));
             }
             _ => return Err(mismatch(alg)),
         }
+        let public = public_key_template(label, alg, &key.public)?;
         let created = self.pool.with("import key", |s| {
             let p = s.create_object(&private)?;
             match s.create_object(&public) {

@@ -9,7 +9,7 @@ use der::{Decode, Encode};
 
 use crate::error::{Error, Result};
 use crate::keys::public::{mismatch, KeyParts};
-use crate::keys::{Algorithm, Family};
+use crate::keys::{Algorithm, Family, PublicKey};
 
 pub(super) fn label_of(
     s: &Session,
@@ -140,6 +140,37 @@ pub(super) fn der_octets(bytes: &[u8]) -> Result<Vec<u8>> {
     OctetStringRef::new(bytes)
         .and_then(|o| o.to_der())
         .map_err(|e| Error::internal(format!("DER encoding failed: {e}")))
+}
+
+/// The whole public key object for `public` under `label`: the template of
+/// [`public_template`], its class and key type, and the key itself (RSA
+/// modulus and exponent; the curve and the point for EC and Ed25519). What
+/// a plaintext import and a wrapped one write beside the private key.
+pub(super) fn public_key_template(
+    label: &str,
+    alg: Algorithm,
+    public: &PublicKey,
+) -> Result<Vec<Attribute>> {
+    let mut t = public_template(label);
+    t.extend([
+        Attribute::Class(cryptoki::object::ObjectClass::PUBLIC_KEY),
+        Attribute::KeyType(super::mechanisms::key_type(alg)),
+    ]);
+    match public.parts() {
+        KeyParts::Rsa { n, e } => t.extend([
+            Attribute::Modulus(n.clone()),
+            Attribute::PublicExponent(e.clone()),
+        ]),
+        KeyParts::Ec { point, .. } => t.extend([
+            Attribute::EcParams(super::mechanisms::ec_params(alg)?),
+            Attribute::EcPoint(der_octets(point)?),
+        ]),
+        KeyParts::Ed25519 { x } => t.extend([
+            Attribute::EcParams(super::mechanisms::ec_params(alg)?),
+            Attribute::EcPoint(der_octets(x)?),
+        ]),
+    }
+    Ok(t)
 }
 
 /// Overwrites secret attribute values before the template is dropped.

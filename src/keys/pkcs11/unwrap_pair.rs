@@ -13,40 +13,14 @@ use std::sync::Arc;
 
 use cryptoki::object::{Attribute, ObjectClass};
 
-use super::mechanisms::{ec_params, key_type};
-use super::objects::{
-    der_octets, private_template, public_template, read_public, PRIVATE_KEY_USAGES,
-};
+use super::mechanisms::key_type;
+use super::objects::{private_template, public_key_template, read_public, PRIVATE_KEY_USAGES};
 use super::Pkcs11Backend;
 use crate::error::{Error, Result};
 use crate::keys::ecdsa_sig::SignatureFormat;
-use crate::keys::public::{mismatch, KeyParts};
+use crate::keys::public::mismatch;
 use crate::keys::wrap::public_mismatch;
 use crate::keys::{Algorithm, Family, KeyBackend, KeyHandle, PublicKey, SignInput};
-
-/// The public key object for `public`, under `label`.
-fn public_object(label: &str, alg: Algorithm, public: &PublicKey) -> Result<Vec<Attribute>> {
-    let mut t = public_template(label);
-    t.extend([
-        Attribute::Class(ObjectClass::PUBLIC_KEY),
-        Attribute::KeyType(key_type(alg)),
-    ]);
-    match public.parts() {
-        KeyParts::Rsa { n, e } => t.extend([
-            Attribute::Modulus(n.clone()),
-            Attribute::PublicExponent(e.clone()),
-        ]),
-        KeyParts::Ec { point, .. } => t.extend([
-            Attribute::EcParams(ec_params(alg)?),
-            Attribute::EcPoint(der_octets(point)?),
-        ]),
-        KeyParts::Ed25519 { x } => t.extend([
-            Attribute::EcParams(ec_params(alg)?),
-            Attribute::EcPoint(der_octets(x)?),
-        ]),
-    }
-    Ok(t)
-}
 
 impl Pkcs11Backend {
     /// `KeyBackend::import_wrapped` of a private key (see the module
@@ -121,7 +95,7 @@ impl Pkcs11Backend {
             (None, Some(p)) => p,
             (None, None) => return Err(mismatch(alg)),
         };
-        let template = public_object(label, alg, public)?;
+        let template = public_key_template(label, alg, public)?;
         self.pool
             .with("import public key", |s| s.create_object(&template))?;
         Ok(())
