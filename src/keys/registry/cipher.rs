@@ -85,8 +85,12 @@ fn refuse_signing(rec: &KeyRecord) -> Result<()> {
 }
 
 /// The handle of `name`'s version `v`, which the caller checked may be
-/// used.
-fn material(name: &str, v: u32, m: Option<&VersionMaterial>) -> Result<Arc<dyn KeyHandle>> {
+/// used (encryption, decryption, a wrapped export).
+pub(super) fn material(
+    name: &str,
+    v: u32,
+    m: Option<&VersionMaterial>,
+) -> Result<Arc<dyn KeyHandle>> {
     match m {
         Some(VersionMaterial::Private(h)) => Ok(h.clone()),
         _ => Err(Error::unavailable(format!(

@@ -6,10 +6,10 @@
 //! in the clear. No other key is exportable: the record says so at
 //! creation, and the backend made every other key unextractable.
 
-use super::{Op, Registry, VersionMaterial};
+use super::{Op, Registry};
 use crate::error::{Error, Result};
 use crate::keys::record::VersionState;
-use crate::keys::wrap::{not_extractable, OaepHash, Recipient};
+use crate::keys::wrap::{OaepHash, Recipient};
 use crate::keys::Algorithm;
 
 /// One version, wrapped.
@@ -71,15 +71,9 @@ impl Registry {
                     state.name()
                 )));
             }
-            let handle = match st.material.get(&v) {
-                Some(VersionMaterial::Private(h)) => h.clone(),
-                Some(VersionMaterial::Public(_)) => return Err(not_extractable()),
-                None => {
-                    return Err(Error::unavailable(format!(
-                        "version {v} of key {name} is not available"
-                    )))
-                }
-            };
+            // An exportable key holds generated versions only: never a
+            // public key alone.
+            let handle = super::cipher::material(name, v, st.material.get(&v))?;
             (v, rec.algorithm, handle)
         };
         crate::telemetry::rpc::note_version(v);
