@@ -125,7 +125,7 @@ mod tests {
         assert_eq!(round_trips::<pb::KeyVersionState>(), 7);
         assert_eq!(round_trips::<pb::SignatureFormat>(), 3);
         assert_eq!(round_trips::<pb::PublicKeyFormat>(), 5);
-        assert_eq!(round_trips::<pb::VerifyFailureReason>(), 8);
+        assert_eq!(round_trips::<pb::VerifyFailureReason>(), 16);
         assert_eq!(
             pb::Algorithm::EcdsaP256Sha256.short_name(),
             "ECDSA_P256_SHA256"

@@ -41,9 +41,24 @@ pub(crate) struct RequestArgs {
     /// Read the body from this file ("-": standard input; absent: empty).
     #[arg(long)]
     pub body_file: Option<PathBuf>,
+    /// A header of the request, as 'Name: value' (repeat for each): what
+    /// an RFC 9421 profile covers when signing, what was received when
+    /// verifying.
+    #[arg(long = "header", short = 'H', value_parser = parse_header)]
+    pub headers: Vec<(String, String)>,
 }
 
 impl RequestArgs {
+    fn headers(&self) -> Vec<pb::HttpHeader> {
+        self.headers
+            .iter()
+            .map(|(name, value)| pb::HttpHeader {
+                name: name.clone(),
+                value: value.clone(),
+            })
+            .collect()
+    }
+
     fn body(&self) -> CliResult<Vec<u8>> {
         match &self.body_file {
             None => Ok(Vec::new()),
@@ -70,9 +85,6 @@ pub(crate) struct HttpSignArgs {
 pub(crate) struct HttpVerifyArgs {
     #[command(flatten)]
     pub request: RequestArgs,
-    /// A header received, as 'Name: value' (repeat for each).
-    #[arg(long = "header", short = 'H', value_parser = parse_header)]
-    pub headers: Vec<(String, String)>,
     /// The sender's IP address (profiles with allowed_source_ips).
     #[arg(long)]
     pub source_ip: Option<String>,
@@ -138,6 +150,7 @@ async fn sign(global: &Global, a: HttpSignArgs) -> CliResult {
         url: a.request.url.clone(),
         body,
         nonce: a.nonce.clone().unwrap_or_default(),
+        headers: a.request.headers(),
     };
     let mut client = SignerClient::new(connect(global).await?);
     let resp = client.sign_http_request(req).await?.into_inner();
@@ -158,10 +171,19 @@ async fn sign(global: &Global, a: HttpSignArgs) -> CliResult {
             shell_quote(&a.request.method.to_ascii_uppercase()),
             shell_quote(&a.request.url)
         ));
-        for h in &resp.headers {
+        let given = a
+            .request
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()));
+        let added = resp
+            .headers
+            .iter()
+            .map(|h| (h.name.as_str(), h.value.as_str()));
+        for (name, value) in given.chain(added) {
             out.push_str(&format!(
                 " \\\n  -H {}",
-                shell_quote(&format!("{}: {}", h.name, h.value))
+                shell_quote(&format!("{name}: {value}"))
             ));
         }
         match &a.request.body_file {
@@ -187,14 +209,7 @@ async fn verify(global: &Global, a: HttpVerifyArgs) -> CliResult {
         method: a.request.method.clone(),
         url: a.request.url.clone(),
         body,
-        headers: a
-            .headers
-            .iter()
-            .map(|(name, value)| pb::HttpHeader {
-                name: name.clone(),
-                value: value.clone(),
-            })
-            .collect(),
+        headers: a.request.headers(),
         source_ip: a.source_ip.clone().unwrap_or_default(),
     };
     let mut client = SignerClient::new(connect(global).await?);

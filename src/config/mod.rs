@@ -21,6 +21,7 @@ mod postgres;
 pub mod profiles;
 mod registry;
 mod reload;
+pub mod rfc9421;
 mod server;
 mod values;
 

@@ -162,6 +162,8 @@ pub enum UrlForm {
 #[allow(missing_docs)]
 pub struct ProfileConfig {
     pub name: String,
+    /// How requests are signed: by template (the default) or RFC 9421.
+    pub scheme: Option<Scheme>,
     pub preset: Option<Preset>,
     pub key: Option<String>,
     pub verify_key: Option<String>,
@@ -186,4 +188,18 @@ pub struct ProfileConfig {
     pub tolerance_seconds: Option<u64>,
     pub reject_replayed_signatures: Option<bool>,
     pub allowed_source_ips: Option<Vec<String>>,
+    /// `[profiles.rfc9421]`: the settings of an RFC 9421 profile.
+    pub rfc9421: Option<super::rfc9421::Rfc9421Config>,
+}
+
+/// `scheme`: the family of signatures a profile makes and checks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scheme {
+    /// A payload template and a signature header template (the webhook
+    /// dialects and their presets).
+    #[default]
+    Template,
+    /// RFC 9421 HTTP Message Signatures, with RFC 9530 `Content-Digest`.
+    Rfc9421,
 }

@@ -66,6 +66,9 @@ fn the_helm_schema_lists_exactly_the_presets() {
     }
 }
 
+/// The schemes with a page of their own (`scheme = "..."`).
+const SCHEME_PAGES: [&str; 1] = ["rfc9421"];
+
 #[test]
 fn every_preset_has_a_docs_page_and_every_page_a_preset() {
     let pages: BTreeSet<String> = std::fs::read_dir(repo("docs/presets"))
@@ -74,8 +77,24 @@ fn every_preset_has_a_docs_page_and_every_page_a_preset() {
         .filter(|p| p.extension().is_some_and(|x| x == "md"))
         .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(pages, names(), "docs/presets/*.md");
+    // A page per preset, and one per scheme other than the templates'.
+    let mut want = names();
+    want.extend(SCHEME_PAGES.iter().map(|s| s.to_string()));
+    assert_eq!(pages, want, "docs/presets/*.md");
     let index = std::fs::read_to_string(repo("docs/http-profiles.md")).unwrap();
+    for scheme in SCHEME_PAGES {
+        let page = std::fs::read_to_string(repo(&format!("docs/presets/{scheme}.md"))).unwrap();
+        assert!(
+            page.starts_with(&format!("# Scheme `{scheme}`")),
+            "{scheme}"
+        );
+        assert!(
+            index.contains(&format!(
+                "| `{scheme}` | [docs/presets/{scheme}.md](presets/{scheme}.md) |"
+            )),
+            "docs/http-profiles.md does not list the {scheme} scheme"
+        );
+    }
     for name in names() {
         let page = std::fs::read_to_string(repo(&format!("docs/presets/{name}.md"))).unwrap();
         assert!(

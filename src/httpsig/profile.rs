@@ -47,6 +47,18 @@ pub(crate) struct Profile {
     pub reject_replayed_signatures: bool,
     pub allowed_source_ips: Vec<Cidr>,
     pub signature_header: SignatureHeader,
+    /// The scheme, and its own settings.
+    pub scheme: Scheme,
+}
+
+/// How a profile signs: by its templates, or by RFC 9421 (whose profiles
+/// leave the template fields at their defaults, unused).
+#[derive(Clone, Debug)]
+pub(crate) enum Scheme {
+    /// The templates and the signature header format.
+    Template,
+    /// RFC 9421 HTTP Message Signatures.
+    Rfc9421(Box<super::rfc9421::Settings>),
 }
 
 impl Profile {
@@ -69,6 +81,12 @@ impl Profile {
         let mut put = |k: &str, v: String| {
             m.insert(k.to_string(), v);
         };
+        if let Scheme::Rfc9421(s) = &self.scheme {
+            put("scheme", "rfc9421".into());
+            self.common_settings(&mut put);
+            s.settings(&mut put);
+            return m;
+        }
         if let Some(p) = self.preset {
             put("preset", p.name().to_string());
         }
@@ -118,6 +136,30 @@ impl Profile {
             .collect();
         put("allowed_source_ips", ips.join(","));
         m
+    }
+
+    /// The settings every scheme has.
+    fn common_settings(&self, put: &mut dyn FnMut(&str, String)) {
+        for (k, v) in [("key", &self.key), ("verify_key", &self.verify_key)] {
+            if let Some(v) = v {
+                put(k, v.clone());
+            }
+        }
+        put("use_nonce", self.use_nonce.to_string());
+        if self.use_nonce {
+            put("nonce_length", self.nonce_length.to_string());
+        }
+        put("tolerance_seconds", self.tolerance_seconds.to_string());
+        put(
+            "reject_replayed_signatures",
+            self.reject_replayed_signatures.to_string(),
+        );
+        let ips: Vec<String> = self
+            .allowed_source_ips
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
+        put("allowed_source_ips", ips.join(","));
     }
 
     /// Whether the profile signs with several versions (ACTIVE and PENDING)

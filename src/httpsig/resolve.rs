@@ -8,6 +8,7 @@ use super::profile::{
     Cidr, EcdsaFormat, Field, PayloadEncoding, Profile, ProfileConfig, SignatureHeader, UrlForm,
 };
 use super::template::{Placeholder, Template};
+use crate::config::profiles::Scheme;
 use crate::error::ConfigError;
 
 impl ProfileConfig {
@@ -20,6 +21,13 @@ impl ProfileConfig {
         };
         crate::keys::validate_name("profile", name)
             .map_err(|e| fail("name", e.message().to_string()))?;
+        match (self.scheme.unwrap_or_default(), &self.rfc9421) {
+            (Scheme::Rfc9421, _) => return super::rfc9421::resolve_profile(self),
+            (Scheme::Template, Some(_)) => {
+                return Err(fail("rfc9421", "is only for scheme = \"rfc9421\"".into()))
+            }
+            (Scheme::Template, None) => {}
+        }
         let d = presets::defaults(self.preset);
         let payload_template = Template::parse(
             self.payload_template
@@ -214,6 +222,7 @@ impl ProfileConfig {
             reject_replayed_signatures: self.reject_replayed_signatures.unwrap_or(true),
             allowed_source_ips,
             signature_header,
+            scheme: super::profile::Scheme::Template,
         })
     }
 }

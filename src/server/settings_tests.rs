@@ -42,6 +42,7 @@ fn every_preset_page_config_parses() {
         ("github", include_str!("../../docs/presets/github.md")),
         ("slack", include_str!("../../docs/presets/slack.md")),
         ("shopify", include_str!("../../docs/presets/shopify.md")),
+        ("rfc9421", include_str!("../../docs/presets/rfc9421.md")),
     ];
     for (preset, doc) in pages {
         let mut uses_preset = preset.is_empty();
@@ -49,9 +50,11 @@ fn every_preset_page_config_parses() {
             let text = block.split("```").next().unwrap();
             let c = Config::parse(text).unwrap_or_else(|e| panic!("{e}\n{text}"));
             let profiles = resolve_profiles(&c).unwrap();
-            uses_preset |= profiles
-                .iter()
-                .any(|p| p.preset.is_some_and(|x| x.name() == preset));
+            uses_preset |= profiles.iter().any(|p| {
+                p.preset.is_some_and(|x| x.name() == preset)
+                    || matches!(p.scheme, crate::httpsig::profile::Scheme::Rfc9421(_))
+                        && preset == "rfc9421"
+            });
         }
         assert!(uses_preset, "docs/presets/{preset}.md has no configuration");
     }

@@ -76,6 +76,7 @@ async fn deliver(from: &TestServer, to: &TestServer, n: u64) -> pb::VerifyHttpRe
             url: url.into(),
             body: body.clone(),
             nonce: String::new(),
+            headers: Vec::new(),
         })
         .await
         .expect("the sender always signs")

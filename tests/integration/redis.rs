@@ -148,6 +148,7 @@ pub(crate) async fn sign_body(s: &TestServer, body: &[u8]) -> pb::SignHttpReques
             url: "https://ci.example/hook".into(),
             body: body.to_vec(),
             nonce: String::new(),
+            headers: Vec::new(),
         })
         .await
         .unwrap()
@@ -214,7 +215,9 @@ async fn two_servers_sharing_redis_agree_on_replays_and_fail_closed() {
 
 /// Two `signet serve` processes (the URL, with its password, comes from
 /// the environment): every webhook delivered to both at once is accepted
-/// by exactly one of them, and the log never shows the password.
+/// by exactly one of them, a Standard Webhooks one by its `webhook-id` and
+/// an RFC 9421 one by its signed `nonce`, and the log never shows the
+/// password.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_processes_race_on_each_delivery_and_exactly_one_wins() {
     let redis = redis_server_with(&["--requirepass", "r3dis-pw-77"]);
@@ -225,7 +228,8 @@ async fn two_processes_race_on_each_delivery_and_exactly_one_wins() {
         &config,
         "[server]\nlisten = \"127.0.0.1:0\"\nplaintext = true\n\
          [http]\nreplay_store = \"redis\"\nredis_url_env = \"SIGNET_TEST_REDIS_URL\"\n\
-         [[profiles]]\nname = \"sw\"\npreset = \"standard-webhooks\"\nkey = \"sw-hook\"\n",
+         [[profiles]]\nname = \"sw\"\npreset = \"standard-webhooks\"\nkey = \"sw-hook\"\n\
+         [[profiles]]\nname = \"op\"\nscheme = \"rfc9421\"\nkey = \"sw-hook\"\nuse_nonce = true\n",
     )
     .unwrap();
     let env = [("SIGNET_TEST_REDIS_URL", url.as_str())];
@@ -264,20 +268,22 @@ async fn two_processes_race_on_each_delivery_and_exactly_one_wins() {
         pb::signer_client::SignerClient::new(cb),
     );
     for i in 0..20 {
+        let profile = if i % 2 == 0 { "sw" } else { "op" };
         let body = format!("{{\"n\":{i}}}").into_bytes();
         let signed = sa
             .sign_http_request(pb::SignHttpRequestRequest {
-                profile: "sw".into(),
+                profile: profile.into(),
                 method: "POST".into(),
                 url: "https://merchant.example/hooks".into(),
                 body: body.clone(),
                 nonce: String::new(),
+                headers: Vec::new(),
             })
             .await
             .unwrap()
             .into_inner();
         let req = pb::VerifyHttpRequestRequest {
-            profile: "sw".into(),
+            profile: profile.into(),
             method: "POST".into(),
             url: "https://merchant.example/hooks".into(),
             body,
@@ -289,7 +295,10 @@ async fn two_processes_race_on_each_delivery_and_exactly_one_wins() {
             sb.verify_http_request(req)
         );
         let (ra, rb) = (ra.unwrap().into_inner(), rb.unwrap().into_inner());
-        assert!(ra.valid != rb.valid, "delivery {i}: {ra:?} {rb:?}");
+        assert!(
+            ra.valid != rb.valid,
+            "{profile} delivery {i}: {ra:?} {rb:?}"
+        );
         let loser = if ra.valid { rb } else { ra };
         assert_eq!(loser.reason, pb::VerifyFailureReason::Replayed as i32);
     }

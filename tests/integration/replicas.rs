@@ -253,6 +253,7 @@ async fn two_replicas_on_one_token_and_one_redis_agree_on_keys_rotations_and_rep
             url: "https://merchant.example/hooks".into(),
             body: body.clone(),
             nonce: String::new(),
+            headers: Vec::new(),
         })
         .await
         .unwrap()

@@ -126,6 +126,7 @@ async fn traces_and_metrics_reach_an_otlp_collector_and_the_scraper() {
             url: "https://merchant.example/webhooks".into(),
             body: body.clone(),
             nonce: String::new(),
+            headers: Vec::new(),
         })
         .await
         .unwrap()

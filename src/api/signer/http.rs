@@ -86,13 +86,18 @@ impl Call for pb::SignHttpRequestRequest {
     }
 
     fn check(&self, s: &SignerService) -> Result<()> {
-        s.check_http(&self.body, &self.url, &[])
+        s.check_http(&self.body, &self.url, &self.headers)
     }
 
     async fn call(self, s: &SignerService, _: &CallContext) -> Result<pb::SignHttpRequestResponse> {
         let profile = s.profile(&self.profile)?;
         let nonce = (!self.nonce.is_empty()).then_some(self.nonce.as_str());
-        let out = engine::sign_request(
+        let headers: Vec<(String, String)> = self
+            .headers
+            .into_iter()
+            .map(|h| (h.name, h.value))
+            .collect();
+        let out = engine::sign(
             &profile,
             &s.registry,
             engine::Request {
@@ -100,6 +105,7 @@ impl Call for pb::SignHttpRequestRequest {
                 url: &self.url,
                 body: &self.body,
             },
+            &headers,
             nonce,
             s.registry.clock().now(),
         )
@@ -151,7 +157,7 @@ impl Call for pb::VerifyHttpRequestRequest {
             .into_iter()
             .map(|h| (h.name, h.value))
             .collect();
-        let v = engine::verify_request(
+        let v = engine::verify(
             &profile,
             &s.registry,
             s.replay.as_ref(),
@@ -174,6 +180,14 @@ impl Call for pb::VerifyHttpRequestRequest {
             Some(Reason::TimestampOutOfWindow) => R::TimestampOutOfWindow,
             Some(Reason::SignatureMismatch) => R::SignatureMismatch,
             Some(Reason::Replayed) => R::Replayed,
+            Some(Reason::ComponentNotCovered) => R::ComponentNotCovered,
+            Some(Reason::DigestMismatch) => R::DigestMismatch,
+            Some(Reason::UnknownKey) => R::UnknownKey,
+            Some(Reason::AlgorithmMismatch) => R::AlgorithmMismatch,
+            Some(Reason::ParameterMissing) => R::ParameterMissing,
+            Some(Reason::ParameterMismatch) => R::ParameterMismatch,
+            Some(Reason::SignatureExpired) => R::SignatureExpired,
+            Some(Reason::LabelNotFound) => R::LabelNotFound,
         };
         if v.reason.is_some() {
             crate::telemetry::metrics::get().http_verify_failed(&profile.name, reason.short_name());

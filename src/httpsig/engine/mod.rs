@@ -21,8 +21,53 @@ use crate::error::{Error, Result};
 use crate::keys::ecdsa_sig::SignatureFormat;
 use crate::keys::registry::Registry;
 use crate::keys::Family;
-pub(crate) use sign::sign_request;
-pub(crate) use verify::{verify_request, Reason};
+pub(crate) use sign::{sign_request, SignedRequest};
+pub(crate) use verify::{verify_request, Reason, Verdict};
+
+use super::profile::Scheme;
+use super::replay::ReplayStore;
+
+/// `SignHttpRequest` by the profile's scheme. `headers` are the request's
+/// own, which only RFC 9421 profiles cover.
+pub(crate) async fn sign(
+    profile: &Profile,
+    registry: &Registry,
+    req: Request<'_>,
+    headers: &[(String, String)],
+    nonce: Option<&str>,
+    now: SystemTime,
+) -> Result<SignedRequest> {
+    match &profile.scheme {
+        Scheme::Template => sign_request(profile, registry, req, nonce, now).await,
+        Scheme::Rfc9421(s) => {
+            super::rfc9421::sign_request(profile, s, registry, req, headers, nonce, now).await
+        }
+    }
+}
+
+/// `VerifyHttpRequest` by the profile's scheme.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn verify(
+    profile: &Profile,
+    registry: &Registry,
+    replay: &dyn ReplayStore,
+    req: Request<'_>,
+    headers: &[(String, String)],
+    source_ip: &str,
+    now: SystemTime,
+) -> Result<Verdict> {
+    match &profile.scheme {
+        Scheme::Template => {
+            verify_request(profile, registry, replay, req, headers, source_ip, now).await
+        }
+        Scheme::Rfc9421(s) => {
+            super::rfc9421::verify_request(
+                profile, s, registry, replay, req, headers, source_ip, now,
+            )
+            .await
+        }
+    }
+}
 
 /// The request as the caller describes it.
 #[derive(Clone, Copy, Debug)]
@@ -37,7 +82,7 @@ pub(crate) struct Request<'a> {
 
 const NONCE_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 
-fn is_nonce_char(b: u8) -> bool {
+pub(crate) fn is_nonce_char(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-')
 }
 
@@ -57,6 +102,27 @@ fn new_nonce(profile: &Profile) -> String {
             .map(|_| NONCE_ALPHABET[rng.gen_range(0..NONCE_ALPHABET.len())] as char),
     );
     n
+}
+
+/// Steps 2 and the caller's nonce: N for a profile with a nonce (the
+/// caller's, checked, or a new one); empty without.
+pub(crate) fn choose_nonce(profile: &Profile, nonce: Option<&str>) -> Result<String> {
+    match (profile.use_nonce, nonce.filter(|n| !n.is_empty())) {
+        (true, Some(n)) => {
+            if n.len() > 128 || !n.bytes().all(is_nonce_char) {
+                return Err(Error::invalid(
+                    "nonce must be 1 to 128 characters from [A-Za-z0-9_.-]",
+                ));
+            }
+            Ok(n.to_string())
+        }
+        (true, None) => Ok(new_nonce(profile)),
+        (false, Some(_)) => Err(Error::invalid(format!(
+            "profile {} does not use a nonce",
+            profile.name
+        ))),
+        (false, None) => Ok(String::new()),
+    }
 }
 
 /// Step 3: P.
@@ -80,12 +146,16 @@ fn payload(profile: &Profile, body: &[u8]) -> std::result::Result<String, String
     }
 }
 
+/// Whether `s` is an HTTP token (RFC 9110 §5.6.2).
+pub(crate) fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
 /// Step 4: M.
 fn method(m: &str) -> Result<String> {
-    let token = !m.is_empty()
-        && m.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
-    if !token {
+    if !is_token(m) {
         return Err(Error::invalid("method must be an HTTP token"));
     }
     Ok(m.to_ascii_uppercase())

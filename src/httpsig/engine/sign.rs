@@ -3,8 +3,8 @@
 use std::time::SystemTime;
 
 use super::{
-    check_key, ecdsa_format, encode_sig, is_nonce_char, method, new_nonce, payload, signed_bytes,
-    timestamp, url_form, Request, Values,
+    check_key, choose_nonce, ecdsa_format, encode_sig, method, payload, signed_bytes, timestamp,
+    url_form, Request, Values,
 };
 use crate::error::{Error, Result};
 use crate::httpsig::headers::MAX_SIGNATURES;
@@ -45,24 +45,7 @@ pub(crate) async fn sign_request(
     })?;
     check_key(registry, key)?;
     let t = timestamp(profile, now);
-    let n = match (profile.use_nonce, nonce.filter(|n| !n.is_empty())) {
-        (true, Some(n)) => {
-            if n.len() > 128 || !n.bytes().all(is_nonce_char) {
-                return Err(Error::invalid(
-                    "nonce must be 1 to 128 characters from [A-Za-z0-9_.-]",
-                ));
-            }
-            n.to_string()
-        }
-        (true, None) => new_nonce(profile),
-        (false, Some(_)) => {
-            return Err(Error::invalid(format!(
-                "profile {} does not use a nonce",
-                profile.name
-            )))
-        }
-        (false, None) => String::new(),
-    };
+    let n = choose_nonce(profile, nonce)?;
     let p = payload(profile, req.body).map_err(Error::invalid)?;
     let m = method(req.method)?;
     let u = url_form(profile.url_form, req.url);

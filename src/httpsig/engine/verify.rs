@@ -25,6 +25,15 @@ pub(crate) enum Reason {
     TimestampOutOfWindow,
     SignatureMismatch,
     Replayed,
+    // RFC 9421's own (docs/presets/rfc9421.md, "Verification").
+    ComponentNotCovered,
+    DigestMismatch,
+    UnknownKey,
+    AlgorithmMismatch,
+    ParameterMissing,
+    ParameterMismatch,
+    SignatureExpired,
+    LabelNotFound,
 }
 
 /// What `VerifyHttpRequest` returns.
@@ -41,7 +50,7 @@ pub(crate) struct Verdict {
 }
 
 impl Verdict {
-    fn fail(reason: Reason, timestamp: Option<String>) -> Self {
+    pub(crate) fn fail(reason: Reason, timestamp: Option<String>) -> Self {
         Self {
             reason: Some(reason),
             timestamp,

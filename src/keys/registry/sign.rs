@@ -72,6 +72,20 @@ impl Registry {
         format: SignatureFormat,
         most: usize,
     ) -> Result<Vec<KeySignature>> {
+        self.sign_each(name, most, format, |_, _| Ok(input.clone()))
+            .await
+    }
+
+    /// As [`Self::sign_active_and_pending`], but each version signs the
+    /// input `make(version, key_version_id)` gives it: for formats whose
+    /// signed bytes name the version (RFC 9421's `keyid`).
+    pub async fn sign_each(
+        &self,
+        name: &str,
+        most: usize,
+        format: SignatureFormat,
+        make: impl Fn(u32, &str) -> Result<Input>,
+    ) -> Result<Vec<KeySignature>> {
         let entry = self.usable(name)?;
         let now = self.clock.now();
         let (alg, signers) = {
@@ -112,10 +126,8 @@ impl Registry {
         };
         let mut out = Vec::with_capacity(signers.len());
         for (v, handle, kid) in signers {
-            out.push(
-                self.sign_with(handle, alg, v, kid, input.clone(), format)
-                    .await?,
-            );
+            let input = make(v, &kid)?;
+            out.push(self.sign_with(handle, alg, v, kid, input, format).await?);
         }
         Ok(out)
     }
