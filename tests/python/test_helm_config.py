@@ -135,6 +135,23 @@ def test_toml_strings_survive_quoting():
     assert conf["http"]["replay_capacity"] == 123456789
 
 
+def test_an_rfc9421_profile_renders_as_its_table_and_signet_accepts_it(tmp_path):
+    """scheme and [profiles.rfc9421] (docs/presets/rfc9421.md) pass through
+    the chart: component identifiers keep their quotes, the key id table its
+    keys, and the binary accepts the result."""
+    rfc = {
+        "components": ["@method", "@target-uri", '"@query-param";name="id"', "content-digest"],
+        "keyids": {"bank-key-2026": "bank-pub:v1"},
+        "send_alg": True,
+    }
+    values = {"profiles": [{"name": "psd2-in", "scheme": "rfc9421", "verify_key": "bank-pub", "rfc9421": rfc}]}
+    docs = render(values)
+    conf = signet_toml(docs)
+    assert conf["profiles"][0]["scheme"] == "rfc9421"
+    assert conf["profiles"][0]["rfc9421"] == rfc
+    assert_config_accepted(docs, tmp_path)
+
+
 # --- PKCS#11 and Redis (the HSM example) --------------------------------------
 
 
