@@ -28,6 +28,8 @@ pub(crate) enum KeyFormat {
     Jwk,
     /// The key's JWKS document (PENDING, ACTIVE and RETIRING versions).
     Jwks,
+    /// Standard Webhooks' `whpk_` + base64 of the raw key, Ed25519 only.
+    Whpk,
 }
 
 /// `signet public-key`.
@@ -64,10 +66,24 @@ pub(crate) async fn run(global: &Global, a: PublicKeyArgs) -> CliResult {
         };
         return write_output(a.out.as_ref(), format!("{}\n", text.trim_end()).as_bytes());
     }
+    if a.format == KeyFormat::Whpk {
+        let resp = client
+            .get_public_key(pb::GetPublicKeyRequest {
+                key: a.key,
+                version: version(a.version)?,
+                format: pb::PublicKeyFormat::Der as i32,
+            })
+            .await?
+            .into_inner();
+        let whpk = crate::httpsig::whsk::encode_public(&resp.public_key)
+            .ok_or_else(|| CliError::usage("--format whpk is for Ed25519 keys"))?;
+        return write_output(a.out.as_ref(), format!("{whpk}\n").as_bytes());
+    }
     let format = match a.format {
         KeyFormat::Pem => pb::PublicKeyFormat::Pem,
         KeyFormat::PemPkcs1 => pb::PublicKeyFormat::PemPkcs1,
-        KeyFormat::Der => pb::PublicKeyFormat::Der,
+        // (whpk was answered above, from the DER.)
+        KeyFormat::Der | KeyFormat::Whpk => pb::PublicKeyFormat::Der,
         KeyFormat::Jwk | KeyFormat::Jwks => pb::PublicKeyFormat::Jwk,
     };
     let req = pb::GetPublicKeyRequest {

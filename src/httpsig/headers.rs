@@ -70,18 +70,26 @@ impl SignatureHeader {
     }
 }
 
+/// The version tag of Standard Webhooks' asymmetric (Ed25519) signatures;
+/// `v1` is HMAC-SHA256's.
+pub(crate) const V1A: &str = "v1a";
+
 /// Verification step 2: the signature header against the profile's format;
-/// `None` when it does not have that format.
+/// `None` when it does not have that format. With `asymmetric` (an Ed25519
+/// verify key), a Standard Webhooks header yields its `v1a` entries.
 pub(crate) fn parse_signature_header(
     profile: &Profile,
     value: &str,
+    asymmetric: bool,
 ) -> Option<ParsedSignatureHeader> {
     let value = value.trim_matches([' ', '\t']);
     let alphabet = regex::Regex::new(&format!("^{}$", sig_alphabet(profile.signature_encoding)))
         .expect("static pattern");
     match profile.signature_header {
         SignatureHeader::Stripe => parse_stripe(value, &alphabet),
-        SignatureHeader::StandardWebhooks => parse_standard_webhooks(value, &alphabet),
+        SignatureHeader::StandardWebhooks => {
+            parse_standard_webhooks(value, &alphabet, if asymmetric { V1A } else { "v1" })
+        }
         SignatureHeader::Single => parse_template(profile, value),
     }
 }
@@ -110,11 +118,17 @@ fn parse_stripe(value: &str, alphabet: &regex::Regex) -> Option<ParsedSignatureH
     )
 }
 
-fn parse_standard_webhooks(value: &str, alphabet: &regex::Regex) -> Option<ParsedSignatureHeader> {
+/// `tag,σ` entries separated by spaces; entries of another version (the
+/// other scheme's, or a future one) are ignored, as the spec's libraries do.
+fn parse_standard_webhooks(
+    value: &str,
+    alphabet: &regex::Regex,
+    tag: &str,
+) -> Option<ParsedSignatureHeader> {
     let mut sigs = Vec::new();
     for entry in value.split(' ') {
         let (version, sig) = entry.split_once(',')?;
-        if version == "v1" {
+        if version == tag {
             if !alphabet.is_match(sig) {
                 return None;
             }

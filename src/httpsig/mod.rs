@@ -17,3 +17,4 @@ mod resolve;
 pub(crate) mod rfc9421;
 mod set;
 pub(crate) mod template;
+pub(crate) mod whsk;

@@ -45,6 +45,22 @@ impl SecretEncoding {
     }
 }
 
+impl SecretEncoding {
+    /// [`Self::decode`] for a key of `alg`: a `standard-webhooks` profile's
+    /// Ed25519 keys come as `whsk_` (secret) or `whpk_` (public).
+    pub(crate) fn decode_for(
+        self,
+        alg: crate::keys::Algorithm,
+        material: Zeroizing<Vec<u8>>,
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        match (self, alg.family()) {
+            (SecretEncoding::Whsec, crate::keys::Family::Ed25519) => super::whsk::decode(material),
+            (_, crate::keys::Family::Hmac) => self.decode(material),
+            _ => Ok(material),
+        }
+    }
+}
+
 /// What a preset (or no preset) fills in for unset profile fields.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Defaults {

@@ -109,14 +109,13 @@ impl Call for pb::ImportKeyRequest {
             ));
         }
         let mut material = Zeroizing::new(self.material);
-        if alg.is_symmetric() {
-            // A preset may write its secrets in a form of its own (whsec_).
-            material = s
-                .profiles
-                .current()
-                .secret_encoding(&self.name)
-                .decode(material)?;
-        }
+        // A preset may write its keys in a form of its own (whsec_, and
+        // Standard Webhooks' whsk_ and whpk_ for Ed25519).
+        material = s
+            .profiles
+            .current()
+            .secret_encoding(&self.name)
+            .decode_for(alg, material)?;
         let v = s
             .registry
             .import_key(

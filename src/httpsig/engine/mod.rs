@@ -20,7 +20,7 @@ use super::template::Placeholder;
 use crate::error::{Error, Result};
 use crate::keys::ecdsa_sig::SignatureFormat;
 use crate::keys::registry::Registry;
-use crate::keys::Family;
+use crate::keys::{Algorithm, Family};
 pub(crate) use sign::{sign_request, SignedRequest};
 pub(crate) use verify::{verify_request, Reason, Verdict};
 
@@ -284,20 +284,29 @@ fn ecdsa_format(p: &Profile) -> SignatureFormat {
     }
 }
 
-/// Refuses keys whose algorithm the profiles do not define (Ed25519).
-fn check_key(registry: &Registry, name: &str) -> Result<()> {
+/// The algorithm of `name`, refused when template profiles do not define
+/// it: an encryption key, or Ed25519 outside a `standard-webhooks` profile
+/// (whose `v1a` signatures are Ed25519).
+fn check_key(profile: &Profile, registry: &Registry, name: &str) -> Result<Algorithm> {
     let alg = registry.get(name)?.record.algorithm;
-    if alg.family() == Family::Ed25519 {
-        return Err(Error::precondition(format!(
-            "key {name} is {alg}: HTTP profiles sign with HMAC, RSA or ECDSA keys"
-        )));
-    }
     if alg.encrypts() {
         return Err(Error::invalid(format!(
-            "key {name} is {alg}: it encrypts, and HTTP profiles sign with HMAC, RSA or ECDSA keys"
+            "key {name} is {alg}: it encrypts, and HTTP profiles sign with HMAC, RSA, ECDSA or Ed25519 keys"
         )));
     }
-    Ok(())
+    if alg.family() == Family::Ed25519 && !asymmetric_webhooks(profile) {
+        return Err(Error::precondition(format!(
+            "key {name} is {alg}: template profiles sign with HMAC, RSA or ECDSA keys; \
+             Ed25519 signs standard-webhooks (v1a) and rfc9421 profiles"
+        )));
+    }
+    Ok(alg)
+}
+
+/// Whether the profile writes Standard Webhooks headers, where an Ed25519
+/// key signs `v1a` entries.
+fn asymmetric_webhooks(profile: &Profile) -> bool {
+    profile.signature_header == super::headers::SignatureHeader::StandardWebhooks
 }
 
 #[cfg(test)]
@@ -306,3 +315,5 @@ mod limits_tests;
 mod replay_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod v1a_tests;

@@ -43,7 +43,7 @@ async fn re_encoded_signatures_are_replays() {
                 .find(|(n, _)| *n == sig_header)
                 .unwrap()
                 .1;
-            let parsed = parse_signature_header(&p, value).unwrap();
+            let parsed = parse_signature_header(&p, value, false).unwrap();
             let encoded = &parsed.sigs[0];
             let sig = decode_sig(p.signature_encoding, encoded).unwrap();
             let raw = match format {

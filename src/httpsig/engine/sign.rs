@@ -7,10 +7,11 @@ use super::{
     url_form, Request, Values,
 };
 use crate::error::{Error, Result};
-use crate::httpsig::headers::MAX_SIGNATURES;
+use crate::httpsig::headers::{MAX_SIGNATURES, V1A};
 use crate::httpsig::profile::{Field, Profile};
 use crate::httpsig::template::Placeholder;
 use crate::keys::registry::{Input, Registry};
+use crate::keys::Family;
 
 /// A signed HTTP request: what `SignHttpRequest` returns.
 #[derive(Clone, Debug)]
@@ -43,7 +44,7 @@ pub(crate) async fn sign_request(
             profile.name
         ))
     })?;
-    check_key(registry, key)?;
+    let alg = check_key(profile, registry, key)?;
     let t = timestamp(profile, now);
     let n = choose_nonce(profile, nonce)?;
     let p = payload(profile, req.body).map_err(Error::invalid)?;
@@ -78,7 +79,17 @@ pub(crate) async fn sign_request(
             other => values.get(other),
         })
     };
-    let sig_value = profile.signature_header.render(&encoded, render_sig);
+    // Standard Webhooks with an Ed25519 key: `v1a,σ` entries (its spec's
+    // asymmetric scheme); the template's `v1,` is HMAC's.
+    let sig_value = if alg.family() == Family::Ed25519 {
+        encoded
+            .iter()
+            .map(|e| format!("{V1A},{e}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    } else {
+        profile.signature_header.render(&encoded, render_sig)
+    };
     let mut headers = Vec::new();
     for f in Field::ORDER {
         if let Some(h) = profile.headers.get(&f) {

@@ -74,7 +74,7 @@ pub(crate) async fn verify_request(
     let key = profile.verify_key.as_deref().ok_or_else(|| {
         Error::precondition(format!("profile {} has no verify key", profile.name))
     })?;
-    check_key(registry, key)?;
+    let alg = check_key(profile, registry, key)?;
     // 1. Headers, case-insensitively; the ones the profile needs.
     let mut found = std::collections::BTreeMap::new();
     for (field, name) in &profile.headers {
@@ -95,7 +95,9 @@ pub(crate) async fn verify_request(
         }
     }
     // 2. The signature header.
-    let Some(parsed) = parse_signature_header(profile, &found[&Field::Signature]) else {
+    let asymmetric = alg.family() == crate::keys::Family::Ed25519;
+    let Some(parsed) = parse_signature_header(profile, &found[&Field::Signature], asymmetric)
+    else {
         return Ok(Verdict::fail(Reason::MalformedHeader, None));
     };
     let header_t = found.get(&Field::Timestamp).cloned();
