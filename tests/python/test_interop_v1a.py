@@ -1,5 +1,5 @@
-"""Standard Webhooks v1a (Ed25519), checked against the spec's definition
-(spec/standard-webhooks.md: sign `{msg_id}.{timestamp}.{payload}` with
+"""Standard Webhooks v1a (Ed25519), checked against the definition in
+the Standard Webhooks specification (sign `{msg_id}.{timestamp}.{payload}` with
 ed25519, send `v1a,` + base64; keys as `whsk_` and `whpk_` + base64),
 implemented here with pyca `cryptography` alone (the `standardwebhooks`
 library speaks only v1): signet's signatures verify under the whpk_ key,
