@@ -28,6 +28,7 @@ pub(crate) enum Op {
     AdminDestroy,
     AdminRestore,
     AdminExport,
+    AdminCertify,
     Encrypt,
     Decrypt,
     ReEncrypt,
@@ -36,7 +37,7 @@ pub(crate) enum Op {
 
 impl Op {
     /// Every operation, in the order the docs list them.
-    pub(crate) const ALL: [Op; 20] = [
+    pub(crate) const ALL: [Op; 21] = [
         Op::Sign,
         Op::Verify,
         Op::PublicKey,
@@ -53,6 +54,7 @@ impl Op {
         Op::AdminDestroy,
         Op::AdminRestore,
         Op::AdminExport,
+        Op::AdminCertify,
         Op::Encrypt,
         Op::Decrypt,
         Op::ReEncrypt,
@@ -78,6 +80,7 @@ impl Op {
             Op::AdminDestroy => "admin.destroy",
             Op::AdminRestore => "admin.restore",
             Op::AdminExport => "admin.export",
+            Op::AdminCertify => "admin.certify",
             Op::Encrypt => "encrypt",
             Op::Decrypt => "decrypt",
             Op::ReEncrypt => "re_encrypt",
@@ -182,6 +185,8 @@ rpcs! {
     GET_PUBLIC_KEY = "signet.v1.Signer" / "GetPublicKey", PublicKey, Key;
     /// A key's JWK set.
     GET_JWKS = "signet.v1.Signer" / "GetJwks", PublicKey, Key;
+    /// A version's certificate chain.
+    GET_CERTIFICATE_CHAIN = "signet.v1.Signer" / "GetCertificateChain", PublicKey, Key;
     /// Signs an HTTP request by profile.
     SIGN_HTTP_REQUEST = "signet.v1.Signer" / "SignHttpRequest", HttpSign, Profile;
     /// Verifies an HTTP request (a webhook) by profile.
@@ -216,6 +221,10 @@ rpcs! {
     GET_IMPORT_WRAPPING_KEY = "signet.v1.KeyAdmin" / "GetImportWrappingKey", AdminImport, List;
     /// Exports an exportable key's version, wrapped.
     EXPORT_KEY = "signet.v1.KeyAdmin" / "ExportKey", AdminExport, Key;
+    /// A certificate signing request for a version.
+    CREATE_CERTIFICATE_REQUEST = "signet.v1.KeyAdmin" / "CreateCertificateRequest", AdminCertify, Key;
+    /// Attaches a certificate chain to a version.
+    IMPORT_CERTIFICATE_CHAIN = "signet.v1.KeyAdmin" / "ImportCertificateChain", AdminCertify, Key;
     /// Encrypts with an AES key's ACTIVE version.
     ENCRYPT = "signet.v1.CipherService" / "Encrypt", Encrypt, Key;
     /// Decrypts with the version a ciphertext names.

@@ -100,6 +100,21 @@ impl Audited for pb::GetPublicKeyResponse {
     }
 }
 impl Audited for pb::GetJwksResponse {}
+impl Audited for pb::GetCertificateChainResponse {
+    fn version(&self) -> Option<u32> {
+        Some(self.version)
+    }
+}
+impl Audited for pb::CreateCertificateRequestResponse {
+    fn version(&self) -> Option<u32> {
+        Some(self.version)
+    }
+}
+impl Audited for pb::ImportCertificateChainResponse {
+    fn version(&self) -> Option<u32> {
+        Some(self.version)
+    }
+}
 impl Audited for pb::ListHttpProfilesResponse {}
 impl Audited for pb::CreateKeyResponse {}
 impl Audited for pb::ImportKeyResponse {}

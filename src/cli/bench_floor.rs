@@ -92,6 +92,12 @@ impl Signer for Floor {
     ) -> Result<Response<pb::GetJwksResponse>, Status> {
         unimplemented()
     }
+    async fn get_certificate_chain(
+        &self,
+        _: Request<pb::GetCertificateChainRequest>,
+    ) -> Result<Response<pb::GetCertificateChainResponse>, Status> {
+        unimplemented()
+    }
     async fn sign_http_request(
         &self,
         _: Request<pb::SignHttpRequestRequest>,

@@ -48,6 +48,14 @@ pub(crate) enum KeysCommand {
     /// Export a version of an exportable HMAC or AES key, wrapped to a
     /// recipient's RSA public key (grant admin.export; docs/byok.md).
     Export(super::wrap::ExportArgs),
+    /// Make a PKCS#10 certificate signing request signed by a version's
+    /// key (grant admin.certify; docs/certificates.md).
+    Csr(super::certs::CsrArgs),
+    /// Attach the chain a CA issued (leaf first) to a version, once
+    /// checked against its key (grant admin.certify).
+    ImportChain(super::certs::ImportChainArgs),
+    /// Write a version's certificate chain, PEM (grant public_key).
+    Chain(super::certs::ChainArgs),
 }
 
 /// `signet keys create`.
@@ -179,6 +187,9 @@ pub(crate) async fn run(global: &Global, cmd: KeysCommand) -> CliResult {
         KeysCommand::Wrap(a) => return super::wrap::wrap(a),
         KeysCommand::WrappingKey(a) => return super::wrap::wrapping_key(global, a).await,
         KeysCommand::Export(a) => return super::wrap::export(global, a).await,
+        KeysCommand::Csr(a) => return super::certs::csr(global, a).await,
+        KeysCommand::ImportChain(a) => return super::certs::import_chain(global, a).await,
+        KeysCommand::Chain(a) => return super::certs::chain(global, a).await,
         _ => None,
     };
     let mut client = KeyAdminClient::new(connect(global).await?);
@@ -287,9 +298,12 @@ pub(crate) async fn run(global: &Global, cmd: KeysCommand) -> CliResult {
         }
         KeysCommand::List(a) => return list(global, &mut client, a.page_size).await,
         // Answered before connecting, above.
-        KeysCommand::Wrap(_) | KeysCommand::WrappingKey(_) | KeysCommand::Export(_) => {
-            return Ok(())
-        }
+        KeysCommand::Wrap(_)
+        | KeysCommand::WrappingKey(_)
+        | KeysCommand::Export(_)
+        | KeysCommand::Csr(_)
+        | KeysCommand::ImportChain(_)
+        | KeysCommand::Chain(_) => return Ok(()),
     };
     // Every answer but ListKeys' holds the key after the call.
     let key = key.ok_or_else(|| CliError::rpc("server answered without the key"))?;

@@ -16,6 +16,7 @@ pub(crate) mod bench_local;
 pub(crate) mod bench_registry;
 pub(crate) mod bench_report;
 pub(crate) mod bench_stats;
+pub(crate) mod certs;
 pub(crate) mod cipher;
 pub(crate) mod client;
 pub(crate) mod dev_certs;

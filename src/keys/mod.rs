@@ -2,6 +2,7 @@
 //! lifecycle, and the in-memory backend.
 
 pub(crate) mod algorithm;
+pub mod cert;
 pub mod clock;
 pub mod ecdsa_sig;
 pub(crate) mod jwe;

@@ -159,6 +159,10 @@ pub struct VersionRecord {
     /// §8.3 holds across restarts and replicas.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub encryptions: u64,
+    /// The certificate chain attached to the version (DER, leaf first;
+    /// `keys/registry/certs.rs`), checked when it was imported.
+    #[serde(default, skip_serializing_if = "Vec::is_empty", with = "vec_b64")]
+    pub certificates: Vec<Vec<u8>>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -179,6 +183,7 @@ impl VersionRecord {
             destroy_time: None,
             public_spki: None,
             encryptions: 0,
+            certificates: Vec::new(),
         }
     }
 
@@ -525,25 +530,9 @@ impl KeyRecord {
     }
 }
 
-mod opt_b64 {
-    use base64::{engine::general_purpose::STANDARD, Engine};
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub(super) fn serialize<S: Serializer>(v: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
-        match v {
-            Some(b) => s.serialize_some(&STANDARD.encode(b)),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<Option<Vec<u8>>, D::Error> {
-        let s: Option<String> = Option::deserialize(d)?;
-        s.map(|s| STANDARD.decode(s).map_err(serde::de::Error::custom))
-            .transpose()
-    }
-}
+#[path = "record_b64.rs"]
+mod b64;
+use b64::{opt_b64, vec_b64};
 
 #[cfg(test)]
 #[path = "record_tests.rs"]

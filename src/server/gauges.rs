@@ -21,6 +21,7 @@ const STATES: [VersionState; 6] = [
 impl KeyGauges for Registry {
     fn key_gauges(&self, now: SystemTime) -> Vec<KeyGauge> {
         let mut cipher = self.cipher_gauges(now);
+        let mut certs = self.certificate_gauges(now);
         self.gauges(now)
             .into_iter()
             .map(|(name, counts, next_rotation)| {
@@ -28,11 +29,16 @@ impl KeyGauges for Registry {
                     .extract_if(.., |g| g.key == name)
                     .map(|g| (g.version, g.encryptions, g.bound, g.decryptions, g.active))
                     .collect();
+                let certificates = certs
+                    .extract_if(.., |g| g.key == name)
+                    .map(|g| (g.version, g.not_after, g.outlived))
+                    .collect();
                 KeyGauge {
                     name,
                     versions: STATES.iter().map(|s| s.name()).zip(counts).collect(),
                     next_rotation,
                     cipher: mine,
+                    certificates,
                 }
             })
             .collect()

@@ -46,6 +46,9 @@ pub(crate) struct KeyGauge {
     /// Encryption keys, per version: (version, encryptions reserved, the
     /// bound, decryptions by this process, whether it is ACTIVE).
     pub cipher: Vec<(u32, u64, u64, u64, bool)>,
+    /// Signing versions with a certificate: (version, the leaf's
+    /// notAfter, whether the version may sign after it).
+    pub certificates: Vec<(u32, SystemTime, bool)>,
 }
 
 /// Something that holds keys (the key registry; wired by the server).
@@ -152,7 +155,7 @@ fn cipher_gauges(mut f: impl FnMut(KeyValue, KeyValue, u64, u64, u64, bool)) {
     }
 }
 
-fn live_sources() -> Vec<Arc<dyn KeyGauges>> {
+pub(super) fn live_sources() -> Vec<Arc<dyn KeyGauges>> {
     KEY_SOURCES
         .lock()
         .iter()
@@ -245,6 +248,7 @@ impl Metrics {
                 })
             })
             .build();
+        super::cert_metrics::register(m);
         m.f64_observable_gauge("signet.key.next_rotation")
             .with_unit("s")
             .with_description(

@@ -7,6 +7,7 @@
 //! configured.
 
 mod bound;
+mod cert_metrics;
 pub(crate) mod metrics;
 pub(crate) mod rpc;
 mod sampling;

@@ -108,3 +108,71 @@ async fn encryption_counts_are_exported_per_version() {
         "{text}"
     );
 }
+
+/// A version's certificate is watched from `/metrics`: seconds to the
+/// leaf's notAfter, and whether the version will still sign after it (an
+/// ACTIVE version with no rotation policy always will; docs/operations.md
+/// has the alert).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificate_expiry_is_exported_per_version() {
+    use rcgen::{BasicConstraints, CertificateParams, CertificateSigningRequestParams, IsCa};
+    use signet::api::pb::key_admin_client::KeyAdminClient;
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_file(dir.path(), "signet.toml", DEMO_WITH_ADMIN);
+    let s = serve().config(&config).wait_for(WaitFor::Both).start();
+    let mut admin = KeyAdminClient::new(s.channel().await);
+    admin
+        .create_key(pb::CreateKeyRequest {
+            name: "seal".into(),
+            algorithm: pb::Algorithm::EcdsaP256Sha256 as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let csr = admin
+        .create_certificate_request(pb::CreateCertificateRequestRequest {
+            name: "seal".into(),
+            subject: vec![pb::NameAttribute {
+                r#type: "CN".into(),
+                value: "seal".into(),
+            }],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let issuer = rcgen::Issuer::new(ca, ca_key);
+    let mut req = CertificateSigningRequestParams::from_der(&csr.csr_der.into()).unwrap();
+    let in_30_days = std::time::SystemTime::now() + std::time::Duration::from_secs(30 * 86400);
+    req.params.not_after = in_30_days.into();
+    let leaf = req.signed_by(&issuer).unwrap();
+    admin
+        .import_certificate_chain(pb::ImportCertificateChainRequest {
+            name: "seal".into(),
+            chain: leaf.der().to_vec(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let text = scrape(&s.admin);
+    let labels = r#"{key="seal",version="1"}"#;
+    let left = sample(
+        &text,
+        &format!("signet_key_certificate_expiry_seconds{labels}"),
+    )
+    .unwrap_or_else(|| panic!("no expiry gauge: {text}"));
+    assert!(
+        (29.0 * 86400.0..=30.0 * 86400.0).contains(&left),
+        "{left} s left"
+    );
+    assert_eq!(
+        sample(&text, &format!("signet_key_certificate_outlived{labels}")),
+        Some(1.0),
+        "{text}"
+    );
+    assert!(!text.contains(r#"signet_key_certificate_expiry_seconds{key="demo-"#));
+}

@@ -5,6 +5,7 @@
 //! [`super::Call`] implementation, in [`calls`].
 
 mod calls;
+mod certs;
 mod page_token;
 
 use std::sync::Arc;
@@ -130,6 +131,20 @@ impl KeyAdmin for KeyAdminService {
         &self,
         request: Request<pb::RestoreKeyVersionRequest>,
     ) -> Result<Response<pb::RestoreKeyVersionResponse>, Status> {
+        serve(self, request).await
+    }
+
+    async fn create_certificate_request(
+        &self,
+        request: Request<pb::CreateCertificateRequestRequest>,
+    ) -> Result<Response<pb::CreateCertificateRequestResponse>, Status> {
+        serve(self, request).await
+    }
+
+    async fn import_certificate_chain(
+        &self,
+        request: Request<pb::ImportCertificateChainRequest>,
+    ) -> Result<Response<pb::ImportCertificateChainResponse>, Status> {
         serve(self, request).await
     }
 

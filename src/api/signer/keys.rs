@@ -188,3 +188,32 @@ impl Call for pb::GetJwksRequest {
         })
     }
 }
+
+impl Call for pb::GetCertificateChainRequest {
+    type Service = SignerService;
+    type Reply = pb::GetCertificateChainResponse;
+    const RPC: &'static Rpc = &rpcs::GET_CERTIFICATE_CHAIN;
+
+    fn subject(&self) -> &str {
+        &self.key
+    }
+
+    async fn call(
+        self,
+        s: &SignerService,
+        _: &CallContext,
+    ) -> Result<pb::GetCertificateChainResponse> {
+        let c = s
+            .registry
+            .certificate_chain(&self.key, convert::version(self.version))?;
+        Ok(pb::GetCertificateChainResponse {
+            key_version_id: c.key_version_id,
+            version: c.version,
+            chain_pem: crate::keys::cert::chain::chain_pem(&c.certificates),
+            certificates: c.certificates,
+            not_after: Some(convert::timestamp(c.leaf.not_after)),
+            serial: c.leaf.serial_hex,
+            issuer: c.leaf.issuer,
+        })
+    }
+}

@@ -123,6 +123,13 @@ impl Signer for SignerService {
         serve(self, request).await
     }
 
+    async fn get_certificate_chain(
+        &self,
+        request: Request<pb::GetCertificateChainRequest>,
+    ) -> Result<Response<pb::GetCertificateChainResponse>, Status> {
+        serve(self, request).await
+    }
+
     async fn get_public_key(
         &self,
         request: Request<pb::GetPublicKeyRequest>,

@@ -277,7 +277,7 @@ impl Registry {
         Ok((view, version))
     }
 
-    async fn mutate(
+    pub(super) async fn mutate(
         &self,
         name: &str,
         f: impl FnOnce(&mut KeyRecord, SystemTime) -> Result<()>,

@@ -408,6 +408,7 @@ impl Registry {
 }
 
 mod bridge;
+mod certs;
 mod cipher;
 mod counts;
 mod export;
@@ -417,10 +418,13 @@ mod load;
 mod sign;
 
 use bridge::Op;
+pub use certs::{CertificateChain, CertificateGauge, CertificateRequest};
 pub use cipher::{CipherFormat, CipherGauge, Decrypted, Encrypted, DATA_KEY_LEN};
 pub use export::WrappedExport;
 pub use import::ImportSource;
 
+#[cfg(test)]
+mod certs_tests;
 #[cfg(test)]
 mod cipher_tests;
 #[cfg(test)]

@@ -314,7 +314,8 @@ impl Registry {
         })
     }
 
-    /// A JWKS of the PENDING, ACTIVE and RETIRING versions, newest first.
+    /// A JWKS of the PENDING, ACTIVE and RETIRING versions, newest first,
+    /// each with its certificate chain (`x5c`) when it has one.
     pub fn jwks(&self, name: &str) -> Result<serde_json::Value> {
         let entry = self.entry(name)?;
         let now = self.clock.now();
@@ -328,7 +329,9 @@ impl Registry {
             .filter(|r| r.effective_state(now).published())
             .filter_map(|r| {
                 let p = st.material.get(&r.version)?.public_key()?;
-                Some(p.to_jwk(&rec.version_id(r.version)))
+                let mut jwk = p.to_jwk(&rec.version_id(r.version));
+                crate::keys::cert::add_x5c(&mut jwk, &r.certificates);
+                Some(jwk)
             })
             .collect();
         Ok(serde_json::json!({ "keys": keys }))
